@@ -1,0 +1,12 @@
+//! creditlink: a daemon between a credit bureau's Salesforce org and its member banks.
+//!
+//! Read `ARCHITECTURE.md` first: it maps these modules and states the invariants they keep.
+
+pub mod cli;
+pub mod config;
+pub mod mapping;
+pub mod outbox;
+pub mod salesforce;
+pub mod sim;
+pub mod store;
+pub mod telemetry;

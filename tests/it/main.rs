@@ -1,0 +1,1 @@
+//! The one integration-test binary. Each module is one area; `support` holds shared helpers.
