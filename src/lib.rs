@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod mapping;
+pub mod ops;
 pub mod outbox;
 pub mod salesforce;
 pub mod sim;
