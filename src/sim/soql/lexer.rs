@@ -11,7 +11,7 @@ use super::SoqlError;
 
 /// A comparison operator of a `WHERE` condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
+pub(super) enum CmpOp {
     Eq,
     Ne,
     Lt,
@@ -114,7 +114,8 @@ pub(super) fn tokenize(src: &str) -> Result<Vec<Token>, SoqlError> {
 /// Parse a datetime as SOQL writes it (`Z`, `+01:00`) or as Salesforce stores and returns it
 /// (`.000+0000`, no colon in the offset).
 pub(super) fn parse_datetime(text: &str) -> Option<DateTime<Utc>> {
-    let normalized = match text.len().checked_sub(5).map(|i| (i, &text[i..])) {
+    let tail = |i: usize| text.get(i..).map(|offset| (i, offset));
+    let normalized = match text.len().checked_sub(5).and_then(tail) {
         Some((i, offset))
             if (offset.starts_with('+') || offset.starts_with('-'))
                 && offset[1..].bytes().all(|b| b.is_ascii_digit()) =>

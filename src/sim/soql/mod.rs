@@ -10,13 +10,13 @@
 //!   [WHERE cond] [ORDER BY f [ASC|DESC] [NULLS FIRST|LAST], ...] [LIMIT n] [OFFSET n]
 //! ```
 //!
-//! Work is split in three passes, each in its own file:
-//! - [`lexer`] turns the text into tokens carrying their byte offset (for the caret block);
-//! - [`parser`] builds a syntax tree without looking at the schema, so syntax errors come first,
+//! Work is split in four passes, each in its own file:
+//! - `lexer` turns the text into tokens carrying their byte offset (for the caret block);
+//! - `parser` builds a syntax tree without looking at the schema, so syntax errors come first,
 //!   as in Salesforce;
-//! - [`resolve`] maps names to canonical ones through [`SchemaLookup`] and type-checks every
+//! - `resolve` maps names to canonical ones through [`SchemaLookup`] and type-checks every
 //!   literal against its field's [`ValueKind`], so evaluation never meets a mismatched operand;
-//! - [`eval`] filters, orders and pages stored records.
+//! - `eval` filters, orders and pages stored records.
 //!
 //! Choices where Salesforce's exact behaviour is not documented (each is pinned by a test):
 //! - a literal of the wrong type (`CreatedDate > '2020-01-01'`) is `INVALID_FIELD` with the
@@ -38,8 +38,6 @@ mod tests;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
-
-pub use lexer::CmpOp;
 
 /// The type of a field, as far as filtering and ordering care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

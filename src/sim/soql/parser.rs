@@ -27,7 +27,9 @@ pub(super) struct Name {
 /// A field reference: one name, or a dotted path the resolver mostly rejects.
 #[derive(Debug)]
 pub(super) struct Path {
-    pub parts: Vec<String>,
+    pub first: String,
+    /// The names after the first dot, if any.
+    pub rest: Vec<String>,
     pub pos: usize,
 }
 
@@ -305,12 +307,13 @@ impl Parser<'_> {
 
     fn path(&mut self) -> Result<Path, SoqlError> {
         let first = self.name()?;
-        let mut parts = vec![first.text];
+        let mut rest = Vec::new();
         while self.eat(&Tok::Dot) {
-            parts.push(self.name()?.text);
+            rest.push(self.name()?.text);
         }
         Ok(Path {
-            parts,
+            first: first.text,
+            rest,
             pos: first.pos,
         })
     }

@@ -128,22 +128,22 @@ impl Resolver<'_> {
     /// Canonical name and kind of a field reference. `Obj.Field` on `FROM Obj` is the plain
     /// field; any other path would need relationships, which the simulator does not model.
     fn field(&self, path: &Path) -> Result<(String, ValueKind), SoqlError> {
-        let name = match path.parts.as_slice() {
-            [name] => name,
-            [prefix, name] if prefix.eq_ignore_ascii_case(self.object) => name,
-            [relationship, ..] => {
+        let name = match path.rest.as_slice() {
+            [] => &path.first,
+            [name] if path.first.eq_ignore_ascii_case(self.object) => name,
+            _ => {
                 return Err(SoqlError::field_at(
                     self.src,
                     path.pos,
                     &format!(
-                        "Didn't understand relationship '{relationship}' in field path. If you are \
+                        "Didn't understand relationship '{}' in field path. If you are \
                          attempting to use a custom relationship, be sure to append the '__r' after \
                          the custom relationship name. Please reference your WSDL or the describe \
-                         call for the appropriate names."
+                         call for the appropriate names.",
+                        path.first
                     ),
                 ));
             }
-            [] => unreachable!("the parser never builds an empty path"),
         };
         self.schema.field(self.object, name).ok_or_else(|| {
             SoqlError::field_at(
