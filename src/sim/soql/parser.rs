@@ -90,6 +90,12 @@ pub(super) enum RelativeDate {
     NextNDays(u32),
 }
 
+/// SOQL's reserved keywords (the documented list), which are never names.
+const RESERVED: &[&str] = &[
+    "AND", "ASC", "DESC", "EXCLUDES", "FIRST", "FROM", "GROUP", "HAVING", "IN", "INCLUDES", "LAST",
+    "LIKE", "LIMIT", "NOT", "NULL", "NULLS", "OR", "SELECT", "WHERE", "WITH",
+];
+
 pub(super) fn parse(src: &str, tokens: Vec<Token>) -> Result<Ast, SoqlError> {
     let mut parser = Parser { src, tokens, at: 0 };
     parser.query()
@@ -318,10 +324,12 @@ impl Parser<'_> {
         })
     }
 
+    /// An object or field name; SOQL's reserved words cannot be one, so `SELECT FROM X` fails
+    /// at `FROM` rather than reading it as a field.
     fn name(&mut self) -> Result<Name, SoqlError> {
         let token = self.peek();
         match &token.tok {
-            Tok::Ident(text) => {
+            Tok::Ident(text) if !RESERVED.iter().any(|r| r.eq_ignore_ascii_case(text)) => {
                 let name = Name {
                     text: text.clone(),
                     pos: token.pos,

@@ -127,6 +127,36 @@ fn errors_carry_salesforce_codes_and_caret_positions() {
         ),
         // Syntax errors win over unknown names, as in Salesforce.
         (
+            "SELECT FROM Contact",
+            "MALFORMED_QUERY",
+            8,
+            "unexpected token: 'FROM'".to_owned(),
+        ),
+        (
+            "SELECT Id, FROM Contact",
+            "MALFORMED_QUERY",
+            12,
+            "unexpected token: 'FROM'".to_owned(),
+        ),
+        (
+            "SELECT Id FROM Contact WHERE",
+            "MALFORMED_QUERY",
+            29,
+            "unexpected token: '<EOF>'".to_owned(),
+        ),
+        (
+            "SELECT Id FROM Contact WHERE limit = 1",
+            "MALFORMED_QUERY",
+            30,
+            "unexpected token: 'limit'".to_owned(),
+        ),
+        (
+            "SELECT Id FROM Contact WHERE Name IN ()",
+            "MALFORMED_QUERY",
+            39,
+            "unexpected token: ')'".to_owned(),
+        ),
+        (
             "SELECT Id Contact",
             "MALFORMED_QUERY",
             11,

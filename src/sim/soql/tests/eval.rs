@@ -116,6 +116,19 @@ fn filters_by_text_number_boolean_null_and_connectives() {
 }
 
 #[test]
+fn every_clause_together_in_any_case() {
+    let clauses = "select Id, NAME from CONTACT \
+         where (name like 'a%' or NOT Score__c in (1, 2)) and Birthdate != null \
+         and LastModifiedDate >= last_n_days:7 \
+         order by name desc nulls first, id asc";
+    check_ids(&[
+        (clauses, &["c2", "c1", "c5"]),
+        (&format!("{clauses} limit 10 offset 2"), &["c5"]),
+        (&format!("{clauses}\nLIMIT 1\nOFFSET 1"), &["c1"]),
+    ]);
+}
+
+#[test]
 fn like_is_case_insensitive_with_wildcards_and_escapes() {
     check_ids(&[
         ("SELECT Id FROM Contact WHERE Name LIKE 'a%'", &["c1"]),
