@@ -28,6 +28,14 @@
 //! - `COUNT()` honours `OFFSET` and `LIMIT` (the count of the rows that page would hold);
 //! - relationship paths (`Account.Name`) are not modelled and fail with Salesforce's
 //!   "Didn't understand relationship" `INVALID_FIELD`; `Contact.Name` on `FROM Contact` is accepted.
+//! - the caret block shows the whole offending line; Salesforce shows a window of long lines;
+//! - `LIKE` on a non-text field, `<`/`>` on a boolean, and filtering or sorting on a base64 field
+//!   are `INVALID_FIELD` with wording of our own (the base64 ones follow Salesforce's pattern).
+//!
+//! Relative date literals are `TODAY`, `YESTERDAY`, `TOMORROW`, `LAST_N_DAYS:n` (today and the
+//! `n` days before it, as documented) and `NEXT_N_DAYS:n` (the `n` days after today). Aggregates
+//! other than `COUNT()`, `GROUP BY`, sub-queries, `INCLUDES`, `WITH` and `FOR` are not supported
+//! and fail as syntax errors.
 
 mod eval;
 mod lexer;
