@@ -2,3 +2,5 @@
 mod sim_support;
 mod sim_oauth;
 mod sim_rest;
+mod sim_collections;
+mod sim_faults;
