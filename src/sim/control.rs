@@ -20,22 +20,33 @@ pub fn routes() -> Router<AppState> {
         .route("/__sim/records/{object}", get(records))
         .route("/__sim/records/{object}/{id}", patch(edit_record))
         .route("/__sim/stats", get(stats))
-        .route("/__sim/faults", put(set_faults).delete(clear_faults).get(get_faults))
+        .route(
+            "/__sim/faults",
+            put(set_faults).delete(clear_faults).get(get_faults),
+        )
         .route("/__sim/reset", post(reset))
 }
 
 /// Every stored record of an object, blob fields shown as their download URL.
 pub fn stored_records(st: &AppState, object: &str) -> Vec<Map<String, Value>> {
     let org = st.org.lock();
-    let Some(schema) = org.schema(object) else { return Vec::new() };
+    let Some(schema) = org.schema(object) else {
+        return Vec::new();
+    };
     let version = format!("{:.1}", super::gate::MAX_VERSION);
-    org.all(&schema.name).map(|r| org.render(schema, r, &version)).collect()
+    org.all(&schema.name)
+        .map(|r| org.render(schema, r, &version))
+        .collect()
 }
 
 async fn records(State(st): State<AppState>, Path(object): Path<String>) -> Response {
     if st.org.lock().schema(&object).is_none() {
-        return ApiError::new(StatusCode::NOT_FOUND, "INVALID_TYPE", format!("sObject type '{object}' is not supported."))
-            .into_response();
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "INVALID_TYPE",
+            format!("sObject type '{object}' is not supported."),
+        )
+        .into_response();
     }
     Json(stored_records(&st, &object)).into_response()
 }
@@ -61,7 +72,9 @@ async fn edit_record(
         .users
         .iter()
         .find(|u| u.username.eq_ignore_ascii_case(&username))
-        .ok_or_else(|| ApiError::bad_request("INVALID_USER", format!("no such user: {username}")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request("INVALID_USER", format!("no such user: {username}"))
+        })?;
     let mut org = st.org.lock();
     let id = org.update(&object, &id, &edit.fields, &user.id, chrono::Utc::now())?;
     let schema = org.schema_or_invalid(&object)?;
@@ -106,8 +119,13 @@ fn faults_json(f: &Faults) -> Value {
 /// Back to the seed: records, faults, counters and query cursors. Issued tokens stay valid so a running
 /// daemon is not logged out by a test resetting data.
 async fn reset(State(st): State<AppState>) -> Result<StatusCode, ApiError> {
-    let org = Org::from_seed(&st.seed, chrono::Utc::now())
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "UNKNOWN_EXCEPTION", e.to_string()))?;
+    let org = Org::from_seed(&st.seed, chrono::Utc::now()).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            e.to_string(),
+        )
+    })?;
     *st.org.lock() = org;
     *st.faults.lock() = Faults::default();
     *st.stats.lock() = Default::default();

@@ -18,7 +18,11 @@ pub struct RecordError {
 
 impl RecordError {
     pub fn new(code: &'static str, message: impl Into<String>, fields: Vec<String>) -> Self {
-        RecordError { code, message: message.into(), fields }
+        RecordError {
+            code,
+            message: message.into(),
+            fields,
+        }
     }
 
     pub fn not_found() -> Self {
@@ -30,11 +34,19 @@ impl RecordError {
     }
 
     pub fn malformed_id(id: &str) -> Self {
-        Self::new("MALFORMED_ID", format!("Invalid id: {id}"), vec!["Id".into()])
+        Self::new(
+            "MALFORMED_ID",
+            format!("Invalid id: {id}"),
+            vec!["Id".into()],
+        )
     }
 
     pub fn invalid_type(object: &str) -> Self {
-        Self::new("INVALID_TYPE", format!("sObject type '{object}' is not supported."), vec![])
+        Self::new(
+            "INVALID_TYPE",
+            format!("sObject type '{object}' is not supported."),
+            vec![],
+        )
     }
 
     pub fn json_parser(message: impl Into<String>) -> Self {
@@ -73,11 +85,18 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, error: RecordError::new(code, message, vec![]) }
+        ApiError {
+            status,
+            error: RecordError::new(code, message, vec![]),
+        }
     }
 
     pub fn session_invalid() -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "INVALID_SESSION_ID", "Session expired or invalid")
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_SESSION_ID",
+            "Session expired or invalid",
+        )
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -87,7 +106,10 @@ impl ApiError {
 
 impl From<RecordError> for ApiError {
     fn from(error: RecordError) -> Self {
-        ApiError { status: error.status(), error }
+        ApiError {
+            status: error.status(),
+            error,
+        }
     }
 }
 
@@ -114,11 +136,19 @@ pub struct OAuthError {
 
 impl OAuthError {
     pub const fn grant(description: &'static str) -> Self {
-        OAuthError { status: StatusCode::BAD_REQUEST, error: "invalid_grant", description }
+        OAuthError {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_grant",
+            description,
+        }
     }
 
     pub const fn new(error: &'static str, description: &'static str) -> Self {
-        OAuthError { status: StatusCode::BAD_REQUEST, error, description }
+        OAuthError {
+            status: StatusCode::BAD_REQUEST,
+            error,
+            description,
+        }
     }
 }
 

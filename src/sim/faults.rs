@@ -24,7 +24,9 @@ impl FaultKind {
     /// The record-level error (collections report UNABLE_TO_LOCK_ROW per record with it).
     pub fn record_error(self) -> RecordError {
         match self {
-            FaultKind::ServerUnavailable => RecordError::new("SERVER_UNAVAILABLE", "Server Unavailable", vec![]),
+            FaultKind::ServerUnavailable => {
+                RecordError::new("SERVER_UNAVAILABLE", "Server Unavailable", vec![])
+            }
             FaultKind::UnableToLockRow => RecordError::new(
                 "UNABLE_TO_LOCK_ROW",
                 "unable to obtain exclusive access to this record or 1 records: 0015Y00000BANKAQA5",
@@ -51,7 +53,10 @@ impl FaultKind {
             FaultKind::RequestLimitExceeded => StatusCode::FORBIDDEN,
             FaultKind::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError { status, error: self.record_error() }
+        ApiError {
+            status,
+            error: self.record_error(),
+        }
     }
 }
 
@@ -117,7 +122,11 @@ impl Faults {
 
     pub fn draw_latency(&self) -> Option<Duration> {
         let (lo, hi) = self.latency_ms?;
-        let ms = if hi > lo { rand::random_range(lo..=hi) } else { lo };
+        let ms = if hi > lo {
+            rand::random_range(lo..=hi)
+        } else {
+            lo
+        };
         (ms > 0).then(|| Duration::from_millis(ms))
     }
 }
@@ -133,7 +142,10 @@ mod tests {
                 "latency_ms": [0, 200], "outage": false, "expire_tokens": false, "daily_api_limit": null}"#,
         )
         .unwrap();
-        let mut f = Faults { daily_api_limit: Some(5), ..Faults::default() };
+        let mut f = Faults {
+            daily_api_limit: Some(5),
+            ..Faults::default()
+        };
         f.apply(&u);
         assert_eq!(f.errors.len(), 3);
         assert_eq!(f.daily_api_limit, None);

@@ -33,43 +33,74 @@ pub fn parse_multipart(headers: &HeaderMap, body: &[u8]) -> Result<Record, ApiEr
             break;
         }
         let part = part.strip_prefix(b"\r\n").unwrap_or(part);
-        let Some(split_at) = find(part, b"\r\n\r\n") else { continue };
+        let Some(split_at) = find(part, b"\r\n\r\n") else {
+            continue;
+        };
         let head = String::from_utf8_lossy(&part[..split_at]).to_string();
         let mut content = &part[split_at + 4..];
         content = content.strip_suffix(b"\r\n").unwrap_or(content);
-        let Some(name) = part_name(&head) else { continue };
+        let Some(name) = part_name(&head) else {
+            continue;
+        };
         if name == "entity_content" || name.starts_with("entity_") {
             entity = Some(super::rest::parse_record(content)?);
         } else {
             blobs.push((name, content.to_vec()));
         }
     }
-    let mut record = entity.ok_or_else(|| malformed("multipart request without an entity_content part"))?;
+    let mut record =
+        entity.ok_or_else(|| malformed("multipart request without an entity_content part"))?;
     for (name, bytes) in blobs {
-        record.insert(name, base64::engine::general_purpose::STANDARD.encode(bytes).into());
+        record.insert(
+            name,
+            base64::engine::general_purpose::STANDARD
+                .encode(bytes)
+                .into(),
+        );
     }
     Ok(record)
 }
 
 /// Salesforce's side effects of inserting a ContentVersion.
-pub fn after_version_insert(org: &mut Org, id: &str, user: &str, now: DateTime<Utc>) -> Result<(), RecordError> {
+pub fn after_version_insert(
+    org: &mut Org,
+    id: &str,
+    user: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RecordError> {
     let version = org.get("ContentVersion", id)?.clone();
-    let path = version.get("PathOnClient").and_then(Value::as_str).unwrap_or_default().to_string();
+    let path = version
+        .get("PathOnClient")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let file_name = path.rsplit(['/', '\\']).next().unwrap_or_default();
-    let extension = file_name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase());
+    let extension = file_name
+        .rsplit_once('.')
+        .map(|(_, e)| e.to_ascii_lowercase());
     let title = version
         .get("Title")
         .and_then(Value::as_str)
         .map(str::to_owned)
-        .unwrap_or_else(|| file_name.rsplit_once('.').map_or(file_name, |(stem, _)| stem).to_string());
+        .unwrap_or_else(|| {
+            file_name
+                .rsplit_once('.')
+                .map_or(file_name, |(stem, _)| stem)
+                .to_string()
+        });
     let size = org.blob(id, "VersionData").map_or(0, Vec::len);
 
-    let existing_doc = version.get("ContentDocumentId").and_then(Value::as_str).map(str::to_owned);
+    let existing_doc = version
+        .get("ContentDocumentId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let doc_id = match existing_doc {
         Some(doc) => {
             let older: Vec<String> = org
                 .all("ContentVersion")
-                .filter(|r| r.get("ContentDocumentId").and_then(Value::as_str) == Some(doc.as_str()))
+                .filter(|r| {
+                    r.get("ContentDocumentId").and_then(Value::as_str) == Some(doc.as_str())
+                })
                 .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
                 .filter(|v| v != id)
                 .collect();
@@ -79,8 +110,16 @@ pub fn after_version_insert(org: &mut Org, id: &str, user: &str, now: DateTime<U
             doc
         }
         None => {
-            let doc = org.create("ContentDocument", &fields([("Title", title.clone().into())]), user, now)?;
-            if let Some(target) = version.get("FirstPublishLocationId").and_then(Value::as_str) {
+            let doc = org.create(
+                "ContentDocument",
+                &fields([("Title", title.clone().into())]),
+                user,
+                now,
+            )?;
+            if let Some(target) = version
+                .get("FirstPublishLocationId")
+                .and_then(Value::as_str)
+            {
                 let link = fields([
                     ("ContentDocumentId", doc.clone().into()),
                     ("LinkedEntityId", target.into()),
@@ -125,7 +164,9 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn part_name(head: &str) -> Option<String> {
-    let disposition = head.lines().find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))?;
+    let disposition = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))?;
     let start = disposition.find("name=\"")? + 6;
     let rest = &disposition[start..];
     Some(rest[..rest.find('"')?].to_string())

@@ -39,12 +39,21 @@ pub async fn outage(State(st): State<AppState>, req: Request, next: Next) -> Res
 
 pub async fn rest(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let Some(version) = version_of(req.uri().path()) else {
-        return ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", "The requested resource does not exist")
-            .into_response();
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "The requested resource does not exist",
+        )
+        .into_response();
     };
     let headers = req.headers();
     if oauth::bearer_token(headers).is_none() {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "INVALID_AUTH_HEADER", "INVALID_HEADER_TYPE").into_response();
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTH_HEADER",
+            "INVALID_HEADER_TYPE",
+        )
+        .into_response();
     }
     let Some(session) = oauth::bearer_session(&st, headers, None) else {
         return ApiError::session_invalid().into_response();
@@ -63,8 +72,12 @@ pub async fn rest(State(st): State<AppState>, mut req: Request, next: Next) -> R
     let used = {
         let mut stats = st.stats.lock();
         if stats.api_calls_total >= max {
-            let mut resp = ApiError::new(StatusCode::FORBIDDEN, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-                .into_response();
+            let mut resp = ApiError::new(
+                StatusCode::FORBIDDEN,
+                "REQUEST_LIMIT_EXCEEDED",
+                "TotalRequests Limit exceeded.",
+            )
+            .into_response();
             set_limit_header(&mut resp, stats.api_calls_total, max);
             return resp;
         }
@@ -77,7 +90,8 @@ pub async fn rest(State(st): State<AppState>, mut req: Request, next: Next) -> R
     let is_collection = req.uri().path().contains("/composite/sobjects");
     let mut resp = match fault {
         Some(FaultKind::UnableToLockRow) if is_collection => {
-            req.extensions_mut().insert(InjectedFault(FaultKind::UnableToLockRow));
+            req.extensions_mut()
+                .insert(InjectedFault(FaultKind::UnableToLockRow));
             req.extensions_mut().insert(session);
             req.extensions_mut().insert(version);
             next.run(req).await
@@ -108,5 +122,7 @@ fn version_of(path: &str) -> Option<ApiVersion> {
         return None;
     }
     let n: f64 = v.parse().ok()?;
-    (MIN_VERSION..=MAX_VERSION).contains(&n).then(|| ApiVersion(v.to_string()))
+    (MIN_VERSION..=MAX_VERSION)
+        .contains(&n)
+        .then(|| ApiVersion(v.to_string()))
 }

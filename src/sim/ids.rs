@@ -60,8 +60,14 @@ mod tests {
 
     #[test]
     fn normalizes_and_rejects() {
-        assert_eq!(normalize("00558000001N0Ke").as_deref(), Some("00558000001N0KeAAK"));
-        assert_eq!(normalize("00558000001N0KeAAK").as_deref(), Some("00558000001N0KeAAK"));
+        assert_eq!(
+            normalize("00558000001N0Ke").as_deref(),
+            Some("00558000001N0KeAAK")
+        );
+        assert_eq!(
+            normalize("00558000001N0KeAAK").as_deref(),
+            Some("00558000001N0KeAAK")
+        );
         assert_eq!(normalize("00558000001N0KeZZZ"), None);
         assert_eq!(normalize("not-an-id"), None);
         let id = generate("a01", 12345);

@@ -36,7 +36,10 @@ pub fn info_json(base_url: &str, seed: &Seed) -> Value {
 
 /// Write via a temporary file and rename, so a reader never sees half a file.
 pub fn write_atomically(path: &Path, value: &Value) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let tmp = tempfile_in(dir, path)?;
     let text = serde_json::to_vec_pretty(value)?;
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
@@ -45,6 +48,12 @@ pub fn write_atomically(path: &Path, value: &Value) -> anyhow::Result<()> {
 }
 
 fn tempfile_in(dir: &Path, target: &Path) -> anyhow::Result<std::path::PathBuf> {
-    let name = target.file_name().context("info file path has no file name")?;
-    Ok(dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id())))
+    let name = target
+        .file_name()
+        .context("info file path has no file name")?;
+    Ok(dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }

@@ -36,7 +36,8 @@ use axum::extract::Request;
 use tokio_util::sync::CancellationToken;
 
 pub use seed::{
-    CertificateSource, ConnectedAppSpec, FieldSpec, FieldType, NameField, ObjectSpec, Seed, UserSpec,
+    CertificateSource, ConnectedAppSpec, FieldSpec, FieldType, NameField, ObjectSpec, Seed,
+    UserSpec,
 };
 
 /// How a simulated org behaves.
@@ -119,7 +120,12 @@ pub async fn spawn(listen: SocketAddr, opts: SimOptions) -> anyhow::Result<SimHa
     let state = Shared::new(base_url.clone(), opts)?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(serve_state(listener, state.clone(), shutdown.clone()));
-    Ok(SimHandle { base_url, state, shutdown, task: Some(task) })
+    Ok(SimHandle {
+        base_url,
+        state,
+        shutdown,
+        task: Some(task),
+    })
 }
 
 /// What `creditlink sim salesforce --listen ADDR [--seed FILE] [--info-file FILE]` runs.
@@ -131,7 +137,10 @@ pub struct StandaloneOptions {
 }
 
 /// Run the simulator until `shutdown` fires, writing the info file once the listener is bound.
-pub async fn run_standalone(opts: StandaloneOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_standalone(
+    opts: StandaloneOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let seed = match &opts.seed {
         Some(path) => Seed::from_file(path)?,
         None => Seed::default_org(),
@@ -140,7 +149,13 @@ pub async fn run_standalone(opts: StandaloneOptions, shutdown: CancellationToken
         .await
         .with_context(|| format!("binding simulator to {}", opts.listen))?;
     let base_url = base_url_of(&listener)?;
-    let state = Shared::new(base_url.clone(), SimOptions { seed, ..SimOptions::default() })?;
+    let state = Shared::new(
+        base_url.clone(),
+        SimOptions {
+            seed,
+            ..SimOptions::default()
+        },
+    )?;
     if let Some(path) = &opts.info_file {
         info::write_atomically(path, &info::info_json(&base_url, &state.seed))?;
     }
@@ -149,7 +164,9 @@ pub async fn run_standalone(opts: StandaloneOptions, shutdown: CancellationToken
 }
 
 fn base_url_of(listener: &tokio::net::TcpListener) -> anyhow::Result<String> {
-    let addr = listener.local_addr().context("reading the listener's address")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listener's address")?;
     Ok(format!("http://{addr}"))
 }
 
@@ -160,11 +177,17 @@ async fn serve_state(
 ) -> anyhow::Result<()> {
     let app = router(state);
     // Trailing slashes are stripped before routing: simple-salesforce sends `/sobjects/Obj/`, jsforce doesn't.
-    let app = tower::Layer::layer(&tower::util::MapRequestLayer::new(strip_trailing_slash), app);
-    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
-        .context("simulator server failed")
+    let app = tower::Layer::layer(
+        &tower::util::MapRequestLayer::new(strip_trailing_slash),
+        app,
+    );
+    axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(app),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
+    .context("simulator server failed")
 }
 
 fn router(state: Arc<Shared>) -> Router {
@@ -172,7 +195,10 @@ fn router(state: Arc<Shared>) -> Router {
         .merge(oauth::routes())
         .merge(rest::routes(state.clone()))
         .merge(control::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), gate::outage))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::outage,
+        ))
         .with_state(state)
 }
 

@@ -24,8 +24,10 @@ const JWT_SKEW_SECS: i64 = 300;
 /// Salesforce wants `exp` "within 3 minutes" of now.
 const JWT_MAX_LIFETIME_SECS: i64 = 180;
 
-const CLIENT_ID_INVALID: OAuthError = OAuthError::new("invalid_client_id", "client identifier invalid");
-const CLIENT_CREDENTIALS_INVALID: OAuthError = OAuthError::new("invalid_client", "invalid client credentials");
+const CLIENT_ID_INVALID: OAuthError =
+    OAuthError::new("invalid_client_id", "client identifier invalid");
+const CLIENT_CREDENTIALS_INVALID: OAuthError =
+    OAuthError::new("invalid_client", "invalid client credentials");
 
 /// An authenticated API session, found from its bearer token.
 #[derive(Debug, Clone)]
@@ -47,7 +49,10 @@ pub struct TokenStore {
 impl TokenStore {
     /// The live session of an access token, if any.
     pub fn session(&self, token: &str, now: DateTime<Utc>) -> Option<Session> {
-        self.access.get(token).filter(|s| s.expires_at > now).cloned()
+        self.access
+            .get(token)
+            .filter(|s| s.expires_at > now)
+            .cloned()
     }
 
     /// Invalidate every issued access token (the `expire_tokens` fault).
@@ -72,7 +77,10 @@ async fn token(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> R
         Some("client_credentials") => client_credentials_grant(&st, &headers, &form),
         Some("password") => password_grant(&st, &headers, &form),
         Some("refresh_token") => refresh_grant(&st, &form),
-        _ => Err(OAuthError::new("unsupported_grant_type", "grant type not supported")),
+        _ => Err(OAuthError::new(
+            "unsupported_grant_type",
+            "grant type not supported",
+        )),
     };
     match result {
         Ok(body) => axum::Json(body).into_response(),
@@ -90,7 +98,10 @@ fn jwt_grant(st: &AppState, form: &HashMap<String, String>) -> Result<Value, OAu
     let unverified: Value = jsonwebtoken::dangerous::insecure_decode(assertion)
         .map_err(|_| INVALID)?
         .claims;
-    let iss = unverified.get("iss").and_then(Value::as_str).ok_or(INVALID)?;
+    let iss = unverified
+        .get("iss")
+        .and_then(Value::as_str)
+        .ok_or(INVALID)?;
     let app = find_app(st, iss).ok_or(CLIENT_ID_INVALID)?;
     let pem = app.certificate_pem().ok_or(INVALID)?;
     let key = jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes()).map_err(|_| INVALID)?;
@@ -102,7 +113,11 @@ fn jwt_grant(st: &AppState, form: &HashMap<String, String>) -> Result<Value, OAu
         .map_err(|_| INVALID)?
         .claims;
 
-    let allowed = ["https://login.salesforce.com", "https://test.salesforce.com", st.base_url.as_str()];
+    let allowed = [
+        "https://login.salesforce.com",
+        "https://test.salesforce.com",
+        st.base_url.as_str(),
+    ];
     let aud_ok = |a: &str| allowed.iter().any(|x| a.trim_end_matches('/') == *x);
     let aud_valid = match claims.get("aud") {
         Some(Value::String(a)) => aud_ok(a),
@@ -131,10 +146,19 @@ fn jwt_grant(st: &AppState, form: &HashMap<String, String>) -> Result<Value, OAu
         .and_then(Value::as_str)
         .ok_or(INVALID)?;
     let not_approved = OAuthError::grant("user hasn't approved this consumer");
-    if !app.preauthorized_users.iter().any(|u| u.eq_ignore_ascii_case(subject)) {
+    if !app
+        .preauthorized_users
+        .iter()
+        .any(|u| u.eq_ignore_ascii_case(subject))
+    {
         return Err(not_approved);
     }
-    let user = st.seed.users.iter().find(|u| u.username.eq_ignore_ascii_case(subject)).ok_or(not_approved)?;
+    let user = st
+        .seed
+        .users
+        .iter()
+        .find(|u| u.username.eq_ignore_ascii_case(subject))
+        .ok_or(not_approved)?;
     Ok(issue(st, &app, &user.id, &user.username, false))
 }
 
@@ -175,14 +199,22 @@ fn password_grant(
         .ok_or(failure)?;
     // Real orgs never hand out refresh tokens here; the sim does when asked for the `refresh_token` scope, so
     // the refresh grant can be exercised without a browser flow.
-    let wants_refresh = form.get("scope").is_some_and(|s| s.split(' ').any(|x| x == "refresh_token"));
+    let wants_refresh = form
+        .get("scope")
+        .is_some_and(|s| s.split(' ').any(|x| x == "refresh_token"));
     Ok(issue(st, &app, &user.id, &user.username, wants_refresh))
 }
 
 fn refresh_grant(st: &AppState, form: &HashMap<String, String>) -> Result<Value, OAuthError> {
     let expired = OAuthError::grant("expired access/refresh token");
     let token = form.get("refresh_token").ok_or(expired.clone())?;
-    let session = st.tokens.lock().refresh.get(token).cloned().ok_or(expired)?;
+    let session = st
+        .tokens
+        .lock()
+        .refresh
+        .get(token)
+        .cloned()
+        .ok_or(expired)?;
     let app = find_app(st, &session.client_id).ok_or(CLIENT_ID_INVALID)?;
     Ok(issue(st, &app, &session.user_id, &session.username, false))
 }
@@ -194,7 +226,12 @@ fn authenticate_client(
     form: &HashMap<String, String>,
 ) -> Result<ConnectedAppSpec, OAuthError> {
     let (id, secret) = basic_credentials(headers)
-        .or_else(|| Some((form.get("client_id")?.clone(), form.get("client_secret")?.clone())))
+        .or_else(|| {
+            Some((
+                form.get("client_id")?.clone(),
+                form.get("client_secret")?.clone(),
+            ))
+        })
         .ok_or(CLIENT_ID_INVALID)?;
     let app = find_app(st, &id).ok_or(CLIENT_ID_INVALID)?;
     if app.consumer_secret != secret {
@@ -203,11 +240,18 @@ fn authenticate_client(
     Ok(app)
 }
 
-fn issue(st: &AppState, app: &ConnectedAppSpec, user_id: &str, username: &str, refresh: bool) -> Value {
+fn issue(
+    st: &AppState,
+    app: &ConnectedAppSpec,
+    user_id: &str,
+    username: &str,
+    refresh: bool,
+) -> Value {
     let now = Utc::now();
     let org15 = &st.seed.org_id[..15];
     let access = format!("{org15}!{}", opaque());
-    let lifetime = chrono::Duration::from_std(st.opts.token_lifetime).unwrap_or(chrono::Duration::hours(2));
+    let lifetime =
+        chrono::Duration::from_std(st.opts.token_lifetime).unwrap_or(chrono::Duration::hours(2));
     let session = Session {
         user_id: user_id.to_string(),
         username: username.to_string(),
@@ -240,7 +284,11 @@ fn issue(st: &AppState, app: &ConnectedAppSpec, user_id: &str, username: &str, r
 async fn introspect(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let form = parse_form(&body);
     if let Err(e) = authenticate_client(&st, &headers, &form) {
-        return OAuthError { status: StatusCode::UNAUTHORIZED, ..e }.into_response();
+        return OAuthError {
+            status: StatusCode::UNAUTHORIZED,
+            ..e
+        }
+        .into_response();
     }
     let token = form.get("token").cloned().unwrap_or_default();
     let session = st.tokens.lock().session(&token, Utc::now());
@@ -293,13 +341,18 @@ async fn revoke(
     body: Bytes,
 ) -> Response {
     let form = parse_form(&body);
-    let token = form.get("token").or_else(|| q.get("token")).cloned().unwrap_or_default();
+    let token = form
+        .get("token")
+        .or_else(|| q.get("token"))
+        .cloned()
+        .unwrap_or_default();
     let mut tokens = st.tokens.lock();
     let known = tokens.access.remove(&token).is_some() || tokens.refresh.remove(&token).is_some();
     if known {
         StatusCode::OK.into_response()
     } else {
-        OAuthError::new("unsupported_token_type", "this token type is not supported").into_response()
+        OAuthError::new("unsupported_token_type", "this token type is not supported")
+            .into_response()
     }
 }
 
@@ -337,15 +390,22 @@ fn user_document(st: &AppState, user_id: &str, openid: bool) -> Value {
 }
 
 /// The live session behind `Authorization: Bearer …` or an explicit token.
-pub fn bearer_session(st: &AppState, headers: &HeaderMap, explicit: Option<&String>) -> Option<Session> {
-    let token = explicit.cloned().or_else(|| bearer_token(headers).map(str::to_owned))?;
+pub fn bearer_session(
+    st: &AppState,
+    headers: &HeaderMap,
+    explicit: Option<&String>,
+) -> Option<Session> {
+    let token = explicit
+        .cloned()
+        .or_else(|| bearer_token(headers).map(str::to_owned))?;
     st.tokens.lock().session(&token, Utc::now())
 }
 
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth")).then(|| token.trim())
+    (scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("oauth"))
+        .then(|| token.trim())
 }
 
 fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
@@ -354,14 +414,20 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (id, secret) = text.split_once(':')?;
     Some((id.to_string(), secret.to_string()))
 }
 
 fn find_app(st: &AppState, consumer_key: &str) -> Option<ConnectedAppSpec> {
-    st.seed.connected_apps.iter().find(|a| a.consumer_key == consumer_key).cloned()
+    st.seed
+        .connected_apps
+        .iter()
+        .find(|a| a.consumer_key == consumer_key)
+        .cloned()
 }
 
 fn identity_url(st: &AppState, user_id: &str) -> String {
@@ -386,5 +452,9 @@ fn signature(id_url: &str, issued_at: &str, secret: &str) -> String {
 }
 
 fn opaque() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
 }

@@ -17,6 +17,9 @@ use base64::Engine;
 
 pub type Record = Map<String, Value>;
 
+/// Decoded blob values of a write, by canonical field name.
+type Blobs = Vec<(String, Vec<u8>)>;
+
 /// Salesforce's datetime wire format: milliseconds and a colon-less offset.
 pub fn sf_datetime(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
@@ -34,7 +37,9 @@ pub struct ObjectSchema {
 impl ObjectSchema {
     /// Case-insensitive field lookup, as the API does.
     pub fn field(&self, name: &str) -> Option<&FieldSpec> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     fn from_spec(spec: &ObjectSpec) -> Self {
@@ -64,9 +69,10 @@ impl ObjectSchema {
                 updateable: true,
                 ..std_field("Name", FieldType::String)
             }),
-            NameField::AutoNumber(_) | NameField::Computed(_) => {
-                fields.push(FieldSpec { length: Some(255), ..std_field("Name", FieldType::String) })
-            }
+            NameField::AutoNumber(_) | NameField::Computed(_) => fields.push(FieldSpec {
+                length: Some(255),
+                ..std_field("Name", FieldType::String)
+            }),
         }
         fields.extend(spec.fields.iter().cloned());
         for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
@@ -109,7 +115,10 @@ impl Org {
     pub fn from_seed(seed: &Seed, now: DateTime<Utc>) -> anyhow::Result<Org> {
         let objects: Vec<ObjectSchema> = seed.objects.iter().map(ObjectSchema::from_spec).collect();
         let mut org = Org {
-            records: objects.iter().map(|o| (o.name.clone(), BTreeMap::new())).collect(),
+            records: objects
+                .iter()
+                .map(|o| (o.name.clone(), BTreeMap::new()))
+                .collect(),
             objects,
             blobs: HashMap::new(),
             seq: 0,
@@ -142,18 +151,24 @@ impl Org {
             };
             r.insert("Id".into(), id.clone().into());
             org.fill_new(&schema, &mut r, &creator, now);
-            org.records.entry(schema.name.clone()).or_default().insert(id, r);
+            org.records
+                .entry(schema.name.clone())
+                .or_default()
+                .insert(id, r);
         }
         Ok(org)
     }
 
     /// Canonical schema for a case-insensitive object name.
     pub fn schema(&self, object: &str) -> Option<&ObjectSchema> {
-        self.objects.iter().find(|o| o.name.eq_ignore_ascii_case(object))
+        self.objects
+            .iter()
+            .find(|o| o.name.eq_ignore_ascii_case(object))
     }
 
     pub fn schema_or_invalid(&self, object: &str) -> Result<&ObjectSchema, RecordError> {
-        self.schema(object).ok_or_else(|| RecordError::invalid_type(object))
+        self.schema(object)
+            .ok_or_else(|| RecordError::invalid_type(object))
     }
 
     pub fn objects(&self) -> &[ObjectSchema] {
@@ -162,7 +177,10 @@ impl Org {
 
     /// Every stored record of an object, deleted ones included, in creation order of ids.
     pub fn all(&self, object: &str) -> impl Iterator<Item = &Record> {
-        self.records.get(object).into_iter().flat_map(|m| m.values())
+        self.records
+            .get(object)
+            .into_iter()
+            .flat_map(|m| m.values())
     }
 
     /// A live record by id. Unknown → `NOT_FOUND`, deleted → `ENTITY_IS_DELETED`, bad id → `MALFORMED_ID`.
@@ -224,7 +242,10 @@ impl Org {
         for (field, bytes) in blobs {
             self.blobs.insert(blob_key(&id, &field), bytes);
         }
-        self.records.entry(schema.name.clone()).or_default().insert(id.clone(), rec);
+        self.records
+            .entry(schema.name.clone())
+            .or_default()
+            .insert(id.clone(), rec);
         Ok(id)
     }
 
@@ -239,13 +260,21 @@ impl Org {
     ) -> Result<String, RecordError> {
         let schema = self.schema_or_invalid(object)?.clone();
         let current = self.get(&schema.name, id)?.clone();
-        let id18 = current.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
+        let id18 = current
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let (changes, blobs) = self.validate(&schema, input, Some(&current))?;
         let mut rec = current;
         for (k, v) in changes {
             rec.insert(k, v);
         }
-        if let Some(f) = schema.fields.iter().find(|f| f.required && rec.get(&f.name).is_none_or(Value::is_null)) {
+        if let Some(f) = schema
+            .fields
+            .iter()
+            .find(|f| f.required && rec.get(&f.name).is_none_or(Value::is_null))
+        {
             return Err(RecordError::new(
                 "REQUIRED_FIELD_MISSING",
                 format!("Required fields are missing: [{}]", f.name),
@@ -261,15 +290,33 @@ impl Org {
         for (field, bytes) in blobs {
             self.blobs.insert(blob_key(&id18, &field), bytes);
         }
-        self.records.entry(schema.name.clone()).or_default().insert(id18.clone(), rec);
+        self.records
+            .entry(schema.name.clone())
+            .or_default()
+            .insert(id18.clone(), rec);
         Ok(id18)
     }
 
     /// Soft-delete a live record.
-    pub fn delete(&mut self, object: &str, id: &str, user: &str, now: DateTime<Utc>) -> Result<(), RecordError> {
+    pub fn delete(
+        &mut self,
+        object: &str,
+        id: &str,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RecordError> {
         let schema_name = self.schema_or_invalid(object)?.name.clone();
-        let id18 = self.get(&schema_name, id)?.get("Id").and_then(Value::as_str).unwrap_or_default().to_string();
-        if let Some(rec) = self.records.get_mut(&schema_name).and_then(|m| m.get_mut(&id18)) {
+        let id18 = self
+            .get(&schema_name, id)?
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(rec) = self
+            .records
+            .get_mut(&schema_name)
+            .and_then(|m| m.get_mut(&id18))
+        {
             rec.insert("IsDeleted".into(), true.into());
             rec.insert("SystemModstamp".into(), sf_datetime(now).into());
             rec.insert("LastModifiedById".into(), user.into());
@@ -309,9 +356,12 @@ impl Org {
                 if key != "Id" {
                     body.insert(key, value.into());
                 }
-                self.create(&schema.name, &body, user, now).map(UpsertOutcome::Created)
+                self.create(&schema.name, &body, user, now)
+                    .map(UpsertOutcome::Created)
             }
-            [one] => self.update(&schema.name, one, &body, user, now).map(UpsertOutcome::Updated),
+            [one] => self
+                .update(&schema.name, one, &body, user, now)
+                .map(UpsertOutcome::Updated),
             _ => Ok(UpsertOutcome::Multiple(matches)),
         }
     }
@@ -322,7 +372,10 @@ impl Org {
         let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
         for f in schema.fields.iter().filter(|f| f.kind == FieldType::Base64) {
             if self.blobs.contains_key(&blob_key(id, &f.name)) {
-                let url = format!("/services/data/v{version}/sobjects/{}/{id}/{}", schema.name, f.name);
+                let url = format!(
+                    "/services/data/v{version}/sobjects/{}/{id}/{}",
+                    schema.name, f.name
+                );
                 out.insert(f.name.clone(), url.into());
             }
         }
@@ -346,7 +399,13 @@ impl Org {
     }
 
     /// Fill the standard fields, defaults and `Name` of a record about to be inserted.
-    fn fill_new(&mut self, schema: &ObjectSchema, rec: &mut Record, user: &str, now: DateTime<Utc>) {
+    fn fill_new(
+        &mut self,
+        schema: &ObjectSchema,
+        rec: &mut Record,
+        user: &str,
+        now: DateTime<Utc>,
+    ) {
         for f in &schema.fields {
             if !rec.contains_key(&f.name) {
                 rec.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
@@ -368,13 +427,27 @@ impl Org {
         compute_name(schema, rec);
     }
 
-    fn check_unique(&self, schema: &ObjectSchema, rec: &Record, id: &str) -> Result<(), RecordError> {
+    fn check_unique(
+        &self,
+        schema: &ObjectSchema,
+        rec: &Record,
+        id: &str,
+    ) -> Result<(), RecordError> {
         for f in schema.fields.iter().filter(|f| f.unique) {
-            let Some(value) = rec.get(&f.name).and_then(Value::as_str) else { continue };
-            if let Some(other) = self.find_by_field(&schema.name, &f.name, value).into_iter().find(|o| o != id) {
+            let Some(value) = rec.get(&f.name).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(other) = self
+                .find_by_field(&schema.name, &f.name, value)
+                .into_iter()
+                .find(|o| o != id)
+            {
                 return Err(RecordError::new(
                     "DUPLICATE_VALUE",
-                    format!("duplicate value found: {} duplicates value on record with id: {other}", f.name),
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {other}",
+                        f.name
+                    ),
                     vec![],
                 ));
             }
@@ -388,7 +461,7 @@ impl Org {
         schema: &ObjectSchema,
         input: &Record,
         existing: Option<&Record>,
-    ) -> Result<(Record, Vec<(String, Vec<u8>)>), RecordError> {
+    ) -> Result<(Record, Blobs), RecordError> {
         let mut out = Record::new();
         let mut blobs = Vec::new();
         for (key, value) in input {
@@ -402,13 +475,21 @@ impl Org {
                     vec![],
                 )
             })?;
-            let allowed = if existing.is_some() { f.updateable } else { f.createable };
+            let allowed = if existing.is_some() {
+                f.updateable
+            } else {
+                f.createable
+            };
             if !allowed {
                 // Updating a field to the value it already has is accepted (clients echo records back).
                 if existing.and_then(|e| e.get(&f.name)) == Some(value) {
                     continue;
                 }
-                let verb = if existing.is_some() { "update" } else { "create" };
+                let verb = if existing.is_some() {
+                    "update"
+                } else {
+                    "create"
+                };
                 return Err(RecordError::new(
                     "INVALID_FIELD_FOR_INSERT_UPDATE",
                     format!(
@@ -456,7 +537,10 @@ impl Org {
                         vec![f.name.clone()],
                     ));
                 }
-                if f.kind == FieldType::Picklist && f.restricted && !f.values.iter().any(|v| v == &s) {
+                if f.kind == FieldType::Picklist
+                    && f.restricted
+                    && !f.values.iter().any(|v| v == &s)
+                {
                     return Err(RecordError::new(
                         "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
                         format!("{}: bad value for restricted picklist field: {s}", f.name),
@@ -482,7 +566,9 @@ impl Org {
                 if f.kind == FieldType::Int {
                     Ok(Value::from(n.round() as i64))
                 } else {
-                    Ok(serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null))
+                    Ok(serde_json::Number::from_f64(n)
+                        .map(Value::Number)
+                        .unwrap_or(Value::Null))
                 }
             }
             FieldType::Date => {
@@ -493,7 +579,9 @@ impl Org {
             }
             FieldType::Datetime => {
                 let s = value.as_str().ok_or_else(|| bad_value(f, value))?;
-                parse_datetime(s).map(|t| sf_datetime(t).into()).ok_or_else(|| bad_value(f, value))
+                parse_datetime(s)
+                    .map(|t| sf_datetime(t).into())
+                    .ok_or_else(|| bad_value(f, value))
             }
             FieldType::Id | FieldType::Reference => {
                 let s = value.as_str().unwrap_or_default();
@@ -553,7 +641,10 @@ fn auto_number(pattern: &str, n: u64) -> String {
 
 fn compute_name(schema: &ObjectSchema, rec: &mut Record) {
     if let NameField::Computed(parts) = &schema.name_field {
-        let name: Vec<&str> = parts.iter().filter_map(|p| rec.get(p).and_then(Value::as_str)).collect();
+        let name: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| rec.get(p).and_then(Value::as_str))
+            .collect();
         rec.insert("Name".into(), name.join(" ").into());
     }
 }

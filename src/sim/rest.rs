@@ -27,11 +27,20 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/services/data/{version}", get(resources))
         .route("/services/data/{version}/limits", get(limits))
         .route("/services/data/{version}/sobjects", get(describe_global))
-        .route("/services/data/{version}/sobjects/{object}", get(object_info).post(create))
-        .route("/services/data/{version}/sobjects/{object}/describe", get(describe))
+        .route(
+            "/services/data/{version}/sobjects/{object}",
+            get(object_info).post(create),
+        )
+        .route(
+            "/services/data/{version}/sobjects/{object}/describe",
+            get(describe),
+        )
         .route(
             "/services/data/{version}/sobjects/{object}/{id}",
-            get(retrieve).patch(update).post(post_override).delete(delete),
+            get(retrieve)
+                .patch(update)
+                .post(post_override)
+                .delete(delete),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/{field}/{value}",
@@ -40,57 +49,92 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/services/data/{version}/query", get(query))
         .route("/services/data/{version}/queryAll", get(query_all))
         .route("/services/data/{version}/query/{locator}", get(query_more))
-        .route("/services/data/{version}/queryAll/{locator}", get(query_more))
+        .route(
+            "/services/data/{version}/queryAll/{locator}",
+            get(query_more),
+        )
         .merge(collections::routes())
         .route_layer(axum::middleware::from_fn_with_state(state, gate::rest));
-    Router::new().route("/services/data", get(versions)).merge(data)
+    Router::new()
+        .route("/services/data", get(versions))
+        .merge(data)
 }
 
 /// The JSON body of a write, or `JSON_PARSER_ERROR`.
 pub fn parse_record(body: &[u8]) -> Result<Record, ApiError> {
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(RecordError::json_parser("Cannot deserialize instance of SObject from a non-object value").into()),
+        Ok(_) => Err(RecordError::json_parser(
+            "Cannot deserialize instance of SObject from a non-object value",
+        )
+        .into()),
         Err(e) => Err(RecordError::json_parser(e.to_string()).into()),
     }
 }
 
 /// Create a record and run what Salesforce does after (content documents and links), under one lock.
-pub fn create_record(org: &mut Org, object: &str, input: &Record, user: &str) -> Result<String, RecordError> {
+pub fn create_record(
+    org: &mut Org,
+    object: &str,
+    input: &Record,
+    user: &str,
+) -> Result<String, RecordError> {
     let now = chrono::Utc::now();
     let id = org.create(object, input, user, now)?;
-    if org.schema(object).is_some_and(|s| s.name == "ContentVersion") {
+    if org
+        .schema(object)
+        .is_some_and(|s| s.name == "ContentVersion")
+    {
         files::after_version_insert(org, &id, user, now)?;
     }
     Ok(id)
 }
 
 /// A record as the API returns it, with `attributes` and blob URLs; `fields` limits it to those fields.
-pub fn present(org: &Org, schema: &ObjectSchema, rec: &Record, version: &str, fields: Option<&[String]>) -> Value {
+pub fn present(
+    org: &Org,
+    schema: &ObjectSchema,
+    rec: &Record,
+    version: &str,
+    fields: Option<&[String]>,
+) -> Value {
     let mut out = org.render(schema, rec, version);
     if let Some(fields) = fields {
         out.retain(|k, _| fields.iter().any(|f| f == k));
     }
     let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
-    out.insert("attributes".into(), attributes(&schema.name, Some(id), version));
+    out.insert(
+        "attributes".into(),
+        attributes(&schema.name, Some(id), version),
+    );
     Value::Object(out)
 }
 
 pub fn attributes(object: &str, id: Option<&str>, version: &str) -> Value {
     match id {
-        Some(id) => json!({"type": object, "url": format!("/services/data/v{version}/sobjects/{object}/{id}")}),
+        Some(id) => {
+            json!({"type": object, "url": format!("/services/data/v{version}/sobjects/{object}/{id}")})
+        }
         None => json!({"type": object}),
     }
 }
 
 /// Canonical names of a `fields=A,B` list; unknown ones fail with `INVALID_FIELD`.
-pub fn field_list(schema: &ObjectSchema, list: Option<&String>) -> Result<Option<Vec<String>>, ApiError> {
-    let Some(list) = list.filter(|l| !l.trim().is_empty()) else { return Ok(None) };
+pub fn field_list(
+    schema: &ObjectSchema,
+    list: Option<&String>,
+) -> Result<Option<Vec<String>>, ApiError> {
+    let Some(list) = list.filter(|l| !l.trim().is_empty()) else {
+        return Ok(None);
+    };
     list.split(',')
         .map(str::trim)
         .map(|f| {
             schema.field(f).map(|s| s.name.clone()).ok_or_else(|| {
-                ApiError::bad_request("INVALID_FIELD", format!("No such column '{f}' on sobject of type {}", schema.name))
+                ApiError::bad_request(
+                    "INVALID_FIELD",
+                    format!("No such column '{f}' on sobject of type {}", schema.name),
+                )
             })
         })
         .collect::<Result<Vec<_>, _>>()
@@ -119,14 +163,25 @@ async fn resources(Extension(v): Extension<ApiVersion>) -> Json<Value> {
 }
 
 async fn limits(State(st): State<AppState>) -> Json<Value> {
-    let max = st.faults.lock().daily_api_limit.unwrap_or(st.opts.daily_api_limit);
+    let max = st
+        .faults
+        .lock()
+        .daily_api_limit
+        .unwrap_or(st.opts.daily_api_limit);
     let used = st.stats.lock().api_calls_total;
     Json(limits::limits_json(used, max))
 }
 
-async fn describe_global(State(st): State<AppState>, Extension(v): Extension<ApiVersion>) -> Json<Value> {
+async fn describe_global(
+    State(st): State<AppState>,
+    Extension(v): Extension<ApiVersion>,
+) -> Json<Value> {
     let org = st.org.lock();
-    let sobjects: Vec<Value> = org.objects().iter().map(|o| object_summary(o, &v.0)).collect();
+    let sobjects: Vec<Value> = org
+        .objects()
+        .iter()
+        .map(|o| object_summary(o, &v.0))
+        .collect();
     Json(json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}))
 }
 
@@ -137,7 +192,9 @@ async fn object_info(
 ) -> Result<Json<Value>, ApiError> {
     let org = st.org.lock();
     let schema = org.schema_or_invalid(&object)?;
-    Ok(Json(json!({"objectDescribe": object_summary(schema, &v.0), "recentItems": []})))
+    Ok(Json(
+        json!({"objectDescribe": object_summary(schema, &v.0), "recentItems": []}),
+    ))
 }
 
 async fn describe(
@@ -196,12 +253,19 @@ async fn create(
     let mut org = st.org.lock();
     let id = create_record(&mut org, &object, &input, &session.user_id)?;
     let name = org.schema_or_invalid(&object)?.name.clone();
-    Ok(created(&v, &name, &id, json!({"id": id, "success": true, "errors": []})))
+    Ok(created(
+        &v,
+        &name,
+        &id,
+        json!({"id": id, "success": true, "errors": []}),
+    ))
 }
 
 fn created(v: &ApiVersion, object: &str, id: &str, body: Value) -> Response {
     let mut resp = (StatusCode::CREATED, Json(body)).into_response();
-    if let Ok(loc) = HeaderValue::from_str(&format!("/services/data/v{}/sobjects/{object}/{id}", v.0)) {
+    if let Ok(loc) =
+        HeaderValue::from_str(&format!("/services/data/v{}/sobjects/{object}/{id}", v.0))
+    {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     resp
@@ -229,7 +293,9 @@ async fn update(
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let input = parse_record(&body)?;
-    st.org.lock().update(&object, &id, &input, &session.user_id, chrono::Utc::now())?;
+    st.org
+        .lock()
+        .update(&object, &id, &input, &session.user_id, chrono::Utc::now())?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -238,7 +304,9 @@ async fn delete(
     Extension(session): Extension<Session>,
     Path((_, object, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    st.org.lock().delete(&object, &id, &session.user_id, chrono::Utc::now())?;
+    st.org
+        .lock()
+        .delete(&object, &id, &session.user_id, chrono::Utc::now())?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -251,9 +319,17 @@ async fn post_override(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     match q.get("_HttpMethod").map(String::as_str) {
-        Some("PATCH") => update(state, session, path, body).await.map(IntoResponse::into_response),
-        Some("DELETE") => delete(state, session, path).await.map(IntoResponse::into_response),
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "HTTP Method 'POST' not allowed. Allowed are HEAD,GET,PATCH,DELETE")),
+        Some("PATCH") => update(state, session, path, body)
+            .await
+            .map(IntoResponse::into_response),
+        Some("DELETE") => delete(state, session, path)
+            .await
+            .map(IntoResponse::into_response),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "HTTP Method 'POST' not allowed. Allowed are HEAD,GET,PATCH,DELETE",
+        )),
     }
 }
 
@@ -266,12 +342,15 @@ async fn retrieve_by_field(
 ) -> Result<Response, ApiError> {
     let org = st.org.lock();
     let schema = org.schema_or_invalid(&object)?;
-    if let (Some(id), Some(blob_field)) = (ids::normalize(&field), schema.field(&value)) {
-        if blob_field.kind == FieldType::Base64 {
-            org.get(&schema.name, &id)?;
-            let bytes = org.blob(&id, &blob_field.name).cloned().ok_or_else(RecordError::not_found)?;
-            return Ok(([(header::CONTENT_TYPE, "application/octetstream")], bytes).into_response());
-        }
+    if let (Some(id), Some(blob_field)) = (ids::normalize(&field), schema.field(&value))
+        && blob_field.kind == FieldType::Base64
+    {
+        org.get(&schema.name, &id)?;
+        let bytes = org
+            .blob(&id, &blob_field.name)
+            .cloned()
+            .ok_or_else(RecordError::not_found)?;
+        return Ok(([(header::CONTENT_TYPE, "application/octetstream")], bytes).into_response());
     }
     let key = schema
         .field(&field)
@@ -279,7 +358,10 @@ async fn retrieve_by_field(
         .ok_or_else(RecordError::not_found)?;
     let fields = field_list(schema, q.get("fields"))?;
     let matches = if key.name == "Id" {
-        ids::normalize(&value).into_iter().filter(|id| org.get(&schema.name, id).is_ok()).collect()
+        ids::normalize(&value)
+            .into_iter()
+            .filter(|id| org.get(&schema.name, id).is_ok())
+            .collect()
     } else {
         org.find_by_field(&schema.name, &key.name, &value)
     };
@@ -295,7 +377,10 @@ async fn retrieve_by_field(
 
 /// 300 for an ambiguous external id: a JSON array of the matching records' URLs (exact shape unconfirmed, §6).
 fn multiple_choices(object: &str, matches: &[String], version: &str) -> Response {
-    let urls: Vec<String> = matches.iter().map(|id| format!("/services/data/v{version}/sobjects/{object}/{id}")).collect();
+    let urls: Vec<String> = matches
+        .iter()
+        .map(|id| format!("/services/data/v{version}/sobjects/{object}/{id}"))
+        .collect();
     (StatusCode::MULTIPLE_CHOICES, Json(urls)).into_response()
 }
 
@@ -308,17 +393,34 @@ async fn upsert(
 ) -> Result<Response, ApiError> {
     let input = parse_record(&body)?;
     let mut org = st.org.lock();
-    let outcome = org.upsert(&object, &field, &value, &input, &session.user_id, chrono::Utc::now())?;
+    let outcome = org.upsert(
+        &object,
+        &field,
+        &value,
+        &input,
+        &session.user_id,
+        chrono::Utc::now(),
+    )?;
     let name = org.schema_or_invalid(&object)?.name.clone();
     let modern = v.number() >= 46.0;
     Ok(match outcome {
-        UpsertOutcome::Created(id) if modern => {
-            created(&v, &name, &id, json!({"id": id, "success": true, "errors": [], "created": true}))
-        }
-        UpsertOutcome::Created(id) => created(&v, &name, &id, json!({"id": id, "success": true, "errors": []})),
-        UpsertOutcome::Updated(id) if modern => {
-            (StatusCode::OK, Json(json!({"id": id, "success": true, "errors": [], "created": false}))).into_response()
-        }
+        UpsertOutcome::Created(id) if modern => created(
+            &v,
+            &name,
+            &id,
+            json!({"id": id, "success": true, "errors": [], "created": true}),
+        ),
+        UpsertOutcome::Created(id) => created(
+            &v,
+            &name,
+            &id,
+            json!({"id": id, "success": true, "errors": []}),
+        ),
+        UpsertOutcome::Updated(id) if modern => (
+            StatusCode::OK,
+            Json(json!({"id": id, "success": true, "errors": [], "created": false})),
+        )
+            .into_response(),
         UpsertOutcome::Updated(_) => StatusCode::NO_CONTENT.into_response(),
         UpsertOutcome::Multiple(matches) => multiple_choices(&name, &matches, &v.0),
     })
@@ -335,7 +437,11 @@ async fn upsert_override(
     if q.get("_HttpMethod").map(String::as_str) == Some("PATCH") {
         upsert(state, session, version, path, body).await
     } else {
-        Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "HTTP Method 'POST' not allowed. Allowed are HEAD,GET,PATCH,DELETE"))
+        Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "METHOD_NOT_ALLOWED",
+            "HTTP Method 'POST' not allowed. Allowed are HEAD,GET,PATCH,DELETE",
+        ))
     }
 }
 
@@ -351,18 +457,38 @@ struct Cursor {
     batch: usize,
 }
 
-async fn query(st: State<AppState>, v: Extension<ApiVersion>, headers: HeaderMap, q: Params) -> Result<Json<Value>, ApiError> {
+async fn query(
+    st: State<AppState>,
+    v: Extension<ApiVersion>,
+    headers: HeaderMap,
+    q: Params,
+) -> Result<Json<Value>, ApiError> {
     run_query(&st, &v, &headers, &q, false)
 }
 
-async fn query_all(st: State<AppState>, v: Extension<ApiVersion>, headers: HeaderMap, q: Params) -> Result<Json<Value>, ApiError> {
+async fn query_all(
+    st: State<AppState>,
+    v: Extension<ApiVersion>,
+    headers: HeaderMap,
+    q: Params,
+) -> Result<Json<Value>, ApiError> {
     run_query(&st, &v, &headers, &q, true)
 }
 
-fn run_query(st: &AppState, v: &ApiVersion, headers: &HeaderMap, q: &HashMap<String, String>, all: bool) -> Result<Json<Value>, ApiError> {
-    let soql_text = q.get("q").map(|s| s.trim()).filter(|s| !s.is_empty()).ok_or_else(|| {
-        ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
-    })?;
+fn run_query(
+    st: &AppState,
+    v: &ApiVersion,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    all: bool,
+) -> Result<Json<Value>, ApiError> {
+    let soql_text = q
+        .get("q")
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
+        })?;
     let soql_error = |e: soql::SoqlError| ApiError::bad_request(e.error_code(), e.to_string());
     let (result, object) = {
         let org = st.org.lock();
@@ -373,24 +499,34 @@ fn run_query(st: &AppState, v: &ApiVersion, headers: &HeaderMap, q: &HashMap<Str
             .filter(|r| all || r.get("IsDeleted") != Some(&Value::Bool(true)))
             .map(|r| org.render(schema, r, &v.0))
             .collect();
-        (soql::execute(&parsed, &records, chrono::Utc::now()).map_err(soql_error)?, schema.name.clone())
+        (
+            soql::execute(&parsed, &records, chrono::Utc::now()).map_err(soql_error)?,
+            schema.name.clone(),
+        )
     };
     let rows = match result {
-        soql::QueryResult::Count(n) => return Ok(Json(json!({"totalSize": n, "done": true, "records": []}))),
+        soql::QueryResult::Count(n) => {
+            return Ok(Json(json!({"totalSize": n, "done": true, "records": []})));
+        }
         soql::QueryResult::Rows(rows) => rows,
     };
     let rows: Vec<Value> = rows
         .into_iter()
         .map(|mut row| {
             let id = row.get("Id").and_then(Value::as_str).map(str::to_owned);
-            row.insert("attributes".into(), attributes(&object, id.as_deref(), &v.0));
+            row.insert(
+                "attributes".into(),
+                attributes(&object, id.as_deref(), &v.0),
+            );
             Value::Object(row)
         })
         .collect();
     let batch = batch_size(headers);
     let total = rows.len();
     if total <= batch {
-        return Ok(Json(json!({"totalSize": total, "done": true, "records": rows})));
+        return Ok(Json(
+            json!({"totalSize": total, "done": true, "records": rows}),
+        ));
     }
     let first: Vec<Value> = rows[..batch].to_vec();
     let mut cursors = st.cursors.lock();
@@ -431,7 +567,15 @@ fn batch_size(headers: &HeaderMap) -> usize {
     headers
         .get("sforce-query-options")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').find_map(|kv| kv.trim().strip_prefix("batchSize=")?.trim().parse::<usize>().ok()))
+        .and_then(|v| {
+            v.split(',').find_map(|kv| {
+                kv.trim()
+                    .strip_prefix("batchSize=")?
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+            })
+        })
         .map(|n| n.clamp(MIN_BATCH, DEFAULT_BATCH))
         .unwrap_or(DEFAULT_BATCH)
 }
@@ -448,7 +592,9 @@ impl soql::SchemaLookup for SchemaView<'_> {
         let f = self.0.schema(object)?.field(name)?;
         let kind = match f.kind {
             FieldType::Boolean => soql::ValueKind::Boolean,
-            FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent => soql::ValueKind::Number,
+            FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent => {
+                soql::ValueKind::Number
+            }
             FieldType::Date => soql::ValueKind::Date,
             FieldType::Datetime => soql::ValueKind::DateTime,
             FieldType::Base64 => soql::ValueKind::Blob,

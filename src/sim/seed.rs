@@ -218,7 +218,11 @@ impl Seed {
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(self.org_id.len() == 18, "org_id must have 18 characters");
         for obj in &self.objects {
-            anyhow::ensure!(obj.key_prefix.len() == 3, "{}: key_prefix must have 3 characters", obj.name);
+            anyhow::ensure!(
+                obj.key_prefix.len() == 3,
+                "{}: key_prefix must have 3 characters",
+                obj.name
+            );
         }
         for app in &self.connected_apps {
             if let Some(CertificateSource::Builtin(name)) = &app.certificate {

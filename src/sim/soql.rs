@@ -69,5 +69,8 @@ pub fn execute(
     _records: &[Map<String, Value>],
     _now: DateTime<Utc>,
 ) -> Result<QueryResult, SoqlError> {
-    Err(SoqlError::Malformed(format!("cannot execute a query on {}", query.object)))
+    Err(SoqlError::Malformed(format!(
+        "cannot execute a query on {}",
+        query.object
+    )))
 }

@@ -16,11 +16,16 @@ pub async fn start() -> SimHandle {
 }
 
 pub async fn start_with(opts: SimOptions) -> SimHandle {
-    sim::spawn("127.0.0.1:0".parse().expect("literal address"), opts).await.expect("sim starts")
+    sim::spawn("127.0.0.1:0".parse().expect("literal address"), opts)
+        .await
+        .expect("sim starts")
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client")
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
 }
 
 /// `{base}/services/data/v62.0{path}`.
@@ -47,16 +52,27 @@ pub async fn token_response(sim: &SimHandle, form: &[(&str, &str)]) -> (u16, Val
 pub async fn integration_token(sim: &SimHandle) -> String {
     let (status, body) = token_response(
         sim,
-        &[("grant_type", "client_credentials"), ("client_id", INTEGRATION_KEY), ("client_secret", INTEGRATION_SECRET)],
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", INTEGRATION_KEY),
+            ("client_secret", INTEGRATION_SECRET),
+        ],
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().expect("access_token").to_string()
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
 }
 
 /// An RS256 assertion signed with a PEM key file from `config/sandbox/`.
 pub fn jwt(key_file: &str, claims: &Value) -> String {
-    let pem = std::fs::read(format!("{}/config/sandbox/{key_file}", env!("CARGO_MANIFEST_DIR"))).expect("key file");
+    let pem = std::fs::read(format!(
+        "{}/config/sandbox/{key_file}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("key file");
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("rsa key");
     let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     jsonwebtoken::encode(&header, claims, &key).expect("sign")
@@ -68,11 +84,18 @@ pub fn claims(aud: &str, exp_offset_secs: i64) -> Value {
 }
 
 /// Send with a bearer token, return status, headers and the body parsed as JSON (`Null` when empty).
-pub async fn send(req: reqwest::RequestBuilder, token: &str) -> (u16, reqwest::header::HeaderMap, Value) {
+pub async fn send(
+    req: reqwest::RequestBuilder,
+    token: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
     let resp = req.bearer_auth(token).send().await.expect("request");
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes = resp.bytes().await.expect("body");
-    let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
     (status, headers, body)
 }
