@@ -5,13 +5,15 @@
 //! (tests, the sandbox); [`run_standalone`] is `creditlink sim salesforce`. The org starts from a [`Seed`]
 //! (`config/sim/default-seed.json` by default) and all state lives in memory behind `parking_lot` locks.
 //!
-//! Code map: `seed` (seed format), `ids` (18-char ids), `org` (records and write rules), `oauth` (token,
-//! introspect, userinfo, identity), `gate` (auth, limits, faults around every REST call), `rest` (single-record
-//! routes, query, limits, describe), `collections` (sObject Collections), `files` (ContentVersion),
+//! Code map: `seed` (seed format), `ids` (18-char ids), `org` (records and record-level rules), `validate` (field-level
+//! write checks), `oauth` (token,
+//! introspect, userinfo, identity), `gate` (auth, limits, faults around every REST call), `rest` (route table and
+//! single-record routes), `describe` (versions, limits, describe), `query`, `collections` (sObject Collections), `files` (ContentVersion),
 //! `control` (`/__sim/`), `faults`, `limits`, `info` (the info file), `soql` (query parsing and evaluation).
 
 mod collections;
 mod control;
+mod describe;
 mod error;
 mod faults;
 mod files;
@@ -21,9 +23,11 @@ mod info;
 mod limits;
 mod oauth;
 mod org;
+mod query;
 mod rest;
 mod seed;
 pub mod soql;
+mod validate;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -226,7 +230,7 @@ pub(crate) struct Shared {
     pub tokens: parking_lot::Mutex<oauth::TokenStore>,
     pub faults: parking_lot::Mutex<faults::Faults>,
     pub stats: parking_lot::Mutex<limits::Stats>,
-    pub cursors: parking_lot::Mutex<rest::Cursors>,
+    pub cursors: parking_lot::Mutex<query::Cursors>,
 }
 
 impl Shared {
@@ -239,7 +243,7 @@ impl Shared {
             tokens: parking_lot::Mutex::new(oauth::TokenStore::default()),
             faults: parking_lot::Mutex::new(faults::Faults::default()),
             stats: parking_lot::Mutex::new(limits::Stats::default()),
-            cursors: parking_lot::Mutex::new(rest::Cursors::default()),
+            cursors: parking_lot::Mutex::new(query::Cursors::default()),
             opts,
         }))
     }

@@ -1,4 +1,4 @@
-//! Single-record REST routes, describe, limits and query (reference §2.1–2.6, §2.10).
+//! The REST route table under `/services/data/vXX.X/`, and the single-record routes (reference §2.1–2.5).
 
 use std::collections::HashMap;
 
@@ -15,25 +15,25 @@ use super::gate::{self, ApiVersion};
 use super::oauth::Session;
 use super::org::{ObjectSchema, Org, Record, UpsertOutcome};
 use super::seed::FieldType;
-use super::{AppState, collections, files, ids, limits, soql};
-
-const DEFAULT_BATCH: usize = 2000;
-const MIN_BATCH: usize = 200;
+use super::{AppState, collections, describe, files, ids, query};
 
 type Params = Query<HashMap<String, String>>;
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let data = Router::new()
-        .route("/services/data/{version}", get(resources))
-        .route("/services/data/{version}/limits", get(limits))
-        .route("/services/data/{version}/sobjects", get(describe_global))
+        .route("/services/data/{version}", get(describe::resources))
+        .route("/services/data/{version}/limits", get(describe::limits))
+        .route(
+            "/services/data/{version}/sobjects",
+            get(describe::describe_global),
+        )
         .route(
             "/services/data/{version}/sobjects/{object}",
-            get(object_info).post(create),
+            get(describe::object_info).post(create),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/describe",
-            get(describe),
+            get(describe::describe),
         )
         .route(
             "/services/data/{version}/sobjects/{object}/{id}",
@@ -46,17 +46,20 @@ pub fn routes(state: AppState) -> Router<AppState> {
             "/services/data/{version}/sobjects/{object}/{field}/{value}",
             get(retrieve_by_field).patch(upsert).post(upsert_override),
         )
-        .route("/services/data/{version}/query", get(query))
-        .route("/services/data/{version}/queryAll", get(query_all))
-        .route("/services/data/{version}/query/{locator}", get(query_more))
+        .route("/services/data/{version}/query", get(query::query))
+        .route("/services/data/{version}/queryAll", get(query::query_all))
+        .route(
+            "/services/data/{version}/query/{locator}",
+            get(query::query_more),
+        )
         .route(
             "/services/data/{version}/queryAll/{locator}",
-            get(query_more),
+            get(query::query_more),
         )
         .merge(collections::routes())
         .route_layer(axum::middleware::from_fn_with_state(state, gate::rest));
     Router::new()
-        .route("/services/data", get(versions))
+        .route("/services/data", get(describe::versions))
         .merge(data)
 }
 
@@ -139,102 +142,6 @@ pub fn field_list(
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
-}
-
-async fn versions() -> Json<Value> {
-    let seasons = ["Winter", "Spring", "Summer"];
-    let list: Vec<Value> = (gate::MIN_VERSION as i64..=gate::MAX_VERSION as i64)
-        .map(|v| {
-            let season = seasons[(v - 62).rem_euclid(3) as usize];
-            let year = 25 + (v - 62).div_euclid(3);
-            json!({"label": format!("{season} '{year}"), "url": format!("/services/data/v{v}.0"), "version": format!("{v}.0")})
-        })
-        .collect();
-    Json(Value::Array(list))
-}
-
-async fn resources(Extension(v): Extension<ApiVersion>) -> Json<Value> {
-    let base = format!("/services/data/v{}", v.0);
-    Json(json!({
-        "sobjects": format!("{base}/sobjects"), "query": format!("{base}/query"),
-        "queryAll": format!("{base}/queryAll"), "limits": format!("{base}/limits"),
-        "composite": format!("{base}/composite"),
-    }))
-}
-
-async fn limits(State(st): State<AppState>) -> Json<Value> {
-    let max = st
-        .faults
-        .lock()
-        .daily_api_limit
-        .unwrap_or(st.opts.daily_api_limit);
-    let used = st.stats.lock().api_calls_total;
-    Json(limits::limits_json(used, max))
-}
-
-async fn describe_global(
-    State(st): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
-) -> Json<Value> {
-    let org = st.org.lock();
-    let sobjects: Vec<Value> = org
-        .objects()
-        .iter()
-        .map(|o| object_summary(o, &v.0))
-        .collect();
-    Json(json!({"encoding": "UTF-8", "maxBatchSize": 200, "sobjects": sobjects}))
-}
-
-async fn object_info(
-    State(st): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
-    Path((_, object)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let org = st.org.lock();
-    let schema = org.schema_or_invalid(&object)?;
-    Ok(Json(
-        json!({"objectDescribe": object_summary(schema, &v.0), "recentItems": []}),
-    ))
-}
-
-async fn describe(
-    State(st): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
-    Path((_, object)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let org = st.org.lock();
-    let schema = org.schema_or_invalid(&object)?;
-    let fields: Vec<Value> = schema.fields.iter().map(describe_field).collect();
-    let mut body = object_summary(schema, &v.0);
-    body["fields"] = Value::Array(fields);
-    Ok(Json(body))
-}
-
-fn object_summary(o: &ObjectSchema, version: &str) -> Value {
-    let base = format!("/services/data/v{version}/sobjects/{}", o.name);
-    json!({
-        "name": o.name, "label": o.name.trim_end_matches("__c").replace('_', " "), "keyPrefix": o.key_prefix,
-        "custom": o.name.ends_with("__c"), "createable": true, "updateable": true, "deletable": true,
-        "queryable": true, "retrieveable": true,
-        "urls": {"sobject": base, "describe": format!("{base}/describe"), "rowTemplate": format!("{base}/{{ID}}")},
-    })
-}
-
-fn describe_field(f: &super::seed::FieldSpec) -> Value {
-    let kind = serde_json::to_value(f.kind).unwrap_or(Value::Null);
-    let picklist: Vec<Value> = f
-        .values
-        .iter()
-        .map(|v| json!({"value": v, "label": v, "active": true, "defaultValue": f.default.as_ref().and_then(Value::as_str) == Some(v)}))
-        .collect();
-    json!({
-        "name": f.name, "label": f.name.trim_end_matches("__c").replace('_', " "), "type": kind,
-        "length": f.length.unwrap_or(0), "precision": f.precision.unwrap_or(0), "scale": f.scale.unwrap_or(0),
-        "nillable": !f.required && f.kind != FieldType::Boolean, "createable": f.createable,
-        "updateable": f.updateable, "unique": f.unique, "externalId": f.external_id, "idLookup": f.external_id || f.name == "Id",
-        "defaultValue": f.default, "picklistValues": picklist, "restrictedPicklist": f.restricted,
-        "referenceTo": f.reference_to.iter().collect::<Vec<_>>(), "custom": f.name.ends_with("__c"),
-    })
 }
 
 async fn create(
@@ -442,164 +349,5 @@ async fn upsert_override(
             "METHOD_NOT_ALLOWED",
             "HTTP Method 'POST' not allowed. Allowed are HEAD,GET,PATCH,DELETE",
         ))
-    }
-}
-
-/// Open query cursors, by locator.
-#[derive(Default)]
-pub struct Cursors {
-    seq: u64,
-    open: HashMap<String, Cursor>,
-}
-
-struct Cursor {
-    rows: Vec<Value>,
-    batch: usize,
-}
-
-async fn query(
-    st: State<AppState>,
-    v: Extension<ApiVersion>,
-    headers: HeaderMap,
-    q: Params,
-) -> Result<Json<Value>, ApiError> {
-    run_query(&st, &v, &headers, &q, false)
-}
-
-async fn query_all(
-    st: State<AppState>,
-    v: Extension<ApiVersion>,
-    headers: HeaderMap,
-    q: Params,
-) -> Result<Json<Value>, ApiError> {
-    run_query(&st, &v, &headers, &q, true)
-}
-
-fn run_query(
-    st: &AppState,
-    v: &ApiVersion,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-    all: bool,
-) -> Result<Json<Value>, ApiError> {
-    let soql_text = q
-        .get("q")
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
-        })?;
-    let soql_error = |e: soql::SoqlError| ApiError::bad_request(e.error_code(), e.to_string());
-    let (result, object) = {
-        let org = st.org.lock();
-        let parsed = soql::parse(soql_text, &SchemaView(&org)).map_err(soql_error)?;
-        let schema = org.schema_or_invalid(&parsed.object)?;
-        let records: Vec<Record> = org
-            .all(&schema.name)
-            .filter(|r| all || r.get("IsDeleted") != Some(&Value::Bool(true)))
-            .map(|r| org.render(schema, r, &v.0))
-            .collect();
-        (
-            soql::execute(&parsed, &records, chrono::Utc::now()).map_err(soql_error)?,
-            schema.name.clone(),
-        )
-    };
-    let rows = match result {
-        soql::QueryResult::Count(n) => {
-            return Ok(Json(json!({"totalSize": n, "done": true, "records": []})));
-        }
-        soql::QueryResult::Rows(rows) => rows,
-    };
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|mut row| {
-            let id = row.get("Id").and_then(Value::as_str).map(str::to_owned);
-            row.insert(
-                "attributes".into(),
-                attributes(&object, id.as_deref(), &v.0),
-            );
-            Value::Object(row)
-        })
-        .collect();
-    let batch = batch_size(headers);
-    let total = rows.len();
-    if total <= batch {
-        return Ok(Json(
-            json!({"totalSize": total, "done": true, "records": rows}),
-        ));
-    }
-    let first: Vec<Value> = rows[..batch].to_vec();
-    let mut cursors = st.cursors.lock();
-    cursors.seq += 1;
-    let locator = ids::generate("01g", cursors.seq);
-    cursors.open.insert(locator.clone(), Cursor { rows, batch });
-    Ok(Json(json!({
-        "totalSize": total, "done": false,
-        "nextRecordsUrl": format!("/services/data/v{}/query/{locator}-{batch}", v.0),
-        "records": first,
-    })))
-}
-
-async fn query_more(
-    State(st): State<AppState>,
-    Extension(v): Extension<ApiVersion>,
-    Path((_, locator)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let invalid = || ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator");
-    let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
-    let offset: usize = offset.parse().map_err(|_| invalid())?;
-    let mut cursors = st.cursors.lock();
-    let cursor = cursors.open.get(id).ok_or_else(invalid)?;
-    let total = cursor.rows.len();
-    let end = (offset + cursor.batch).min(total);
-    let page: Vec<Value> = cursor.rows.get(offset..end).ok_or_else(invalid)?.to_vec();
-    let mut body = json!({"totalSize": total, "done": end >= total, "records": page});
-    if end < total {
-        body["nextRecordsUrl"] = format!("/services/data/v{}/query/{id}-{end}", v.0).into();
-    } else {
-        cursors.open.remove(id);
-    }
-    Ok(Json(body))
-}
-
-/// `Sforce-Query-Options: batchSize=N`, clamped to 200..=2000.
-fn batch_size(headers: &HeaderMap) -> usize {
-    headers
-        .get("sforce-query-options")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.split(',').find_map(|kv| {
-                kv.trim()
-                    .strip_prefix("batchSize=")?
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-            })
-        })
-        .map(|n| n.clamp(MIN_BATCH, DEFAULT_BATCH))
-        .unwrap_or(DEFAULT_BATCH)
-}
-
-/// The org's schema as the SOQL parser sees it.
-struct SchemaView<'a>(&'a Org);
-
-impl soql::SchemaLookup for SchemaView<'_> {
-    fn object(&self, name: &str) -> Option<String> {
-        self.0.schema(name).map(|s| s.name.clone())
-    }
-
-    fn field(&self, object: &str, name: &str) -> Option<(String, soql::ValueKind)> {
-        let f = self.0.schema(object)?.field(name)?;
-        let kind = match f.kind {
-            FieldType::Boolean => soql::ValueKind::Boolean,
-            FieldType::Int | FieldType::Double | FieldType::Currency | FieldType::Percent => {
-                soql::ValueKind::Number
-            }
-            FieldType::Date => soql::ValueKind::Date,
-            FieldType::Datetime => soql::ValueKind::DateTime,
-            FieldType::Base64 => soql::ValueKind::Blob,
-            _ => soql::ValueKind::Text,
-        };
-        Some((f.name.clone(), kind))
     }
 }
