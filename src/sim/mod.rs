@@ -88,6 +88,11 @@ impl SimHandle {
         control::stored_records(&self.state, object)
     }
 
+    /// `{"api_calls_total", "by_route"}`, as `GET /__sim/stats` shows them.
+    pub fn stats(&self) -> serde_json::Value {
+        self.state.stats.lock().json()
+    }
+
     /// Stop serving and wait for the server task to end.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         self.shutdown.cancel();
@@ -199,11 +204,21 @@ fn router(state: Arc<Shared>) -> Router {
         .merge(oauth::routes())
         .merge(rest::routes(state.clone()))
         .merge(control::routes())
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::outage,
         ))
         .with_state(state)
+}
+
+/// Unknown paths answer like Salesforce does, with the REST error array.
+async fn not_found() -> error::ApiError {
+    error::ApiError::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "The requested resource does not exist",
+    )
 }
 
 fn strip_trailing_slash(mut req: Request) -> Request {

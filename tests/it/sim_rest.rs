@@ -425,3 +425,50 @@ async fn ambiguous_external_id_answers_300() {
     let (status, _, _) = send(client().patch(&url).json(&json!({"Name": "x"})), &token).await;
     assert_eq!(status, 300);
 }
+
+#[tokio::test]
+async fn concurrent_creates_get_unique_ids_and_names() {
+    let sim = start().await;
+    let token = integration_token(&sim).await;
+    let url = api(&sim, "/sobjects/Credit_Report_Request__c");
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (url, token) = (url.clone(), token.clone());
+            tokio::spawn(async move {
+                send(
+                    client().post(url).json(&request_body(&format!("P-{i}"))),
+                    &token,
+                )
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().0, 201);
+    }
+    let stored = sim.records("Credit_Report_Request__c");
+    let mut names: Vec<&str> = stored.iter().map(|r| r["Name"].as_str().unwrap()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 40);
+    assert_eq!(sim.stats()["api_calls_total"], 40);
+}
+
+#[tokio::test]
+async fn unknown_paths_and_debug_output() {
+    let sim = start().await;
+    let token = integration_token(&sim).await;
+    let (status, _, body) = send(client().get(api(&sim, "/no/such/thing")), &token).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
+        (404, json!("NOT_FOUND"))
+    );
+    let debug = format!("{:?}", creditlink::sim::SimOptions::default());
+    for secret in [
+        "demo-creditlink-secret",
+        "demo-bank-a-secret",
+        "demo-bank-a-password",
+    ] {
+        assert!(!debug.contains(secret), "{secret} leaks through Debug");
+    }
+}
