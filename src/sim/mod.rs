@@ -9,7 +9,7 @@
 //! write checks), `oauth` (token,
 //! introspect, userinfo, identity), `gate` (auth, limits, faults around every REST call), `rest` (route table and
 //! single-record routes), `describe` (versions, limits, describe), `query`, `collections` (sObject Collections), `files` (ContentVersion),
-//! `control` (`/__sim/`), `faults`, `limits`, `info` (the info file), `soql` (query parsing and evaluation).
+//! `control` (`/__sim/`), `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and evaluation).
 
 mod collections;
 mod control;
@@ -26,6 +26,7 @@ mod org;
 mod query;
 mod rest;
 mod seed;
+mod snapshot;
 pub mod soql;
 mod validate;
 
@@ -52,6 +53,8 @@ pub struct SimOptions {
     pub token_lifetime: Duration,
     /// `DailyApiRequests.Max` until a fault sets `daily_api_limit` (Developer Edition's 15,000).
     pub daily_api_limit: u64,
+    /// Where to keep the org's data across restarts: read on start when present, written on shutdown.
+    pub snapshot: Option<PathBuf>,
 }
 
 impl Default for SimOptions {
@@ -60,6 +63,7 @@ impl Default for SimOptions {
             seed: Seed::default_org(),
             token_lifetime: Duration::from_secs(2 * 3600),
             daily_api_limit: 15_000,
+            snapshot: None,
         }
     }
 }
@@ -184,7 +188,7 @@ async fn serve_state(
     state: Arc<Shared>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let app = router(state);
+    let app = router(state.clone());
     // Trailing slashes are stripped before routing: simple-salesforce sends `/sobjects/Obj/`, jsforce doesn't.
     let app = tower::Layer::layer(
         &tower::util::MapRequestLayer::new(strip_trailing_slash),
@@ -196,7 +200,12 @@ async fn serve_state(
     )
     .with_graceful_shutdown(shutdown.cancelled_owned())
     .await
-    .context("simulator server failed")
+    .context("simulator server failed")?;
+    if let Some(path) = &state.opts.snapshot {
+        let snap = state.org.lock().to_snapshot();
+        snapshot::save(path, &snap)?;
+    }
+    Ok(())
 }
 
 fn router(state: Arc<Shared>) -> Router {
@@ -250,7 +259,16 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn new(base_url: String, opts: SimOptions) -> anyhow::Result<Arc<Shared>> {
-        let org = org::Org::from_seed(&opts.seed, chrono::Utc::now())?;
+        let mut org = org::Org::from_seed(&opts.seed, chrono::Utc::now())?;
+        if let Some(snap) = opts
+            .snapshot
+            .as_deref()
+            .map(snapshot::load)
+            .transpose()?
+            .flatten()
+        {
+            org.restore(snap)?;
+        }
         Ok(Arc::new(Shared {
             base_url,
             seed: opts.seed.clone(),

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use super::error::RecordError;
 use super::ids;
 use super::seed::{FieldSpec, FieldType, NameField, ObjectSpec, Seed};
+use super::snapshot::Snapshot;
 
 pub type Record = Map<String, Value>;
 
@@ -156,6 +157,39 @@ impl Org {
                 .insert(id, r);
         }
         Ok(org)
+    }
+
+    /// The org's data, for `SimOptions::snapshot`.
+    pub fn to_snapshot(&self) -> Snapshot {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        Snapshot {
+            records: self.records.clone(),
+            blobs: self
+                .blobs
+                .iter()
+                .map(|(k, v)| (k.clone(), base64::Engine::encode(engine, v)))
+                .collect(),
+            seq: self.seq,
+            autonumbers: self.autonumbers.clone(),
+        }
+    }
+
+    /// Replace the data with a snapshot's; objects the seed no longer has are dropped.
+    pub fn restore(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let mut blobs = HashMap::new();
+        for (k, v) in snapshot.blobs {
+            blobs.insert(k, base64::Engine::decode(engine, v)?);
+        }
+        for (object, recs) in snapshot.records {
+            if let Some(name) = self.schema(&object).map(|s| s.name.clone()) {
+                self.records.insert(name, recs);
+            }
+        }
+        self.blobs = blobs;
+        self.seq = snapshot.seq;
+        self.autonumbers = snapshot.autonumbers;
+        Ok(())
     }
 
     /// Canonical schema for a case-insensitive object name.

@@ -472,3 +472,37 @@ async fn unknown_paths_and_debug_output() {
         assert!(!debug.contains(secret), "{secret} leaks through Debug");
     }
 }
+
+#[tokio::test]
+async fn snapshot_keeps_records_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = creditlink::sim::SimOptions {
+        snapshot: Some(dir.path().join("org.json")),
+        ..Default::default()
+    };
+    let sim = start_with(opts.clone()).await;
+    let token = integration_token(&sim).await;
+    let (status, _, created) = send(
+        client()
+            .post(api(&sim, "/sobjects/Credit_Report_Request__c"))
+            .json(&request_body("SNAP-1")),
+        &token,
+    )
+    .await;
+    assert_eq!(status, 201);
+    sim.shutdown().await.unwrap();
+
+    let sim = start_with(opts).await;
+    let stored = sim.records("Credit_Report_Request__c");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["Id"], created["id"]);
+    let token = integration_token(&sim).await;
+    let (_, _, next) = send(
+        client()
+            .post(api(&sim, "/sobjects/Credit_Report_Request__c"))
+            .json(&request_body("SNAP-2")),
+        &token,
+    )
+    .await;
+    assert_ne!(next["id"], created["id"]);
+}
