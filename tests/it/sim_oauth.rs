@@ -302,3 +302,23 @@ async fn expired_tokens_get_the_exact_401_body() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body[0]["errorCode"], "INVALID_AUTH_HEADER");
 }
+
+#[tokio::test]
+async fn chunked_token_request_is_accepted() {
+    let sim = start().await;
+    let form = format!(
+        "grant_type=client_credentials&client_id={INTEGRATION_KEY}&client_secret={INTEGRATION_SECRET}"
+    );
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        form.as_bytes().chunks(7).map(|c| Ok(c.to_vec())).collect();
+    let resp = client()
+        .post(format!("{}/services/oauth2/token", sim.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body["access_token"].is_string());
+}
