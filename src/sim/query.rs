@@ -26,8 +26,12 @@ type Params = Query<HashMap<String, String>>;
 #[derive(Default)]
 pub struct Cursors {
     seq: u64,
-    open: HashMap<String, Cursor>,
+    /// Locators sort in creation order (zero-padded base 62), so the first entry is the oldest.
+    open: std::collections::BTreeMap<String, Cursor>,
 }
+
+/// Cursors a client abandoned are dropped oldest first beyond this many.
+const MAX_OPEN_CURSORS: usize = 1000;
 
 struct Cursor {
     rows: Vec<Value>,
@@ -110,6 +114,9 @@ fn run_query(
     cursors.seq += 1;
     let locator = ids::generate("01g", cursors.seq);
     cursors.open.insert(locator.clone(), Cursor { rows, batch });
+    while cursors.open.len() > MAX_OPEN_CURSORS {
+        cursors.open.pop_first();
+    }
     Ok(Json(json!({
         "totalSize": total, "done": false,
         "nextRecordsUrl": format!("/services/data/v{}/query/{locator}-{batch}", v.0),
