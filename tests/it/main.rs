@@ -1,1 +1,6 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
+mod sim_collections;
+mod sim_faults;
+mod sim_oauth;
+mod sim_rest;
+mod sim_support;

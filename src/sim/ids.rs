@@ -1,0 +1,76 @@
+//! Salesforce record ids: 15 case-sensitive characters plus a 3-character case-safe suffix.
+
+const SUFFIX_ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ012345";
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The case-safe suffix of a 15-character id: one character per 5-character chunk, bit i set when char i is
+/// an upper-case letter.
+pub fn suffix(id15: &str) -> String {
+    id15.as_bytes()
+        .chunks(5)
+        .map(|chunk| {
+            let bits = chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c.is_ascii_uppercase())
+                .fold(0usize, |acc, (i, _)| acc | (1 << i));
+            SUFFIX_ALPHABET[bits] as char
+        })
+        .collect()
+}
+
+/// The 18-character id for a 15- or 18-character one; `None` when malformed (wrong length, characters or suffix).
+pub fn normalize(id: &str) -> Option<String> {
+    if !id.bytes().all(|c| c.is_ascii_alphanumeric()) {
+        return None;
+    }
+    match id.len() {
+        15 => Some(format!("{id}{}", suffix(id))),
+        // Salesforce accepts a suffix in any case; the 15-char part is what identifies the record.
+        18 if suffix(&id[..15]).eq_ignore_ascii_case(&id[15..]) => {
+            Some(format!("{}{}", &id[..15], suffix(&id[..15])))
+        }
+        _ => None,
+    }
+}
+
+/// A fresh 18-character id: key prefix, the sim's pod `5Y`, a 10-character base-62 sequence, the suffix.
+pub fn generate(key_prefix: &str, seq: u64) -> String {
+    let mut digits = [b'0'; 10];
+    let mut n = seq;
+    for slot in digits.iter_mut().rev() {
+        *slot = BASE62[(n % 62) as usize];
+        n /= 62;
+    }
+    // Digits are ASCII by construction.
+    let id15 = format!("{key_prefix}5Y{}", String::from_utf8_lossy(&digits));
+    format!("{id15}{}", suffix(&id15))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reference_vectors() {
+        assert_eq!(suffix("a0BA0000000L2ZC"), "MA0");
+        assert_eq!(suffix("00558000001N0Ke"), "AAK");
+        assert_eq!(suffix("70130000001tcyI"), "AAQ");
+    }
+
+    #[test]
+    fn normalizes_and_rejects() {
+        assert_eq!(
+            normalize("00558000001N0Ke").as_deref(),
+            Some("00558000001N0KeAAK")
+        );
+        assert_eq!(
+            normalize("00558000001N0KeAAK").as_deref(),
+            Some("00558000001N0KeAAK")
+        );
+        assert_eq!(normalize("00558000001N0KeZZZ"), None);
+        assert_eq!(normalize("not-an-id"), None);
+        let id = generate("a01", 12345);
+        assert_eq!(normalize(&id).as_deref(), Some(id.as_str()));
+    }
+}

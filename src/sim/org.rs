@@ -1,0 +1,532 @@
+//! The org's in-memory state: schema, records, blobs, and the write rules Salesforce enforces.
+//!
+//! Records are stored as JSON maps holding every field of the object (unset ones as `null`), keyed by their
+//! canonical field names. Deleted records stay in place with `IsDeleted = true` so `queryAll` and
+//! `ENTITY_IS_DELETED` work. Blob (`base64`) field values live in `blobs`; the record holds `null` and readers
+//! render the relative download URL, as Salesforce does.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::error::RecordError;
+use super::ids;
+use super::seed::{FieldSpec, FieldType, NameField, ObjectSpec, Seed};
+use super::snapshot::Snapshot;
+
+pub type Record = Map<String, Value>;
+
+/// Decoded blob values of a write, by canonical field name.
+pub(super) type Blobs = Vec<(String, Vec<u8>)>;
+
+/// Salesforce's datetime wire format: milliseconds and a colon-less offset.
+pub fn sf_datetime(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+}
+
+/// One object's schema with its standard fields added.
+#[derive(Debug, Clone)]
+pub struct ObjectSchema {
+    pub name: String,
+    pub key_prefix: String,
+    pub name_field: NameField,
+    pub fields: Vec<FieldSpec>,
+}
+
+impl ObjectSchema {
+    /// Case-insensitive field lookup, as the API does.
+    pub fn field(&self, name: &str) -> Option<&FieldSpec> {
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    fn from_spec(spec: &ObjectSpec) -> Self {
+        let std_field = |name: &str, kind: FieldType| FieldSpec {
+            name: name.into(),
+            kind,
+            length: (kind == FieldType::Id).then_some(18),
+            precision: None,
+            scale: None,
+            required: false,
+            default: None,
+            unique: false,
+            external_id: false,
+            createable: false,
+            updateable: false,
+            values: vec![],
+            restricted: false,
+            reference_to: matches!(kind, FieldType::Reference).then(|| "User".to_string()),
+        };
+        let mut fields = vec![std_field("Id", FieldType::Id)];
+        match &spec.name_field {
+            NameField::None => {}
+            NameField::Text => fields.push(FieldSpec {
+                length: Some(80),
+                required: true,
+                createable: true,
+                updateable: true,
+                ..std_field("Name", FieldType::String)
+            }),
+            NameField::AutoNumber(_) | NameField::Computed(_) => fields.push(FieldSpec {
+                length: Some(255),
+                ..std_field("Name", FieldType::String)
+            }),
+        }
+        fields.extend(spec.fields.iter().cloned());
+        for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+            fields.push(std_field(f, FieldType::Datetime));
+        }
+        for f in ["CreatedById", "LastModifiedById"] {
+            fields.push(std_field(f, FieldType::Reference));
+        }
+        fields.push(std_field("IsDeleted", FieldType::Boolean));
+        ObjectSchema {
+            name: spec.name.clone(),
+            key_prefix: spec.key_prefix.clone(),
+            name_field: spec.name_field.clone(),
+            fields,
+        }
+    }
+}
+
+/// The outcome of an upsert by external id.
+#[derive(Debug)]
+pub enum UpsertOutcome {
+    Created(String),
+    Updated(String),
+    /// More than one record matches: their ids (answered with 300).
+    Multiple(Vec<String>),
+}
+
+/// The whole org. Callers hold it behind one lock; every method is a complete, consistent operation.
+#[derive(Debug, Clone)]
+pub struct Org {
+    objects: Vec<ObjectSchema>,
+    records: HashMap<String, BTreeMap<String, Record>>,
+    pub(super) blobs: HashMap<String, Vec<u8>>,
+    seq: u64,
+    autonumbers: HashMap<String, u64>,
+}
+
+impl Org {
+    /// Build the org a seed describes; seed records skip validation but get every standard field.
+    pub fn from_seed(seed: &Seed, now: DateTime<Utc>) -> anyhow::Result<Org> {
+        let objects: Vec<ObjectSchema> = seed.objects.iter().map(ObjectSchema::from_spec).collect();
+        let mut org = Org {
+            records: objects
+                .iter()
+                .map(|o| (o.name.clone(), BTreeMap::new()))
+                .collect(),
+            objects,
+            blobs: HashMap::new(),
+            seq: 0,
+            autonumbers: HashMap::new(),
+        };
+        let creator = seed.users.first().map(|u| u.id.clone()).unwrap_or_default();
+        let mut seeded: Vec<(String, Record)> = Vec::new();
+        for u in &seed.users {
+            let mut r = Record::new();
+            r.insert("Id".into(), u.id.clone().into());
+            r.insert("Username".into(), u.username.clone().into());
+            r.insert("Email".into(), u.email.clone().into());
+            r.insert("FirstName".into(), u.first_name.clone().into());
+            r.insert("LastName".into(), u.last_name.clone().into());
+            r.insert("AccountId".into(), u.account_id.clone().into());
+            seeded.push(("User".into(), r));
+        }
+        for (object, recs) in &seed.records {
+            seeded.extend(recs.iter().map(|r| (object.clone(), r.clone())));
+        }
+        for (object, mut r) in seeded {
+            let schema = org
+                .schema(&object)
+                .ok_or_else(|| anyhow::anyhow!("seed record of unknown object {object}"))?
+                .clone();
+            let id = match r.get("Id").and_then(Value::as_str) {
+                Some(id) => ids::normalize(id)
+                    .ok_or_else(|| anyhow::anyhow!("seed record with malformed id {id}"))?,
+                None => org.next_id(&schema.key_prefix),
+            };
+            r.insert("Id".into(), id.clone().into());
+            org.fill_new(&schema, &mut r, &creator, now);
+            org.records
+                .entry(schema.name.clone())
+                .or_default()
+                .insert(id, r);
+        }
+        Ok(org)
+    }
+
+    /// The org's data, for `SimOptions::snapshot`.
+    pub fn to_snapshot(&self) -> Snapshot {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        Snapshot {
+            records: self.records.clone(),
+            blobs: self
+                .blobs
+                .iter()
+                .map(|(k, v)| (k.clone(), base64::Engine::encode(engine, v)))
+                .collect(),
+            seq: self.seq,
+            autonumbers: self.autonumbers.clone(),
+        }
+    }
+
+    /// Replace the data with a snapshot's; objects the seed no longer has are dropped.
+    pub fn restore(&mut self, snapshot: Snapshot) -> anyhow::Result<()> {
+        let engine = &base64::engine::general_purpose::STANDARD;
+        let mut blobs = HashMap::new();
+        for (k, v) in snapshot.blobs {
+            blobs.insert(k, base64::Engine::decode(engine, v)?);
+        }
+        for (object, recs) in snapshot.records {
+            if let Some(name) = self.schema(&object).map(|s| s.name.clone()) {
+                self.records.insert(name, recs);
+            }
+        }
+        self.blobs = blobs;
+        self.seq = snapshot.seq;
+        self.autonumbers = snapshot.autonumbers;
+        Ok(())
+    }
+
+    /// Canonical schema for a case-insensitive object name.
+    pub fn schema(&self, object: &str) -> Option<&ObjectSchema> {
+        self.objects
+            .iter()
+            .find(|o| o.name.eq_ignore_ascii_case(object))
+    }
+
+    pub fn schema_or_invalid(&self, object: &str) -> Result<&ObjectSchema, RecordError> {
+        self.schema(object)
+            .ok_or_else(|| RecordError::invalid_type(object))
+    }
+
+    pub fn objects(&self) -> &[ObjectSchema] {
+        &self.objects
+    }
+
+    /// Every stored record of an object, deleted ones included, in creation order of ids.
+    pub fn all(&self, object: &str) -> impl Iterator<Item = &Record> {
+        self.records
+            .get(object)
+            .into_iter()
+            .flat_map(|m| m.values())
+    }
+
+    /// A live record by id. Unknown → `NOT_FOUND`, deleted → `ENTITY_IS_DELETED`, bad id → `MALFORMED_ID`.
+    pub fn get(&self, object: &str, id: &str) -> Result<&Record, RecordError> {
+        let schema = self.schema_or_invalid(object)?;
+        let id18 = ids::normalize(id).ok_or_else(|| RecordError::malformed_id(id))?;
+        let rec = self
+            .records
+            .get(&schema.name)
+            .and_then(|m| m.get(&id18))
+            .ok_or_else(RecordError::not_found)?;
+        if rec.get("IsDeleted") == Some(&Value::Bool(true)) {
+            return Err(RecordError::deleted());
+        }
+        Ok(rec)
+    }
+
+    /// Live records whose external-id (or `Id`) field equals `value`, case-insensitively.
+    pub fn find_by_field(&self, object: &str, field: &str, value: &str) -> Vec<String> {
+        self.all(object)
+            .filter(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
+            .filter(|r| {
+                r.get(field)
+                    .and_then(Value::as_str)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(value))
+            })
+            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
+            .collect()
+    }
+
+    /// Insert a record after full validation; returns its id.
+    pub fn create(
+        &mut self,
+        object: &str,
+        input: &Record,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, RecordError> {
+        let schema = self.schema_or_invalid(object)?.clone();
+        let (mut rec, blobs) = self.validate(&schema, input, None)?;
+        let id = self.next_id(&schema.key_prefix);
+        rec.insert("Id".into(), id.clone().into());
+        self.fill_new(&schema, &mut rec, user, now);
+        let missing: Vec<String> = schema
+            .fields
+            .iter()
+            .filter(|f| f.required && rec.get(&f.name).is_none_or(Value::is_null))
+            .filter(|f| !(f.kind == FieldType::Base64 && blobs.iter().any(|(n, _)| n == &f.name)))
+            .map(|f| f.name.clone())
+            .collect();
+        if !missing.is_empty() {
+            return Err(RecordError::new(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", missing.join(", ")),
+                missing,
+            ));
+        }
+        self.check_unique(&schema, &rec, &id)?;
+        for (field, bytes) in blobs {
+            self.blobs.insert(blob_key(&id, &field), bytes);
+        }
+        self.records
+            .entry(schema.name.clone())
+            .or_default()
+            .insert(id.clone(), rec);
+        Ok(id)
+    }
+
+    /// Update a live record after validation.
+    pub fn update(
+        &mut self,
+        object: &str,
+        id: &str,
+        input: &Record,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, RecordError> {
+        let schema = self.schema_or_invalid(object)?.clone();
+        let current = self.get(&schema.name, id)?.clone();
+        let id18 = current
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let (changes, blobs) = self.validate(&schema, input, Some(&current))?;
+        let mut rec = current;
+        for (k, v) in changes {
+            rec.insert(k, v);
+        }
+        if let Some(f) = schema
+            .fields
+            .iter()
+            .find(|f| f.required && rec.get(&f.name).is_none_or(Value::is_null))
+        {
+            return Err(RecordError::new(
+                "REQUIRED_FIELD_MISSING",
+                format!("Required fields are missing: [{}]", f.name),
+                vec![f.name.clone()],
+            ));
+        }
+        self.check_unique(&schema, &rec, &id18)?;
+        compute_name(&schema, &mut rec);
+        let stamp = Value::String(sf_datetime(now));
+        rec.insert("LastModifiedDate".into(), stamp.clone());
+        rec.insert("SystemModstamp".into(), stamp);
+        rec.insert("LastModifiedById".into(), user.into());
+        for (field, bytes) in blobs {
+            self.blobs.insert(blob_key(&id18, &field), bytes);
+        }
+        self.records
+            .entry(schema.name.clone())
+            .or_default()
+            .insert(id18.clone(), rec);
+        Ok(id18)
+    }
+
+    /// Soft-delete a live record.
+    pub fn delete(
+        &mut self,
+        object: &str,
+        id: &str,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RecordError> {
+        let schema_name = self.schema_or_invalid(object)?.name.clone();
+        let id18 = self
+            .get(&schema_name, id)?
+            .get("Id")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        if let Some(rec) = self
+            .records
+            .get_mut(&schema_name)
+            .and_then(|m| m.get_mut(&id18))
+        {
+            rec.insert("IsDeleted".into(), true.into());
+            rec.insert("SystemModstamp".into(), sf_datetime(now).into());
+            rec.insert("LastModifiedById".into(), user.into());
+        }
+        Ok(())
+    }
+
+    /// Upsert by an external-id field (or `Id`). `input` must not repeat the key field with another value.
+    pub fn upsert(
+        &mut self,
+        object: &str,
+        field: &str,
+        value: &str,
+        input: &Record,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UpsertOutcome, RecordError> {
+        let schema = self.schema_or_invalid(object)?.clone();
+        let key = schema
+            .field(field)
+            .filter(|f| f.external_id || f.name == "Id")
+            .ok_or_else(RecordError::not_found)?
+            .name
+            .clone();
+        let mut body = input.clone();
+        body.retain(|k, _| !k.eq_ignore_ascii_case(&key));
+        let matches = if key == "Id" {
+            ids::normalize(value)
+                .filter(|id| self.get(&schema.name, id).is_ok())
+                .into_iter()
+                .collect()
+        } else {
+            self.find_by_field(&schema.name, &key, value)
+        };
+        match matches.as_slice() {
+            [] => {
+                if key != "Id" {
+                    body.insert(key, value.into());
+                }
+                self.create(&schema.name, &body, user, now)
+                    .map(UpsertOutcome::Created)
+            }
+            [one] => self
+                .update(&schema.name, one, &body, user, now)
+                .map(UpsertOutcome::Updated),
+            _ => Ok(UpsertOutcome::Multiple(matches)),
+        }
+    }
+
+    /// The record as the API shows it: blob fields become their relative download URL.
+    pub fn render(&self, schema: &ObjectSchema, rec: &Record, version: &str) -> Record {
+        let mut out = rec.clone();
+        let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
+        for f in schema.fields.iter().filter(|f| f.kind == FieldType::Base64) {
+            if self.blobs.contains_key(&blob_key(id, &f.name)) {
+                let url = format!(
+                    "/services/data/v{version}/sobjects/{}/{id}/{}",
+                    schema.name, f.name
+                );
+                out.insert(f.name.clone(), url.into());
+            }
+        }
+        out
+    }
+
+    pub fn blob(&self, id: &str, field: &str) -> Option<&Vec<u8>> {
+        self.blobs.get(&blob_key(id, field))
+    }
+
+    /// Set fields directly, bypassing createable/updateable (system-maintained fields such as `IsLatest`).
+    pub(super) fn set_system(&mut self, object: &str, id: &str, fields: Record) {
+        if let Some(rec) = self.records.get_mut(object).and_then(|m| m.get_mut(id)) {
+            rec.extend(fields);
+        }
+    }
+
+    fn next_id(&mut self, prefix: &str) -> String {
+        self.seq += 1;
+        ids::generate(prefix, self.seq)
+    }
+
+    /// Fill the standard fields, defaults and `Name` of a record about to be inserted.
+    fn fill_new(
+        &mut self,
+        schema: &ObjectSchema,
+        rec: &mut Record,
+        user: &str,
+        now: DateTime<Utc>,
+    ) {
+        for f in &schema.fields {
+            if !rec.contains_key(&f.name) {
+                rec.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
+            }
+        }
+        let stamp = Value::String(sf_datetime(now));
+        for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
+            rec.insert(f.into(), stamp.clone());
+        }
+        for f in ["CreatedById", "LastModifiedById"] {
+            rec.insert(f.into(), user.into());
+        }
+        rec.insert("IsDeleted".into(), false.into());
+        if let NameField::AutoNumber(pattern) = &schema.name_field {
+            let n = self.autonumbers.entry(schema.name.clone()).or_insert(0);
+            *n += 1;
+            rec.insert("Name".into(), auto_number(pattern, *n).into());
+        }
+        compute_name(schema, rec);
+    }
+
+    fn check_unique(
+        &self,
+        schema: &ObjectSchema,
+        rec: &Record,
+        id: &str,
+    ) -> Result<(), RecordError> {
+        for f in schema.fields.iter().filter(|f| f.unique) {
+            let Some(value) = rec.get(&f.name).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(other) = self
+                .find_by_field(&schema.name, &f.name, value)
+                .into_iter()
+                .find(|o| o != id)
+            {
+                return Err(RecordError::new(
+                    "DUPLICATE_VALUE",
+                    format!(
+                        "duplicate value found: {} duplicates value on record with id: {other}",
+                        f.name
+                    ),
+                    vec![],
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn blob_key(id: &str, field: &str) -> String {
+    format!("{id}/{field}")
+}
+
+fn auto_number(pattern: &str, n: u64) -> String {
+    match (pattern.find('{'), pattern.find('}')) {
+        (Some(a), Some(b)) if b > a => {
+            let width = b - a - 1;
+            format!("{}{:0width$}{}", &pattern[..a], n, &pattern[b + 1..])
+        }
+        _ => format!("{pattern}{n}"),
+    }
+}
+
+fn compute_name(schema: &ObjectSchema, rec: &mut Record) {
+    if let NameField::Computed(parts) = &schema.name_field {
+        let name: Vec<&str> = parts
+            .iter()
+            .filter_map(|p| rec.get(p).and_then(Value::as_str))
+            .collect();
+        rec.insert("Name".into(), name.join(" ").into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::validate::parse_datetime;
+    use super::*;
+
+    #[test]
+    fn auto_number_pads() {
+        assert_eq!(auto_number("CRR-{000000}", 42), "CRR-000042");
+    }
+
+    #[test]
+    fn datetime_format() {
+        let t = parse_datetime("2013-05-20T20:49:32Z").unwrap();
+        assert_eq!(sf_datetime(t), "2013-05-20T20:49:32.000+0000");
+        assert_eq!(parse_datetime("2013-05-20T20:49:32.000+0000"), Some(t));
+    }
+}
