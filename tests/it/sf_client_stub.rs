@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Form, Path, Request, State};
+use axum::extract::{Form, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -64,9 +64,16 @@ async fn spawn_stub(token_delay: Duration) -> Arc<Stub> {
             "/services/data/v62.0/sobjects/{object}/{field}/{value}",
             patch(upsert),
         )
+        .route(
+            "/services/data/v62.0/composite/sobjects/{object}/{field}",
+            patch(collection_upsert),
+        )
+        .route("/services/data/v62.0/query", get(query_first))
+        .route("/services/data/v62.0/query/{cursor}", get(query_next))
         .layer(middleware::from_fn_with_state(stub.clone(), org_session));
     let app = Router::new()
         .route("/services/oauth2/token", post(token))
+        .route("/services/oauth2/introspect", post(introspect))
         .merge(api)
         .with_state(stub.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -200,6 +207,83 @@ async fn upsert(
         )
             .into_response(),
     }
+}
+
+/// RFC 7662 with Salesforce's fields; the app authenticates with Basic auth.
+async fn introspect(
+    State(stub): State<Arc<Stub>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let expected =
+        base64::engine::general_purpose::STANDARD.encode(format!("{CONSUMER_KEY}:{CLIENT_SECRET}"));
+    if headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        != Some(&format!("Basic {expected}"))
+    {
+        let body =
+            json!({"error": "invalid_client", "error_description": "invalid client credentials"});
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
+    }
+    let active = form
+        .get("token")
+        .is_some_and(|t| stub.accepted.lock().contains(t));
+    if !active {
+        return Json(json!({"active": false})).into_response();
+    }
+    Json(json!({
+        "active": true, "scope": "api", "client_id": CONSUMER_KEY, "username": "rep@demo-bank-a.example",
+        "sub": format!("{AUDIENCE}/id/{ORG_ID}/005000000000002AAA"), "token_type": "access_token",
+        "exp": 1764003600, "iat": 1764000000, "nbf": 1764000000,
+    }))
+    .into_response()
+}
+
+/// Two pages: the first names the second in `nextRecordsUrl`. Echoes the SOQL so the test sees it arrive intact.
+async fn query_first(Query(params): Query<HashMap<String, String>>) -> Json<Value> {
+    let soql = params.get("q").cloned().unwrap_or_default();
+    Json(json!({
+        "totalSize": 3, "done": false, "nextRecordsUrl": "/services/data/v62.0/query/01gSTUB-2",
+        "records": [{"attributes": {"type": "Account"}, "Name": soql}, {"attributes": {"type": "Account"}, "Name": "B"}],
+    }))
+}
+
+async fn query_next(Path(cursor): Path<String>) -> Response {
+    if cursor != "01gSTUB-2" {
+        let body =
+            json!([{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}]);
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    Json(json!({"totalSize": 3, "done": true, "records": [{"attributes": {"type": "Account"}, "Name": "C"}]}))
+        .into_response()
+}
+
+/// Per-record results in input order; a record keyed `bad` fails with a Collections-style (`statusCode`) error.
+async fn collection_upsert(
+    Path((object, field)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    if body["allOrNone"] != json!(false) {
+        return (StatusCode::BAD_REQUEST, "allOrNone must be false").into_response();
+    }
+    let records = body["records"].as_array().cloned().unwrap_or_default();
+    let results: Vec<Value> = records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            if record["attributes"]["type"] != json!(object) {
+                json!({"success": false, "errors": [{"statusCode": "INVALID_TYPE", "message": "no type"}]})
+            } else if record[&field] == json!("bad") {
+                let error = json!({"statusCode": "REQUIRED_FIELD_MISSING",
+                    "message": "Required fields are missing: [Bank__c]", "fields": ["Bank__c"]});
+                json!({"success": false, "errors": [error]})
+            } else {
+                json!({"id": format!("a02{i:015}"), "success": true, "errors": [], "created": true})
+            }
+        })
+        .collect();
+    Json(Value::Array(results)).into_response()
 }
 
 fn settings(stub: &Stub, auth: AuthFlow, timeout: Duration) -> ClientSettings {
@@ -413,4 +497,77 @@ async fn oversized_collections_are_refused_before_any_request() {
     assert_eq!(error.class(), ErrorClass::Permanent);
     assert_eq!(error.code(), Some("CLIENT_USAGE"));
     assert_eq!(stub.token_requests.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn introspection_reports_active_tokens_and_their_user() {
+    let stub = spawn_stub(Duration::ZERO).await;
+    let mut with_app = settings(&stub, client_credentials(), Duration::from_secs(10));
+    with_app.introspection = Some(AppCredentials {
+        client_id: CONSUMER_KEY.to_owned(),
+        client_secret: SecretString::from(CLIENT_SECRET),
+    });
+    let sf = SalesforceClient::new(with_app).unwrap();
+    stub.accepted
+        .lock()
+        .insert("00D!bank-user-token".to_owned());
+
+    let active = sf.introspect("00D!bank-user-token").await.unwrap();
+    assert!(active.active);
+    assert_eq!(active.username.as_deref(), Some("rep@demo-bank-a.example"));
+    assert_eq!(active.org_id.as_deref(), Some(ORG_ID));
+    assert_eq!(active.user_id.as_deref(), Some("005000000000002AAA"));
+    assert_eq!(active.exp, Some(1764003600));
+    assert!(!sf.introspect("00D!unknown").await.unwrap().active);
+
+    let without_app = client(&stub, client_credentials());
+    assert_eq!(
+        without_app.introspect("x").await.unwrap_err().code(),
+        Some("CLIENT_CONFIG")
+    );
+}
+
+#[tokio::test]
+async fn query_all_follows_next_records_url() {
+    let stub = spawn_stub(Duration::ZERO).await;
+    let sf = client(&stub, client_credentials());
+    let soql = "SELECT Name FROM Account WHERE Bank_Code__c = 'A&B' AND Name LIKE '%x%'";
+
+    let records = sf.query_all(soql).await.unwrap();
+
+    let names: Vec<&str> = records
+        .iter()
+        .map(|r| r["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [soql, "B", "C"]);
+    assert_eq!(stub.api_calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn collections_upsert_returns_classified_results_in_input_order() {
+    let stub = spawn_stub(Duration::ZERO).await;
+    let sf = client(&stub, client_credentials());
+    let records: Vec<JsonMap> = ["K-1", "bad", "K-3"]
+        .iter()
+        .map(|key| JsonMap::from_iter([("Record_Key__c".to_owned(), json!(key))]))
+        .collect();
+
+    let results = sf
+        .collections_upsert("Credit_Record__c", "Record_Key__c", &records)
+        .await
+        .unwrap();
+
+    assert_eq!(results.len(), 3);
+    assert!(results[0].success && results[2].success);
+    assert_eq!(results[0].created, Some(true));
+    assert_eq!(results[0].error_class(), None);
+    assert!(!results[1].success);
+    assert_eq!(results[1].errors[0].code, "REQUIRED_FIELD_MISSING");
+    assert_eq!(results[1].errors[0].fields, ["Bank__c"]);
+    assert_eq!(results[1].error_class(), Some(ErrorClass::Permanent));
+    assert_eq!(
+        stub.api_calls.load(Ordering::SeqCst),
+        1,
+        "one API call for the whole batch"
+    );
 }
