@@ -14,8 +14,8 @@ use axum::routing::{get, patch, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use creditlink::salesforce::{
-    ApiUsage, AppCredentials, AuthFlow, ClientSettings, ErrorClass, JsonMap, SalesforceClient,
-    UpsertResult,
+    ApiUsage, AppCredentials, AuthFlow, ClientSettings, ContentUpload, ErrorClass, JsonMap,
+    SalesforceClient, UpsertResult,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use parking_lot::Mutex;
@@ -44,6 +44,8 @@ struct Stub {
     /// Makes the token endpoint slow, so concurrent callers really overlap with the refresh.
     token_delay: Duration,
     upserted_values: Mutex<Vec<String>>,
+    /// ContentVersion bodies, id `068` + 1-based index.
+    files: Mutex<Vec<Vec<u8>>>,
 }
 
 async fn spawn_stub(token_delay: Duration) -> Arc<Stub> {
@@ -67,6 +69,14 @@ async fn spawn_stub(token_delay: Duration) -> Arc<Stub> {
         .route(
             "/services/data/v62.0/composite/sobjects/{object}/{field}",
             patch(collection_upsert),
+        )
+        .route(
+            "/services/data/v62.0/sobjects/ContentVersion",
+            post(content_version),
+        )
+        .route(
+            "/services/data/v62.0/sobjects/ContentVersion/{id}/VersionData",
+            get(version_data),
         )
         .route("/services/data/v62.0/query", get(query_first))
         .route("/services/data/v62.0/query/{cursor}", get(query_next))
@@ -284,6 +294,74 @@ async fn collection_upsert(
         })
         .collect();
     Json(Value::Array(results)).into_response()
+}
+
+/// Stores the uploaded bytes (from base64 JSON or the `VersionData` multipart part) and serves them back.
+async fn content_version(
+    State(stub): State<Arc<Stub>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let (entity, data) = if content_type.starts_with("multipart/form-data") {
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let Some(entity) = text
+            .split("\r\n\r\n")
+            .nth(1)
+            .and_then(|part| part.split("\r\n--").next())
+        else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        let entity: Value = serde_json::from_str(entity).unwrap_or_default();
+        let data = text
+            .split("\r\n\r\n")
+            .nth(2)
+            .and_then(|part| part.split("\r\n--").next())
+            .unwrap_or_default();
+        let named =
+            text.contains("name=\"entity_content\"") && text.contains("name=\"VersionData\"");
+        (
+            if named { entity } else { Value::Null },
+            data.as_bytes().to_vec(),
+        )
+    } else {
+        let entity: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let data = entity["VersionData"].as_str().unwrap_or_default();
+        let data = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .unwrap_or_default();
+        (entity, data)
+    };
+    if entity["PathOnClient"] != json!("report.pdf")
+        || entity["FirstPublishLocationId"] != json!("a01000000000001AAA")
+    {
+        let body = json!([{"message": "Required fields are missing: [PathOnClient]", "errorCode": "REQUIRED_FIELD_MISSING"}]);
+        return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+    }
+    stub.files.lock().push(data);
+    let id = format!("068{:015}", stub.files.lock().len());
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": id, "success": true, "errors": []})),
+    )
+        .into_response()
+}
+
+async fn version_data(State(stub): State<Arc<Stub>>, Path(id): Path<String>) -> Response {
+    let index = id
+        .get(3..)
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(|n| n.checked_sub(1));
+    match index.and_then(|i| stub.files.lock().get(i).cloned()) {
+        Some(data) => ([(header::CONTENT_TYPE, "application/pdf")], data).into_response(),
+        None => {
+            let body = json!([{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]);
+            (StatusCode::NOT_FOUND, Json(body)).into_response()
+        }
+    }
 }
 
 fn settings(stub: &Stub, auth: AuthFlow, timeout: Duration) -> ClientSettings {
@@ -569,5 +647,38 @@ async fn collections_upsert_returns_classified_results_in_input_order() {
         stub.api_calls.load(Ordering::SeqCst),
         1,
         "one API call for the whole batch"
+    );
+}
+
+#[tokio::test]
+async fn content_versions_upload_as_json_or_multipart_and_download_intact() {
+    let stub = spawn_stub(Duration::ZERO).await;
+    let sf = client(&stub, client_credentials());
+    let pdf = bytes::Bytes::from_static(b"%PDF-1.7\nreport body\n%%EOF");
+    let upload = |multipart| ContentUpload {
+        title: "Credit report".to_owned(),
+        path_on_client: "report.pdf".to_owned(),
+        data: pdf.clone(),
+        first_publish_location_id: Some("a01000000000001AAA".to_owned()),
+        multipart,
+    };
+
+    let as_json = sf.upload_content_version(upload(false)).await.unwrap();
+    let as_multipart = sf.upload_content_version(upload(true)).await.unwrap();
+
+    assert!(as_json.success && as_multipart.success);
+    assert_ne!(as_json.id, as_multipart.id);
+    assert_eq!(sf.download_version_data(&as_json.id).await.unwrap(), pdf);
+    assert_eq!(
+        sf.download_version_data(&as_multipart.id).await.unwrap(),
+        pdf
+    );
+    let missing = sf
+        .download_version_data("068000000000000099")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (missing.code(), missing.class()),
+        (Some("NOT_FOUND"), ErrorClass::Permanent)
     );
 }
