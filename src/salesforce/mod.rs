@@ -1,1 +1,36 @@
-//! See ARCHITECTURE.md.
+//! The Salesforce client: a thin layer over `reqwest` that speaks Salesforce's OAuth and REST wire formats.
+//!
+//! **Architecture invariant:** this is the only module that knows Salesforce JSON shapes (token responses, error
+//! arrays, upsert status codes, Collections results, `Sforce-Limit-Info`). It knows nothing of creditlink's
+//! outbox, config files or mappings: callers hand it object names, field maps and settings, and get back typed
+//! results or an [`SfError`] whose [`SfError::class`] says retry, re-authenticate, or give up.
+//!
+//! The wire facts it implements are in `reference/salesforce-wire.md` (§1 OAuth, §2 REST).
+//!
+//! | File | Role |
+//! | --- | --- |
+//! | `auth.rs` | JWT bearer and client-credentials token flows, the shared token cache, single-flight refresh |
+//! | `client.rs` | [`SalesforceClient`]: single-record calls, queries, request plumbing and the one re-auth retry |
+//! | `collections.rs` | sObject Collections (≤ 200 records per call) |
+//! | `files.rs` | ContentVersion upload (JSON or multipart) and download |
+//! | `error.rs` | [`SfError`], [`ErrorClass`], the classification table, error-body parsing |
+//! | `limits.rs` | the lenient `Sforce-Limit-Info` parser and usage tracking |
+//! | `types.rs` | settings and result types |
+
+mod auth;
+mod client;
+mod collections;
+mod error;
+mod files;
+mod limits;
+mod types;
+
+pub use client::SalesforceClient;
+pub use collections::MAX_COLLECTION_RECORDS;
+pub use error::{ApiError, ErrorClass, SfError, classify};
+pub use files::MAX_JSON_UPLOAD_BYTES;
+pub use limits::{ApiUsage, LimitInfo, parse_limit_info};
+pub use types::{
+    AppCredentials, AuthFlow, ClientSettings, ContentUpload, Identity, Introspection, JsonMap,
+    QueryPage, RecordResult, SaveResult, UpsertResult,
+};

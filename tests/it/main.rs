@@ -1,4 +1,5 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
+mod sf_client_stub;
 mod sim_collections;
 mod sim_faults;
 mod sim_oauth;
