@@ -9,8 +9,9 @@
 
 use serde_json::{Map, Value};
 
-use super::compile::{ContextVar, FieldRule, Mapping, Source, When};
+use super::compile::{Mapping, When};
 use super::convert::{Failure, FieldType, RFC3339, Target, write_datetime};
+use super::field::{ContextVar, FieldRule, Source};
 use super::{FieldProblem, MapContext, MappedRecord};
 
 /// Picks the mapping whose `when` matches the body, else the one without `when`.

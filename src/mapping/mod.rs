@@ -22,6 +22,7 @@
 mod apply;
 mod compile;
 mod convert;
+mod field;
 mod spec;
 
 use std::collections::BTreeMap;
