@@ -427,3 +427,50 @@ impl Validate {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_keeps_the_last_four_characters_only() {
+        assert_eq!(mask("CW-1980013101"), "*********3101");
+        assert_eq!(mask("1234"), "****");
+        assert_eq!(mask(""), "");
+        assert_eq!(show("CW-1980013101", true), "'*********3101'");
+    }
+
+    #[test]
+    fn short_transforms_parse_or_explain() {
+        assert!(matches!(
+            Transform::parse("pad_left:8:0"),
+            Ok(Transform::PadLeft(8, '0'))
+        ));
+        assert!(
+            matches!(Transform::parse("strip:- "), Ok(Transform::Strip(c)) if c == vec!['-', ' '])
+        );
+        for bad in [
+            "pad_left:8",
+            "pad_left:x:0",
+            "pad_right:3:ab",
+            "strip:",
+            "trim:x",
+            "reverse",
+            "regex_replace:(:x",
+        ] {
+            assert!(Transform::parse(bad).is_err(), "{bad} should not parse");
+        }
+        // The pattern may contain colons: the replacement starts after the last one.
+        let Ok(t) = Transform::parse("regex_replace:^(\\d+):(\\d+)$:$1$2") else {
+            panic!("parses")
+        };
+        assert_eq!(t.apply("12:34".into()), "1234");
+    }
+
+    #[test]
+    fn strftime_formats_are_checked() {
+        assert!(format_is_valid("%d-%m-%Y"));
+        assert!(format_is_valid(RFC3339));
+        assert!(!format_is_valid("%Y-%Q"));
+    }
+}

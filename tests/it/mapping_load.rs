@@ -120,6 +120,15 @@ fn every_broken_file_is_reported_in_one_call_with_file_and_line() {
             "{VALID}\n[[field]]\nfrom = \"d\"\nto = \"D__c\"\ntype = \"date\"\ndefault = \"yesterday\"\nformats = [\"%Y-%Q\"]\n"
         ),
     );
+    // line 11: unknown transform; line 12: a value map on an integer field
+    write(
+        dir.path(),
+        "bad_options.toml",
+        &format!(
+            "{}transform = [\"trim\", \"reverse\"]\nvalues = {{ a = \"b\" }}\n",
+            VALID.replace("\"string\"", "\"integer\"")
+        ),
+    );
     // TOML syntax error on line 3
     write(
         dir.path(),
@@ -153,6 +162,12 @@ fn every_broken_file_is_reported_in_one_call_with_file_and_line() {
     expect("bad_default.toml", 16, "default does not fit type date");
     expect("bad_default.toml", 17, "invalid date/time format");
     expect("syntax.toml", 3, "invalid TOML");
+    expect("bad_options.toml", 11, "unknown transform `reverse`");
+    expect(
+        "bad_options.toml",
+        12,
+        "`values` applies to string and picklist fields only",
+    );
     assert!(
         problems_for(&problems, "good.toml").is_empty(),
         "{problems:#?}"
