@@ -129,6 +129,12 @@ fn every_broken_file_is_reported_in_one_call_with_file_and_line() {
             VALID.replace("\"string\"", "\"integer\"")
         ),
     );
+    // line 10: a known key with a value of the wrong TOML type
+    write(
+        dir.path(),
+        "wrong_value_type.toml",
+        &VALID.replace("required = true", "required = \"yes\""),
+    );
     // TOML syntax error on line 3
     write(
         dir.path(),
@@ -162,6 +168,7 @@ fn every_broken_file_is_reported_in_one_call_with_file_and_line() {
     expect("bad_default.toml", 16, "default does not fit type date");
     expect("bad_default.toml", 17, "invalid date/time format");
     expect("syntax.toml", 3, "invalid TOML");
+    expect("wrong_value_type.toml", 10, "boolean");
     expect("bad_options.toml", 11, "unknown transform `reverse`");
     expect(
         "bad_options.toml",
