@@ -97,8 +97,7 @@ fn crash_once(dir: &Path) -> Vec<MessageId> {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     reader.join().expect("reader");
-    let acks = acks.lock().expect("acks").clone();
-    acks
+    std::mem::take(&mut *acks.lock().expect("acks"))
 }
 
 /// The child: enqueue and acknowledge until killed.
