@@ -48,7 +48,9 @@
 //! now, with its attempt count unchanged: the worker that held it may or may not have reached the
 //! destination, and sending again is safe because every write is an upsert by External ID (banks
 //! dedupe on `webhook-id`). The same happens at run time when a lease expires (a worker died or
-//! hung). Then the per-state counters are rebuilt by decoding every message once: O(messages) time
+//! hung). A lease expiry does not count as an attempt, so a message that kills its worker every
+//! time would cycle forever; the relay bounds that with its request timeout being shorter than the
+//! lease. Then the per-state counters are rebuilt by decoding every message once: O(messages) time
 //! at startup, O(1) memory (a streaming scan). At a million messages this is seconds; persisting
 //! the counters instead would add a hot key to every transaction.
 //!

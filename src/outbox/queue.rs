@@ -34,7 +34,9 @@ impl Outbox {
     /// Queues a message unless `(tenant, idempotency_key)` was seen within the TTL.
     ///
     /// Check and insert are one transaction, so concurrent posts with one key create one message.
-    /// Only a hash of the key and the caller's `body_hash` are stored.
+    /// Only a hash of the key and the caller's `body_hash` are stored. `tenant` scopes the key (two
+    /// banks may use the same key) and should equal `new.tenant`. An expired key that was not yet
+    /// purged counts as absent.
     pub fn enqueue_idempotent(
         &self,
         tenant: &str,

@@ -2,7 +2,7 @@
 //!
 //! # Boundary
 //! Only this module names `sled`. The outbox is its one crate-internal user of raw trees and
-//! transactions, through [`raw`] (`pub(crate)`): sled transactions over several trees cannot be
+//! transactions, through the `pub(crate)` module `raw`: sled transactions over several trees cannot be
 //! wrapped generically without re-implementing them, so the outbox borrows the types but never
 //! opens, configures or flushes the database itself. Nothing outside the crate sees a sled type.
 //!
