@@ -1,0 +1,141 @@
+//! Key encodings for the outbox trees. Every integer is big-endian so byte order is value order,
+//! and every key that sorts by time puts the time before the id.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sha2::{Digest, Sha256};
+
+use super::types::{DestinationKind, Lane, MessageId};
+
+/// Milliseconds since the epoch, clamped at 0 so it fits an unsigned, order-preserving key.
+pub(crate) fn millis(t: DateTime<Utc>) -> u64 {
+    u64::try_from(t.timestamp_millis()).unwrap_or(0)
+}
+
+pub(crate) fn from_millis(ms: u64) -> DateTime<Utc> {
+    let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `messages` and `live`: the id alone.
+pub(crate) fn message(id: MessageId) -> [u8; 16] {
+    id.to_bytes()
+}
+
+/// `due`: `kind | lane | next_attempt_at ms | id` — claiming is a range scan over one
+/// `(kind, lane)` prefix up to "now".
+pub(crate) fn due(kind: DestinationKind, lane: Lane, at: DateTime<Utc>, id: MessageId) -> [u8; 26] {
+    let mut k = [0u8; 26];
+    k[0] = kind.tag();
+    k[1] = lane.tag();
+    k[2..10].copy_from_slice(&millis(at).to_be_bytes());
+    k[10..].copy_from_slice(&id.to_bytes());
+    k
+}
+
+/// The inclusive upper bound of due keys of `(kind, lane)` that are due at `now`.
+pub(crate) fn due_until(kind: DestinationKind, lane: Lane, now: DateTime<Utc>) -> [u8; 26] {
+    let mut k = [0xffu8; 26];
+    k[0] = kind.tag();
+    k[1] = lane.tag();
+    k[2..10].copy_from_slice(&millis(now).to_be_bytes());
+    k
+}
+
+pub(crate) fn due_prefix(kind: DestinationKind, lane: Lane) -> [u8; 2] {
+    [kind.tag(), lane.tag()]
+}
+
+/// `leases`: `lease_until ms | id` — expired leases are a range scan up to "now".
+pub(crate) fn lease(until: DateTime<Utc>, id: MessageId) -> [u8; 24] {
+    let mut k = [0u8; 24];
+    k[..8].copy_from_slice(&millis(until).to_be_bytes());
+    k[8..].copy_from_slice(&id.to_bytes());
+    k
+}
+
+pub(crate) fn lease_until(now: DateTime<Utc>) -> [u8; 24] {
+    let mut k = [0xffu8; 24];
+    k[..8].copy_from_slice(&millis(now).to_be_bytes());
+    k
+}
+
+/// The id at the end of a `due` or `leases` key.
+pub(crate) fn trailing_id(key: &[u8]) -> Option<MessageId> {
+    let start = key.len().checked_sub(16)?;
+    let bytes: [u8; 16] = key[start..].try_into().ok()?;
+    Some(MessageId::from_bytes(bytes))
+}
+
+/// `attempts`: `id | attempt number` — one message's log is a prefix scan, in order.
+pub(crate) fn attempt(id: MessageId, number: u32) -> [u8; 20] {
+    let mut k = [0u8; 20];
+    k[..16].copy_from_slice(&id.to_bytes());
+    k[16..].copy_from_slice(&number.to_be_bytes());
+    k
+}
+
+/// `by_tenant`: `len(tenant) u16 | tenant | id`. The length prefix keeps one tenant's prefix from
+/// matching another tenant whose id starts with it.
+pub(crate) fn tenant_prefix(tenant: &str) -> Vec<u8> {
+    let len = u16::try_from(tenant.len()).unwrap_or(u16::MAX);
+    let mut k = Vec::with_capacity(2 + tenant.len() + 16);
+    k.extend_from_slice(&len.to_be_bytes());
+    k.extend_from_slice(tenant.as_bytes());
+    k
+}
+
+pub(crate) fn tenant(tenant: &str, id: MessageId) -> Vec<u8> {
+    let mut k = tenant_prefix(tenant);
+    k.extend_from_slice(&id.to_bytes());
+    k
+}
+
+/// `idempotency`: SHA-256 of `tenant NUL key`. Only the hash is stored: a bank's key may embed
+/// personal data (a national id), and the store keeps none in keys.
+pub(crate) fn idempotency(tenant: &str, key: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(tenant.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    h.finalize().into()
+}
+
+/// `idem_expiry`: `expires_at ms | key hash` — purging is a range scan up to "now".
+pub(crate) fn idem_expiry(expires_at: DateTime<Utc>, key_hash: &[u8; 32]) -> [u8; 40] {
+    let mut k = [0u8; 40];
+    k[..8].copy_from_slice(&millis(expires_at).to_be_bytes());
+    k[8..].copy_from_slice(key_hash);
+    k
+}
+
+pub(crate) fn idem_expiry_until(now: DateTime<Utc>) -> [u8; 40] {
+    let mut k = [0xffu8; 40];
+    k[..8].copy_from_slice(&millis(now).to_be_bytes());
+    k
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn due_keys_sort_by_time_within_a_lane() {
+        let a = MessageId::new();
+        let b = MessageId::new();
+        let t0 = from_millis(1_000);
+        let t1 = from_millis(2_000);
+        let k = DestinationKind::Salesforce;
+        assert!(due(k, Lane::Interactive, t0, b) < due(k, Lane::Interactive, t1, a));
+        assert!(due(k, Lane::Interactive, t1, b) <= due_until(k, Lane::Interactive, t1));
+        assert!(due(k, Lane::Bulk, t0, a) > due_until(k, Lane::Interactive, t1));
+        assert_eq!(trailing_id(&due(k, Lane::Bulk, t0, a)), Some(a));
+    }
+
+    #[test]
+    fn tenant_prefixes_do_not_overlap() {
+        let id = MessageId::new();
+        assert!(!tenant("ab", id).starts_with(&tenant_prefix("a")));
+    }
+}
