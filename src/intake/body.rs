@@ -7,10 +7,10 @@
 //! into a 413 problem document.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
-use axum::extract::rejection::BytesRejection;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -72,7 +72,10 @@ pub enum BodyError {
     #[error("Content-Type is missing")]
     MissingContentType { accepted: Vec<&'static str> },
     #[error("media type {received:?} is not accepted")]
-    UnsupportedMediaType { received: String, accepted: Vec<&'static str> },
+    UnsupportedMediaType {
+        received: String,
+        accepted: Vec<&'static str>,
+    },
     #[error("the request body is empty")]
     Empty,
     /// `limit` is known when our parser refused; the body layer does not say its limit.
@@ -90,32 +93,43 @@ impl BodyError {
     /// The problem document for this refusal.
     pub fn to_problem(&self) -> Problem {
         match self {
-            Self::MissingContentType { accepted } => Problem::unsupported_media_type(None, accepted),
+            Self::MissingContentType { accepted } => {
+                Problem::unsupported_media_type(None, accepted)
+            }
             Self::UnsupportedMediaType { received, accepted } => {
                 Problem::unsupported_media_type(Some(received.as_str()), accepted)
             }
             Self::Empty => Problem::malformed_body("The request body is empty.", None),
             Self::TooLarge { limit } => Problem::body_too_large(*limit),
-            Self::Unreadable => Problem::malformed_body("The request body could not be read.", None),
-            Self::Json(err) => {
-                Problem::malformed_body(sentence(&err.to_string()), err.position()).with_extra("code", err.code())
+            Self::Unreadable => {
+                Problem::malformed_body("The request body could not be read.", None)
             }
+            Self::Json(err) => Problem::malformed_body(sentence(&err.to_string()), err.position())
+                .with_extra("code", err.code()),
             Self::Xml(err) => xml_problem(err),
         }
     }
 }
 
 /// Negotiates and parses one body under `policy`.
-pub fn parse_body(content_type: Option<&HeaderValue>, bytes: &[u8], policy: &BodyPolicy) -> Result<ParsedBody, BodyError> {
+pub fn parse_body(
+    content_type: Option<&HeaderValue>,
+    bytes: &[u8],
+    policy: &BodyPolicy,
+) -> Result<ParsedBody, BodyError> {
     let accepted = accepted_media(policy);
     let Some(content_type) = content_type else {
         return Err(BodyError::MissingContentType { accepted });
     };
     let unsupported = || BodyError::UnsupportedMediaType {
-        received: String::from_utf8_lossy(content_type.as_bytes()).chars().take(100).collect(),
+        received: String::from_utf8_lossy(content_type.as_bytes())
+            .chars()
+            .take(100)
+            .collect(),
         accepted: accepted.clone(),
     };
-    let media = MediaType::parse(content_type.to_str().map_err(|_| unsupported())?).ok_or_else(unsupported)?;
+    let media = MediaType::parse(content_type.to_str().map_err(|_| unsupported())?)
+        .ok_or_else(unsupported)?;
     if !media.charset_is_utf8() {
         return Err(unsupported());
     }
@@ -131,7 +145,11 @@ pub fn parse_body(content_type: Option<&HeaderValue>, bytes: &[u8], policy: &Bod
         (BodyFormat::Xml, Some(root)) => xml::parse_xml(bytes, root, &policy.xml_limits)?,
         _ => json::parse_json(bytes, policy.json_max_depth)?,
     };
-    Ok(ParsedBody { value, format, sha256: Sha256::digest(bytes).into() })
+    Ok(ParsedBody {
+        value,
+        format,
+        sha256: Sha256::digest(bytes).into(),
+    })
 }
 
 /// The body as received, with its `Content-Type`, read through the body-size layer.
@@ -154,13 +172,18 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let content_type = req.headers().get(CONTENT_TYPE).cloned();
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(axum::extract::rejection::FailedToBufferBody::LengthLimitError(_)) => {
-                BodyError::TooLarge { limit: None }
-            }
-            _ => BodyError::Unreadable,
-        })?;
-        Ok(Self { content_type, bytes })
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(
+                    axum::extract::rejection::FailedToBufferBody::LengthLimitError(_),
+                ) => BodyError::TooLarge { limit: None },
+                _ => BodyError::Unreadable,
+            })?;
+        Ok(Self {
+            content_type,
+            bytes,
+        })
     }
 }
 
@@ -177,13 +200,20 @@ fn xml_problem(err: &XmlError) -> Problem {
     }
     if err.is_content_error() {
         let field = err.pointer().unwrap_or_default();
-        let mut problem = Problem::validation(vec![FieldError::new(field, err.code(), sentence(&err.kind.to_string()))]);
+        let mut problem = Problem::validation(vec![FieldError::new(
+            field,
+            err.code(),
+            sentence(&err.kind.to_string()),
+        )]);
         if let Some(pos) = err.position {
-            problem = problem.with_extra("line", pos.line).with_extra("column", pos.column);
+            problem = problem
+                .with_extra("line", pos.line)
+                .with_extra("column", pos.column);
         }
         return problem;
     }
-    Problem::malformed_body(sentence(&err.kind.to_string()), err.position).with_extra("code", err.code())
+    Problem::malformed_body(sentence(&err.kind.to_string()), err.position)
+        .with_extra("code", err.code())
 }
 
 /// A parsed `Content-Type` (RFC 9110 §8.3.1), lower-cased.
@@ -197,7 +227,10 @@ impl MediaType {
     fn parse(value: &str) -> Option<Self> {
         let mut parts = value.split(';');
         let (kind, subtype) = parts.next()?.trim().split_once('/')?;
-        let (kind, subtype) = (kind.trim().to_ascii_lowercase(), subtype.trim().to_ascii_lowercase());
+        let (kind, subtype) = (
+            kind.trim().to_ascii_lowercase(),
+            subtype.trim().to_ascii_lowercase(),
+        );
         if kind.is_empty() || subtype.is_empty() {
             return None;
         }
@@ -205,7 +238,11 @@ impl MediaType {
             .filter_map(|p| p.split_once('='))
             .find(|(name, _)| name.trim().eq_ignore_ascii_case("charset"))
             .map(|(_, v)| v.trim().trim_matches('"').to_ascii_lowercase());
-        Some(Self { kind, subtype, charset })
+        Some(Self {
+            kind,
+            subtype,
+            charset,
+        })
     }
 
     fn is_json(&self) -> bool {
@@ -213,12 +250,16 @@ impl MediaType {
     }
 
     fn is_xml(&self) -> bool {
-        matches!((self.kind.as_str(), self.subtype.as_str()), ("application" | "text", "xml"))
-            || (self.kind == "application" && self.subtype.ends_with("+xml"))
+        matches!(
+            (self.kind.as_str(), self.subtype.as_str()),
+            ("application" | "text", "xml")
+        ) || (self.kind == "application" && self.subtype.ends_with("+xml"))
     }
 
     /// JSON is UTF-8 by definition (RFC 8259) and we only read UTF-8 XML; ASCII is a subset.
     fn charset_is_utf8(&self) -> bool {
-        self.charset.as_deref().is_none_or(|c| matches!(c, "utf-8" | "utf8" | "us-ascii"))
+        self.charset
+            .as_deref()
+            .is_none_or(|c| matches!(c, "utf-8" | "utf8" | "us-ascii"))
     }
 }

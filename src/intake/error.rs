@@ -67,14 +67,19 @@ impl ApiError {
     }
 
     pub fn unavailable(retry_after: Option<Duration>, cause: impl Into<BoxError>) -> Self {
-        Self::Unavailable { retry_after, source: cause.into() }
+        Self::Unavailable {
+            retry_after,
+            source: cause.into(),
+        }
     }
 
     /// The problem document sent for this error.
     pub fn problem(&self) -> Problem {
         match self {
             Self::Body(err) => err.to_problem(),
-            Self::IdempotencyKey(err) => Problem::idempotency_key_invalid(sentence(&err.to_string())),
+            Self::IdempotencyKey(err) => {
+                Problem::idempotency_key_invalid(sentence(&err.to_string()))
+            }
             Self::Credentials(BearerError::Missing) => Problem::unauthenticated(),
             Self::Credentials(_) | Self::TokenRejected { .. } => Problem::invalid_token(),
             Self::InvalidRequest(detail) => Problem::invalid_request(detail.clone()),
@@ -91,11 +96,15 @@ impl ApiError {
 
     /// Logs the error with its cause chain at the level its class deserves.
     pub fn log(&self) {
-        let request_id = current_request_id().map(|id| id.to_string()).unwrap_or_default();
+        let request_id = current_request_id()
+            .map(|id| id.to_string())
+            .unwrap_or_default();
         let chain = cause_chain(self);
         match self {
             Self::Internal(_) => tracing::error!(%request_id, error = %chain, "request failed"),
-            Self::Unavailable { .. } => tracing::warn!(%request_id, error = %chain, "request refused: unavailable"),
+            Self::Unavailable { .. } => {
+                tracing::warn!(%request_id, error = %chain, "request refused: unavailable")
+            }
             _ => tracing::debug!(%request_id, error = %chain, "request refused"),
         }
     }
@@ -139,8 +148,14 @@ mod tests {
     #[test]
     fn chain_names_every_cause_once() {
         let err = ApiError::internal(Store(Disk));
-        assert_eq!(cause_chain(&err), "internal error: store write failed: disk full");
-        assert_eq!(cause_chain(&ApiError::from(BearerError::Missing)), "no usable bearer token: no Authorization header");
+        assert_eq!(
+            cause_chain(&err),
+            "internal error: store write failed: disk full"
+        );
+        assert_eq!(
+            cause_chain(&ApiError::from(BearerError::Missing)),
+            "no usable bearer token: no Authorization header"
+        );
     }
 
     #[test]

@@ -52,8 +52,12 @@ impl IdempotencyKey {
     pub fn parse(value: &HeaderValue) -> Result<Self, IdempotencyKeyError> {
         let raw = trim_ows(value.as_bytes());
         let key = match raw.strip_prefix(b"\"") {
-            Some(quoted) => unquote_sf_string(quoted).ok_or(IdempotencyKeyError::InvalidCharacters)?,
-            None if raw.iter().all(|b| (0x21..=0x7e).contains(b)) => String::from_utf8_lossy(raw).into_owned(),
+            Some(quoted) => {
+                unquote_sf_string(quoted).ok_or(IdempotencyKeyError::InvalidCharacters)?
+            }
+            None if raw.iter().all(|b| (0x21..=0x7e).contains(b)) => {
+                String::from_utf8_lossy(raw).into_owned()
+            }
             None => return Err(IdempotencyKeyError::InvalidCharacters),
         };
         match key.len() {
@@ -65,7 +69,8 @@ impl IdempotencyKey {
 
     /// Finds the key in a request's headers: `Ok(None)` when absent.
     pub fn from_headers(headers: &HeaderMap) -> Result<Option<Self>, IdempotencyKeyError> {
-        let value = single(headers.get_all(IDEMPOTENCY_KEY)).map_err(|()| IdempotencyKeyError::Repeated)?;
+        let value =
+            single(headers.get_all(IDEMPOTENCY_KEY)).map_err(|()| IdempotencyKeyError::Repeated)?;
         value.map(Self::parse).transpose()
     }
 
@@ -134,7 +139,9 @@ impl Prefer {
         for value in headers.get_all(PREFER) {
             let Ok(text) = value.to_str() else { continue };
             for item in split_outside_quotes(text, ',') {
-                let Some(pref) = parse_preference(item) else { continue };
+                let Some(pref) = parse_preference(item) else {
+                    continue;
+                };
                 if !preferences.iter().any(|p| p.name == pref.name) {
                     preferences.push(pref);
                 }
@@ -166,7 +173,8 @@ impl Prefer {
     /// wait was asked for. With `respond-async, wait=10` the client still allows 10 s (RFC 7240 §4.3), so
     /// `respond-async` alone changes nothing: our default is already to answer 202 at once.
     pub fn wait(&self, max: Duration) -> Duration {
-        self.requested_wait().map_or(Duration::ZERO, |secs| Duration::from_secs(secs).min(max))
+        self.requested_wait()
+            .map_or(Duration::ZERO, |secs| Duration::from_secs(secs).min(max))
     }
 
     /// The `Preference-Applied` value for a response: `respond-async` when asked for and the answer is
@@ -180,7 +188,9 @@ impl Prefer {
         if self.requested_wait().is_some() {
             applied.push(format!("wait={}", self.wait(max_wait).as_secs()));
         }
-        (!applied.is_empty()).then(|| applied.join(", ")).and_then(|v| HeaderValue::from_str(&v).ok())
+        (!applied.is_empty())
+            .then(|| applied.join(", "))
+            .and_then(|v| HeaderValue::from_str(&v).ok())
     }
 }
 
@@ -195,8 +205,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Prefer {
 fn parse_preference(item: &str) -> Option<Preference> {
     let mut parts = split_outside_quotes(item, ';').into_iter();
     let (name, value) = parse_pair(parts.next()?)?;
-    let params = parts.filter(|p| !p.trim().is_empty()).filter_map(parse_pair).collect();
-    Some(Preference { name, value, params })
+    let params = parts
+        .filter(|p| !p.trim().is_empty())
+        .filter_map(parse_pair)
+        .collect();
+    Some(Preference {
+        name,
+        value,
+        params,
+    })
 }
 
 /// `token [ BWS "=" BWS word ]`; an empty value is no value (RFC 7240 §2).
@@ -258,8 +275,14 @@ fn is_tchar(b: u8) -> bool {
 }
 
 fn trim_ows(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    let start = bytes
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(start, |i| i + 1);
     &bytes[start..end]
 }
 
@@ -267,7 +290,11 @@ fn trim_ows(bytes: &[u8]) -> &[u8] {
 fn single(values: GetAll<'_, HeaderValue>) -> Result<Option<&HeaderValue>, ()> {
     let mut iter = values.iter();
     let first = iter.next();
-    if iter.next().is_some() { Err(()) } else { Ok(first) }
+    if iter.next().is_some() {
+        Err(())
+    } else {
+        Ok(first)
+    }
 }
 
 /// The bearer token of a request. Its `Debug` is redacted; read it with `secrecy::ExposeSecret` only to
@@ -293,14 +320,19 @@ impl BearerToken {
     /// Tokens are visible ASCII: Salesforce's contain `!`, which the strict b64token grammar lacks.
     pub fn from_headers(headers: &HeaderMap) -> Result<Self, BearerError> {
         let value = single(headers.get_all(AUTHORIZATION)).map_err(|()| BearerError::Repeated)?;
-        let value = value.ok_or(BearerError::Missing)?.to_str().map_err(|_| BearerError::Malformed)?;
+        let value = value
+            .ok_or(BearerError::Missing)?
+            .to_str()
+            .map_err(|_| BearerError::Malformed)?;
         let value = value.trim();
         let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(BearerError::NotBearer);
         }
         let token = token.trim_start_matches(' ');
-        if token.is_empty() || token.len() > BEARER_TOKEN_MAX_LEN || !token.bytes().all(|b| (0x21..=0x7e).contains(&b))
+        if token.is_empty()
+            || token.len() > BEARER_TOKEN_MAX_LEN
+            || !token.bytes().all(|b| (0x21..=0x7e).contains(&b))
         {
             return Err(BearerError::Malformed);
         }

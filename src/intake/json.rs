@@ -24,20 +24,29 @@ const SERDE_JSON_RECURSION_LIMIT: usize = 127;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JsonError {
     #[error("invalid JSON: {message}")]
-    Syntax { message: String, position: Option<SourcePosition> },
+    Syntax {
+        message: String,
+        position: Option<SourcePosition>,
+    },
     #[error("duplicate member name {name:?}")]
-    DuplicateKey { name: String, position: Option<SourcePosition> },
+    DuplicateKey {
+        name: String,
+        position: Option<SourcePosition>,
+    },
     #[error("arrays and objects are nested deeper than {limit} levels")]
-    TooDeep { limit: usize, position: Option<SourcePosition> },
+    TooDeep {
+        limit: usize,
+        position: Option<SourcePosition>,
+    },
 }
 
 impl JsonError {
     /// Where the parser stopped, when known.
     pub fn position(&self) -> Option<SourcePosition> {
         match self {
-            Self::Syntax { position, .. } | Self::DuplicateKey { position, .. } | Self::TooDeep { position, .. } => {
-                *position
-            }
+            Self::Syntax { position, .. }
+            | Self::DuplicateKey { position, .. }
+            | Self::TooDeep { position, .. } => *position,
         }
     }
 
@@ -54,22 +63,42 @@ impl JsonError {
 /// Parses one JSON value (surrounding whitespace allowed, nothing else), refusing duplicate member names
 /// and nesting deeper than `max_depth` (clamped to 127).
 pub fn parse_json(bytes: &[u8], max_depth: usize) -> Result<Value, JsonError> {
-    let guard = Guard { max_depth: max_depth.min(SERDE_JSON_RECURSION_LIMIT), failure: Cell::new(None) };
+    let guard = Guard {
+        max_depth: max_depth.min(SERDE_JSON_RECURSION_LIMIT),
+        failure: Cell::new(None),
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let parsed = ValueSeed { depth: 0, guard: &guard }.deserialize(&mut de).and_then(|value| de.end().map(|()| value));
+    let parsed = ValueSeed {
+        depth: 0,
+        guard: &guard,
+    }
+    .deserialize(&mut de)
+    .and_then(|value| de.end().map(|()| value));
     parsed.map_err(|err| {
-        let position = (err.line() > 0).then(|| SourcePosition { line: err.line(), column: err.column().max(1) });
+        let position = (err.line() > 0).then(|| SourcePosition {
+            line: err.line(),
+            column: err.column().max(1),
+        });
         match guard.failure.take() {
             Some(Failure::Duplicate(name)) => JsonError::DuplicateKey { name, position },
-            Some(Failure::TooDeep) => JsonError::TooDeep { limit: guard.max_depth, position },
-            None => JsonError::Syntax { message: without_position(&err.to_string()), position },
+            Some(Failure::TooDeep) => JsonError::TooDeep {
+                limit: guard.max_depth,
+                position,
+            },
+            None => JsonError::Syntax {
+                message: without_position(&err.to_string()),
+                position,
+            },
         }
     })
 }
 
 /// serde_json appends " at line L column C" to its messages; the position is reported separately.
 fn without_position(message: &str) -> String {
-    message.rsplit_once(" at line ").map_or(message, |(head, _)| head).to_owned()
+    message
+        .rsplit_once(" at line ")
+        .map_or(message, |(head, _)| head)
+        .to_owned()
 }
 
 /// What the visitor refused; serde_json only carries a string, this keeps the kind.
@@ -171,7 +200,10 @@ impl<'g> ValueSeed<'g> {
         if depth > self.guard.max_depth {
             return Err(self.guard.fail(Failure::TooDeep));
         }
-        Ok(ValueSeed { depth, guard: self.guard })
+        Ok(ValueSeed {
+            depth,
+            guard: self.guard,
+        })
     }
 }
 
@@ -182,13 +214,19 @@ mod tests {
     #[test]
     fn accepts_ordinary_documents() {
         let value = parse_json(br#" {"a": [1, -2, 3.5, true, null, {"b": "c"}]} "#, 8).unwrap();
-        assert_eq!(value, serde_json::json!({"a": [1, -2, 3.5, true, null, {"b": "c"}]}));
+        assert_eq!(
+            value,
+            serde_json::json!({"a": [1, -2, 3.5, true, null, {"b": "c"}]})
+        );
     }
 
     #[test]
     fn depth_counts_containers_from_one() {
         assert!(parse_json(b"[[1]]", 2).is_ok());
-        assert!(matches!(parse_json(b"[[[1]]]", 2), Err(JsonError::TooDeep { limit: 2, .. })));
+        assert!(matches!(
+            parse_json(b"[[[1]]]", 2),
+            Err(JsonError::TooDeep { limit: 2, .. })
+        ));
         assert!(parse_json(b"1", 0).is_ok());
     }
 

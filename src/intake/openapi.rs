@@ -109,7 +109,11 @@ fn paths() -> Value {
             }), &["401", "404", "429"])
         }
     });
-    for planned in [&mut uploads["post"], &mut upload["get"], &mut upload_errors["get"]] {
+    for planned in [
+        &mut uploads["post"],
+        &mut upload["get"],
+        &mut upload_errors["get"],
+    ] {
         planned[PLANNED.0] = PLANNED.1.into();
     }
     json!({
@@ -335,14 +339,34 @@ fn problem_schema() -> Value {
 fn problem_responses() -> Value {
     let mut responses = serde_json::Map::new();
     let described = [
-        ("400", "Malformed body or header (with line/column for bodies).", &[][..]),
-        ("401", "Missing, malformed, expired or revoked bearer token.", &["WWW-Authenticate"][..]),
+        (
+            "400",
+            "Malformed body or header (with line/column for bodies).",
+            &[][..],
+        ),
+        (
+            "401",
+            "Missing, malformed, expired or revoked bearer token.",
+            &["WWW-Authenticate"][..],
+        ),
         ("403", "The token's user may not do this.", &[]),
-        ("404", "No such resource, or it belongs to another bank.", &[]),
-        ("409", "The request with this Idempotency-Key is still in flight.", &[]),
+        (
+            "404",
+            "No such resource, or it belongs to another bank.",
+            &[],
+        ),
+        (
+            "409",
+            "The request with this Idempotency-Key is still in flight.",
+            &[],
+        ),
         ("413", "Body too large.", &[]),
         ("415", "Unsupported Content-Type.", &[]),
-        ("422", "Well-formed but invalid: every field problem is listed; or Idempotency-Key reused with another body.", &[]),
+        (
+            "422",
+            "Well-formed but invalid: every field problem is listed; or Idempotency-Key reused with another body.",
+            &[],
+        ),
         ("429", "Too many requests.", &["Retry-After"]),
         ("500", "Unexpected failure; quote request_id.", &[]),
         ("503", "Temporarily unavailable.", &["Retry-After"]),
@@ -350,7 +374,8 @@ fn problem_responses() -> Value {
     for (status, description, extra_headers) in described {
         let mut headers = json!({ "x-request-id": { "$ref": "#/components/headers/XRequestId" } });
         for name in extra_headers {
-            headers[*name] = json!({ "$ref": format!("#/components/headers/{}", name.replace('-', "")) });
+            headers[*name] =
+                json!({ "$ref": format!("#/components/headers/{}", name.replace('-', "")) });
         }
         responses.insert(
             format!("Problem{status}"),

@@ -57,6 +57,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     /// Never fails: without the middleware a fresh id is made, so handlers need no special case.
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let id = parts.extensions.get::<RequestId>().copied();
-        Ok(id.or_else(|| current_request_id().map(RequestId)).unwrap_or_else(|| RequestId(Uuid::now_v7())))
+        Ok(id
+            .or_else(|| current_request_id().map(RequestId))
+            .unwrap_or_else(|| RequestId(Uuid::now_v7())))
     }
 }

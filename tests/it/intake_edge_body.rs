@@ -1,9 +1,9 @@
 //! Request bodies over HTTP: negotiation, strict JSON, XML behind a policy, size limit, digest.
 
+use axum::Json;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::post;
-use axum::Json;
 use creditlink::intake::json::{JsonError, parse_json};
 use creditlink::intake::problem::ProblemType;
 use creditlink::intake::{ApiError, BodyPolicy, RawBody};
@@ -15,26 +15,45 @@ use super::intake_edge_support::{client, send_json, serve};
 /// Echoes what the edge made of the body: the value, the format and the digest.
 async fn echo(State(policy): State<BodyPolicy>, body: RawBody) -> Result<Json<Value>, ApiError> {
     let parsed = body.parse(&policy)?;
-    Ok(Json(json!({ "value": parsed.value, "format": format!("{:?}", parsed.format), "sha256": parsed.sha256_hex() })))
+    Ok(Json(
+        json!({ "value": parsed.value, "format": format!("{:?}", parsed.format), "sha256": parsed.sha256_hex() }),
+    ))
 }
 
 async fn app(xml: bool) -> String {
-    let policy = BodyPolicy { xml_root: xml.then(|| "report_request".to_owned()), ..BodyPolicy::default() };
-    let router = Router::new().route("/echo", post(echo)).layer(DefaultBodyLimit::max(4096)).with_state(policy);
+    let policy = BodyPolicy {
+        xml_root: xml.then(|| "report_request".to_owned()),
+        ..BodyPolicy::default()
+    };
+    let router = Router::new()
+        .route("/echo", post(echo))
+        .layer(DefaultBodyLimit::max(4096))
+        .with_state(policy);
     serve(router).await
 }
 
-fn post_body(base: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
-    client().post(format!("{base}/echo")).header("content-type", content_type).body(body)
+fn post_body(
+    base: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    client()
+        .post(format!("{base}/echo"))
+        .header("content-type", content_type)
+        .body(body)
 }
 
 #[tokio::test]
 async fn json_is_parsed_and_fingerprinted() {
     let base = app(false).await;
     let raw = r#"{"reference": "LN-1", "purpose": "other"}"#;
-    let (status, _, body) = send_json(post_body(&base, "application/json; charset=UTF-8", raw)).await;
+    let (status, _, body) =
+        send_json(post_body(&base, "application/json; charset=UTF-8", raw)).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["value"], json!({"reference": "LN-1", "purpose": "other"}));
+    assert_eq!(
+        body["value"],
+        json!({"reference": "LN-1", "purpose": "other"})
+    );
     assert_eq!(body["format"], "Json");
     assert_eq!(body["sha256"], hex::encode(Sha256::digest(raw.as_bytes())));
     let (status, _, _) = send_json(post_body(&base, "application/vnd.creditlink+json", raw)).await;
@@ -52,7 +71,10 @@ async fn malformed_json_is_400_with_line_and_column() {
     assert_eq!(body["line"], 3);
     assert_eq!(body["column"], 14, "the `o` of `oops`");
     assert_eq!(body["code"], "json_syntax");
-    assert!(!body["detail"].as_str().unwrap().contains("at line"), "position is separate: {body}");
+    assert!(
+        !body["detail"].as_str().unwrap().contains("at line"),
+        "position is separate: {body}"
+    );
 }
 
 #[tokio::test]
@@ -74,9 +96,17 @@ async fn duplicate_keys_and_deep_nesting_are_refused() {
 
 #[test]
 fn json_parser_distinguishes_its_refusals() {
-    assert!(matches!(parse_json(br#"{"a": 1, "\u0061": 2}"#, 8), Err(JsonError::DuplicateKey { ref name, .. }) if name == "a"));
-    assert!(matches!(parse_json(br#"{"a": {"b": {"c": 1}}}"#, 2), Err(JsonError::TooDeep { limit: 2, .. })));
-    assert!(parse_json(br#"{"a": {"b": 1}, "c": {"b": 2}}"#, 2).is_ok(), "the same name in different objects is fine");
+    assert!(
+        matches!(parse_json(br#"{"a": 1, "\u0061": 2}"#, 8), Err(JsonError::DuplicateKey { ref name, .. }) if name == "a")
+    );
+    assert!(matches!(
+        parse_json(br#"{"a": {"b": {"c": 1}}}"#, 2),
+        Err(JsonError::TooDeep { limit: 2, .. })
+    ));
+    assert!(
+        parse_json(br#"{"a": {"b": 1}, "c": {"b": 2}}"#, 2).is_ok(),
+        "the same name in different objects is fine"
+    );
     let err = parse_json(b"{\"a\": 1,", 8).unwrap_err();
     assert_eq!(err.code(), "json_syntax");
     assert_eq!(err.position().map(|p| p.line), Some(1));
@@ -101,8 +131,12 @@ async fn xml_is_415_unless_the_endpoint_allows_it() {
     }
     let (status, _, body) = send_json(post_body(&base, "text/plain", xml)).await;
     assert_eq!(status, 415);
-    assert_eq!(body["accepted"], json!(["application/json", "application/xml", "text/xml"]));
-    let (status, _, _) = send_json(post_body(&base, "application/json; charset=latin1", "{}")).await;
+    assert_eq!(
+        body["accepted"],
+        json!(["application/json", "application/xml", "text/xml"])
+    );
+    let (status, _, _) =
+        send_json(post_body(&base, "application/json; charset=latin1", "{}")).await;
     assert_eq!(status, 415);
     let (status, _, _) = send_json(client().post(format!("{base}/echo")).body("{}")).await;
     assert_eq!(status, 415, "no Content-Type");
@@ -115,7 +149,10 @@ async fn hostile_and_misshapen_xml_over_http() {
     let (status, _, body) = send_json(post_body(&base, "application/xml", bomb)).await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "xml_entity_declaration_forbidden");
-    assert_eq!((body["line"].as_u64(), body["column"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(
+        (body["line"].as_u64(), body["column"].as_u64()),
+        (Some(1), Some(1))
+    );
 
     let wrong_root = "<upload><reference>x</reference></upload>";
     let (status, _, body) = send_json(post_body(&base, "application/xml", wrong_root)).await;

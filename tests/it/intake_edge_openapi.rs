@@ -31,44 +31,86 @@ fn declares_openapi_3_1_and_every_path() {
         ("/api/v1/openapi.json", "get"),
     ];
     for (path, method) in expected {
-        assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} missing");
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} missing"
+        );
     }
-    assert_eq!(doc["components"]["securitySchemes"]["bearerAuth"]["scheme"], "bearer");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],
+        "bearer"
+    );
 }
 
 #[test]
 fn unserved_endpoints_are_marked_planned() {
     let doc = openapi_json();
-    for path in ["/api/v1/uploads", "/api/v1/uploads/{id}", "/api/v1/uploads/{id}/errors.csv"] {
+    for path in [
+        "/api/v1/uploads",
+        "/api/v1/uploads/{id}",
+        "/api/v1/uploads/{id}/errors.csv",
+    ] {
         for op in doc["paths"][path].as_object().unwrap().values() {
             assert_eq!(op[PLANNED.0], PLANNED.1, "{path}");
         }
     }
-    assert!(doc["paths"]["/api/v1/report-requests"]["post"].get(PLANNED.0).is_none());
+    assert!(
+        doc["paths"]["/api/v1/report-requests"]["post"]
+            .get(PLANNED.0)
+            .is_none()
+    );
 }
 
 #[test]
 fn create_declares_its_statuses_headers_and_problem_types() {
     let doc = openapi_json();
     let op = &doc["paths"]["/api/v1/report-requests"]["post"];
-    for status in ["201", "202", "400", "401", "403", "409", "413", "415", "422", "429"] {
+    for status in [
+        "201", "202", "400", "401", "403", "409", "413", "415", "422", "429",
+    ] {
         assert!(op["responses"].get(status).is_some(), "status {status}");
     }
-    let params: Vec<&str> = op["parameters"].as_array().unwrap().iter().map(|p| p["$ref"].as_str().unwrap()).collect();
-    assert_eq!(params, ["#/components/parameters/IdempotencyKey", "#/components/parameters/Prefer"]);
+    let params: Vec<&str> = op["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["$ref"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        [
+            "#/components/parameters/IdempotencyKey",
+            "#/components/parameters/Prefer"
+        ]
+    );
     let problem_types = &doc["components"]["schemas"]["Problem"]["properties"]["type"]["enum"];
-    assert_eq!(problem_types.as_array().unwrap().len(), ProblemType::ALL.len());
-    assert!(doc["components"]["responses"]["Problem401"]["headers"].get("WWW-Authenticate").is_some());
-    assert!(doc["components"]["responses"]["Problem429"]["headers"].get("Retry-After").is_some());
-    let status = &doc["components"]["schemas"]["ReportRequestStatus"]["properties"]["status"]["enum"];
-    assert_eq!(status, &json!(["pending", "in_flight", "delivered", "failed", "dead"]));
+    assert_eq!(
+        problem_types.as_array().unwrap().len(),
+        ProblemType::ALL.len()
+    );
+    assert!(
+        doc["components"]["responses"]["Problem401"]["headers"]
+            .get("WWW-Authenticate")
+            .is_some()
+    );
+    assert!(
+        doc["components"]["responses"]["Problem429"]["headers"]
+            .get("Retry-After")
+            .is_some()
+    );
+    let status =
+        &doc["components"]["schemas"]["ReportRequestStatus"]["properties"]["status"]["enum"];
+    assert_eq!(
+        status,
+        &json!(["pending", "in_flight", "delivered", "failed", "dead"])
+    );
 }
 
 #[test]
 fn example_body_is_the_design_body_and_round_trips() {
     let doc = openapi_json();
-    let example = &doc["paths"]["/api/v1/report-requests"]["post"]["requestBody"]["content"]["application/json"]["examples"]
-        ["person"]["value"];
+    let example = &doc["paths"]["/api/v1/report-requests"]["post"]["requestBody"]["content"]["application/json"]
+        ["examples"]["person"]["value"];
     let design: Value = serde_json::from_str(DESIGN_BODY).unwrap();
     assert_eq!(example, &design);
     assert_eq!(example, &example_report_request());
@@ -108,7 +150,9 @@ fn independent_validator_accepts_the_document() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !available {
-        eprintln!("skipped: python3 with openapi-spec-validator is not available (pip install openapi-spec-validator)");
+        eprintln!(
+            "skipped: python3 with openapi-spec-validator is not available (pip install openapi-spec-validator)"
+        );
         return;
     }
     let mut child = Command::new("python3")
@@ -119,7 +163,12 @@ fn independent_validator_accepts_the_document() {
         .spawn()
         .expect("spawn python3");
     let doc = serde_json::to_vec(&openapi_json()).unwrap();
-    child.stdin.take().expect("stdin").write_all(&doc).expect("write document");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(&doc)
+        .expect("write document");
     let out = child.wait_with_output().expect("python3 finished");
     assert!(
         out.status.success(),

@@ -16,27 +16,76 @@ struct LeakyCause;
 
 async fn app() -> String {
     let router = Router::new()
-        .route("/internal", get(|| async { Err::<(), _>(ApiError::internal(LeakyCause)) }))
-        .route("/unavailable", get(|| async {
-            Err::<(), _>(ApiError::unavailable(Some(Duration::from_millis(2500)), LeakyCause))
-        }))
-        .route("/missing-token", get(|| async { Err::<(), _>(ApiError::from(BearerError::Missing)) }))
-        .route("/bad-token", get(|| async {
-            Err::<(), _>(ApiError::TokenRejected { reason: "introspection: active=false".into() })
-        }))
-        .route("/not-found", get(|| async { Err::<(), _>(ApiError::NotFound) }))
-        .route("/forbidden", get(|| async { Err::<(), _>(ApiError::Forbidden("Your user is not linked to a member bank.".into())) }))
-        .route("/validation", get(|| async {
-            Err::<(), _>(ApiError::Validation(vec![
-                FieldError::new("/subject/national_id", "required", "national_id is required for a person."),
-                FieldError::new("/purpose", "invalid_value", "purpose must be one of loan_application, account_review, dispute, other."),
-            ]))
-        }))
-        .route("/reused", get(|| async { Err::<(), _>(ApiError::IdempotencyKeyReused) }))
-        .route("/in-flight", get(|| async { Err::<(), _>(ApiError::RequestInFlight) }))
-        .route("/rate-limited", get(|| async {
-            Err::<(), _>(ApiError::RateLimited { retry_after: Duration::from_secs(30) })
-        }));
+        .route(
+            "/internal",
+            get(|| async { Err::<(), _>(ApiError::internal(LeakyCause)) }),
+        )
+        .route(
+            "/unavailable",
+            get(|| async {
+                Err::<(), _>(ApiError::unavailable(
+                    Some(Duration::from_millis(2500)),
+                    LeakyCause,
+                ))
+            }),
+        )
+        .route(
+            "/missing-token",
+            get(|| async { Err::<(), _>(ApiError::from(BearerError::Missing)) }),
+        )
+        .route(
+            "/bad-token",
+            get(|| async {
+                Err::<(), _>(ApiError::TokenRejected {
+                    reason: "introspection: active=false".into(),
+                })
+            }),
+        )
+        .route(
+            "/not-found",
+            get(|| async { Err::<(), _>(ApiError::NotFound) }),
+        )
+        .route(
+            "/forbidden",
+            get(|| async {
+                Err::<(), _>(ApiError::Forbidden(
+                    "Your user is not linked to a member bank.".into(),
+                ))
+            }),
+        )
+        .route(
+            "/validation",
+            get(|| async {
+                Err::<(), _>(ApiError::Validation(vec![
+                    FieldError::new(
+                        "/subject/national_id",
+                        "required",
+                        "national_id is required for a person.",
+                    ),
+                    FieldError::new(
+                        "/purpose",
+                        "invalid_value",
+                        "purpose must be one of loan_application, account_review, dispute, other.",
+                    ),
+                ]))
+            }),
+        )
+        .route(
+            "/reused",
+            get(|| async { Err::<(), _>(ApiError::IdempotencyKeyReused) }),
+        )
+        .route(
+            "/in-flight",
+            get(|| async { Err::<(), _>(ApiError::RequestInFlight) }),
+        )
+        .route(
+            "/rate-limited",
+            get(|| async {
+                Err::<(), _>(ApiError::RateLimited {
+                    retry_after: Duration::from_secs(30),
+                })
+            }),
+        );
     serve(router).await
 }
 
@@ -56,7 +105,10 @@ async fn internal_error_hides_the_cause_and_quotes_the_request_id() {
     let request_id = headers["x-request-id"].to_str().unwrap();
     assert_eq!(body["request_id"], request_id);
     assert_eq!(body["instance"], format!("urn:uuid:{request_id}"));
-    assert_eq!(uuid::Uuid::parse_str(request_id).unwrap().get_version_num(), 7);
+    assert_eq!(
+        uuid::Uuid::parse_str(request_id).unwrap().get_version_num(),
+        7
+    );
 }
 
 #[tokio::test]
@@ -64,7 +116,10 @@ async fn unauthorized_carries_the_bearer_challenge() {
     let base = app().await;
     let (status, headers, body) = send_json(client().get(format!("{base}/bad-token"))).await;
     assert_eq!(status, 401);
-    assert_eq!(headers["www-authenticate"], r#"Bearer realm="creditlink", error="invalid_token""#);
+    assert_eq!(
+        headers["www-authenticate"],
+        r#"Bearer realm="creditlink", error="invalid_token""#
+    );
     assert_eq!(body["type"], ProblemType::Unauthorized.uri());
     assert!(!body.to_string().contains("introspection"));
 
@@ -101,11 +156,17 @@ async fn each_status_has_its_type_and_headers() {
     for (path, expected, kind) in cases {
         let (status, headers, body) = send_json(client().get(format!("{base}{path}"))).await;
         assert_eq!(status, expected, "{path}");
-        assert_eq!(headers["content-type"], "application/problem+json", "{path}");
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "{path}"
+        );
         assert_eq!(body["type"], kind.uri(), "{path}");
         assert!(body["type"].as_str().unwrap().starts_with(PROBLEM_BASE_URI));
         assert_eq!(body["title"], kind.title(), "{path}");
-        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{path}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{path}"
+        );
         match path {
             "/rate-limited" => assert_eq!(headers["retry-after"], "30"),
             "/unavailable" => assert_eq!(headers["retry-after"], "3", "rounded up"),

@@ -43,7 +43,10 @@ fn a_valid_nested_document_becomes_the_default_json_body() {
 #[test]
 fn repeated_siblings_become_arrays_and_prefixes_are_dropped() {
     let xml = r#"<b:report_request xmlns:b="urn:bank"><b:tag>a</b:tag><b:tag>b</b:tag><b:one>x</b:one><b:tag>c</b:tag></b:report_request>"#;
-    assert_eq!(parse(xml).unwrap(), json!({ "tag": ["a", "b", "c"], "one": "x" }));
+    assert_eq!(
+        parse(xml).unwrap(),
+        json!({ "tag": ["a", "b", "c"], "one": "x" })
+    );
 }
 
 #[test]
@@ -68,7 +71,10 @@ fn external_entities_are_refused() {
     let bare = "<report_request><reference>&xxe;</reference></report_request>";
     assert_eq!(kind(bare), XmlErrorKind::UndeclaredEntity("xxe".into()));
     let in_attribute = r#"<report_request><reference a="&xxe;">x</reference></report_request>"#;
-    assert_eq!(kind(in_attribute), XmlErrorKind::UndeclaredEntity("xxe".into()));
+    assert_eq!(
+        kind(in_attribute),
+        XmlErrorKind::UndeclaredEntity("xxe".into())
+    );
 }
 
 #[test]
@@ -80,23 +86,46 @@ fn any_doctype_is_refused() {
 #[test]
 fn depth_bomb_is_refused_at_the_limit() {
     let limits = XmlLimits::default();
-    let xml = format!("<report_request>{}{}</report_request>", "<a>".repeat(10_000), "</a>".repeat(10_000));
+    let xml = format!(
+        "<report_request>{}{}</report_request>",
+        "<a>".repeat(10_000),
+        "</a>".repeat(10_000)
+    );
     let err = parse_xml(xml.as_bytes(), "report_request", &limits).unwrap_err();
     assert_eq!(err.kind, XmlErrorKind::TooDeep { limit: 32 });
     // The 33rd start tag: 16 bytes of root + 31 * 3 bytes of <a>, column counted from 1.
-    assert_eq!(err.position.map(|p| (p.line, p.column)), Some((1, 16 + 31 * 3 + 1)));
-    let fits = format!("<report_request>{}x{}</report_request>", "<a>".repeat(31), "</a>".repeat(31));
+    assert_eq!(
+        err.position.map(|p| (p.line, p.column)),
+        Some((1, 16 + 31 * 3 + 1))
+    );
+    let fits = format!(
+        "<report_request>{}x{}</report_request>",
+        "<a>".repeat(31),
+        "</a>".repeat(31)
+    );
     assert!(parse_xml(fits.as_bytes(), "report_request", &limits).is_ok());
 }
 
 #[test]
 fn oversized_text_elements_and_documents_are_refused() {
-    let limits = XmlLimits { max_text_len: 100, max_elements: 5, max_bytes: 2048, ..XmlLimits::default() };
-    let long = format!("<report_request><reference>{}</reference></report_request>", "x".repeat(101));
+    let limits = XmlLimits {
+        max_text_len: 100,
+        max_elements: 5,
+        max_bytes: 2048,
+        ..XmlLimits::default()
+    };
+    let long = format!(
+        "<report_request><reference>{}</reference></report_request>",
+        "x".repeat(101)
+    );
     let err = parse_xml(long.as_bytes(), "report_request", &limits).unwrap_err();
     assert_eq!(err.kind, XmlErrorKind::TextTooLong { limit: 100 });
     // Text split by references still counts as one text.
-    let split = format!("<report_request><r>{}&amp;{}</r></report_request>", "x".repeat(50), "y".repeat(50));
+    let split = format!(
+        "<report_request><r>{}&amp;{}</r></report_request>",
+        "x".repeat(50),
+        "y".repeat(50)
+    );
     assert!(parse_xml(split.as_bytes(), "report_request", &limits).is_err());
 
     let many = format!("<report_request>{}</report_request>", "<a/>".repeat(5));
@@ -115,17 +144,28 @@ fn oversized_text_elements_and_documents_are_refused() {
 #[test]
 fn wrong_root_is_a_content_error() {
     let err = parse("<upload><reference>x</reference></upload>").unwrap_err();
-    assert_eq!(err.kind, XmlErrorKind::WrongRoot { expected: "report_request".into(), found: "upload".into() });
+    assert_eq!(
+        err.kind,
+        XmlErrorKind::WrongRoot {
+            expected: "report_request".into(),
+            found: "upload".into()
+        }
+    );
     assert!(err.is_content_error());
     assert_eq!(err.pointer(), Some(""));
 }
 
 #[test]
 fn attributes_and_mixed_content_are_refused_with_a_pointer() {
-    let err = parse(r#"<report_request><subject kind="p"><name>x</name></subject></report_request>"#).unwrap_err();
+    let err =
+        parse(r#"<report_request><subject kind="p"><name>x</name></subject></report_request>"#)
+            .unwrap_err();
     assert_eq!(err.pointer(), Some("/subject"));
-    assert!(matches!(err.kind, XmlErrorKind::AttributeNotAllowed { ref attribute, .. } if attribute == "kind"));
-    let err = parse("<report_request><subject>text<name>x</name></subject></report_request>").unwrap_err();
+    assert!(
+        matches!(err.kind, XmlErrorKind::AttributeNotAllowed { ref attribute, .. } if attribute == "kind")
+    );
+    let err = parse("<report_request><subject>text<name>x</name></subject></report_request>")
+        .unwrap_err();
     assert_eq!(err.pointer(), Some("/subject"));
     assert!(err.is_content_error());
     // Schema hints are accepted and ignored.
@@ -135,7 +175,8 @@ fn attributes_and_mixed_content_are_refused_with_a_pointer() {
 
 #[test]
 fn syntax_errors_report_line_and_column() {
-    let xml = "<report_request>\n  <reference>x</reference>\n  <purpose>y</purpos>\n</report_request>";
+    let xml =
+        "<report_request>\n  <reference>x</reference>\n  <purpose>y</purpos>\n</report_request>";
     let err = parse(xml).unwrap_err();
     assert!(matches!(err.kind, XmlErrorKind::Syntax(_)), "{err}");
     let pos = err.position.expect("position");
@@ -152,9 +193,17 @@ fn non_utf8_and_other_encodings_are_refused() {
     let mut latin1 = b"<report_request><r>Mart".to_vec();
     latin1.extend_from_slice(&[0xED]);
     latin1.extend_from_slice(b"na</r></report_request>");
-    assert_eq!(parse_xml(&latin1, "report_request", &XmlLimits::default()).unwrap_err().kind, XmlErrorKind::NotUtf8);
+    assert_eq!(
+        parse_xml(&latin1, "report_request", &XmlLimits::default())
+            .unwrap_err()
+            .kind,
+        XmlErrorKind::NotUtf8
+    );
     let declared = r#"<?xml version="1.0" encoding="ISO-8859-1"?><report_request/>"#;
-    assert_eq!(kind(declared), XmlErrorKind::UnsupportedEncoding("ISO-8859-1".into()));
+    assert_eq!(
+        kind(declared),
+        XmlErrorKind::UnsupportedEncoding("ISO-8859-1".into())
+    );
     let with_bom = "\u{FEFF}<report_request><a>1</a></report_request>";
     assert_eq!(parse(with_bom).unwrap(), json!({ "a": "1" }));
 }
@@ -162,7 +211,10 @@ fn non_utf8_and_other_encodings_are_refused() {
 #[test]
 fn documents_with_no_root_or_two_roots_are_refused() {
     assert_eq!(kind("<!-- nothing -->"), XmlErrorKind::NoRoot);
-    assert_eq!(kind("<report_request/><report_request/>"), XmlErrorKind::ContentAfterRoot);
+    assert_eq!(
+        kind("<report_request/><report_request/>"),
+        XmlErrorKind::ContentAfterRoot
+    );
     assert_eq!(kind("junk<report_request/>"), XmlErrorKind::TextOutsideRoot);
 }
 
@@ -186,14 +238,32 @@ fn soap_envelopes_parse_as_a_tree_with_namespaces() {
 </soapenv:Envelope>"#;
     let root = parse_document(soap.as_bytes(), &XmlLimits::default()).unwrap();
     assert_eq!(root.name, "Envelope");
-    assert_eq!(root.namespace.as_deref(), Some("http://schemas.xmlsoap.org/soap/envelope/"));
-    let notifications = root.child("Body").and_then(|b| b.child("notifications")).unwrap();
-    assert_eq!(notifications.namespace.as_deref(), Some("http://soap.sforce.com/2005/09/outbound"));
+    assert_eq!(
+        root.namespace.as_deref(),
+        Some("http://schemas.xmlsoap.org/soap/envelope/")
+    );
+    let notifications = root
+        .child("Body")
+        .and_then(|b| b.child("notifications"))
+        .unwrap();
+    assert_eq!(
+        notifications.namespace.as_deref(),
+        Some("http://soap.sforce.com/2005/09/outbound")
+    );
     assert!(notifications.child("SessionId").unwrap().is_nil());
-    let sobject = notifications.child("Notification").and_then(|n| n.child("sObject")).unwrap();
-    assert_eq!(sobject.attribute("type"), Some("sf:Credit_Report_Request__c"));
+    let sobject = notifications
+        .child("Notification")
+        .and_then(|n| n.child("sObject"))
+        .unwrap();
+    assert_eq!(
+        sobject.attribute("type"),
+        Some("sf:Credit_Report_Request__c")
+    );
     let status = sobject.child("Status__c").unwrap();
     assert_eq!(status.text, "Completed");
-    assert_eq!(status.namespace.as_deref(), Some("urn:sobject.enterprise.soap.sforce.com"));
+    assert_eq!(
+        status.namespace.as_deref(),
+        Some("urn:sobject.enterprise.soap.sforce.com")
+    );
     assert_eq!(status.position.line, 11);
 }

@@ -11,15 +11,28 @@ use super::{XSI_NAMESPACE, XmlElement, XmlError, XmlErrorKind, XmlLimits, parse_
 pub fn parse_xml(bytes: &[u8], expected_root: &str, limits: &XmlLimits) -> Result<Value, XmlError> {
     let root = parse_document(bytes, limits)?;
     if root.name != expected_root {
-        let kind = XmlErrorKind::WrongRoot { expected: expected_root.to_owned(), found: root.name.clone() };
+        let kind = XmlErrorKind::WrongRoot {
+            expected: expected_root.to_owned(),
+            found: root.name.clone(),
+        };
         return Err(XmlError::at(kind, root.position));
     }
     check_attributes(&root, "")?;
     if root.is_nil() {
-        return Err(XmlError::at(XmlErrorKind::NilWithContent { path: String::new() }, root.position));
+        return Err(XmlError::at(
+            XmlErrorKind::NilWithContent {
+                path: String::new(),
+            },
+            root.position,
+        ));
     }
     if root.children.is_empty() && !root.text.trim().is_empty() {
-        return Err(XmlError::at(XmlErrorKind::MixedContent { path: String::new() }, root.position));
+        return Err(XmlError::at(
+            XmlErrorKind::MixedContent {
+                path: String::new(),
+            },
+            root.position,
+        ));
     }
     object_of(&root, "")
 }
@@ -29,7 +42,12 @@ fn value_of(element: &XmlElement, path: &str) -> Result<Value, XmlError> {
     check_attributes(element, path)?;
     if element.is_nil() {
         if !element.children.is_empty() || !element.text.is_empty() {
-            return Err(XmlError::at(XmlErrorKind::NilWithContent { path: path.to_owned() }, element.position));
+            return Err(XmlError::at(
+                XmlErrorKind::NilWithContent {
+                    path: path.to_owned(),
+                },
+                element.position,
+            ));
         }
         return Ok(Value::Null);
     }
@@ -42,7 +60,12 @@ fn value_of(element: &XmlElement, path: &str) -> Result<Value, XmlError> {
 /// An object keyed by child names; names that repeat become arrays in document order.
 fn object_of(element: &XmlElement, path: &str) -> Result<Value, XmlError> {
     if !element.text.trim().is_empty() {
-        return Err(XmlError::at(XmlErrorKind::MixedContent { path: path.to_owned() }, element.position));
+        return Err(XmlError::at(
+            XmlErrorKind::MixedContent {
+                path: path.to_owned(),
+            },
+            element.position,
+        ));
     }
     let mut occurrences: HashMap<&str, usize> = HashMap::new();
     for child in &element.children {
@@ -61,7 +84,10 @@ fn object_of(element: &XmlElement, path: &str) -> Result<Value, XmlError> {
         *index += 1;
         let value = value_of(child, &child_path)?;
         if occurrences[name] > 1 {
-            match object.entry(name.to_owned()).or_insert_with(|| Value::Array(Vec::new())) {
+            match object
+                .entry(name.to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
                 Value::Array(items) => items.push(value),
                 // Only this loop inserts repeated names, always as arrays.
                 other => *other = Value::Array(vec![other.take(), value]),
@@ -78,9 +104,15 @@ fn object_of(element: &XmlElement, path: &str) -> Result<Value, XmlError> {
 fn check_attributes(element: &XmlElement, path: &str) -> Result<(), XmlError> {
     for attr in &element.attributes {
         let allowed = attr.namespace.as_deref() == Some(XSI_NAMESPACE)
-            && matches!(attr.name.as_str(), "nil" | "schemaLocation" | "noNamespaceSchemaLocation");
+            && matches!(
+                attr.name.as_str(),
+                "nil" | "schemaLocation" | "noNamespaceSchemaLocation"
+            );
         if !allowed {
-            let kind = XmlErrorKind::AttributeNotAllowed { path: path.to_owned(), attribute: attr.name.clone() };
+            let kind = XmlErrorKind::AttributeNotAllowed {
+                path: path.to_owned(),
+                attribute: attr.name.clone(),
+            };
             return Err(XmlError::at(kind, element.position));
         }
     }

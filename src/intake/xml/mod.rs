@@ -50,7 +50,13 @@ pub struct XmlLimits {
 
 impl Default for XmlLimits {
     fn default() -> Self {
-        Self { max_bytes: 1 << 20, max_depth: 32, max_elements: 10_000, max_attributes: 16, max_text_len: 64 * 1024 }
+        Self {
+            max_bytes: 1 << 20,
+            max_depth: 32,
+            max_elements: 10_000,
+            max_attributes: 16,
+            max_text_len: 64 * 1024,
+        }
     }
 }
 
@@ -80,14 +86,19 @@ impl XmlElement {
 
     /// The value of the attribute with this local name (any namespace).
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|a| a.name == name).map(|a| a.value.as_str())
+        self.attributes
+            .iter()
+            .find(|a| a.name == name)
+            .map(|a| a.value.as_str())
     }
 
     /// True when the element carries `xsi:nil="true"` (or `"1"`).
     pub fn is_nil(&self) -> bool {
-        self.attributes
-            .iter()
-            .any(|a| a.name == "nil" && a.namespace.as_deref() == Some(XSI_NAMESPACE) && matches!(a.value.trim(), "true" | "1"))
+        self.attributes.iter().any(|a| {
+            a.name == "nil"
+                && a.namespace.as_deref() == Some(XSI_NAMESPACE)
+                && matches!(a.value.trim(), "true" | "1")
+        })
     }
 }
 
@@ -124,7 +135,9 @@ pub enum XmlErrorKind {
     Doctype,
     #[error("entity declarations (<!ENTITY>) are not allowed")]
     EntityDeclaration,
-    #[error("entity reference &{0}; is not allowed: only &lt; &gt; &amp; &apos; &quot; and character references are")]
+    #[error(
+        "entity reference &{0}; is not allowed: only &lt; &gt; &amp; &apos; &quot; and character references are"
+    )]
     UndeclaredEntity(String),
     #[error("invalid character reference &{0};")]
     InvalidCharRef(String),
@@ -150,7 +163,10 @@ pub enum XmlErrorKind {
     WrongRoot { expected: String, found: String },
     #[error("{} mixes text with child elements", describe(path))]
     MixedContent { path: String },
-    #[error("attribute {attribute:?} on {} is not accepted; send the value as a child element", describe(path))]
+    #[error(
+        "attribute {attribute:?} on {} is not accepted; send the value as a child element",
+        describe(path)
+    )]
     AttributeNotAllowed { path: String, attribute: String },
     #[error("{} is xsi:nil but has content", describe(path))]
     NilWithContent { path: String },
@@ -158,12 +174,19 @@ pub enum XmlErrorKind {
 
 /// Names an element by its JSON Pointer for messages.
 fn describe(path: &str) -> String {
-    if path.is_empty() { "the root element".to_owned() } else { format!("the element at {path}") }
+    if path.is_empty() {
+        "the root element".to_owned()
+    } else {
+        format!("the element at {path}")
+    }
 }
 
 impl XmlError {
     pub(crate) fn at(kind: XmlErrorKind, position: SourcePosition) -> Self {
-        Self { kind, position: Some(position) }
+        Self {
+            kind,
+            position: Some(position),
+        }
     }
 
     /// A stable machine-readable code for problem documents and metrics.

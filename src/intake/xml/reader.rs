@@ -13,7 +13,12 @@ use crate::intake::problem::SourcePosition;
 /// module (no DTD, only predefined entities and character references, UTF-8 only).
 pub fn parse_document(bytes: &[u8], limits: &XmlLimits) -> Result<XmlElement, XmlError> {
     if bytes.len() > limits.max_bytes {
-        return Err(XmlError { kind: XmlErrorKind::TooLarge { limit: limits.max_bytes }, position: None });
+        return Err(XmlError {
+            kind: XmlErrorKind::TooLarge {
+                limit: limits.max_bytes,
+            },
+            position: None,
+        });
     }
     let text = decode(bytes)?;
     Parser::new(text, limits).run()
@@ -23,13 +28,19 @@ pub fn parse_document(bytes: &[u8], limits: &XmlLimits) -> Result<XmlElement, Xm
 fn decode(bytes: &[u8]) -> Result<&str, XmlError> {
     let start = SourcePosition { line: 1, column: 1 };
     if bytes.starts_with(&[0xFE, 0xFF]) || bytes.starts_with(&[0xFF, 0xFE]) {
-        return Err(XmlError::at(XmlErrorKind::UnsupportedEncoding("UTF-16".into()), start));
+        return Err(XmlError::at(
+            XmlErrorKind::UnsupportedEncoding("UTF-16".into()),
+            start,
+        ));
     }
     let bytes = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(bytes);
     std::str::from_utf8(bytes).map_err(|err| {
         // The valid prefix is UTF-8 by definition, so the position can be computed on it.
         let valid = std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap_or_default();
-        XmlError::at(XmlErrorKind::NotUtf8, SourcePosition::from_offset(valid, valid.len()))
+        XmlError::at(
+            XmlErrorKind::NotUtf8,
+            SourcePosition::from_offset(valid, valid.len()),
+        )
     })
 }
 
@@ -55,8 +66,17 @@ impl<'a> Parser<'a> {
         config.trim_text(false);
         // Every binding is an attribute, so the attribute limit bounds them per element; this bounds
         // them across nesting levels.
-        reader.resolver_mut().set_max_namespace_bindings(limits.max_attributes.saturating_mul(4));
-        Self { text, limits, reader, stack: Vec::new(), root: None, elements: 0 }
+        reader
+            .resolver_mut()
+            .set_max_namespace_bindings(limits.max_attributes.saturating_mul(4));
+        Self {
+            text,
+            limits,
+            reader,
+            stack: Vec::new(),
+            root: None,
+            elements: 0,
+        }
     }
 
     fn position(&self, offset: u64) -> SourcePosition {
@@ -78,7 +98,10 @@ impl<'a> Parser<'a> {
                 Event::End(_) => self.close(at)?,
                 Event::Empty(_) => {
                     // `expand_empty_elements` turns these into Start + End; refuse rather than misparse.
-                    return Err(XmlError::at(XmlErrorKind::Syntax("unexpected empty element".into()), at));
+                    return Err(XmlError::at(
+                        XmlErrorKind::Syntax("unexpected empty element".into()),
+                        at,
+                    ));
                 }
                 Event::Text(t) => self.text_data(&t.xml10_content(), at)?,
                 Event::CData(c) => self.text_data(&c.xml10_content(), at)?,
@@ -87,14 +110,21 @@ impl<'a> Parser<'a> {
                     self.text_data(&resolved, at)?;
                 }
                 Event::DocType(dtd) => {
-                    let kind = if dtd.contains("<!ENTITY") { XmlErrorKind::EntityDeclaration } else { XmlErrorKind::Doctype };
+                    let kind = if dtd.contains("<!ENTITY") {
+                        XmlErrorKind::EntityDeclaration
+                    } else {
+                        XmlErrorKind::Doctype
+                    };
                     return Err(XmlError::at(kind, at));
                 }
                 Event::Decl(decl) => {
                     if let Some(Ok(encoding)) = decl.encoding() {
                         let name = encoding.trim().to_ascii_lowercase();
                         if !matches!(name.as_str(), "utf-8" | "utf8" | "us-ascii" | "ascii") {
-                            return Err(XmlError::at(XmlErrorKind::UnsupportedEncoding(encoding.into_owned()), at));
+                            return Err(XmlError::at(
+                                XmlErrorKind::UnsupportedEncoding(encoding.into_owned()),
+                                at,
+                            ));
                         }
                     }
                 }
@@ -105,7 +135,10 @@ impl<'a> Parser<'a> {
         }
         if let Some(open) = self.stack.last() {
             let pos = open.position;
-            return Err(XmlError::at(XmlErrorKind::Syntax(format!("element <{}> is not closed", open.name)), pos));
+            return Err(XmlError::at(
+                XmlErrorKind::Syntax(format!("element <{}> is not closed", open.name)),
+                pos,
+            ));
         }
         let end = self.position(self.reader.buffer_position());
         self.root.ok_or(XmlError::at(XmlErrorKind::NoRoot, end))
@@ -116,11 +149,21 @@ impl<'a> Parser<'a> {
             return Err(XmlError::at(XmlErrorKind::ContentAfterRoot, at));
         }
         if self.stack.len() >= self.limits.max_depth {
-            return Err(XmlError::at(XmlErrorKind::TooDeep { limit: self.limits.max_depth }, at));
+            return Err(XmlError::at(
+                XmlErrorKind::TooDeep {
+                    limit: self.limits.max_depth,
+                },
+                at,
+            ));
         }
         self.elements += 1;
         if self.elements > self.limits.max_elements {
-            return Err(XmlError::at(XmlErrorKind::TooManyElements { limit: self.limits.max_elements }, at));
+            return Err(XmlError::at(
+                XmlErrorKind::TooManyElements {
+                    limit: self.limits.max_elements,
+                },
+                at,
+            ));
         }
         let resolver = self.reader.resolver();
         let (ns, local) = resolver.resolve_element(start.name());
@@ -130,16 +173,28 @@ impl<'a> Parser<'a> {
         let mut attributes = Vec::new();
         for (count, attr) in start.attributes().enumerate() {
             if count >= self.limits.max_attributes {
-                return Err(XmlError::at(XmlErrorKind::TooManyAttributes { limit: self.limits.max_attributes }, at));
+                return Err(XmlError::at(
+                    XmlErrorKind::TooManyAttributes {
+                        limit: self.limits.max_attributes,
+                    },
+                    at,
+                ));
             }
             let attr = attr.map_err(|e| XmlError::at(XmlErrorKind::Syntax(e.to_string()), at))?;
             if attr.value.len() > self.limits.max_text_len {
-                return Err(XmlError::at(XmlErrorKind::TextTooLong { limit: self.limits.max_text_len }, at));
+                return Err(XmlError::at(
+                    XmlErrorKind::TextTooLong {
+                        limit: self.limits.max_text_len,
+                    },
+                    at,
+                ));
             }
             if attr.key.as_namespace_binding().is_some() {
                 continue;
             }
-            let value = attr.normalized_value(XmlVersion::Implicit1_0).map_err(|e| XmlError::at(escape_kind(e), at))?;
+            let value = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .map_err(|e| XmlError::at(escape_kind(e), at))?;
             check_chars(&value).map_err(|kind| XmlError::at(kind, at))?;
             let (ns, local) = resolver.resolve_attribute(attr.key);
             attributes.push(XmlAttribute {
@@ -148,14 +203,24 @@ impl<'a> Parser<'a> {
                 value: value.into_owned(),
             });
         }
-        self.stack.push(XmlElement { name, namespace, attributes, children: Vec::new(), text: String::new(), position: at });
+        self.stack.push(XmlElement {
+            name,
+            namespace,
+            attributes,
+            children: Vec::new(),
+            text: String::new(),
+            position: at,
+        });
         Ok(())
     }
 
     fn close(&mut self, at: SourcePosition) -> Result<(), XmlError> {
         // quick-xml has already checked that the end tag matches the open one.
         let Some(mut element) = self.stack.pop() else {
-            return Err(XmlError::at(XmlErrorKind::Syntax("unexpected end tag".into()), at));
+            return Err(XmlError::at(
+                XmlErrorKind::Syntax("unexpected end tag".into()),
+                at,
+            ));
         };
         if !element.children.is_empty() && element.text.trim().is_empty() {
             element.text.clear();
@@ -173,11 +238,20 @@ impl<'a> Parser<'a> {
             if data.trim().is_empty() {
                 return Ok(());
             }
-            let kind = if self.root.is_some() { XmlErrorKind::ContentAfterRoot } else { XmlErrorKind::TextOutsideRoot };
+            let kind = if self.root.is_some() {
+                XmlErrorKind::ContentAfterRoot
+            } else {
+                XmlErrorKind::TextOutsideRoot
+            };
             return Err(XmlError::at(kind, at));
         };
         if element.text.len() + data.len() > self.limits.max_text_len {
-            return Err(XmlError::at(XmlErrorKind::TextTooLong { limit: self.limits.max_text_len }, at));
+            return Err(XmlError::at(
+                XmlErrorKind::TextTooLong {
+                    limit: self.limits.max_text_len,
+                },
+                at,
+            ));
         }
         element.text.push_str(data);
         Ok(())
@@ -188,9 +262,10 @@ fn namespace_of(result: ResolveResult<'_>, at: SourcePosition) -> Result<Option<
     match result {
         ResolveResult::Unbound => Ok(None),
         ResolveResult::Bound(ns) => Ok(Some(ns.into_inner().to_owned())),
-        ResolveResult::Unknown(prefix) => {
-            Err(XmlError::at(XmlErrorKind::Syntax(format!("namespace prefix {prefix:?} is not declared")), at))
-        }
+        ResolveResult::Unknown(prefix) => Err(XmlError::at(
+            XmlErrorKind::Syntax(format!("namespace prefix {prefix:?} is not declared")),
+            at,
+        )),
     }
 }
 
@@ -208,13 +283,19 @@ fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, XmlErrorKind> {
         }
         return Ok(ch.to_string());
     }
-    resolve_predefined_entity(name).map(str::to_owned).ok_or_else(|| XmlErrorKind::UndeclaredEntity(name.to_owned()))
+    resolve_predefined_entity(name)
+        .map(str::to_owned)
+        .ok_or_else(|| XmlErrorKind::UndeclaredEntity(name.to_owned()))
 }
 
 fn escape_kind(err: quick_xml::Error) -> XmlErrorKind {
     match err {
-        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => XmlErrorKind::UndeclaredEntity(name),
-        quick_xml::Error::Escape(EscapeError::InvalidCharRef(e)) => XmlErrorKind::InvalidCharRef(e.to_string()),
+        quick_xml::Error::Escape(EscapeError::UnrecognizedEntity(_, name)) => {
+            XmlErrorKind::UndeclaredEntity(name)
+        }
+        quick_xml::Error::Escape(EscapeError::InvalidCharRef(e)) => {
+            XmlErrorKind::InvalidCharRef(e.to_string())
+        }
         other => XmlErrorKind::Syntax(other.to_string()),
     }
 }

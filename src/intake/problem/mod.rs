@@ -18,129 +18,25 @@
 
 use std::time::Duration;
 
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::StatusCode;
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::request_id::current_request_id;
 
+mod catalogue;
+
+pub use catalogue::ProblemType;
+
 /// The media type of every error body (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// Prefix of every problem `type` URI.
 pub const PROBLEM_BASE_URI: &str = "https://creditlink.dev/problems/";
-
-/// The catalogue: every kind of problem the bank API answers with, in one place.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProblemType {
-    /// 400: the body (or a header) is not syntactically acceptable.
-    MalformedBody,
-    /// 400: a request header or parameter is malformed (other than the ones below).
-    InvalidRequest,
-    /// 400: `Idempotency-Key` missing where required, or not 1-255 printable ASCII characters.
-    IdempotencyKeyInvalid,
-    /// 401: no usable bearer token.
-    Unauthorized,
-    /// 403: authenticated, but not allowed to do this.
-    Forbidden,
-    /// 404: no such resource, or it belongs to another bank.
-    NotFound,
-    /// 409: the first request with this idempotency key is still being processed.
-    RequestInFlight,
-    /// 413: the body exceeds the configured size limit.
-    BodyTooLarge,
-    /// 415: the body's media type is not accepted here.
-    UnsupportedMediaType,
-    /// 422: the body is well-formed but its content is invalid.
-    Validation,
-    /// 422: the idempotency key was used before with a different body.
-    IdempotencyKeyReused,
-    /// 429: the caller sends too fast; `Retry-After` says when to come back.
-    RateLimited,
-    /// 503: a dependency (store, Salesforce) is unavailable; retry later.
-    ServiceUnavailable,
-    /// 500: a bug or an unexpected failure; details are in the log, not here.
-    Internal,
-}
-
-impl ProblemType {
-    /// Every problem type, for documentation (the OpenAPI document lists them).
-    pub const ALL: [ProblemType; 14] = [
-        Self::MalformedBody,
-        Self::InvalidRequest,
-        Self::IdempotencyKeyInvalid,
-        Self::Unauthorized,
-        Self::Forbidden,
-        Self::NotFound,
-        Self::RequestInFlight,
-        Self::BodyTooLarge,
-        Self::UnsupportedMediaType,
-        Self::Validation,
-        Self::IdempotencyKeyReused,
-        Self::RateLimited,
-        Self::ServiceUnavailable,
-        Self::Internal,
-    ];
-
-    /// The stable `type` URI.
-    pub const fn uri(self) -> &'static str {
-        match self {
-            Self::MalformedBody => "https://creditlink.dev/problems/malformed-body",
-            Self::InvalidRequest => "https://creditlink.dev/problems/invalid-request",
-            Self::IdempotencyKeyInvalid => "https://creditlink.dev/problems/idempotency-key-invalid",
-            Self::Unauthorized => "https://creditlink.dev/problems/unauthorized",
-            Self::Forbidden => "https://creditlink.dev/problems/forbidden",
-            Self::NotFound => "https://creditlink.dev/problems/not-found",
-            Self::RequestInFlight => "https://creditlink.dev/problems/request-in-flight",
-            Self::BodyTooLarge => "https://creditlink.dev/problems/body-too-large",
-            Self::UnsupportedMediaType => "https://creditlink.dev/problems/unsupported-media-type",
-            Self::Validation => "https://creditlink.dev/problems/validation",
-            Self::IdempotencyKeyReused => "https://creditlink.dev/problems/idempotency-key-reused",
-            Self::RateLimited => "https://creditlink.dev/problems/rate-limited",
-            Self::ServiceUnavailable => "https://creditlink.dev/problems/service-unavailable",
-            Self::Internal => "https://creditlink.dev/problems/internal",
-        }
-    }
-
-    /// The HTTP status this type is always sent with.
-    pub const fn status(self) -> StatusCode {
-        match self {
-            Self::MalformedBody | Self::InvalidRequest | Self::IdempotencyKeyInvalid => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::RequestInFlight => StatusCode::CONFLICT,
-            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
-    /// The short, occurrence-independent summary (RFC 9457 §3.1.3).
-    pub const fn title(self) -> &'static str {
-        match self {
-            Self::MalformedBody => "Malformed request body",
-            Self::InvalidRequest => "Invalid request",
-            Self::IdempotencyKeyInvalid => "Invalid Idempotency-Key",
-            Self::Unauthorized => "Unauthorized",
-            Self::Forbidden => "Forbidden",
-            Self::NotFound => "Not found",
-            Self::RequestInFlight => "Request with this Idempotency-Key is in flight",
-            Self::BodyTooLarge => "Request body too large",
-            Self::UnsupportedMediaType => "Unsupported media type",
-            Self::Validation => "Validation failed",
-            Self::IdempotencyKeyReused => "Idempotency-Key reused with a different body",
-            Self::RateLimited => "Too many requests",
-            Self::ServiceUnavailable => "Service unavailable",
-            Self::Internal => "Internal error",
-        }
-    }
-}
 
 /// One problem with one field of the request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -155,8 +51,16 @@ pub struct FieldError {
 }
 
 impl FieldError {
-    pub fn new(field: impl Into<String>, code: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { field: field.into(), code: code.into(), detail: detail.into() }
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            detail: detail.into(),
+        }
     }
 }
 
@@ -232,14 +136,19 @@ impl Problem {
             1 => "The request body has 1 invalid field.".to_owned(),
             n => format!("The request body has {n} invalid fields."),
         };
-        Self { errors, ..Self::new(ProblemType::Validation, detail) }
+        Self {
+            errors,
+            ..Self::new(ProblemType::Validation, detail)
+        }
     }
 
     /// 400: the body cannot be parsed; `position` locates the first problem when the parser knows it.
     pub fn malformed_body(detail: impl Into<String>, position: Option<SourcePosition>) -> Self {
         let mut problem = Self::new(ProblemType::MalformedBody, detail);
         if let Some(pos) = position {
-            problem = problem.with_extra("line", pos.line).with_extra("column", pos.column);
+            problem = problem
+                .with_extra("line", pos.line)
+                .with_extra("column", pos.column);
         }
         problem
     }
@@ -253,12 +162,18 @@ impl Problem {
     pub fn unsupported_media_type(received: Option<&str>, accepted: &[&str]) -> Self {
         let detail = match received {
             Some(_) => format!("This endpoint accepts {}.", accepted.join(", ")),
-            None => format!("Content-Type is missing; this endpoint accepts {}.", accepted.join(", ")),
+            None => format!(
+                "Content-Type is missing; this endpoint accepts {}.",
+                accepted.join(", ")
+            ),
         };
         let accepted_json: Vec<Value> = accepted.iter().map(|m| Value::from(*m)).collect();
-        let mut problem = Self::new(ProblemType::UnsupportedMediaType, detail).with_extra("accepted", accepted_json);
+        let mut problem = Self::new(ProblemType::UnsupportedMediaType, detail)
+            .with_extra("accepted", accepted_json);
         if let Ok(value) = HeaderValue::from_str(&accepted.join(", ")) {
-            problem.headers.push((HeaderName::from_static("accept-post"), value));
+            problem
+                .headers
+                .push((HeaderName::from_static("accept-post"), value));
         }
         problem
     }
@@ -266,22 +181,37 @@ impl Problem {
     /// 413: the body is larger than `limit` bytes (when the limit is known).
     pub fn body_too_large(limit: Option<usize>) -> Self {
         match limit {
-            Some(limit) => Self::new(ProblemType::BodyTooLarge, format!("The request body exceeds {limit} bytes."))
-                .with_extra("limit", limit),
-            None => Self::new(ProblemType::BodyTooLarge, "The request body exceeds the size limit."),
+            Some(limit) => Self::new(
+                ProblemType::BodyTooLarge,
+                format!("The request body exceeds {limit} bytes."),
+            )
+            .with_extra("limit", limit),
+            None => Self::new(
+                ProblemType::BodyTooLarge,
+                "The request body exceeds the size limit.",
+            ),
         }
     }
 
     /// 401 for a request without credentials: a bare challenge, as RFC 6750 §3.1 asks.
     pub fn unauthenticated() -> Self {
-        Self::new(ProblemType::Unauthorized, "A bearer token is required (Authorization: Bearer <token>).")
-            .with_header(WWW_AUTHENTICATE, format!("Bearer realm=\"{REALM}\""))
+        Self::new(
+            ProblemType::Unauthorized,
+            "A bearer token is required (Authorization: Bearer <token>).",
+        )
+        .with_header(WWW_AUTHENTICATE, format!("Bearer realm=\"{REALM}\""))
     }
 
     /// 401 for a token that is malformed, expired, revoked or unknown (RFC 6750 `invalid_token`).
     pub fn invalid_token() -> Self {
-        Self::new(ProblemType::Unauthorized, "The bearer token is malformed, expired or revoked.")
-            .with_header(WWW_AUTHENTICATE, format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
+        Self::new(
+            ProblemType::Unauthorized,
+            "The bearer token is malformed, expired or revoked.",
+        )
+        .with_header(
+            WWW_AUTHENTICATE,
+            format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""),
+        )
     }
 
     /// 403: authenticated, but this caller may not do this (e.g. a user not linked to a member bank).
@@ -317,13 +247,19 @@ impl Problem {
 
     /// 429 with `Retry-After` (whole seconds, rounded up, at least 1).
     pub fn too_many_requests(retry_after: Duration) -> Self {
-        Self::new(ProblemType::RateLimited, "Too many requests; retry after the time in Retry-After.")
-            .with_retry_after(retry_after)
+        Self::new(
+            ProblemType::RateLimited,
+            "Too many requests; retry after the time in Retry-After.",
+        )
+        .with_retry_after(retry_after)
     }
 
     /// 503, with `Retry-After` when the caller can estimate it.
     pub fn service_unavailable(retry_after: Option<Duration>) -> Self {
-        let problem = Self::new(ProblemType::ServiceUnavailable, "The service is temporarily unavailable; retry later.");
+        let problem = Self::new(
+            ProblemType::ServiceUnavailable,
+            "The service is temporarily unavailable; retry later.",
+        );
         match retry_after {
             Some(after) => problem.with_retry_after(after),
             None => problem,
@@ -341,9 +277,19 @@ impl Problem {
     /// Adds an extension member. Standard member names are refused (silently), so an extension can never
     /// change the meaning of the document.
     pub fn with_extra(mut self, key: &str, value: impl Into<Value>) -> Self {
-        const RESERVED: [&str; 7] = ["type", "title", "status", "detail", "instance", "errors", "request_id"];
+        const RESERVED: [&str; 7] = [
+            "type",
+            "title",
+            "status",
+            "detail",
+            "instance",
+            "errors",
+            "request_id",
+        ];
         if !RESERVED.contains(&key) {
-            self.extra.get_or_insert_with(Map::new).insert(key.to_owned(), value.into());
+            self.extra
+                .get_or_insert_with(Map::new)
+                .insert(key.to_owned(), value.into());
         }
         self
     }
@@ -374,7 +320,10 @@ impl Problem {
         doc.insert("title".into(), self.title.into());
         doc.insert("status".into(), self.status.as_u16().into());
         doc.insert("detail".into(), self.detail.clone().into());
-        let instance = self.instance.clone().or_else(|| request_id.map(|id| format!("urn:uuid:{id}")));
+        let instance = self
+            .instance
+            .clone()
+            .or_else(|| request_id.map(|id| format!("urn:uuid:{id}")));
         if let Some(instance) = instance {
             doc.insert("instance".into(), instance.into());
         }
@@ -409,7 +358,10 @@ impl IntoResponse for Problem {
 /// Capitalises a message and ends it with a period, for `detail`.
 pub(crate) fn sentence(message: &str) -> String {
     let mut chars = message.chars();
-    let mut out: String = chars.next().map(|c| c.to_uppercase().collect()).unwrap_or_default();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
     out.push_str(chars.as_str());
     if !out.ends_with('.') {
         out.push('.');
@@ -433,15 +385,24 @@ mod tests {
     #[test]
     fn position_counts_characters_from_one() {
         let text = "{\n  \"a\": é!";
-        assert_eq!(SourcePosition::from_offset(text, 0), SourcePosition { line: 1, column: 1 });
+        assert_eq!(
+            SourcePosition::from_offset(text, 0),
+            SourcePosition { line: 1, column: 1 }
+        );
         let bang = text.find('!').unwrap();
-        assert_eq!(SourcePosition::from_offset(text, bang), SourcePosition { line: 2, column: 9 });
+        assert_eq!(
+            SourcePosition::from_offset(text, bang),
+            SourcePosition { line: 2, column: 9 }
+        );
         assert_eq!(SourcePosition::from_offset(text, 10_000).line, 2);
     }
 
     #[test]
     fn extensions_cannot_override_standard_members() {
-        let doc = Problem::not_found().with_extra("status", 200).with_extra("hint", "x").to_json(None);
+        let doc = Problem::not_found()
+            .with_extra("status", 200)
+            .with_extra("hint", "x")
+            .to_json(None);
         assert_eq!(doc["status"], 404);
         assert_eq!(doc["hint"], "x");
         assert!(doc.get("instance").is_none());
