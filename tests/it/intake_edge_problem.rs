@@ -174,3 +174,60 @@ async fn each_status_has_its_type_and_headers() {
         }
     }
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("store write failed")]
+struct StoreFailed(#[source] std::io::Error);
+
+/// Collects formatted log output in memory, so the test stays silent.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// A current-thread runtime runs the server's tasks on this thread, so the thread-local subscriber sees them.
+#[tokio::test(flavor = "current_thread")]
+async fn internal_error_logs_its_cause_chain_with_the_request_id() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let router = Router::new().route(
+        "/boom",
+        get(|| async {
+            Err::<(), _>(ApiError::internal(StoreFailed(std::io::Error::other(
+                "disk full",
+            ))))
+        }),
+    );
+    let base = serve(router).await;
+    let (status, headers, body) = send_json(client().get(format!("{base}/boom"))).await;
+    assert_eq!(status, 500);
+    assert!(!body.to_string().contains("disk full"));
+
+    let request_id = headers["x-request-id"].to_str().unwrap().to_owned();
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.contains("request failed"))
+        .unwrap_or_else(|| panic!("no error line in:\n{log}"));
+    assert!(line.contains("ERROR"), "{line}");
+    assert!(
+        line.contains("internal error: store write failed: disk full"),
+        "{line}"
+    );
+    assert!(line.contains(&request_id), "{line}");
+}
