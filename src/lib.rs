@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod intake;
 pub mod mapping;
 pub mod ops;
 pub mod outbox;
