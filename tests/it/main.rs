@@ -1,4 +1,8 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
+mod cli_check_config;
+mod config_load;
+mod config_problems;
+mod config_support;
 mod intake_edge_body;
 mod intake_edge_headers;
 mod intake_edge_openapi;
