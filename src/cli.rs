@@ -140,7 +140,9 @@ pub fn parse() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|e| {
         let _ = e.print();
         match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ExitCode::SUCCESS
+            }
             _ => ExitCode::from(EXIT_USAGE),
         }
     })
@@ -178,7 +180,9 @@ async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), C
         Command::Outbox(command) => {
             let path = match &command {
                 OutboxCommand::List(c) => &c.config,
-                OutboxCommand::Show(a) | OutboxCommand::Retry(a) | OutboxCommand::Discard(a) => &a.config.config,
+                OutboxCommand::Show(a) | OutboxCommand::Retry(a) | OutboxCommand::Discard(a) => {
+                    &a.config.config
+                }
             };
             let config = load_config(path)?;
             init_telemetry(config.telemetry.format, &config.telemetry.level)?;
@@ -228,7 +232,10 @@ fn report(err: &CliError) {
         CliError::Config(errors) => {
             eprintln!("{errors}");
             let n = errors.problems().len();
-            eprintln!("creditlink: {n} configuration problem{}", if n == 1 { "" } else { "s" });
+            eprintln!(
+                "creditlink: {n} configuration problem{}",
+                if n == 1 { "" } else { "s" }
+            );
         }
         CliError::Usage(message) => eprintln!("creditlink: {message}"),
         CliError::Runtime(error) => eprintln!("creditlink: {error:#}"),
@@ -288,7 +295,10 @@ async fn run_sandbox(args: SandboxArgs, shutdown: CancellationToken) -> Result<(
 }
 
 // wired at integration: the Salesforce simulator alone.
-async fn run_sim_salesforce(args: SimSalesforceArgs, shutdown: CancellationToken) -> Result<(), CliError> {
+async fn run_sim_salesforce(
+    args: SimSalesforceArgs,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
     let _ = (args, shutdown);
     Err(not_wired("sim salesforce"))
 }
