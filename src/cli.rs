@@ -212,11 +212,18 @@ fn check_config(path: &Path) -> Result<(), CliError> {
 
 /// Validates the mapping files the config points to.
 ///
-/// Mapping validation belongs to `mapping/` and is connected at integration; until then there is nothing to
-/// check here, so the list is empty.
+/// Every problem of the mapping set in `[mappings] dir`, as config problems with file and line.
 pub fn check_mappings(config: &Config) -> Vec<Problem> {
-    let _ = config; // wired at integration
-    Vec::new()
+    match crate::mapping::MappingSet::load_dir(&config.mappings.dir) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems
+            .into_iter()
+            .map(|p| match p.line {
+                Some(line) => Problem::at(&p.file, line, 1, p.message),
+                None => Problem::in_file(&p.file, p.message),
+            })
+            .collect(),
+    }
 }
 
 fn load_config(path: &Path) -> Result<Config, CliError> {
@@ -294,13 +301,18 @@ async fn run_sandbox(args: SandboxArgs, shutdown: CancellationToken) -> Result<(
     Err(not_wired("sandbox"))
 }
 
-// wired at integration: the Salesforce simulator alone.
+/// `sim salesforce`: the simulated org alone, until SIGTERM/SIGINT.
 async fn run_sim_salesforce(
     args: SimSalesforceArgs,
     shutdown: CancellationToken,
 ) -> Result<(), CliError> {
-    let _ = (args, shutdown);
-    Err(not_wired("sim salesforce"))
+    let opts = crate::sim::StandaloneOptions {
+        listen: args.listen,
+        seed: args.seed,
+        info_file: args.info_file,
+    };
+    crate::sim::run_standalone(opts, shutdown).await?;
+    Ok(())
 }
 
 // wired at integration: outbox administration against the store in `config.store.data_dir`.
