@@ -34,7 +34,9 @@ impl EndpointHealth {
 
     /// Whether the endpoint has been failing continuously for at least `disable_after`.
     pub fn should_disable(&self, now: DateTime<Utc>, disable_after: Duration) -> bool {
-        let Some(first) = self.first_failure_at else { return false };
+        let Some(first) = self.first_failure_at else {
+            return false;
+        };
         let window = chrono::Duration::from_std(disable_after).unwrap_or(chrono::Duration::MAX);
         now.signed_duration_since(first) >= window
     }
@@ -46,7 +48,9 @@ mod tests {
 
     #[test]
     fn disables_only_after_continuous_failure() {
-        let t0 = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let t0 = DateTime::parse_from_rfc3339("2026-11-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let day = chrono::Duration::days(1);
         let mut health = EndpointHealth::default();
         assert!(!health.should_disable(t0, DEFAULT_DISABLE_AFTER));

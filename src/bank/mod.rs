@@ -8,6 +8,9 @@ pub mod signing;
 pub mod ssrf;
 
 pub use health::{DEFAULT_DISABLE_AFTER, EndpointHealth};
-pub use sender::{Delivery, Endpoint, SendError, SendOutcome, SenderConfig, WebhookSender, classify, parse_retry_after};
+pub use sender::{
+    Delivery, Endpoint, SendError, SendOutcome, SenderConfig, WebhookSender, classify,
+    parse_retry_after,
+};
 pub use signing::{SecretError, VerifyError, WebhookSecret, sign, signature_header, verify};
 pub use ssrf::{PolicyResolver, UrlPolicy, UrlPolicyError, non_public_class};

@@ -68,14 +68,29 @@ impl Default for SenderConfig {
 /// The result of one attempt, classified. The outbox records it and decides the next step from it alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
-    Success { status: u16, latency: Duration },
+    Success {
+        status: u16,
+        latency: Duration,
+    },
     /// Try again later. `retry_after` is the receiver's `Retry-After`, unclamped (the outbox clamps);
     /// `throttled` is set for 429, 408 and timeouts, which get a longer floor.
-    Retry { reason: String, status: Option<u16>, retry_after: Option<Duration>, throttled: bool, excerpt: String },
+    Retry {
+        reason: String,
+        status: Option<u16>,
+        retry_after: Option<Duration>,
+        throttled: bool,
+        excerpt: String,
+    },
     /// Permanent failure: do not retry this message.
-    DontRetry { reason: String, status: Option<u16>, excerpt: String },
+    DontRetry {
+        reason: String,
+        status: Option<u16>,
+        excerpt: String,
+    },
     /// 410 Gone: disable the endpoint (permanent for every message to it, not just this one).
-    Gone { excerpt: String },
+    Gone {
+        excerpt: String,
+    },
 }
 
 impl SendOutcome {
@@ -123,7 +138,11 @@ impl WebhookSender {
     }
 
     /// Make one attempt, signed with the current time.
-    pub async fn send(&self, endpoint: &Endpoint, delivery: &Delivery) -> Result<SendOutcome, SendError> {
+    pub async fn send(
+        &self,
+        endpoint: &Endpoint,
+        delivery: &Delivery,
+    ) -> Result<SendOutcome, SendError> {
         self.send_at(endpoint, delivery, Utc::now()).await
     }
 
@@ -179,7 +198,12 @@ impl WebhookSender {
 }
 
 /// The one classification of an HTTP answer (see the module doc for the table and the reasons).
-pub fn classify(status: u16, retry_after: Option<Duration>, excerpt: String, latency: Duration) -> SendOutcome {
+pub fn classify(
+    status: u16,
+    retry_after: Option<Duration>,
+    excerpt: String,
+    latency: Duration,
+) -> SendOutcome {
     let retry = |reason: String, throttled| SendOutcome::Retry {
         reason,
         status: Some(status),
@@ -192,9 +216,11 @@ pub fn classify(status: u16, retry_after: Option<Duration>, excerpt: String, lat
         410 => SendOutcome::Gone { excerpt },
         429 => retry("rate limited (429)".into(), true),
         408 => retry("request timeout (408)".into(), true),
-        400 | 413 | 415 | 422 => {
-            SendOutcome::DontRetry { reason: format!("payload rejected ({status})"), status: Some(status), excerpt }
-        }
+        400 | 413 | 415 | 422 => SendOutcome::DontRetry {
+            reason: format!("payload rejected ({status})"),
+            status: Some(status),
+            excerpt,
+        },
         500..=599 => retry(format!("server error ({status})"), false),
         _ => retry(format!("unexpected status ({status})"), false),
     }
@@ -206,7 +232,9 @@ pub fn parse_retry_after(headers: &HeaderMap, now: DateTime<Utc>) -> Option<Dura
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -218,7 +246,13 @@ fn transport_outcome(e: &reqwest::Error) -> SendOutcome {
     } else {
         (format!("transport error: {}", root_cause(e)), false)
     };
-    SendOutcome::Retry { reason, status: None, retry_after: None, throttled, excerpt: String::new() }
+    SendOutcome::Retry {
+        reason,
+        status: None,
+        retry_after: None,
+        throttled,
+        excerpt: String::new(),
+    }
 }
 
 fn policy_outcome(e: UrlPolicyError) -> SendOutcome {
@@ -231,7 +265,11 @@ fn policy_outcome(e: UrlPolicyError) -> SendOutcome {
             excerpt: String::new(),
         }
     } else {
-        SendOutcome::DontRetry { reason: format!("URL refused: {e}"), status: None, excerpt: String::new() }
+        SendOutcome::DontRetry {
+            reason: format!("URL refused: {e}"),
+            status: None,
+            excerpt: String::new(),
+        }
     }
 }
 
@@ -245,7 +283,10 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Read at most `cap` bytes of the body; the rest is never read.
-async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, reqwest::Error> {
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+) -> Result<Vec<u8>, reqwest::Error> {
     let mut out = Vec::new();
     while out.len() < cap {
         match response.chunk().await? {

@@ -48,7 +48,8 @@ impl WebhookSecret {
 
     fn mac(&self) -> HmacSha256 {
         // HMAC accepts keys of any length, so this cannot fail.
-        <HmacSha256 as KeyInit>::new_from_slice(self.0.expose_secret()).expect("HMAC takes keys of any length")
+        <HmacSha256 as KeyInit>::new_from_slice(self.0.expose_secret())
+            .expect("HMAC takes keys of any length")
     }
 }
 
@@ -56,8 +57,15 @@ impl FromStr for WebhookSecret {
     type Err = SecretError;
 
     fn from_str(s: &str) -> Result<Self, SecretError> {
-        let encoded = s.trim().strip_prefix(PREFIX).ok_or(SecretError::MissingPrefix)?;
-        let bytes = SecretSlice::from(STANDARD.decode(encoded).map_err(|_| SecretError::NotBase64)?);
+        let encoded = s
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or(SecretError::MissingPrefix)?;
+        let bytes = SecretSlice::from(
+            STANDARD
+                .decode(encoded)
+                .map_err(|_| SecretError::NotBase64)?,
+        );
         let len = bytes.expose_secret().len();
         if !(24..=64).contains(&len) {
             return Err(SecretError::BadLength(len));
@@ -80,8 +88,17 @@ pub fn sign(secret: &WebhookSecret, msg_id: &str, timestamp: i64, body: &[u8]) -
 }
 
 /// The `webhook-signature` header value: one signature per secret, space-separated.
-pub fn signature_header(secrets: &[WebhookSecret], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets.iter().map(|s| sign(s, msg_id, timestamp, body)).collect::<Vec<_>>().join(" ")
+pub fn signature_header(
+    secrets: &[WebhookSecret],
+    msg_id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    secrets
+        .iter()
+        .map(|s| sign(s, msg_id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Why a received webhook failed verification.
@@ -107,13 +124,20 @@ pub fn verify(
     now: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
-    let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
     if (now - ts).abs() > tolerance_secs {
         return Err(VerifyError::OutsideTolerance);
     }
     for candidate in signature_header.split_whitespace() {
-        let Some(encoded) = candidate.strip_prefix("v1,") else { continue };
-        let Ok(expected) = STANDARD.decode(encoded) else { continue };
+        let Some(encoded) = candidate.strip_prefix("v1,") else {
+            continue;
+        };
+        let Ok(expected) = STANDARD.decode(encoded) else {
+            continue;
+        };
         for secret in secrets {
             let mut mac = secret.mac();
             feed(&mut mac, msg_id, ts, body);

@@ -52,7 +52,10 @@ pub enum UrlPolicyError {
 impl UrlPolicyError {
     /// A failed DNS lookup may succeed later; every other refusal is about the URL itself.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, UrlPolicyError::Resolve { .. } | UrlPolicyError::NoAddresses(_))
+        matches!(
+            self,
+            UrlPolicyError::Resolve { .. } | UrlPolicyError::NoAddresses(_)
+        )
     }
 }
 
@@ -79,10 +82,15 @@ impl UrlPolicy {
     /// Whether one address may be connected to.
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), UrlPolicyError> {
         if is_metadata(ip) {
-            return Err(UrlPolicyError::Forbidden { addr: ip, class: "cloud metadata" });
+            return Err(UrlPolicyError::Forbidden {
+                addr: ip,
+                class: "cloud metadata",
+            });
         }
         match non_public_class(ip) {
-            Some(class) if !self.allow_private => Err(UrlPolicyError::Forbidden { addr: ip, class }),
+            Some(class) if !self.allow_private => {
+                Err(UrlPolicyError::Forbidden { addr: ip, class })
+            }
             _ => Ok(()),
         }
     }
@@ -93,13 +101,17 @@ impl UrlPolicy {
         self.check_url(url)?;
         let host = url.host_str().ok_or(UrlPolicyError::NoHost)?;
         let port = url.port_or_known_default().unwrap_or(443);
-        self.resolve_host(host.trim_start_matches('[').trim_end_matches(']'), port).await
+        self.resolve_host(host.trim_start_matches('[').trim_end_matches(']'), port)
+            .await
     }
 
     async fn resolve_host(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, UrlPolicyError> {
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
             .await
-            .map_err(|source| UrlPolicyError::Resolve { host: host.to_owned(), source })?
+            .map_err(|source| UrlPolicyError::Resolve {
+                host: host.to_owned(),
+                source,
+            })?
             .collect();
         if addrs.is_empty() {
             return Err(UrlPolicyError::NoAddresses(host.to_owned()));
@@ -203,7 +215,9 @@ fn is_metadata(ip: IpAddr) -> bool {
         IpAddr::V6(v6) => embedded_v4(v6),
     };
     match v4 {
-        Some(v4) => v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(100, 100, 100, 200),
+        Some(v4) => {
+            v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(100, 100, 100, 200)
+        }
         None => ip == IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
     }
 }

@@ -71,8 +71,13 @@ impl AuditLog {
         options.append(true).create(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&path).map_err(|e| VaultError::io(format!("opening {}", path.display()), e))?;
-        Ok(AuditLog { path, file: Mutex::new(file) })
+        let file = options
+            .open(&path)
+            .map_err(|e| VaultError::io(format!("opening {}", path.display()), e))?;
+        Ok(AuditLog {
+            path,
+            file: Mutex::new(file),
+        })
     }
 
     /// Append and fsync one entry. An access whose audit line cannot be written fails: the vault never hands
@@ -93,7 +98,8 @@ impl AuditLog {
             outcome: outcome.to_owned(),
             sha256: sha256.map(str::to_owned),
         };
-        let mut line = serde_json::to_vec(&entry).map_err(|e| VaultError::io("encoding audit entry", e.into()))?;
+        let mut line = serde_json::to_vec(&entry)
+            .map_err(|e| VaultError::io("encoding audit entry", e.into()))?;
         line.push(b'\n');
         let mut file = self.file.lock();
         file.write_all(&line)
@@ -108,7 +114,8 @@ impl AuditLog {
 }
 
 fn read_entries(path: &Path) -> Result<Vec<AuditEntry>, VaultError> {
-    let file = File::open(path).map_err(|e| VaultError::io(format!("opening {}", path.display()), e))?;
+    let file =
+        File::open(path).map_err(|e| VaultError::io(format!("opening {}", path.display()), e))?;
     let mut entries = Vec::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(|e| VaultError::io(format!("reading {}", path.display()), e))?;

@@ -25,9 +25,14 @@ pub enum VaultError {
     /// The stored file failed authentication or its recorded SHA-256: it was modified, truncated or moved
     /// from another report id. Never served.
     #[error("stored report {report_id} failed its integrity check: {reason}")]
-    Tampered { report_id: String, reason: &'static str },
+    Tampered {
+        report_id: String,
+        reason: &'static str,
+    },
     /// The file was written under a key id that is not in the keyring.
-    #[error("stored report {report_id} is encrypted under key {key_id}, which is not in the keyring")]
+    #[error(
+        "stored report {report_id} is encrypted under key {key_id}, which is not in the keyring"
+    )]
     UnknownKey { report_id: String, key_id: String },
     /// A key file or key id is unusable.
     #[error("key {}: {reason}", path.display())]
@@ -46,7 +51,10 @@ pub enum VaultError {
 
 impl VaultError {
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
-        VaultError::Io { context: context.into(), source }
+        VaultError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Whether trying the same operation again later can succeed (only disk trouble can go away by itself).

@@ -26,7 +26,8 @@ pub struct Header {
 
 impl Header {
     fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(MAGIC.len() + 2 + self.key_id.len() + NONCE_LEN + 8 + SHA_LEN);
+        let mut out =
+            Vec::with_capacity(MAGIC.len() + 2 + self.key_id.len() + NONCE_LEN + 8 + SHA_LEN);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
         // Key ids are at most 64 bytes (validated by `KeyId`), so one length byte is enough.
@@ -39,27 +40,43 @@ impl Header {
     }
 
     /// Split a file into its header, the exact header bytes, and the ciphertext (tag included).
-    pub fn parse<'a>(file: &'a [u8], report_id: &str) -> Result<(Header, &'a [u8], &'a [u8]), VaultError> {
-        let tampered = |reason| VaultError::Tampered { report_id: report_id.to_owned(), reason };
-        let rest = file.strip_prefix(MAGIC.as_slice()).ok_or_else(|| tampered("bad magic"))?;
-        let (&version, rest) = rest.split_first().ok_or_else(|| tampered("truncated header"))?;
+    pub fn parse<'a>(
+        file: &'a [u8],
+        report_id: &str,
+    ) -> Result<(Header, &'a [u8], &'a [u8]), VaultError> {
+        let tampered = |reason| VaultError::Tampered {
+            report_id: report_id.to_owned(),
+            reason,
+        };
+        let rest = file
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| tampered("bad magic"))?;
+        let (&version, rest) = rest
+            .split_first()
+            .ok_or_else(|| tampered("truncated header"))?;
         if version != VERSION {
             return Err(tampered("unknown format version"));
         }
-        let (&id_len, rest) = rest.split_first().ok_or_else(|| tampered("truncated header"))?;
+        let (&id_len, rest) = rest
+            .split_first()
+            .ok_or_else(|| tampered("truncated header"))?;
         let fixed = id_len as usize + NONCE_LEN + 8 + SHA_LEN;
         if rest.len() < fixed + TAG_LEN {
             return Err(tampered("truncated header"));
         }
         let (id, rest) = rest.split_at(id_len as usize);
-        let key_id = std::str::from_utf8(id).map_err(|_| tampered("key id is not UTF-8"))?.to_owned();
+        let key_id = std::str::from_utf8(id)
+            .map_err(|_| tampered("key id is not UTF-8"))?
+            .to_owned();
         let (nonce, rest) = rest.split_at(NONCE_LEN);
         let (len, rest) = rest.split_at(8);
         let (sha, ciphertext) = rest.split_at(SHA_LEN);
         let header = Header {
             key_id,
             nonce: nonce.try_into().map_err(|_| tampered("truncated header"))?,
-            plaintext_len: u64::from_be_bytes(len.try_into().map_err(|_| tampered("truncated header"))?),
+            plaintext_len: u64::from_be_bytes(
+                len.try_into().map_err(|_| tampered("truncated header"))?,
+            ),
             sha256: sha.try_into().map_err(|_| tampered("truncated header"))?,
         };
         let header_len = file.len() - ciphertext.len();
@@ -68,7 +85,12 @@ impl Header {
 }
 
 /// Encrypt `pdf` for `report_id` under `key`; returns the whole file and its header.
-pub fn seal(key_id: &str, key: &[u8], report_id: &str, pdf: &[u8]) -> Result<(Vec<u8>, Header), VaultError> {
+pub fn seal(
+    key_id: &str,
+    key: &[u8],
+    report_id: &str,
+    pdf: &[u8],
+) -> Result<(Vec<u8>, Header), VaultError> {
     let header = Header {
         key_id: key_id.to_owned(),
         // 192-bit random nonces: collisions are negligible even for billions of files under one key, which
@@ -81,7 +103,13 @@ pub fn seal(key_id: &str, key: &[u8], report_id: &str, pdf: &[u8]) -> Result<(Ve
     let cipher = cipher(key)?;
     let aad = associated_data(&header_bytes, report_id);
     let ciphertext = cipher
-        .encrypt(&XNonce::from(header.nonce), Payload { msg: pdf, aad: &aad })
+        .encrypt(
+            &XNonce::from(header.nonce),
+            Payload {
+                msg: pdf,
+                aad: &aad,
+            },
+        )
         .map_err(|_| VaultError::Keyring("encryption failed".into()))?;
     let mut file = header_bytes;
     file.extend_from_slice(&ciphertext);
@@ -96,11 +124,24 @@ pub fn open(
     key: &[u8],
     report_id: &str,
 ) -> Result<Vec<u8>, VaultError> {
-    let tampered = |reason| VaultError::Tampered { report_id: report_id.to_owned(), reason };
+    let tampered = |reason| VaultError::Tampered {
+        report_id: report_id.to_owned(),
+        reason,
+    };
     let aad = associated_data(header_bytes, report_id);
     let pdf = cipher(key)?
-        .decrypt(&XNonce::from(header.nonce), Payload { msg: ciphertext, aad: &aad })
-        .map_err(|_| tampered("authentication failed (modified, truncated, or stored under another report id)"))?;
+        .decrypt(
+            &XNonce::from(header.nonce),
+            Payload {
+                msg: ciphertext,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| {
+            tampered(
+                "authentication failed (modified, truncated, or stored under another report id)",
+            )
+        })?;
     // The tag already covers the header; checking length and hash again guards against a bug in this module
     // (e.g. a header written with the wrong hash) ever serving a PDF that is not the one that was put.
     if pdf.len() as u64 != header.plaintext_len {
@@ -119,7 +160,8 @@ pub fn file_len(key_id_len: usize, len: u64) -> u64 {
 }
 
 fn cipher(key: &[u8]) -> Result<XChaCha20Poly1305, VaultError> {
-    XChaCha20Poly1305::new_from_slice(key).map_err(|_| VaultError::Keyring("key is not 32 bytes".into()))
+    XChaCha20Poly1305::new_from_slice(key)
+        .map_err(|_| VaultError::Keyring("key is not 32 bytes".into()))
 }
 
 /// AAD = header bytes ‖ len(report id) ‖ report id. The length prefix keeps the concatenation unambiguous.

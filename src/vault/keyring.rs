@@ -29,11 +29,15 @@ impl KeyId {
         let id = id.into();
         let ok = !id.is_empty()
             && id.len() <= 64
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
         if ok {
             Ok(KeyId(id))
         } else {
-            Err(VaultError::Keyring(format!("invalid key id {id:?} (expected 1-64 characters of [A-Za-z0-9_.-])")))
+            Err(VaultError::Keyring(format!(
+                "invalid key id {id:?} (expected 1-64 characters of [A-Za-z0-9_.-])"
+            )))
         }
     }
 
@@ -60,35 +64,54 @@ pub struct Keyring {
 impl Keyring {
     /// An empty keyring (add keys with [`Keyring::insert`]).
     pub fn new() -> Self {
-        Keyring { keys: BTreeMap::new(), active: None }
+        Keyring {
+            keys: BTreeMap::new(),
+            active: None,
+        }
     }
 
     /// Load every `*.key` file in `dir`. The greatest key id becomes active.
     pub fn from_dir(dir: &Path) -> Result<Self, VaultError> {
-        let entries = std::fs::read_dir(dir).map_err(|e| VaultError::io(format!("reading key dir {}", dir.display()), e))?;
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| VaultError::io(format!("reading key dir {}", dir.display()), e))?;
         let mut paths = Vec::new();
         for entry in entries {
-            let path = entry.map_err(|e| VaultError::io(format!("reading key dir {}", dir.display()), e))?.path();
+            let path = entry
+                .map_err(|e| VaultError::io(format!("reading key dir {}", dir.display()), e))?
+                .path();
             if path.extension().is_some_and(|ext| ext == "key") {
                 paths.push(path);
             }
         }
         if paths.is_empty() {
-            return Err(VaultError::Keyring(format!("no *.key files in {}", dir.display())));
+            return Err(VaultError::Keyring(format!(
+                "no *.key files in {}",
+                dir.display()
+            )));
         }
         Self::from_files(paths)
     }
 
     /// Load the given key files (the file stem is the key id). The greatest key id becomes active.
-    pub fn from_files<P: AsRef<Path>>(paths: impl IntoIterator<Item = P>) -> Result<Self, VaultError> {
+    pub fn from_files<P: AsRef<Path>>(
+        paths: impl IntoIterator<Item = P>,
+    ) -> Result<Self, VaultError> {
         let mut ring = Keyring::new();
         for path in paths {
             let path = path.as_ref();
-            let bad = |reason: &str| VaultError::BadKey { path: path.to_path_buf(), reason: reason.to_owned() };
-            let stem = path.file_stem().and_then(|s| s.to_str()).ok_or_else(|| bad("file name is not a key id"))?;
+            let bad = |reason: &str| VaultError::BadKey {
+                path: path.to_path_buf(),
+                reason: reason.to_owned(),
+            };
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .ok_or_else(|| bad("file name is not a key id"))?;
             let id = KeyId::new(stem).map_err(|_| bad("file stem is not a valid key id"))?;
-            let raw = std::fs::read(path).map_err(|e| VaultError::io(format!("reading key {}", path.display()), e))?;
-            let key = decode_key(raw).ok_or_else(|| bad("expected 32 raw bytes or their base64 encoding"))?;
+            let raw = std::fs::read(path)
+                .map_err(|e| VaultError::io(format!("reading key {}", path.display()), e))?;
+            let key = decode_key(raw)
+                .ok_or_else(|| bad("expected 32 raw bytes or their base64 encoding"))?;
             if ring.keys.contains_key(&id) {
                 return Err(bad("duplicate key id"));
             }
@@ -118,7 +141,9 @@ impl Keyring {
     /// Choose the key that encrypts new writes; it must be in the ring.
     pub fn set_active(&mut self, id: &KeyId) -> Result<(), VaultError> {
         if !self.keys.contains_key(id) {
-            return Err(VaultError::Keyring(format!("active key {id} is not in the keyring")));
+            return Err(VaultError::Keyring(format!(
+                "active key {id} is not in the keyring"
+            )));
         }
         self.active = Some(id.clone());
         Ok(())
@@ -128,7 +153,11 @@ impl Keyring {
     pub fn active(&self) -> Result<&KeyId, VaultError> {
         match &self.active {
             Some(id) => Ok(id),
-            None => self.keys.keys().next_back().ok_or_else(|| VaultError::Keyring("the keyring is empty".into())),
+            None => self
+                .keys
+                .keys()
+                .next_back()
+                .ok_or_else(|| VaultError::Keyring("the keyring is empty".into())),
         }
     }
 
@@ -138,7 +167,10 @@ impl Keyring {
     }
 
     pub(crate) fn key(&self, id: &str) -> Option<&[u8]> {
-        self.keys.iter().find(|(k, _)| k.as_str() == id).map(|(_, v)| v.expose_secret())
+        self.keys
+            .iter()
+            .find(|(k, _)| k.as_str() == id)
+            .map(|(_, v)| v.expose_secret())
     }
 }
 
@@ -151,7 +183,10 @@ impl Default for Keyring {
 impl fmt::Debug for Keyring {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Keyring")
-            .field("key_ids", &self.keys.keys().map(KeyId::as_str).collect::<Vec<_>>())
+            .field(
+                "key_ids",
+                &self.keys.keys().map(KeyId::as_str).collect::<Vec<_>>(),
+            )
             .field("active", &self.active().ok().map(KeyId::as_str))
             .finish()
     }
@@ -181,7 +216,9 @@ pub fn generate_key_file(dir: &Path, id: &KeyId) -> Result<PathBuf, VaultError> 
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&path).map_err(|e| VaultError::io(format!("creating {}", path.display()), e))?;
+    let mut file = options
+        .open(&path)
+        .map_err(|e| VaultError::io(format!("creating {}", path.display()), e))?;
     file.write_all(encoded.expose_secret())
         .and_then(|()| file.sync_all())
         .map_err(|e| VaultError::io(format!("writing {}", path.display()), e))?;

@@ -68,7 +68,9 @@ pub struct VaultLimits {
 
 impl Default for VaultLimits {
     fn default() -> Self {
-        VaultLimits { max_pdf_bytes: 25 * 1024 * 1024 }
+        VaultLimits {
+            max_pdf_bytes: 25 * 1024 * 1024,
+        }
     }
 }
 
@@ -96,7 +98,10 @@ pub struct Vault {
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vault").field("reports", &self.reports).field("keyring", &self.keyring).finish()
+        f.debug_struct("Vault")
+            .field("reports", &self.reports)
+            .field("keyring", &self.keyring)
+            .finish()
     }
 }
 
@@ -109,7 +114,13 @@ impl Vault {
         create_private_dir(&reports)?;
         remove_stale_temp_files(&reports)?;
         let audit = AuditLog::open(dir.join("audit.log"))?;
-        Ok(Vault { reports, keyring, limits, audit, write_lock: Mutex::new(()) })
+        Ok(Vault {
+            reports,
+            keyring,
+            limits,
+            audit,
+            write_lock: Mutex::new(()),
+        })
     }
 
     /// Verify, encrypt and durably store a report PDF, replacing any earlier one under the same id
@@ -120,19 +131,25 @@ impl Vault {
             Ok(stored) => ("ok", Some(stored.sha256_hex.as_str())),
             Err(e) => (e.audit_outcome(), None),
         };
-        self.audit.append(&Actor::System, report_id, AuditAction::Put, outcome, sha)?;
+        self.audit
+            .append(&Actor::System, report_id, AuditAction::Put, outcome, sha)?;
         result
     }
 
     /// Decrypt and verify a report for `actor`. Tampered files are refused with [`VaultError::Tampered`].
     /// Tenancy (may this bank see this report?) is the caller's check; the vault records who asked.
-    pub fn get(&self, actor: &Actor, report_id: &str) -> Result<(Vec<u8>, StoredReport), VaultError> {
+    pub fn get(
+        &self,
+        actor: &Actor,
+        report_id: &str,
+    ) -> Result<(Vec<u8>, StoredReport), VaultError> {
         let result = self.get_inner(report_id);
         let (outcome, sha) = match &result {
             Ok((_, stored)) => ("ok", Some(stored.sha256_hex.as_str())),
             Err(e) => (e.audit_outcome(), None),
         };
-        self.audit.append(actor, report_id, AuditAction::Get, outcome, sha)?;
+        self.audit
+            .append(actor, report_id, AuditAction::Get, outcome, sha)?;
         result
     }
 
@@ -150,7 +167,10 @@ impl Vault {
         let path = self.report_path(report_id)?;
         check_pdf(pdf, self.limits.max_pdf_bytes)?;
         let active = self.keyring.active()?;
-        let key = self.keyring.key(active.as_str()).ok_or_else(|| VaultError::Keyring("active key missing".into()))?;
+        let key = self
+            .keyring
+            .key(active.as_str())
+            .ok_or_else(|| VaultError::Keyring("active key missing".into()))?;
         let (file, header) = format::seal(active.as_str(), key, report_id, pdf)?;
         let _guard = self.write_lock.lock();
         write_atomically(&self.reports, &path, report_id, &file)?;
@@ -169,11 +189,16 @@ impl Vault {
         let max = format::file_len(64, self.limits.max_pdf_bytes);
         let meta = match fs::metadata(path) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(VaultError::NotFound(report_id.into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(VaultError::NotFound(report_id.into()));
+            }
             Err(e) => return Err(VaultError::io(format!("reading {}", path.display()), e)),
         };
         if meta.len() > max {
-            return Err(VaultError::Tampered { report_id: report_id.into(), reason: "file larger than any report" });
+            return Err(VaultError::Tampered {
+                report_id: report_id.into(),
+                reason: "file larger than any report",
+            });
         }
         fs::read(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => VaultError::NotFound(report_id.into()),
@@ -183,10 +208,13 @@ impl Vault {
 
     fn decrypt(&self, file: &[u8], report_id: &str) -> Result<(Vec<u8>, StoredReport), VaultError> {
         let (header, header_bytes, ciphertext) = format::Header::parse(file, report_id)?;
-        let key = self.keyring.key(&header.key_id).ok_or_else(|| VaultError::UnknownKey {
-            report_id: report_id.into(),
-            key_id: header.key_id.clone(),
-        })?;
+        let key = self
+            .keyring
+            .key(&header.key_id)
+            .ok_or_else(|| VaultError::UnknownKey {
+                report_id: report_id.into(),
+                key_id: header.key_id.clone(),
+            })?;
         let pdf = format::open(&header, header_bytes, ciphertext, key, report_id)?;
         Ok((pdf, stored(&header)))
     }
@@ -201,15 +229,24 @@ impl Vault {
 fn validate_report_id(report_id: &str) -> Result<(), VaultError> {
     let ok = !report_id.is_empty()
         && report_id.len() <= 128
-        && report_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok { Ok(()) } else { Err(VaultError::InvalidReportId) }
+        && report_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(VaultError::InvalidReportId)
+    }
 }
 
 /// A PDF starts with `%PDF-` and ends with `%%EOF` (possibly followed by a line end and some trailing bytes;
 /// the PDF spec lets readers look in the last 1024 bytes, so we do too).
 fn check_pdf(pdf: &[u8], max: u64) -> Result<(), VaultError> {
     if pdf.len() as u64 > max {
-        return Err(VaultError::TooLarge { size: pdf.len() as u64, limit: max });
+        return Err(VaultError::TooLarge {
+            size: pdf.len() as u64,
+            limit: max,
+        });
     }
     if !pdf.starts_with(b"%PDF-") {
         return Err(VaultError::NotPdf("missing %PDF- header"));
@@ -231,7 +268,12 @@ fn stored(header: &format::Header) -> StoredReport {
 
 /// temp file (create_new, 0600) → write → fsync → rename → fsync dir. The temp name starts with a dot and
 /// ends in `.tmp` so `remove_stale_temp_files` can clean up after a crash.
-pub(crate) fn write_atomically(dir: &Path, path: &Path, report_id: &str, bytes: &[u8]) -> Result<(), VaultError> {
+pub(crate) fn write_atomically(
+    dir: &Path,
+    path: &Path,
+    report_id: &str,
+    bytes: &[u8],
+) -> Result<(), VaultError> {
     let tmp = dir.join(format!(".{report_id}.{:016x}.tmp", rand::random::<u64>()));
     let io = |what: &str, e| VaultError::io(format!("{what} {}", tmp.display()), e);
     let mut options = OpenOptions::new();
@@ -245,7 +287,9 @@ pub(crate) fn write_atomically(dir: &Path, path: &Path, report_id: &str, bytes: 
         let _ = fs::remove_file(&tmp);
         return Err(io("writing", e));
     }
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| VaultError::io(format!("syncing {}", dir.display()), e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| VaultError::io(format!("syncing {}", dir.display()), e))
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), VaultError> {
@@ -253,11 +297,14 @@ fn create_private_dir(dir: &Path) -> Result<(), VaultError> {
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|e| VaultError::io(format!("creating {}", dir.display()), e))
+    builder
+        .create(dir)
+        .map_err(|e| VaultError::io(format!("creating {}", dir.display()), e))
 }
 
 fn remove_stale_temp_files(reports: &Path) -> Result<(), VaultError> {
-    let entries = fs::read_dir(reports).map_err(|e| VaultError::io(format!("listing {}", reports.display()), e))?;
+    let entries = fs::read_dir(reports)
+        .map_err(|e| VaultError::io(format!("listing {}", reports.display()), e))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();

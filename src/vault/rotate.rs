@@ -8,7 +8,9 @@
 use std::fs;
 use std::path::Path;
 
-use super::{Actor, AuditAction, KeyId, Keyring, Vault, VaultError, VaultLimits, format, write_atomically};
+use super::{
+    Actor, AuditAction, KeyId, Keyring, Vault, VaultError, VaultLimits, format, write_atomically,
+};
 
 /// What a rotation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -28,13 +30,19 @@ impl Vault {
     ///
     /// Per-file failures are collected in [`RotateStats::failed`] (one bad file does not stop the rest); an
     /// error is returned only when the vault cannot be listed or `active` is not in the keyring.
-    pub fn rotate(&self, active: &KeyId, mut progress: impl FnMut(u64, u64)) -> Result<RotateStats, VaultError> {
-        let key = self
-            .keyring
-            .key(active.as_str())
-            .ok_or_else(|| VaultError::Keyring(format!("active key {active} is not in the keyring")))?;
+    pub fn rotate(
+        &self,
+        active: &KeyId,
+        mut progress: impl FnMut(u64, u64),
+    ) -> Result<RotateStats, VaultError> {
+        let key = self.keyring.key(active.as_str()).ok_or_else(|| {
+            VaultError::Keyring(format!("active key {active} is not in the keyring"))
+        })?;
         let ids = self.report_ids()?;
-        let mut stats = RotateStats { total: ids.len() as u64, ..RotateStats::default() };
+        let mut stats = RotateStats {
+            total: ids.len() as u64,
+            ..RotateStats::default()
+        };
         progress(0, stats.total);
         for (done, report_id) in ids.iter().enumerate() {
             match self.rotate_one(report_id, active, key) {
@@ -68,11 +76,23 @@ impl Vault {
         match result {
             Ok(None) => Ok(false),
             Ok(Some(sha)) => {
-                self.audit.append(&Actor::Admin, report_id, AuditAction::Rotate, "ok", Some(&sha))?;
+                self.audit.append(
+                    &Actor::Admin,
+                    report_id,
+                    AuditAction::Rotate,
+                    "ok",
+                    Some(&sha),
+                )?;
                 Ok(true)
             }
             Err(e) => {
-                self.audit.append(&Actor::Admin, report_id, AuditAction::Rotate, e.audit_outcome(), None)?;
+                self.audit.append(
+                    &Actor::Admin,
+                    report_id,
+                    AuditAction::Rotate,
+                    e.audit_outcome(),
+                    None,
+                )?;
                 Err(e)
             }
         }
@@ -100,13 +120,21 @@ impl Vault {
 pub fn rotate_cli(dir: &Path, mut keyring: Keyring, active: &KeyId) -> anyhow::Result<()> {
     use anyhow::Context as _;
     keyring.set_active(active)?;
-    let vault = Vault::open(dir, keyring, VaultLimits { max_pdf_bytes: u64::MAX / 2 })
-        .with_context(|| format!("opening the vault in {}", dir.display()))?;
+    let vault = Vault::open(
+        dir,
+        keyring,
+        VaultLimits {
+            max_pdf_bytes: u64::MAX / 2,
+        },
+    )
+    .with_context(|| format!("opening the vault in {}", dir.display()))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} rotating to {msg} [{bar:40}] {pos}/{len} ({eta})")
-            .context("progress bar template")?
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} rotating to {msg} [{bar:40}] {pos}/{len} ({eta})",
+        )
+        .context("progress bar template")?
+        .progress_chars("=> "),
     );
     bar.set_message(active.to_string());
     let stats = vault.rotate(active, |done, total| {

@@ -5,8 +5,14 @@ use std::net::IpAddr;
 use creditlink::bank::{UrlPolicy, UrlPolicyError};
 use url::Url;
 
-const STRICT: UrlPolicy = UrlPolicy { allow_http: false, allow_private: false };
-const SANDBOX: UrlPolicy = UrlPolicy { allow_http: true, allow_private: true };
+const STRICT: UrlPolicy = UrlPolicy {
+    allow_http: false,
+    allow_private: false,
+};
+const SANDBOX: UrlPolicy = UrlPolicy {
+    allow_http: true,
+    allow_private: true,
+};
 
 fn check(policy: UrlPolicy, url: &str) -> Result<(), UrlPolicyError> {
     policy.check_url(&url.parse::<Url>().expect("url"))
@@ -50,15 +56,30 @@ fn policy_table() {
         ("https://100.100.100.200/", false, false),
     ];
     for &(url, strict, sandbox) in table {
-        assert_eq!(check(STRICT, url).is_ok(), strict, "strict policy, {url}: {:?}", check(STRICT, url));
-        assert_eq!(check(SANDBOX, url).is_ok(), sandbox, "sandbox policy, {url}: {:?}", check(SANDBOX, url));
+        assert_eq!(
+            check(STRICT, url).is_ok(),
+            strict,
+            "strict policy, {url}: {:?}",
+            check(STRICT, url)
+        );
+        assert_eq!(
+            check(SANDBOX, url).is_ok(),
+            sandbox,
+            "sandbox policy, {url}: {:?}",
+            check(SANDBOX, url)
+        );
     }
 }
 
 #[test]
 fn refusals_name_the_reason() {
-    assert!(matches!(check(STRICT, "http://hooks.bank.example/"), Err(UrlPolicyError::Scheme(s)) if s == "http"));
-    assert!(matches!(check(STRICT, "https://u:p@hooks.bank.example/"), Err(UrlPolicyError::Credentials)));
+    assert!(
+        matches!(check(STRICT, "http://hooks.bank.example/"), Err(UrlPolicyError::Scheme(s)) if s == "http")
+    );
+    assert!(matches!(
+        check(STRICT, "https://u:p@hooks.bank.example/"),
+        Err(UrlPolicyError::Credentials)
+    ));
     match check(STRICT, "https://169.254.169.254/") {
         Err(UrlPolicyError::Forbidden { addr, class }) => {
             assert_eq!(addr, "169.254.169.254".parse::<IpAddr>().expect("ip"));
@@ -74,7 +95,10 @@ fn refusals_name_the_reason() {
 
 #[tokio::test]
 async fn host_names_are_checked_by_what_they_resolve_to() {
-    let policy = UrlPolicy { allow_http: true, allow_private: false };
+    let policy = UrlPolicy {
+        allow_http: true,
+        allow_private: false,
+    };
     let url: Url = "http://localhost:8080/hooks".parse().expect("url");
     // `localhost` passes the syntax check but resolves to loopback.
     assert!(policy.check_url(&url).is_ok());
@@ -82,10 +106,20 @@ async fn host_names_are_checked_by_what_they_resolve_to() {
         Err(UrlPolicyError::Forbidden { class, .. }) => assert_eq!(class, "loopback"),
         other => panic!("{other:?}"),
     }
-    let addrs = SANDBOX.resolve(&url).await.expect("sandbox allows localhost");
-    assert!(addrs.iter().all(|a| a.port() == 8080 && a.ip().is_loopback()));
+    let addrs = SANDBOX
+        .resolve(&url)
+        .await
+        .expect("sandbox allows localhost");
+    assert!(
+        addrs
+            .iter()
+            .all(|a| a.port() == 8080 && a.ip().is_loopback())
+    );
 
     let missing: Url = "https://no-such-host.invalid/".parse().expect("url");
     let err = STRICT.resolve(&missing).await.expect_err("unresolvable");
-    assert!(err.is_retryable(), "a DNS failure may be transient: {err:?}");
+    assert!(
+        err.is_retryable(),
+        "a DNS failure may be transient: {err:?}"
+    );
 }
