@@ -304,3 +304,30 @@ fn keyring_debug_shows_ids_not_key_bytes() {
         Err(VaultError::BadKey { .. })
     ));
 }
+
+#[test]
+fn temp_files_left_by_a_crash_are_removed_on_open() {
+    let keys = key_dir(&["k1"]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vault = Vault::open(
+        dir.path(),
+        keyring(keys.path(), &["k1"]),
+        VaultLimits::default(),
+    )
+    .expect("open");
+    vault.put("req-1", &pdf("kept")).expect("put");
+    drop(vault);
+    let stale = dir
+        .path()
+        .join("reports")
+        .join(".req-2.00000000deadbeef.tmp");
+    fs::write(&stale, b"half-written ciphertext").expect("write");
+    let vault = Vault::open(
+        dir.path(),
+        keyring(keys.path(), &["k1"]),
+        VaultLimits::default(),
+    )
+    .expect("reopen");
+    assert!(!stale.exists());
+    assert_eq!(vault.get(&bank(), "req-1").expect("get").0, pdf("kept"));
+}

@@ -123,3 +123,27 @@ async fn host_names_are_checked_by_what_they_resolve_to() {
         "a DNS failure may be transient: {err:?}"
     );
 }
+
+/// The resolver the sender's HTTP client uses applies the policy to the addresses it hands out, so a name
+/// that rebinds to a private address between the pre-check and the connection is still refused.
+#[tokio::test]
+async fn the_sender_resolver_refuses_forbidden_answers() {
+    use reqwest::dns::Resolve as _;
+    let name = |s: &str| s.parse::<reqwest::dns::Name>().expect("name");
+    let strict = creditlink::bank::PolicyResolver::new(STRICT);
+    let err = match strict.resolve(name("localhost")).await {
+        Ok(addrs) => panic!(
+            "localhost resolved through the strict policy: {:?}",
+            addrs.collect::<Vec<_>>()
+        ),
+        Err(err) => err,
+    };
+    assert!(err.to_string().contains("loopback"), "{err}");
+    let sandbox = creditlink::bank::PolicyResolver::new(SANDBOX);
+    let addrs: Vec<_> = sandbox
+        .resolve(name("localhost"))
+        .await
+        .expect("sandbox")
+        .collect();
+    assert!(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()));
+}
