@@ -22,3 +22,8 @@ mod sim_oauth;
 mod sim_rest;
 mod sim_support;
 mod store_group_commit;
+mod vault_rotate;
+mod vault_store;
+mod webhook_sender;
+mod webhook_signing;
+mod webhook_ssrf;
