@@ -289,16 +289,16 @@ fn not_wired(command: &str) -> CliError {
     CliError::Runtime(anyhow::anyhow!("`{command}` is not wired yet"))
 }
 
-// wired at integration: the daemon (server + workers) runs until `shutdown` fires.
+/// `run`: the daemon (server + workers) until `shutdown` fires.
 async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(), CliError> {
-    let _ = (config, shutdown);
-    Err(not_wired("run"))
+    crate::app::run(config, shutdown).await?;
+    Ok(())
 }
 
-// wired at integration: daemon + in-process simulated org and banks.
+/// `sandbox`: daemon + in-process simulated org, until `shutdown` fires.
 async fn run_sandbox(args: SandboxArgs, shutdown: CancellationToken) -> Result<(), CliError> {
-    let _ = (args, shutdown);
-    Err(not_wired("sandbox"))
+    crate::sandbox::run(args.data_dir, args.listen, shutdown).await?;
+    Ok(())
 }
 
 /// `sim salesforce`: the simulated org alone, until SIGTERM/SIGINT.
