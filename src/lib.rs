@@ -7,6 +7,7 @@ pub mod config;
 pub mod mapping;
 pub mod ops;
 pub mod outbox;
+pub mod relay;
 pub mod salesforce;
 pub mod sim;
 pub mod store;
