@@ -285,7 +285,6 @@ async fn wait_for_signal() {
     }
 }
 
-
 /// `run`: the daemon (server + workers) until `shutdown` fires.
 async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(), CliError> {
     crate::app::run(config, shutdown).await?;
@@ -329,13 +328,20 @@ async fn run_outbox(config: Config, command: OutboxCommand) -> Result<(), CliErr
         .bearer_auth(config.admin.token.expose_secret())
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the daemon at {base} (is `creditlink run` up?): {e}"))?;
+        .map_err(|e| {
+            anyhow::anyhow!("cannot reach the daemon at {base} (is `creditlink run` up?): {e}")
+        })?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.map_err(anyhow::Error::from)?;
-    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    );
     if status.is_success() {
         Ok(())
     } else {
-        Err(CliError::Runtime(anyhow::anyhow!("the daemon answered {status}")))
+        Err(CliError::Runtime(anyhow::anyhow!(
+            "the daemon answered {status}"
+        )))
     }
 }

@@ -38,7 +38,12 @@ pub struct SandboxOptions {
 
 impl SandboxOptions {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
-        SandboxOptions { data_dir, listen, sim: SimOptions::default(), overrides: Vec::new() }
+        SandboxOptions {
+            data_dir,
+            listen,
+            sim: SimOptions::default(),
+            overrides: Vec::new(),
+        }
     }
 }
 
@@ -60,22 +65,31 @@ impl Sandbox {
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("creating {}", opts.data_dir.display()))?;
         let sim = sim::spawn("127.0.0.1:0".parse()?, opts.sim.clone()).await?;
-        let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("binding {}", opts.listen))?;
         let daemon_url = format!("http://{}", listener.local_addr()?);
         let admin_token: String = {
             let bytes: [u8; 24] = rand::rng().random();
             hex::encode(bytes)
         };
         let config_path = opts.data_dir.join("sandbox.toml");
-        std::fs::write(&config_path, config_text(sim.base_url(), &daemon_url, &opts.data_dir, &mappings_dir()))?;
+        std::fs::write(
+            &config_path,
+            config_text(sim.base_url(), &daemon_url, &opts.data_dir, &mappings_dir()),
+        )?;
         let mut env: Vec<(String, String)> = vec![
             ("CREDITLINK_SANDBOX_JWT_KEY".into(), DEMO_JWT_KEY.into()),
-            ("CREDITLINK_SANDBOX_CLIENT_SECRET".into(), DEMO_CLIENT_SECRET.into()),
+            (
+                "CREDITLINK_SANDBOX_CLIENT_SECRET".into(),
+                DEMO_CLIENT_SECRET.into(),
+            ),
             ("CREDITLINK_SANDBOX_ADMIN_TOKEN".into(), admin_token.clone()),
         ];
         env.extend(opts.overrides.iter().cloned());
         let env: Env = env.into_iter().collect();
-        let config = config::load(&config_path, &env).map_err(|e| anyhow::anyhow!("sandbox config:\n{e}"))?;
+        let config = config::load(&config_path, &env)
+            .map_err(|e| anyhow::anyhow!("sandbox config:\n{e}"))?;
         let daemon = Daemon::build(config).await?;
         let outbox = daemon.outbox().clone();
         let shutdown = CancellationToken::new();
@@ -87,7 +101,15 @@ impl Sandbox {
         let tmp = opts.data_dir.join("sandbox.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
         std::fs::rename(&tmp, &info_path)?;
-        Ok(Sandbox { daemon_url, sim, info, admin_token, outbox, shutdown, daemon: task })
+        Ok(Sandbox {
+            daemon_url,
+            sim,
+            info,
+            admin_token,
+            outbox,
+            shutdown,
+            daemon: task,
+        })
     }
 
     /// Stops the daemon (draining as on SIGTERM) and the simulated org.
@@ -107,13 +129,27 @@ impl Sandbox {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
-        let body: Value = reqwest::Client::new().post(url).form(&form).send().await?.error_for_status()?.json().await?;
-        Ok(body["access_token"].as_str().context("access_token")?.to_owned())
+        let body: Value = reqwest::Client::new()
+            .post(url)
+            .form(&form)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(body["access_token"]
+            .as_str()
+            .context("access_token")?
+            .to_owned())
     }
 }
 
 /// `creditlink sandbox`: start, print the walk-through, run until `shutdown`.
-pub async fn run(data_dir: Option<PathBuf>, listen: Option<SocketAddr>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let data_dir = data_dir.unwrap_or_else(|| PathBuf::from("creditlink-sandbox"));
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let sandbox = Sandbox::start(SandboxOptions::new(data_dir.clone(), listen)).await?;
@@ -127,7 +163,11 @@ fn walkthrough(s: &Sandbox, data_dir: &Path) -> String {
     let req = &bank["token_request"];
     let form: Vec<String> = req["form"]
         .as_object()
-        .map(|f| f.iter().map(|(k, v)| format!("-d {k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|f| {
+            f.iter()
+                .map(|(k, v)| format!("-d {k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     let d = &s.daemon_url;
     let sf = s.sim.base_url();

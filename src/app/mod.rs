@@ -68,7 +68,10 @@ impl Daemon {
             o.retry_after_max,
         )
         .context("[outbox] retry policy")?;
-        let options = crate::outbox::OutboxOptions { lease: o.lease, idempotency_ttl: config.intake.idempotency_ttl };
+        let options = crate::outbox::OutboxOptions {
+            lease: o.lease,
+            idempotency_ttl: config.intake.idempotency_ttl,
+        };
         let outbox = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || Outbox::open_with(store, policy, options))
@@ -80,7 +83,8 @@ impl Daemon {
             anyhow::anyhow!("invalid mappings:\n{}", lines.join("\n"))
         })?;
         tracing::info!(version = mappings.version(), dir = %config.mappings.dir.display(), "mappings loaded");
-        let client = SalesforceClient::new(client_settings(&config)).context("Salesforce client settings")?;
+        let client = SalesforceClient::new(client_settings(&config))
+            .context("Salesforce client settings")?;
         let p = &config.pusher;
         let settings = PusherSettings {
             batch_max: p.batch_max,
@@ -92,9 +96,12 @@ impl Daemon {
             ..PusherSettings::default()
         };
         if config.outbox.lease <= config.salesforce.timeout {
-            anyhow::bail!("[outbox] lease_ms must be longer than [salesforce] timeout_ms, or slow sends are sent twice");
+            anyhow::bail!(
+                "[outbox] lease_ms must be longer than [salesforce] timeout_ms, or slow sends are sent twice"
+            );
         }
-        let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings).context("[pusher] settings")?;
+        let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings)
+            .context("[pusher] settings")?;
         Ok(Daemon {
             config,
             store,
@@ -112,24 +119,43 @@ impl Daemon {
     }
 
     /// Serves on `listener` until `shutdown` fires, then drains and flushes within the grace period.
-    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Daemon { config, store, outbox, mappings, client, pusher, health } = self;
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Daemon {
+            config,
+            store,
+            outbox,
+            mappings,
+            client,
+            pusher,
+            health,
+        } = self;
         let tracker = TaskTracker::new();
         let workers = CancellationToken::new();
 
         // Workers.
         let pusher_beat = Heartbeat::new();
-        health.add_check("salesforce_pusher", pusher_beat.check(Duration::from_secs(30)));
+        health.add_check(
+            "salesforce_pusher",
+            pusher_beat.check(Duration::from_secs(30)),
+        );
         tracker.spawn(pusher.clone().run(workers.clone(), pusher_beat));
-        tasks::spawn_all(&tracker, &workers, tasks::Context {
-            store: store.clone(),
-            outbox: outbox.clone(),
-            client: client.clone(),
-            health: health.clone(),
-            mappings: mappings.clone(),
-            mappings_dir: config.mappings.dir.clone(),
-            pusher: pusher.clone(),
-        });
+        tasks::spawn_all(
+            &tracker,
+            &workers,
+            tasks::Context {
+                store: store.clone(),
+                outbox: outbox.clone(),
+                client: client.clone(),
+                health: health.clone(),
+                mappings: mappings.clone(),
+                mappings_dir: config.mappings.dir.clone(),
+                pusher: pusher.clone(),
+            },
+        );
 
         // HTTP.
         let intake_state = IntakeState {
@@ -150,8 +176,13 @@ impl Daemon {
         let api = Router::new()
             .merge(intake::router(intake_state))
             .merge(ops::admin::router(outbox.clone(), &config.admin.token))
-            .layer(DefaultBodyLimit::max(usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX)))
-            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+            .layer(DefaultBodyLimit::max(
+                usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
+            ))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                request_timeout,
+            ))
             .layer(ConcurrencyLimitLayer::new(config.server.max_concurrency));
         let app = Router::new()
             .merge(api)
@@ -164,8 +195,11 @@ impl Daemon {
         ops::notify_ready();
         ops::notify_status("accepting requests");
         let server_shutdown = shutdown.clone();
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
         let served = tokio::spawn(async move { server.await });
 
         shutdown.cancelled().await;
@@ -181,7 +215,10 @@ impl Daemon {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; stopping with work in flight (it is re-sent after restart)");
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period over; stopping with work in flight (it is re-sent after restart)"
+            );
         }
         store.durable().await.context("final flush")?;
         tracing::info!("stopped");
@@ -193,7 +230,9 @@ impl Daemon {
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let daemon = Daemon::build(config).await?;
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     daemon.run(listener, shutdown).await
 }
 
@@ -205,7 +244,11 @@ pub fn client_settings(config: &Config) -> ClientSettings {
         client_secret: sf.auth.client_secret.clone(),
     };
     let auth = match &sf.auth.flow {
-        config::AuthFlow::JwtBearer { username, audience, private_key } => salesforce::AuthFlow::JwtBearer {
+        config::AuthFlow::JwtBearer {
+            username,
+            audience,
+            private_key,
+        } => salesforce::AuthFlow::JwtBearer {
             consumer_key: sf.auth.consumer_key.clone(),
             username: username.clone(),
             audience: audience.clone(),

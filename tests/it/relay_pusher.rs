@@ -50,7 +50,12 @@ async fn four_hundred_fifty_requests_take_three_calls() {
         .sim
         .records(OBJECT)
         .into_iter()
-        .filter_map(|r| Some((r.get(KEY)?.as_str()?.to_owned(), r.get("Id")?.as_str()?.to_owned())))
+        .filter_map(|r| {
+            Some((
+                r.get(KEY)?.as_str()?.to_owned(),
+                r.get("Id")?.as_str()?.to_owned(),
+            ))
+        })
         .collect();
     for (i, id) in ids.iter().enumerate() {
         let message = rig.message(*id);
@@ -102,7 +107,10 @@ async fn a_permanent_record_error_fails_only_that_message() {
         Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
     );
     assert_eq!(rig.records_by_key().await.len(), 4);
-    assert_eq!(pusher.try_execute_task().await.expect("step"), StepOutcome::Idle);
+    assert_eq!(
+        pusher.try_execute_task().await.expect("step"),
+        StepOutcome::Idle
+    );
 }
 
 #[tokio::test]
@@ -200,7 +208,10 @@ async fn resending_after_a_crash_creates_no_second_record() {
 
     // Restart: the InFlight message is Pending again and is sent a second time.
     let outbox = open_outbox(&dir, slow_policy());
-    assert_eq!(outbox.get(id).expect("get").expect("message").state, State::Pending);
+    assert_eq!(
+        outbox.get(id).expect("get").expect("message").state,
+        State::Pending
+    );
     let pusher = SalesforcePusher::new(outbox.clone(), client, settings()).expect("pusher");
     drain(&pusher).await;
 
