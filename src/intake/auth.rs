@@ -38,6 +38,9 @@ pub struct Principal {
 /// token costs two API calls).
 const MAX_CACHED_TOKENS: usize = 10_000;
 
+/// SHA-256 of a token → who it belongs to and until when that answer may be reused.
+type TokenCache = HashMap<[u8; 32], (Principal, DateTime<Utc>)>;
+
 /// Checks bearer tokens against Salesforce, with a bounded cache.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -45,7 +48,7 @@ pub struct Authenticator {
     org_id: String,
     banks: Arc<Vec<BankConfig>>,
     max_cache: Duration,
-    cache: Arc<Mutex<HashMap<[u8; 32], (Principal, DateTime<Utc>)>>>,
+    cache: Arc<Mutex<TokenCache>>,
 }
 
 impl Authenticator {
