@@ -23,15 +23,29 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn check_config_lists_every_problem_and_exits_64() {
     let toml = VALID
-        .replace("listen = \"127.0.0.1:8081\"", "listen = \"127.0.0.1:8081\"\nlisten_backlog = 5")
-        .replace("token = { file = \"admin_token\" }", "token = { file = \"no_such_token_file\" }");
+        .replace(
+            "listen = \"127.0.0.1:8081\"",
+            "listen = \"127.0.0.1:8081\"\nlisten_backlog = 5",
+        )
+        .replace(
+            "token = { file = \"admin_token\" }",
+            "token = { file = \"no_such_token_file\" }",
+        );
     let fixture = ConfigDir::new(&toml, SECRET_FILES);
     let path = fixture.path.to_str().expect("utf-8 temp path");
     let out = creditlink(&["check-config", "--config", path], VALID_ENV);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
-    assert!(stderr.contains(&format!("{path}:4:1: unknown key 'listen_backlog' in [server]")), "{stderr}");
-    assert!(stderr.contains(&format!("{path}:21:")) && stderr.contains("no_such_token_file"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{path}:4:1: unknown key 'listen_backlog' in [server]"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("{path}:21:")) && stderr.contains("no_such_token_file"),
+        "{stderr}"
+    );
     assert!(stderr.contains("2 configuration problems"), "{stderr}");
 }
 
@@ -57,9 +71,20 @@ fn check_config_reads_the_real_environment() {
 
 #[test]
 fn usage_errors_exit_64_and_help_exits_0() {
-    for args in [&["frobnicate"][..], &["run"], &["check-config"], &["sim", "salesforce"], &[]] {
+    for args in [
+        &["frobnicate"][..],
+        &["run"],
+        &["check-config"],
+        &["sim", "salesforce"],
+        &[],
+    ] {
         let out = creditlink(args, &[]);
-        assert_eq!(out.status.code(), Some(64), "{args:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(64),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
     }
     for args in [&["--help"][..], &["--version"], &["check-config", "--help"]] {
         let out = creditlink(args, &[]);
@@ -71,7 +96,10 @@ fn usage_errors_exit_64_and_help_exits_0() {
 #[test]
 fn run_with_a_bad_config_exits_64_before_starting() {
     let missing = Path::new("/nonexistent/creditlink.toml");
-    let out = creditlink(&["run", "--config", missing.to_str().unwrap_or_default()], &[]);
+    let out = creditlink(
+        &["run", "--config", missing.to_str().unwrap_or_default()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("cannot read config file"));
 }

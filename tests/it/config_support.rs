@@ -36,7 +36,8 @@ impl ConfigDir {
     }
 }
 
-pub const PRIVATE_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvTESTKEYVALUE\n-----END PRIVATE KEY-----\n";
+pub const PRIVATE_KEY: &str =
+    "-----BEGIN PRIVATE KEY-----\nMIIEvTESTKEYVALUE\n-----END PRIVATE KEY-----\n";
 pub const ADMIN_TOKEN: &str = "admin-token-value-7f3a9c";
 pub const CLIENT_SECRET: &str = "client-secret-value-51bd";
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
