@@ -140,7 +140,9 @@ pub fn parse() -> Result<Cli, ExitCode> {
     Cli::try_parse().map_err(|e| {
         let _ = e.print();
         match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                ExitCode::SUCCESS
+            }
             _ => ExitCode::from(EXIT_USAGE),
         }
     })
@@ -178,7 +180,9 @@ async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), C
         Command::Outbox(command) => {
             let path = match &command {
                 OutboxCommand::List(c) => &c.config,
-                OutboxCommand::Show(a) | OutboxCommand::Retry(a) | OutboxCommand::Discard(a) => &a.config.config,
+                OutboxCommand::Show(a) | OutboxCommand::Retry(a) | OutboxCommand::Discard(a) => {
+                    &a.config.config
+                }
             };
             let config = load_config(path)?;
             init_telemetry(config.telemetry.format, &config.telemetry.level)?;
@@ -208,11 +212,18 @@ fn check_config(path: &Path) -> Result<(), CliError> {
 
 /// Validates the mapping files the config points to.
 ///
-/// Mapping validation belongs to `mapping/` and is connected at integration; until then there is nothing to
-/// check here, so the list is empty.
+/// Every problem of the mapping set in `[mappings] dir`, as config problems with file and line.
 pub fn check_mappings(config: &Config) -> Vec<Problem> {
-    let _ = config; // wired at integration
-    Vec::new()
+    match crate::mapping::MappingSet::load_dir(&config.mappings.dir) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems
+            .into_iter()
+            .map(|p| match p.line {
+                Some(line) => Problem::at(&p.file, line, 1, p.message),
+                None => Problem::in_file(&p.file, p.message),
+            })
+            .collect(),
+    }
 }
 
 fn load_config(path: &Path) -> Result<Config, CliError> {
@@ -228,7 +239,10 @@ fn report(err: &CliError) {
         CliError::Config(errors) => {
             eprintln!("{errors}");
             let n = errors.problems().len();
-            eprintln!("creditlink: {n} configuration problem{}", if n == 1 { "" } else { "s" });
+            eprintln!(
+                "creditlink: {n} configuration problem{}",
+                if n == 1 { "" } else { "s" }
+            );
         }
         CliError::Usage(message) => eprintln!("creditlink: {message}"),
         CliError::Runtime(error) => eprintln!("creditlink: {error:#}"),
@@ -287,10 +301,18 @@ async fn run_sandbox(args: SandboxArgs, shutdown: CancellationToken) -> Result<(
     Err(not_wired("sandbox"))
 }
 
-// wired at integration: the Salesforce simulator alone.
-async fn run_sim_salesforce(args: SimSalesforceArgs, shutdown: CancellationToken) -> Result<(), CliError> {
-    let _ = (args, shutdown);
-    Err(not_wired("sim salesforce"))
+/// `sim salesforce`: the simulated org alone, until SIGTERM/SIGINT.
+async fn run_sim_salesforce(
+    args: SimSalesforceArgs,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
+    let opts = crate::sim::StandaloneOptions {
+        listen: args.listen,
+        seed: args.seed,
+        info_file: args.info_file,
+    };
+    crate::sim::run_standalone(opts, shutdown).await?;
+    Ok(())
 }
 
 // wired at integration: outbox administration against the store in `config.store.data_dir`.

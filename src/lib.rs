@@ -2,6 +2,7 @@
 //!
 //! Read `ARCHITECTURE.md` first: it maps these modules and states the invariants they keep.
 
+pub mod bank;
 pub mod cli;
 pub mod config;
 pub mod intake;
@@ -12,3 +13,4 @@ pub mod salesforce;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod vault;

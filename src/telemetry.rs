@@ -37,7 +37,9 @@ pub enum TelemetryError {
 /// first subscriber stays.
 pub fn init(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
     let filter = filter(level)?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     // `try_init` fails only when a subscriber is already installed, which is exactly the case to tolerate.
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),
@@ -126,7 +128,10 @@ mod tests {
     fn bad_filters_are_errors() {
         // Not `init`: installing a global subscriber here would print other modules' test logs.
         if std::env::var_os("RUST_LOG").is_none() {
-            assert!(matches!(filter("info,[=bad"), Err(TelemetryError::Filter { .. })));
+            assert!(matches!(
+                filter("info,[=bad"),
+                Err(TelemetryError::Filter { .. })
+            ));
             assert!(filter("info,creditlink=debug").is_ok());
         }
     }

@@ -30,7 +30,13 @@ pub(crate) fn read_banks(node: Option<&Node>, ctx: &super::reader::Ctx<'_>) -> V
         None => return Vec::new(),
         Some((Value::Array(items), _)) => items,
         Some((other, origin)) => {
-            ctx.report_at(origin, format!("'banks' must be an array of tables ([[banks]]), found {}", other.type_name()));
+            ctx.report_at(
+                origin,
+                format!(
+                    "'banks' must be an array of tables ([[banks]]), found {}",
+                    other.type_name()
+                ),
+            );
             return Vec::new();
         }
     };
@@ -39,10 +45,16 @@ pub(crate) fn read_banks(node: Option<&Node>, ctx: &super::reader::Ctx<'_>) -> V
         let mut s = Section::from_node(ctx, Some(item), format!("[[banks]] #{}", i + 1));
         if let Some(bank) = read_bank(&mut s) {
             if banks.iter().any(|b| b.account_id == bank.account_id) {
-                s.invalid("account_id", format!("\"{}\" is configured for another bank too", bank.account_id));
+                s.invalid(
+                    "account_id",
+                    format!("\"{}\" is configured for another bank too", bank.account_id),
+                );
             }
             if banks.iter().any(|b| b.code == bank.code) {
-                s.invalid("code", format!("\"{}\" is used by another bank too", bank.code));
+                s.invalid(
+                    "code",
+                    format!("\"{}\" is used by another bank too", bank.code),
+                );
             }
             banks.push(bank);
         }
@@ -70,17 +82,28 @@ fn read_bank(s: &mut Section<'_>) -> Option<BankConfig> {
         check_webhook_secret(value.expose_secret())?;
         Ok(value)
     });
-    let contacts = s.or("contacts", Vec::new(), reader::list(false, |node| {
-        let email = reader::non_empty(node)?;
-        match email.split_once('@') {
-            Some((user, domain)) if !user.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace) => {
-                Ok(email)
+    let contacts = s.or(
+        "contacts",
+        Vec::new(),
+        reader::list(false, |node| {
+            let email = reader::non_empty(node)?;
+            match email.split_once('@') {
+                Some((user, domain))
+                    if !user.is_empty()
+                        && domain.contains('.')
+                        && !email.contains(char::is_whitespace) =>
+                {
+                    Ok(email)
+                }
+                _ => Err(format!("\"{email}\" is not an e-mail address")),
             }
-            _ => Err(format!("\"{email}\" is not an e-mail address")),
-        }
-    }));
+        }),
+    );
     if webhook_url.is_some() && webhook_secret.is_none() && !s.has("webhook_secret") {
-        s.missing("webhook_secret", " (deliveries to webhook_url are always signed)");
+        s.missing(
+            "webhook_secret",
+            " (deliveries to webhook_url are always signed)",
+        );
     }
     Some(BankConfig {
         account_id: account_id?,
@@ -104,6 +127,9 @@ fn check_webhook_secret(value: &str) -> Result<(), String> {
     if (24..=64).contains(&key.len()) {
         Ok(())
     } else {
-        Err(format!("the key must be 24 to 64 bytes, found {}", key.len()))
+        Err(format!(
+            "the key must be 24 to 64 bytes, found {}",
+            key.len()
+        ))
     }
 }

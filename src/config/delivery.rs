@@ -41,19 +41,28 @@ pub struct PusherConfig {
 
 /// The schedule svix uses, shortened to what a Salesforce outage needs: 0 s, 1 s, 5 s, 30 s, 2 min, 10 min,
 /// 30 min, 1 h, 2 h.
-pub const DEFAULT_RETRY_SCHEDULE_MS: [u64; 9] = [0, 1000, 5000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000];
+pub const DEFAULT_RETRY_SCHEDULE_MS: [u64; 9] = [
+    0, 1000, 5000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000, 7_200_000,
+];
 
 pub(crate) fn read_outbox(s: &mut Section<'_>) -> OutboxConfig {
     let day_ms = 86_400_000;
     OutboxConfig {
         retry_schedule: s.or(
             "retry_schedule_ms",
-            DEFAULT_RETRY_SCHEDULE_MS.iter().map(|&ms| Duration::from_millis(ms)).collect(),
+            DEFAULT_RETRY_SCHEDULE_MS
+                .iter()
+                .map(|&ms| Duration::from_millis(ms))
+                .collect(),
             reader::list(true, reader::duration(MS, 0, day_ms)),
         ),
         jitter: s.or("jitter", 0.2, reader::fraction(0.0, 1.0)),
         max_attempts: s.or("max_attempts", 12, reader::integer(1, 1000)) as u32,
-        max_age: s.or("max_age_hours", 72 * HOUR, reader::duration(HOUR, 1, 24 * 30)),
+        max_age: s.or(
+            "max_age_hours",
+            72 * HOUR,
+            reader::duration(HOUR, 1, 24 * 30),
+        ),
         rate_limit_floor: s.or(
             "rate_limit_floor_ms",
             Duration::from_secs(60),
@@ -64,14 +73,22 @@ pub(crate) fn read_outbox(s: &mut Section<'_>) -> OutboxConfig {
             Duration::from_secs(3600),
             reader::duration(MS, 0, day_ms),
         ),
-        lease: s.or("lease_ms", Duration::from_secs(60), reader::duration(MS, 1000, day_ms)),
+        lease: s.or(
+            "lease_ms",
+            Duration::from_secs(60),
+            reader::duration(MS, 1000, day_ms),
+        ),
     }
 }
 
 pub(crate) fn read_pusher(s: &mut Section<'_>) -> PusherConfig {
     let pusher = PusherConfig {
         batch_max: s.or("batch_max", 200, reader::integer(1, 200)) as usize,
-        linger: s.or("linger_ms", Duration::from_millis(5), reader::duration(MS, 0, 60_000)),
+        linger: s.or(
+            "linger_ms",
+            Duration::from_millis(5),
+            reader::duration(MS, 0, 60_000),
+        ),
         concurrency: s.or("concurrency", 4, reader::integer(1, 25)) as usize,
         api_usage_slow_pct: s.or("api_usage_slow_pct", 80, reader::integer(1, 100)) as u8,
         api_usage_pause_pct: s.or("api_usage_pause_pct", 95, reader::integer(1, 100)) as u8,

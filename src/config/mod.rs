@@ -27,8 +27,12 @@ use std::path::{Path, PathBuf};
 pub use banks::BankConfig;
 pub use delivery::{DEFAULT_RETRY_SCHEDULE_MS, OutboxConfig, PusherConfig};
 pub use problem::{ConfigErrors, Location, Problem};
-pub use salesforce::{AuthFlow, IntakeConfig, SalesforceAuth, SalesforceConfig, check_salesforce_id};
-pub use server::{AdminConfig, Durability, MappingsConfig, ServerConfig, StoreConfig, TelemetryConfig};
+pub use salesforce::{
+    AuthFlow, IntakeConfig, SalesforceAuth, SalesforceConfig, check_salesforce_id,
+};
+pub use server::{
+    AdminConfig, Durability, MappingsConfig, ServerConfig, StoreConfig, TelemetryConfig,
+};
 
 use reader::{Ctx, Section};
 use tree::Source;
@@ -72,9 +76,16 @@ impl Config {
 }
 
 /// The environment a config is loaded against: override variables and the targets of `{ env = "VAR" }`.
-#[derive(Debug, Clone, Default)]
+/// `Debug` lists variable names only: values may be secrets.
+#[derive(Clone, Default)]
 pub struct Env {
     vars: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.vars.keys()).finish()
+    }
 }
 
 impl Env {
@@ -100,15 +111,22 @@ impl Env {
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Env {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Self {
-            vars: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: iter
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 }
 
 /// Reads, overrides and validates the config at `path`, returning every problem found.
 pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigErrors::new(vec![Problem::in_file(path, format!("cannot read config file: {e}"))]))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigErrors::new(vec![Problem::in_file(
+            path,
+            format!("cannot read config file: {e}"),
+        )])
+    })?;
     let source = Source::new(path, text);
     let (document, syntax_errors) = toml::de::DeTable::parse_recoverable(source.text());
     if !syntax_errors.is_empty() {
@@ -128,7 +146,9 @@ pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
     for (var, key_path, value) in env.overrides() {
         if let Err(message) = tree::apply_override_indexed(&mut root, var, key_path, value) {
             problems.push(Problem {
-                location: Location::Env { var: var.to_string() },
+                location: Location::Env {
+                    var: var.to_string(),
+                },
                 message,
             });
         }
@@ -156,7 +176,11 @@ pub fn load(path: &Path, env: &Env) -> Result<Config, ConfigErrors> {
 /// depend on a later change of working directory.
 fn config_dir(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new(""));
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
     std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf())
 }
 

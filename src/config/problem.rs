@@ -99,7 +99,9 @@ impl ConfigErrors {
     /// Wraps a non-empty list; problems in files come first, ordered by line, then env and flag problems.
     pub fn new(mut problems: Vec<Problem>) -> Self {
         problems.sort_by_key(|p| match &p.location {
-            Location::File { path, line, column } => (0, path.display().to_string(), *line, *column),
+            Location::File { path, line, column } => {
+                (0, path.display().to_string(), *line, *column)
+            }
             Location::Env { var } => (1, var.clone(), None, None),
             Location::Flag { name } => (2, name.clone(), None, None),
         });

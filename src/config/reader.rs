@@ -87,7 +87,10 @@ impl<'a> Section<'a> {
         let table = match node.map(|n| (&n.value, &n.origin)) {
             Some((Value::Table(t), _)) => Some(t),
             Some((other, origin)) => {
-                ctx.report_at(origin, format!("{name} must be a table, found {}", other.type_name()));
+                ctx.report_at(
+                    origin,
+                    format!("{name} must be a table, found {}", other.type_name()),
+                );
                 None
             }
             None => None,
@@ -122,7 +125,11 @@ impl<'a> Section<'a> {
     }
 
     /// An optional setting; `None` when absent or invalid (invalid is reported).
-    pub fn optional<T>(&mut self, key: &'static str, convert: impl FnOnce(&Node) -> Result<T, String>) -> Option<T> {
+    pub fn optional<T>(
+        &mut self,
+        key: &'static str,
+        convert: impl FnOnce(&Node) -> Result<T, String>,
+    ) -> Option<T> {
         let node = self.node(key)?;
         match convert(node) {
             Ok(value) => Some(value),
@@ -135,12 +142,21 @@ impl<'a> Section<'a> {
     }
 
     /// A setting with a default; an invalid value is reported and the default stands in so checking goes on.
-    pub fn or<T>(&mut self, key: &'static str, default: T, convert: impl FnOnce(&Node) -> Result<T, String>) -> T {
+    pub fn or<T>(
+        &mut self,
+        key: &'static str,
+        default: T,
+        convert: impl FnOnce(&Node) -> Result<T, String>,
+    ) -> T {
         self.optional(key, convert).unwrap_or(default)
     }
 
     /// A setting without a default; absence is reported at the table's header (or the file).
-    pub fn required<T>(&mut self, key: &'static str, convert: impl FnOnce(&Node) -> Result<T, String>) -> Option<T> {
+    pub fn required<T>(
+        &mut self,
+        key: &'static str,
+        convert: impl FnOnce(&Node) -> Result<T, String>,
+    ) -> Option<T> {
         if !self.has(key) {
             self.missing(key, "");
             return None;
@@ -153,17 +169,24 @@ impl<'a> Section<'a> {
         let message = format!("missing required key '{key}' in {}{why}", self.name);
         match self.origin {
             Some(origin) => self.ctx.report_at(origin, message),
-            None => self.ctx.report(Problem::in_file(self.ctx.source.path(), message)),
+            None => self
+                .ctx
+                .report(Problem::in_file(self.ctx.source.path(), message)),
         }
     }
 
     /// Reports a problem that concerns a whole key's value, after conversion (cross-field checks).
     pub fn invalid(&mut self, key: &'static str, message: impl std::fmt::Display) {
-        let at = self.node(key).map(|n| n.origin.clone()).or_else(|| self.origin.cloned());
+        let at = self
+            .node(key)
+            .map(|n| n.origin.clone())
+            .or_else(|| self.origin.cloned());
         let message = format!("'{key}' in {}: {message}", self.name);
         match at {
             Some(origin) => self.ctx.report_at(&origin, message),
-            None => self.ctx.report(Problem::in_file(self.ctx.source.path(), message)),
+            None => self
+                .ctx
+                .report(Problem::in_file(self.ctx.source.path(), message)),
         }
     }
 
@@ -231,14 +254,22 @@ pub(crate) fn fraction(min: f64, max_exclusive: f64) -> impl Fn(&Node) -> Result
         if value >= min && value < max_exclusive {
             Ok(value)
         } else {
-            Err(format!("must be at least {min} and below {max_exclusive}, found {value}"))
+            Err(format!(
+                "must be at least {min} and below {max_exclusive}, found {value}"
+            ))
         }
     }
 }
 
 /// A duration given as an integer count of `unit`, within `min..=max` of that unit.
-pub(crate) fn duration(unit: Duration, min: u64, max: u64) -> impl Fn(&Node) -> Result<Duration, String> {
-    move |node| integer(min, max)(node).map(|n| unit.saturating_mul(n.min(u64::from(u32::MAX)) as u32))
+pub(crate) fn duration(
+    unit: Duration,
+    min: u64,
+    max: u64,
+) -> impl Fn(&Node) -> Result<Duration, String> {
+    move |node| {
+        integer(min, max)(node).map(|n| unit.saturating_mul(n.min(u64::from(u32::MAX)) as u32))
+    }
 }
 
 pub(crate) const MS: Duration = Duration::from_millis(1);
@@ -252,7 +283,10 @@ pub(crate) fn list<T>(
 ) -> impl Fn(&Node) -> Result<Vec<T>, String> {
     move |node| {
         let Value::Array(items) = &node.value else {
-            return Err(format!("expected an array, found {}", node.value.type_name()));
+            return Err(format!(
+                "expected an array, found {}",
+                node.value.type_name()
+            ));
         };
         if non_empty && items.is_empty() {
             return Err("must not be empty".into());
@@ -265,12 +299,18 @@ pub(crate) fn list<T>(
                 Err(e) => errors.push(format!("element {i}: {e}")),
             }
         }
-        if errors.is_empty() { Ok(out) } else { Err(errors.join("; ")) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors.join("; "))
+        }
     }
 }
 
 /// One of a fixed set of names.
-pub(crate) fn one_of<T: Copy>(choices: &'static [(&'static str, T)]) -> impl Fn(&Node) -> Result<T, String> {
+pub(crate) fn one_of<T: Copy>(
+    choices: &'static [(&'static str, T)],
+) -> impl Fn(&Node) -> Result<T, String> {
     move |node| {
         let s = string(node)?;
         choices
@@ -286,8 +326,9 @@ pub(crate) fn one_of<T: Copy>(choices: &'static [(&'static str, T)]) -> impl Fn(
 
 pub(crate) fn socket_addr(node: &Node) -> Result<std::net::SocketAddr, String> {
     let s = string(node)?;
-    s.parse()
-        .map_err(|_| format!("\"{s}\" is not a socket address (expected ip:port, e.g. \"127.0.0.1:8080\")"))
+    s.parse().map_err(|_| {
+        format!("\"{s}\" is not a socket address (expected ip:port, e.g. \"127.0.0.1:8080\")")
+    })
 }
 
 /// An absolute `http` or `https` URL.
@@ -296,7 +337,9 @@ pub(crate) fn http_url(node: &Node) -> Result<url::Url, String> {
     let url = url::Url::parse(&s).map_err(|e| format!("\"{s}\" is not a valid URL: {e}"))?;
     match url.scheme() {
         "http" | "https" if url.host().is_some() => Ok(url),
-        _ => Err(format!("\"{s}\" must be an http:// or https:// URL with a host")),
+        _ => Err(format!(
+            "\"{s}\" must be an http:// or https:// URL with a host"
+        )),
     }
 }
 
@@ -312,9 +355,11 @@ pub(crate) fn secret(ctx: &Ctx<'_>) -> impl Fn(&Node) -> Result<SecretString, St
         let table = match &node.value {
             Value::Table(t) => t,
             Value::String(_) => {
-                return Err("a secret is never written inline (config files get committed and copied): \
+                return Err(
+                    "a secret is never written inline (config files get committed and copied): \
                             use { file = \"path\" } or { env = \"VAR\" }"
-                    .into());
+                        .into(),
+                );
             }
             other => {
                 return Err(format!(
@@ -337,13 +382,19 @@ pub(crate) fn secret(ctx: &Ctx<'_>) -> impl Fn(&Node) -> Result<SecretString, St
                 let var = non_empty(var).map_err(|e| format!("'env': {e}"))?;
                 ctx.env
                     .get(&var)
-                    .ok_or_else(|| format!("environment variable '{var}' named by this secret is not set"))?
+                    .ok_or_else(|| {
+                        format!("environment variable '{var}' named by this secret is not set")
+                    })?
                     .to_string()
             }
             _ => {
                 return Err(format!(
                     "a secret table has exactly one key, 'file' or 'env'; found: {}",
-                    if keys.is_empty() { "none".to_string() } else { keys.join(", ") }
+                    if keys.is_empty() {
+                        "none".to_string()
+                    } else {
+                        keys.join(", ")
+                    }
                 ));
             }
         };

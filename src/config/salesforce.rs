@@ -82,14 +82,20 @@ pub(crate) fn read_salesforce(s: &mut Section<'_>) -> Option<SalesforceConfig> {
     );
     let api_version = s.or("api_version", "62.0".to_string(), |node| {
         let v = reader::string(node)?;
-        let valid = v
-            .split_once('.')
-            .is_some_and(|(major, minor)| {
-                !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()) && minor == "0"
-            });
-        if valid { Ok(v) } else { Err(format!("\"{v}\" is not an API version like \"62.0\"")) }
+        let valid = v.split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty() && major.bytes().all(|b| b.is_ascii_digit()) && minor == "0"
+        });
+        if valid {
+            Ok(v)
+        } else {
+            Err(format!("\"{v}\" is not an API version like \"62.0\""))
+        }
     });
-    let timeout = s.or("timeout_ms", Duration::from_secs(30), reader::duration(MS, 100, 600_000));
+    let timeout = s.or(
+        "timeout_ms",
+        Duration::from_secs(30),
+        reader::duration(MS, 100, 600_000),
+    );
     let org_id = s.required("org_id", salesforce_id("00D", "an organization"));
     let integration_username = s.optional("integration_username", reader::non_empty);
 
@@ -102,7 +108,10 @@ pub(crate) fn read_salesforce(s: &mut Section<'_>) -> Option<SalesforceConfig> {
         (Some(name), _) => name,
         (None, AuthFlow::JwtBearer { username, .. }) => username.clone(),
         (None, AuthFlow::ClientCredentials) => {
-            s.missing("integration_username", " (needed by flow client_credentials)");
+            s.missing(
+                "integration_username",
+                " (needed by flow client_credentials)",
+            );
             return None;
         }
     };
@@ -119,11 +128,19 @@ pub(crate) fn read_salesforce(s: &mut Section<'_>) -> Option<SalesforceConfig> {
 fn read_auth(s: &mut Section<'_>) -> Option<SalesforceAuth> {
     let flow = s.required(
         "flow",
-        reader::one_of(&[("jwt_bearer", Flow::JwtBearer), ("client_credentials", Flow::ClientCredentials)]),
+        reader::one_of(&[
+            ("jwt_bearer", Flow::JwtBearer),
+            ("client_credentials", Flow::ClientCredentials),
+        ]),
     );
     let consumer_key = s.required("consumer_key", reader::non_empty);
     let client_secret = s.required("client_secret", reader::secret(s.ctx()));
-    let flow = match flow? {
+    let Some(flow) = flow else {
+        // The flow is missing or invalid (already reported): its keys are not unknown, just unchecked.
+        s.allow(JWT_ONLY);
+        return None;
+    };
+    let flow = match flow {
         Flow::JwtBearer => {
             let username = s.required("username", reader::non_empty);
             let audience = s.or(
@@ -154,13 +171,21 @@ fn read_auth(s: &mut Section<'_>) -> Option<SalesforceAuth> {
 
 pub(crate) fn read_intake(s: &mut Section<'_>) -> IntakeConfig {
     IntakeConfig {
-        idempotency_ttl: s.or("idempotency_ttl_hours", 24 * HOUR, reader::duration(HOUR, 1, 24 * 90)),
+        idempotency_ttl: s.or(
+            "idempotency_ttl_hours",
+            24 * HOUR,
+            reader::duration(HOUR, 1, 24 * 90),
+        ),
         max_prefer_wait: s.or(
             "max_prefer_wait_seconds",
             30 * SECOND,
             reader::duration(SECOND, 0, 600),
         ),
-        token_cache: s.or("token_cache_seconds", 300 * SECOND, reader::duration(SECOND, 0, 86_400)),
+        token_cache: s.or(
+            "token_cache_seconds",
+            300 * SECOND,
+            reader::duration(SECOND, 0, 86_400),
+        ),
     }
 }
 
@@ -171,7 +196,8 @@ pub(crate) fn salesforce_id(
 ) -> impl Fn(&super::tree::Node) -> Result<String, String> {
     move |node| {
         let id = reader::string(node)?;
-        check_salesforce_id(&id, prefix).map_err(|why| format!("\"{id}\" is not {what} id: {why}"))?;
+        check_salesforce_id(&id, prefix)
+            .map_err(|why| format!("\"{id}\" is not {what} id: {why}"))?;
         Ok(id)
     }
 }

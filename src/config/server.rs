@@ -38,7 +38,9 @@ impl ServerConfig {
 
 fn derived_public_url(listen: SocketAddr) -> url::Url {
     let addr = match listen.ip() {
-        ip if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port()),
+        ip if ip.is_unspecified() => {
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), listen.port())
+        }
         _ => listen,
     };
     let mut url = url::Url::parse("http://127.0.0.1/").expect("a literal URL parses");
@@ -96,7 +98,11 @@ pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
     ServerConfig {
         listen,
         public_url: s.optional("public_url", reader::http_url),
-        max_body_bytes: s.or("max_body_bytes", 1024 * 1024, reader::integer(1024, 1024 * 1024 * 1024)),
+        max_body_bytes: s.or(
+            "max_body_bytes",
+            1024 * 1024,
+            reader::integer(1024, 1024 * 1024 * 1024),
+        ),
         request_timeout: s.or(
             "request_timeout_ms",
             Duration::from_secs(10),

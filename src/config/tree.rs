@@ -13,10 +13,16 @@ use super::problem::{Location, Problem};
 /// Where one key or value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Origin {
-    File { line: usize, column: usize },
+    File {
+        line: usize,
+        column: usize,
+    },
     /// Set by an override variable; `raw` is the variable's text, used when a string is expected but the text
     /// also happened to parse as another TOML scalar (`api_version = 62.0`).
-    Env { var: String, raw: String },
+    Env {
+        var: String,
+        raw: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -189,7 +195,12 @@ fn convert_value(
 /// tables on the way are created, so `CREDITLINK__ADMIN__TOKEN__ENV=ADMIN_TOKEN` can supply a secret by reference.
 /// The value is read as a TOML value where it parses as one (`8080`, `true`, `[0, 1000]`, `{ file = "x" }`),
 /// else as a plain string (`127.0.0.1:8080`).
-pub(crate) fn apply_override(root: &mut Table, var: &str, path: &str, raw: &str) -> Result<(), String> {
+pub(crate) fn apply_override(
+    root: &mut Table,
+    var: &str,
+    path: &str,
+    raw: &str,
+) -> Result<(), String> {
     let segments: Vec<String> = path.split("__").map(str::to_ascii_lowercase).collect();
     if segments.iter().any(String::is_empty) {
         return Err("malformed override name: empty segment between '__'".into());
@@ -265,7 +276,9 @@ pub(crate) fn apply_override_indexed(
     let Ok(index) = second.parse::<usize>() else {
         return apply_override(root, var, path, raw);
     };
-    let rest = parts.next().ok_or("override names an array element, not one of its keys")?;
+    let rest = parts
+        .next()
+        .ok_or("override names an array element, not one of its keys")?;
     let key = first.to_ascii_lowercase();
     let entry = root
         .get_mut(&key)

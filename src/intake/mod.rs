@@ -33,6 +33,8 @@
 //! Errors from handlers are [`ApiError`]s: its `IntoResponse` logs the cause chain with the request id and
 //! sends the problem document, never internals.
 
+pub mod api;
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod headers;
@@ -42,6 +44,8 @@ pub mod problem;
 pub mod request_id;
 pub mod xml;
 
+pub use api::{IntakeState, router};
+pub use auth::{Authenticator, Principal};
 pub use body::{BodyError, BodyFormat, BodyPolicy, ParsedBody, RawBody, parse_body};
 pub use error::ApiError;
 pub use headers::{BearerToken, IdempotencyKey, Prefer};

@@ -6,6 +6,7 @@
 //!   token valid, workers alive) and the daemon is not shutting down; `?verbose` lists each check.
 //! - `/metrics` renders the process-wide Prometheus recorder (`creditlink_` prefix).
 
+pub mod admin;
 pub mod health;
 pub mod metrics;
 pub mod shutdown;

@@ -26,7 +26,18 @@ impl Outbox {
         new: NewMessage,
         now: DateTime<Utc>,
     ) -> Result<MessageId, OutboxError> {
-        let message = fresh(new, now);
+        self.enqueue_as(MessageId::new(), new, now)
+    }
+
+    /// [`Outbox::enqueue_at`] under an id the producer chose beforehand: intake maps the request
+    /// with its creditlink id (the Salesforce External ID) before queueing it.
+    pub fn enqueue_as(
+        &self,
+        id: MessageId,
+        new: NewMessage,
+        now: DateTime<Utc>,
+    ) -> Result<MessageId, OutboxError> {
+        let message = fresh(id, new, now);
         self.commit(|tx| tx.put(None, &message))?;
         Ok(message.id)
     }
@@ -45,8 +56,22 @@ impl Outbox {
         new: NewMessage,
         now: DateTime<Utc>,
     ) -> Result<Enqueued, OutboxError> {
+        self.enqueue_idempotent_as(MessageId::new(), tenant, idempotency_key, body_hash, new, now)
+    }
+
+    /// [`Outbox::enqueue_idempotent`] under an id the producer chose beforehand; on a replay the
+    /// stored id wins and `id` is unused.
+    pub fn enqueue_idempotent_as(
+        &self,
+        id: MessageId,
+        tenant: &str,
+        idempotency_key: &str,
+        body_hash: [u8; 32],
+        new: NewMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Enqueued, OutboxError> {
         let key = keys::idempotency(tenant, idempotency_key);
-        let message = fresh(new, now);
+        let message = fresh(id, new, now);
         let ttl = chrono::Duration::from_std(self.inner.options.idempotency_ttl).unwrap_or(FAR);
         let expires_at = now + ttl;
         self.commit(|tx| {
@@ -288,9 +313,9 @@ impl Outbox {
     }
 }
 
-fn fresh(new: NewMessage, now: DateTime<Utc>) -> Message {
+fn fresh(id: MessageId, new: NewMessage, now: DateTime<Utc>) -> Message {
     Message {
-        id: MessageId::new(),
+        id,
         tenant: new.tenant,
         lane: new.lane,
         destination: new.destination,

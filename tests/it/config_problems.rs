@@ -239,3 +239,30 @@ fn salesforce_id_checksums_are_verified() {
     assert!(check_salesforce_id("0015Y00000bankAQA5", "001").is_err());
     assert!(check_salesforce_id("0015Y00000BANKA", "001").is_err());
 }
+
+#[test]
+fn an_invalid_flow_is_one_problem_not_a_cascade() {
+    let toml = VALID.replace("flow = \"jwt_bearer\"", "flow = \"jwt\"");
+    let fixture = ConfigDir::new(&toml, SECRET_FILES);
+    let errors = fixture.load(VALID_ENV).expect_err("bad flow");
+    assert_problem(
+        &errors,
+        13,
+        &[
+            "'flow' in [salesforce.auth]",
+            "\"jwt_bearer\"",
+            "found \"jwt\"",
+        ],
+    );
+    assert_eq!(errors.problems().len(), 1, "{errors}");
+}
+
+#[test]
+fn env_debug_shows_names_not_values() {
+    let env: creditlink::config::Env = [("SECRET_VAR", "s3cr3t-value")].into_iter().collect();
+    let debug = format!("{env:?}");
+    assert!(
+        debug.contains("SECRET_VAR") && !debug.contains("s3cr3t-value"),
+        "{debug}"
+    );
+}

@@ -27,3 +27,8 @@ mod sim_query;
 mod sim_rest;
 mod sim_support;
 mod store_group_commit;
+mod vault_rotate;
+mod vault_store;
+mod webhook_sender;
+mod webhook_signing;
+mod webhook_ssrf;

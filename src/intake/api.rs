@@ -1,0 +1,237 @@
+//! The report-request endpoints: the request path of the module doc, wired to mappings, outbox and auth.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use axum::extract::{Path, State};
+use axum::http::header::{CONTENT_LOCATION, LOCATION};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::Utc;
+use serde_json::json;
+use tokio::sync::Notify;
+
+use super::auth::{Authenticator, Principal};
+use super::body::{BodyFormat, BodyPolicy, RawBody};
+use super::error::ApiError;
+use super::headers::{BearerToken, IdempotencyKey, Prefer};
+use super::problem::FieldError;
+use crate::mapping::{FieldProblem, MapContext, MappingSet};
+use crate::ops::metrics as m;
+use crate::outbox::{Destination, Enqueued, Lane, Message, MessageId, NewMessage, Outbox, State as MsgState};
+
+/// The mapping kind report requests are mapped with (`mappings/report_request.*.toml`).
+pub const REPORT_REQUEST_KIND: &str = "report_request";
+
+/// Everything the bank API handlers share.
+#[derive(Clone)]
+pub struct IntakeState {
+    pub outbox: Outbox,
+    /// Swapped whole on SIGHUP; a request maps with the set it loaded at its start.
+    pub mappings: Arc<ArcSwap<MappingSet>>,
+    pub auth: Authenticator,
+    /// Wakes the Salesforce pusher as soon as a request is durable.
+    pub pusher_wakeup: Arc<Notify>,
+    pub max_prefer_wait: Duration,
+    /// Base of the `status_url` links, e.g. `https://creditlink.bureau.example`.
+    pub public_url: String,
+}
+
+/// `/api/v1/...` routes of the bank API.
+pub fn router(state: IntakeState) -> Router {
+    Router::new()
+        .route("/api/v1/report-requests", axum::routing::post(create_report_request))
+        .route("/api/v1/report-requests/{id}", get(get_report_request))
+        .route("/api/v1/report-requests/{id}/report", get(get_report))
+        .route("/api/v1/openapi.json", get(|| async { Json(super::openapi_json()) }))
+        .with_state(state)
+}
+
+async fn create_report_request(
+    State(state): State<IntakeState>,
+    token: BearerToken,
+    key: Option<IdempotencyKey>,
+    prefer: Prefer,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let result = accept(&state, token, key, &prefer, body).await;
+    let outcome = match &result {
+        Ok(_) => "accepted",
+        Err(ApiError::Validation(_)) => "invalid",
+        Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => "error",
+        Err(_) => "refused",
+    };
+    metrics::counter!(m::INTAKE_REQUESTS_TOTAL, "kind" => REPORT_REQUEST_KIND, "outcome" => outcome).increment(1);
+    metrics::histogram!(m::INTAKE_DURATION, "kind" => REPORT_REQUEST_KIND).record(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn accept(
+    state: &IntakeState,
+    token: BearerToken,
+    key: Option<IdempotencyKey>,
+    prefer: &Prefer,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let principal = state.auth.authenticate(&token).await?;
+    let mappings = state.mappings.load_full();
+    let policy = BodyPolicy {
+        xml_root: mappings
+            .accepts_xml(REPORT_REQUEST_KIND, Some(&principal.bank_code))
+            .map(str::to_owned),
+        ..BodyPolicy::default()
+    };
+    let parsed = body.parse(&policy)?;
+    if parsed.format == BodyFormat::Json && !mappings.accepts_json(REPORT_REQUEST_KIND, Some(&principal.bank_code)) {
+        return Err(ApiError::InvalidRequest("This bank's mapping accepts XML bodies only.".into()));
+    }
+
+    let id = MessageId::new();
+    let request_key = id.to_string();
+    let ctx = MapContext {
+        request_key: &request_key,
+        bank_account_id: &principal.account_id,
+        bank_code: Some(&principal.bank_code),
+        received_at: Utc::now(),
+        lenient_scalars: parsed.format == BodyFormat::Xml,
+    };
+    let record = mappings
+        .map_inbound(REPORT_REQUEST_KIND, &parsed.value, &ctx)
+        .map_err(|problems| ApiError::Validation(problems.iter().map(field_error).collect()))?;
+    let new = NewMessage {
+        tenant: principal.account_id.clone(),
+        lane: Lane::Interactive,
+        destination: Destination::Salesforce {
+            object: record.object.clone(),
+            ext_field: record.upsert_key.clone(),
+            ext_value: record.upsert_value.clone(),
+        },
+        payload: serde_json::Value::Object(record.fields),
+        mapping_version: Some(record.mapping_version),
+    };
+
+    let outbox = state.outbox.clone();
+    let now = Utc::now();
+    let enqueued = match &key {
+        Some(key) => {
+            let (tenant, key, hash) = (principal.account_id.clone(), key.as_str().to_owned(), parsed.sha256);
+            blocking(move || outbox.enqueue_idempotent_as(id, &tenant, &key, hash, new, now)).await?
+        }
+        None => Enqueued::Created(blocking(move || outbox.enqueue_as(id, new, now)).await?),
+    };
+    if let Enqueued::Existing { same_body: false, .. } = enqueued {
+        return Err(ApiError::IdempotencyKeyReused);
+    }
+    // The durability rule: nothing is acknowledged before the flush that covers this write returns. A
+    // replay waits too: the first request's write may not be flushed yet.
+    state.outbox.durable().await.map_err(|e| ApiError::unavailable(Some(Duration::from_secs(1)), e))?;
+    state.pusher_wakeup.notify_one();
+
+    let id = enqueued.id();
+    let replayed = matches!(enqueued, Enqueued::Existing { .. });
+    let wait = prefer.wait(state.max_prefer_wait);
+    let message = if wait > Duration::ZERO {
+        state.outbox.wait_terminal(id, wait).await.map_err(ApiError::internal)?
+    } else {
+        None
+    };
+    let message = match message {
+        Some(m) => m,
+        None => state.outbox.get(id).map_err(ApiError::internal)?.ok_or(ApiError::NotFound)?,
+    };
+    let created = message.state == MsgState::Delivered;
+    let status = if created { StatusCode::CREATED } else { StatusCode::ACCEPTED };
+    let mut response = (status, Json(status_body(state, &message))).into_response();
+    let headers = response.headers_mut();
+    let url = status_url(state, &message.id);
+    if let Ok(v) = HeaderValue::from_str(&url) {
+        headers.insert(if created { CONTENT_LOCATION } else { LOCATION }, v.clone());
+        if created {
+            headers.insert(LOCATION, v);
+        }
+    }
+    if let Some(applied) = prefer.applied(state.max_prefer_wait, !created) {
+        headers.insert("preference-applied", applied);
+    }
+    if replayed {
+        headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+async fn get_report_request(
+    State(state): State<IntakeState>,
+    token: BearerToken,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let principal = state.auth.authenticate(&token).await?;
+    let message = owned_message(&state, &principal, &id)?;
+    Ok(Json(status_body(&state, &message)).into_response())
+}
+
+/// The finished PDF. Report delivery (Salesforce → bank) is not built yet, so an owned request answers 404
+/// with a detail saying the report is not available; another bank's id is the same plain 404.
+async fn get_report(
+    State(state): State<IntakeState>,
+    token: BearerToken,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let principal = state.auth.authenticate(&token).await?;
+    owned_message(&state, &principal, &id)?;
+    Err(ApiError::NotFound)
+}
+
+/// The message `id` if it exists, is a report request, and belongs to the caller's bank; otherwise the same
+/// 404 in every case, so ids of other banks cannot be probed.
+fn owned_message(state: &IntakeState, principal: &Principal, id: &str) -> Result<Message, ApiError> {
+    let id: MessageId = id.parse().map_err(|_| ApiError::NotFound)?;
+    match state.outbox.get(id).map_err(ApiError::internal)? {
+        Some(m) if m.tenant == principal.account_id && m.lane == Lane::Interactive => Ok(m),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+fn status_url(state: &IntakeState, id: &MessageId) -> String {
+    format!("{}/api/v1/report-requests/{id}", state.public_url.trim_end_matches('/'))
+}
+
+/// The status document of a report request (the OpenAPI `ReportRequestStatus`).
+fn status_body(state: &IntakeState, message: &Message) -> serde_json::Value {
+    let status = serde_json::to_value(message.state).unwrap_or(serde_json::Value::Null);
+    json!({
+        "id": message.id.to_string(),
+        "status": status,
+        "salesforce_id": message.remote_id,
+        "attempts": message.attempts,
+        "last_error": message.last_error.as_ref().map(|e| json!({ "code": e.code, "message": e.message })),
+        "created_at": message.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "updated_at": message.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "status_url": status_url(state, &message.id),
+    })
+}
+
+/// A mapping problem as a problem-document field error: the bank's dotted path becomes a JSON Pointer.
+fn field_error(p: &FieldProblem) -> FieldError {
+    let pointer = if p.field.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", p.field.replace('~', "~0").replace('/', "~1").replace('.', "/"))
+    };
+    FieldError::new(pointer, p.code, p.detail.clone())
+}
+
+/// Runs a sled transaction off the async workers (it may block on I/O).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::outbox::OutboxError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.is_retryable() => Err(ApiError::unavailable(Some(Duration::from_secs(1)), e)),
+        Ok(Err(e)) => Err(ApiError::internal(e)),
+        Err(join) => Err(ApiError::internal(join)),
+    }
+}
