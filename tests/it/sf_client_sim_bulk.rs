@@ -293,3 +293,93 @@ async fn content_versions_upload_both_ways_and_download_byte_identical() {
         .unwrap_err();
     assert_eq!(error.code(), Some("NOT_FOUND"));
 }
+
+#[tokio::test]
+async fn collections_create_mixed_types_and_update_by_id() {
+    let sim = start().await;
+    let sf = jwt_client(&sim);
+    let created = sf
+        .collections_create(&[
+            ("Account".to_owned(), map(json!({"Name": "Mixed Bank"}))),
+            (
+                "Contact".to_owned(),
+                map(json!({"LastName": "Mixed", "AccountId": BANK_A})),
+            ),
+            (
+                "Contact".to_owned(),
+                map(json!({"FirstName": "No last name"})),
+            ),
+        ])
+        .await
+        .expect("collections create");
+    assert!(
+        created[0]
+            .id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("001"))
+    );
+    assert!(
+        created[1]
+            .id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("003"))
+    );
+    assert_eq!(created[2].errors[0].code, "REQUIRED_FIELD_MISSING");
+    assert_eq!(created[2].errors[0].fields, ["LastName"]);
+
+    let account = created[0].id.clone().unwrap();
+    let contact = created[1].id.clone().unwrap();
+    let updated = sf
+        .collections_update(&[
+            (
+                "Account".to_owned(),
+                map(json!({"Id": account, "Name": "Renamed Bank"})),
+            ),
+            (
+                "Contact".to_owned(),
+                map(json!({"Id": contact, "AccountId": "not-an-id"})),
+            ),
+        ])
+        .await
+        .expect("collections update");
+    assert_eq!(
+        (updated[0].success, updated[0].id.as_deref()),
+        (true, Some(account.as_str()))
+    );
+    assert!(!updated[1].success);
+    assert_eq!(updated[1].errors[0].code, "MALFORMED_ID");
+    assert_eq!(updated[1].error_class(), Some(ErrorClass::Permanent));
+    let renamed = sf.get("Account", &account, Some(&["Name"])).await.unwrap();
+    assert_eq!(renamed["Name"], "Renamed Bank");
+
+    let missing_id = sf
+        .collections_update(&[("Account".to_owned(), map(json!({"Name": "x"})))])
+        .await
+        .unwrap_err();
+    assert!(matches!(missing_id, SfError::Usage(_)), "{missing_id:?}");
+}
+
+#[tokio::test]
+async fn soql_literals_with_quotes_and_url_specials_survive_the_trip() {
+    let sim = start().await;
+    let sf = jwt_client(&sim);
+    let awkward = "O'Brien & Sons + #1 100% ?=/";
+    let id = sf
+        .create("Credit_Report_Request__c", &request_fields(awkward))
+        .await
+        .unwrap()
+        .id;
+    sf.create("Credit_Report_Request__c", &request_fields("Other"))
+        .await
+        .unwrap();
+    let escaped = awkward.replace('\\', "\\\\").replace('\'', "\\'");
+    let page = sf
+        .query(&format!(
+            "SELECT Id, Last_Name__c FROM Credit_Report_Request__c WHERE Last_Name__c = '{escaped}'"
+        ))
+        .await
+        .expect("query with escaped literal");
+    assert_eq!(page.total_size, 1);
+    assert_eq!(page.records[0]["Id"], Value::String(id));
+    assert_eq!(page.records[0]["Last_Name__c"], awkward);
+}

@@ -52,6 +52,13 @@ async fn injected_faults_are_classified_like_salesforce_errors() {
     assert_eq!(error.class(), ErrorClass::Retryable);
     assert!(error.is_rate_limit());
 
+    let error = faulted_error(&sim, &sf, "INTERNAL_SERVER_ERROR").await;
+    assert_eq!(
+        (error.http_status(), error.code()),
+        (Some(500), Some("UNKNOWN_EXCEPTION"))
+    );
+    assert_eq!(error.class(), ErrorClass::Retryable);
+
     // In a collection, lock contention is reported per record.
     set_faults(
         &sim,
