@@ -2,6 +2,7 @@
 //!
 //! Read `ARCHITECTURE.md` first: it maps these modules and states the invariants they keep.
 
+pub mod app;
 pub mod bank;
 pub mod cli;
 pub mod config;
@@ -9,7 +10,9 @@ pub mod intake;
 pub mod mapping;
 pub mod ops;
 pub mod outbox;
+pub mod relay;
 pub mod salesforce;
+pub mod sandbox;
 pub mod sim;
 pub mod store;
 pub mod telemetry;

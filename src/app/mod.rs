@@ -1,0 +1,266 @@
+//! Assembly: turns a validated [`Config`] into a running daemon — store, outbox, mappings, Salesforce client,
+//! intake API, workers, ops endpoints — and runs it until the shutdown token fires.
+//!
+//! Start-up order matters for the durability promise: the store and outbox open (and recover whatever was in
+//! flight) before the listener accepts a single request; Salesforce need not be reachable at start (requests
+//! are accepted and queued; `/readyz` reports the missing token). Shutdown runs the other way: readiness
+//! flips to 503, the HTTP server stops accepting and drains, workers stop between tasks (never mid-send), the
+//! store is flushed, all bounded by `[server] shutdown_grace`.
+
+mod tasks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::limit::ConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::{self, Config};
+use crate::intake::{self, Authenticator, IntakeState};
+use crate::mapping::MappingSet;
+use crate::ops::{self, Health, Heartbeat};
+use crate::outbox::{Outbox, RetryPolicy};
+use crate::relay::{PusherSettings, SalesforcePusher};
+use crate::salesforce::{self, AppCredentials, ClientSettings, SalesforceClient};
+use crate::store::{Durability, Store};
+
+/// A daemon whose parts are built but not yet running; [`Daemon::run`] serves it.
+pub struct Daemon {
+    config: Config,
+    store: Store,
+    outbox: Outbox,
+    mappings: Arc<ArcSwap<MappingSet>>,
+    client: SalesforceClient,
+    pusher: SalesforcePusher,
+    health: Health,
+}
+
+impl Daemon {
+    /// Opens the store (recovering in-flight messages), loads mappings and builds every part. No network I/O.
+    pub async fn build(config: Config) -> anyhow::Result<Daemon> {
+        let data_dir = &config.store.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
+        let durability = match config.store.durability {
+            config::Durability::GroupCommit => Durability::GroupCommit,
+            config::Durability::PerRequest => Durability::PerRequest,
+            config::Durability::None => Durability::None,
+        };
+        let store_dir = data_dir.join("store");
+        let store = tokio::task::spawn_blocking(move || Store::open(&store_dir, durability))
+            .await?
+            .context("opening the store")?;
+        let o = &config.outbox;
+        let policy = RetryPolicy::new(
+            o.retry_schedule.clone(),
+            o.jitter,
+            o.max_attempts,
+            o.max_age,
+            o.rate_limit_floor,
+            o.retry_after_max,
+        )
+        .context("[outbox] retry policy")?;
+        let options = crate::outbox::OutboxOptions {
+            lease: o.lease,
+            idempotency_ttl: config.intake.idempotency_ttl,
+        };
+        let outbox = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || Outbox::open_with(store, policy, options))
+                .await?
+                .context("opening the outbox")?
+        };
+        let mappings = MappingSet::load_dir(&config.mappings.dir).map_err(|problems| {
+            let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("invalid mappings:\n{}", lines.join("\n"))
+        })?;
+        tracing::info!(version = mappings.version(), dir = %config.mappings.dir.display(), "mappings loaded");
+        let client = SalesforceClient::new(client_settings(&config))
+            .context("Salesforce client settings")?;
+        let p = &config.pusher;
+        let settings = PusherSettings {
+            batch_max: p.batch_max,
+            linger: p.linger,
+            concurrency: p.concurrency,
+            api_usage_slow_pct: f64::from(p.api_usage_slow_pct),
+            api_usage_pause_pct: f64::from(p.api_usage_pause_pct),
+            request_timeout: config.salesforce.timeout,
+            ..PusherSettings::default()
+        };
+        if config.outbox.lease <= config.salesforce.timeout {
+            anyhow::bail!(
+                "[outbox] lease_ms must be longer than [salesforce] timeout_ms, or slow sends are sent twice"
+            );
+        }
+        let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings)
+            .context("[pusher] settings")?;
+        Ok(Daemon {
+            config,
+            store,
+            outbox,
+            mappings: Arc::new(ArcSwap::from_pointee(mappings)),
+            client,
+            pusher,
+            health: Health::default(),
+        })
+    }
+
+    /// The outbox (for in-process tests and the sandbox).
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Serves on `listener` until `shutdown` fires, then drains and flushes within the grace period.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Daemon {
+            config,
+            store,
+            outbox,
+            mappings,
+            client,
+            pusher,
+            health,
+        } = self;
+        let tracker = TaskTracker::new();
+        let workers = CancellationToken::new();
+
+        // Workers.
+        let pusher_beat = Heartbeat::new();
+        health.add_check(
+            "salesforce_pusher",
+            pusher_beat.check(Duration::from_secs(30)),
+        );
+        tracker.spawn(pusher.clone().run(workers.clone(), pusher_beat));
+        tasks::spawn_all(
+            &tracker,
+            &workers,
+            tasks::Context {
+                store: store.clone(),
+                outbox: outbox.clone(),
+                client: client.clone(),
+                health: health.clone(),
+                mappings: mappings.clone(),
+                mappings_dir: config.mappings.dir.clone(),
+                pusher: pusher.clone(),
+            },
+        );
+
+        // HTTP.
+        let intake_state = IntakeState {
+            outbox: outbox.clone(),
+            mappings: mappings.clone(),
+            auth: Authenticator::new(
+                client.clone(),
+                config.salesforce.org_id.clone(),
+                config.banks.clone(),
+                config.intake.token_cache,
+            ),
+            pusher_wakeup: pusher.notifier(),
+            max_prefer_wait: config.intake.max_prefer_wait,
+            public_url: config.server.public_url().to_string(),
+        };
+        // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
+        let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;
+        let api = Router::new()
+            .merge(intake::router(intake_state))
+            .merge(ops::admin::router(outbox.clone(), &config.admin.token))
+            .layer(DefaultBodyLimit::max(
+                usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
+            ))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                request_timeout,
+            ))
+            .layer(ConcurrencyLimitLayer::new(config.server.max_concurrency));
+        let app = Router::new()
+            .merge(api)
+            .merge(health.router())
+            .merge(ops::metrics::router())
+            .layer(axum::middleware::from_fn(intake::request_id_middleware));
+
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, data_dir = %config.store.data_dir.display(), "creditlink listening");
+        ops::notify_ready();
+        ops::notify_status("accepting requests");
+        let server_shutdown = shutdown.clone();
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let served = tokio::spawn(async move { server.await });
+
+        shutdown.cancelled().await;
+        tracing::info!("shutting down: draining HTTP, stopping workers between tasks");
+        health.set_shutting_down();
+        ops::notify_stopping();
+        let grace = config.server.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            let _ = served.await;
+            workers.cancel();
+            tracker.close();
+            tracker.wait().await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period over; stopping with work in flight (it is re-sent after restart)"
+            );
+        }
+        store.durable().await.context("final flush")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Binds `[server] listen` and runs the daemon until `shutdown` fires (what `creditlink run` does).
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let listen = config.server.listen;
+    let daemon = Daemon::build(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
+    daemon.run(listener, shutdown).await
+}
+
+/// The Salesforce client's settings from `[salesforce]`.
+pub fn client_settings(config: &Config) -> ClientSettings {
+    let sf = &config.salesforce;
+    let app = AppCredentials {
+        client_id: sf.auth.consumer_key.clone(),
+        client_secret: sf.auth.client_secret.clone(),
+    };
+    let auth = match &sf.auth.flow {
+        config::AuthFlow::JwtBearer {
+            username,
+            audience,
+            private_key,
+        } => salesforce::AuthFlow::JwtBearer {
+            consumer_key: sf.auth.consumer_key.clone(),
+            username: username.clone(),
+            audience: audience.clone(),
+            private_key_pem: private_key.clone(),
+        },
+        config::AuthFlow::ClientCredentials => salesforce::AuthFlow::ClientCredentials(app.clone()),
+    };
+    ClientSettings {
+        login_url: sf.login_url.clone(),
+        api_version: sf.api_version.clone(),
+        auth,
+        introspection: Some(app),
+        timeout: sf.timeout,
+    }
+}
