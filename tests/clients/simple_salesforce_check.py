@@ -57,13 +57,17 @@ assert sf.Credit_Report_Request__c.upsert(f"Request_Key__c/{key}", rec) == 201
 assert sf.Credit_Report_Request__c.upsert(f"Request_Key__c/{key}", {"Last_Name__c": "Py2"}) == 200
 assert sf.Credit_Report_Request__c.get_by_custom_id("Request_Key__c", key)["Last_Name__c"] == "Py2"
 
-step("delete")
+step("delete; queryAll still sees the deleted record")
 assert sf.Credit_Report_Request__c.delete(created["id"]) == 204
 try:
     sf.Credit_Report_Request__c.get(created["id"])
     raise AssertionError("deleted record still readable")
 except SalesforceResourceNotFound:
     pass
+deleted_soql = f"SELECT Id, IsDeleted FROM Credit_Report_Request__c WHERE Id = '{created['id']}'"
+assert sf.query(deleted_soql)["totalSize"] == 0
+with_deleted = sf.query_all(deleted_soql, include_deleted=True)
+assert with_deleted["totalSize"] == 1 and with_deleted["records"][0]["IsDeleted"] is True, with_deleted
 
 step("sObject Collections create (11 x 200) and query_all paging over 2,000 rows")
 for chunk in range(11):
