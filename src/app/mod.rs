@@ -170,6 +170,7 @@ impl Daemon {
             pusher_wakeup: pusher.notifier(),
             max_prefer_wait: config.intake.max_prefer_wait,
             public_url: config.server.public_url().to_string(),
+            vault: None,
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;

@@ -24,6 +24,7 @@ use crate::ops::metrics as m;
 use crate::outbox::{
     Destination, Enqueued, Lane, Message, MessageId, NewMessage, Outbox, State as MsgState,
 };
+use crate::vault::{Actor, Vault, VaultError};
 
 /// The mapping kind report requests are mapped with (`mappings/report_request.*.toml`).
 pub const REPORT_REQUEST_KIND: &str = "report_request";
@@ -40,6 +41,8 @@ pub struct IntakeState {
     pub max_prefer_wait: Duration,
     /// Base of the `status_url` links, e.g. `https://creditlink.bureau.example`.
     pub public_url: String,
+    /// Where finished report PDFs are kept, encrypted; `None` when report delivery is not configured.
+    pub vault: Option<Arc<Vault>>,
 }
 
 /// `/api/v1/...` routes of the bank API.
@@ -210,16 +213,63 @@ async fn get_report_request(
     Ok(Json(status_body(&state, &message)).into_response())
 }
 
-/// The finished PDF. Report delivery (Salesforce → bank) is not built yet, so an owned request answers 404
-/// with a detail saying the report is not available; another bank's id is the same plain 404.
+/// The finished PDF, decrypted from the vault for the owning bank only, with its SHA-256 as `ETag` and
+/// `Repr-Digest`. Every access (granted or not) is in the vault's audit log. Another bank's id, an unknown id
+/// and a report not yet available all answer 404.
 async fn get_report(
     State(state): State<IntakeState>,
     token: BearerToken,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
-    owned_message(&state, &principal, &id)?;
-    Err(ApiError::NotFound)
+    let message = owned_message(&state, &principal, &id)?;
+    let vault = state.vault.clone().ok_or(ApiError::NotFound)?;
+    let actor = Actor::Bank(principal.account_id.clone());
+    let report_id = message.id.to_string();
+    let read = tokio::task::spawn_blocking(move || vault.get(&actor, &report_id))
+        .await
+        .map_err(ApiError::internal)?;
+    let (pdf, stored) = match read {
+        Ok(found) => found,
+        Err(VaultError::NotFound(_)) => return Err(ApiError::NotFound),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let etag = format!("\"{}\"", stored.sha256_hex);
+    if headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let digest = hex::decode(&stored.sha256_hex).map(|d| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(d)
+    });
+    let mut response = (StatusCode::OK, pdf).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(axum::http::header::ETAG, v);
+    }
+    if let Ok(Ok(v)) = digest.map(|d| HeaderValue::from_str(&format!("sha-256=:{d}:"))) {
+        h.insert("repr-digest", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"credit-report-{}.pdf\"",
+        message.id
+    )) {
+        h.insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 /// The message `id` if it exists, is a report request, and belongs to the caller's bank; otherwise the same
