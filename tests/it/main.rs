@@ -16,6 +16,8 @@ mod outbox_idempotency;
 mod outbox_state_machine;
 mod outbox_support;
 mod sf_client_stub;
+mod sim_automation;
+mod sim_automation_support;
 mod sim_collections;
 mod sim_faults;
 mod sim_oauth;
