@@ -41,7 +41,7 @@ pub fn render(title: &str, lines: &[String]) -> Vec<u8> {
     let mut xref = format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1);
     for offset in offsets {
         // Each entry is exactly 20 bytes: 10-digit offset, space, 5-digit generation, space, type, space, LF.
-        let _ = write!(xref, "{offset:010} 00000 n \n");
+        let _ = writeln!(xref, "{offset:010} 00000 n ");
     }
     let _ = write!(
         xref,

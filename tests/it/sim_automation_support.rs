@@ -146,12 +146,11 @@ pub fn parse_envelope(xml: &str) -> Envelope {
                 }
                 path.push(name);
             }
-            Event::Empty(e) => {
-                if e.local_name().as_ref() == "SessionId" {
-                    env.session_nil = e.attributes().flatten().any(|a| {
-                        a.key.local_name().as_ref() == "nil" && a.value.as_ref() == "true"
-                    });
-                }
+            Event::Empty(e) if e.local_name().as_ref() == "SessionId" => {
+                env.session_nil = e
+                    .attributes()
+                    .flatten()
+                    .any(|a| a.key.local_name().as_ref() == "nil" && a.value.as_ref() == "true");
             }
             Event::End(_) => {
                 path.pop();
