@@ -350,3 +350,105 @@ async fn automation_settings_change_at_runtime() {
         "created while automation was off"
     );
 }
+
+#[tokio::test]
+async fn notifications_older_than_max_age_are_dropped() {
+    let failures = [(503, "busy"); 64];
+    let listener = Listener::start(&failures).await;
+    let sim = start(AutomationOptions {
+        complete_after: Duration::from_secs(3600),
+        ..automation(Some(OutboundOptions {
+            max_age: Duration::from_millis(200),
+            ..outbound(&listener.url)
+        }))
+    })
+    .await;
+    let token = integration_token(&sim).await;
+    create_request(&sim, &token, "KEY-OLD").await;
+    let stats = wait_for("the notification to age out", LIMIT, || {
+        let s = sim.outbound_stats();
+        (s["dropped"] == 1).then_some(s)
+    })
+    .await;
+    assert_eq!(stats["queued"], 0);
+    assert_eq!(stats["delivered"], 0);
+    assert!(
+        listener.received().len() >= 2,
+        "retried before it was dropped"
+    );
+}
+
+#[tokio::test]
+async fn reordered_notifications_all_arrive() {
+    let listener = Listener::start(&[]).await;
+    let sim = start(AutomationOptions {
+        complete_after: Duration::from_secs(3600),
+        ..automation(Some(OutboundOptions {
+            reorder: true,
+            ..outbound(&listener.url)
+        }))
+    })
+    .await;
+    let base = sim.base_url().to_string();
+    client()
+        .post(format!("{base}/__sim/outbound/pause"))
+        .send()
+        .await
+        .unwrap();
+    let token = integration_token(&sim).await;
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        ids.push(create_request(&sim, &token, &format!("KEY-R{n}")).await);
+    }
+    client()
+        .post(format!("{base}/__sim/outbound/resume"))
+        .send()
+        .await
+        .unwrap();
+    let notes = wait_for("all eight notifications", LIMIT, || {
+        let n = listener.notifications();
+        (n.len() >= 8).then_some(n)
+    })
+    .await;
+    let mut seen: Vec<String> = notes
+        .iter()
+        .map(|n| n.fields["Id"].as_str().unwrap().to_string())
+        .collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids);
+}
+
+#[tokio::test]
+async fn notifications_queued_together_share_one_message() {
+    let listener = Listener::start(&[]).await;
+    let sim = start(AutomationOptions {
+        complete_after: Duration::from_secs(3600),
+        ..automation(Some(outbound(&listener.url)))
+    })
+    .await;
+    let base = sim.base_url().to_string();
+    client()
+        .post(format!("{base}/__sim/outbound/pause"))
+        .send()
+        .await
+        .unwrap();
+    let token = integration_token(&sim).await;
+    for n in 0..3 {
+        create_request(&sim, &token, &format!("KEY-B{n}")).await;
+    }
+    client()
+        .post(format!("{base}/__sim/outbound/resume"))
+        .send()
+        .await
+        .unwrap();
+    wait_for("the batch", LIMIT, || {
+        (listener.notifications().len() >= 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        listener.received().len(),
+        1,
+        "one message for three notifications"
+    );
+}
