@@ -23,6 +23,8 @@ mod sf_client_sim_bulk;
 mod sf_client_sim_faults;
 mod sf_client_sim_support;
 mod sf_client_stub;
+mod sim_automation;
+mod sim_automation_support;
 mod sim_collections;
 mod sim_faults;
 mod sim_oauth;
