@@ -5,6 +5,7 @@
 pub mod bank;
 pub mod cli;
 pub mod config;
+pub mod inbound;
 pub mod intake;
 pub mod mapping;
 pub mod ops;
