@@ -63,12 +63,8 @@ impl Cidr {
             v4 => v4,
         };
         match (self.network, addr) {
-            (IpAddr::V4(net), IpAddr::V4(a)) => {
-                prefix_eq(&net.octets(), &a.octets(), self.prefix)
-            }
-            (IpAddr::V6(net), IpAddr::V6(a)) => {
-                prefix_eq(&net.octets(), &a.octets(), self.prefix)
-            }
+            (IpAddr::V4(net), IpAddr::V4(a)) => prefix_eq(&net.octets(), &a.octets(), self.prefix),
+            (IpAddr::V6(net), IpAddr::V6(a)) => prefix_eq(&net.octets(), &a.octets(), self.prefix),
             _ => false,
         }
     }

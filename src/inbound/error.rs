@@ -45,7 +45,9 @@ impl InboundError {
             InboundError::Salesforce(e) => e.class() != ErrorClass::Permanent,
             InboundError::Vault(e) => e.is_retryable(),
             InboundError::ReportMissing | InboundError::Join(_) => true,
-            InboundError::Mapping(_) | InboundError::UnknownBank(_) | InboundError::Shape(_) => false,
+            InboundError::Mapping(_) | InboundError::UnknownBank(_) | InboundError::Shape(_) => {
+                false
+            }
         }
     }
 

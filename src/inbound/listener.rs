@@ -73,7 +73,8 @@ impl Listener {
         let bytes = match axum::body::to_bytes(request.into_body(), self.max_soap_bytes).await {
             Ok(bytes) => bytes,
             Err(_) => {
-                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "too_large").increment(1);
+                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "too_large")
+                    .increment(1);
                 return fault(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     true,
@@ -89,18 +90,25 @@ impl Listener {
             Ok(message) => message,
             Err(e) => {
                 tracing::warn!(error = %e, "Outbound Message refused");
-                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "malformed").increment(1);
+                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "malformed")
+                    .increment(1);
                 return fault(StatusCode::INTERNAL_SERVER_ERROR, true, &e.to_string());
             }
         };
         if message.organization_id != self.org_id {
             tracing::warn!(org_id = %message.organization_id, "Outbound Message from another org refused");
-            metrics::counter!("creditlink_inbound_messages_total", "outcome" => "wrong_org").increment(1);
-            return fault(StatusCode::INTERNAL_SERVER_ERROR, true, "unknown OrganizationId");
+            metrics::counter!("creditlink_inbound_messages_total", "outcome" => "wrong_org")
+                .increment(1);
+            return fault(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                true,
+                "unknown OrganizationId",
+            );
         }
         match self.record(&message).await {
             Ok(new) => {
-                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "ack").increment(1);
+                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "ack")
+                    .increment(1);
                 tracing::debug!(action_id = %message.action_id, notifications = message.notifications.len(),
                     new, "Outbound Message acknowledged");
                 if new > 0 {
@@ -110,14 +118,22 @@ impl Listener {
             }
             Err(e) => {
                 tracing::error!(error = %e, "Outbound Message could not be recorded");
-                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "store_error").increment(1);
-                fault(StatusCode::INTERNAL_SERVER_ERROR, false, "temporarily unable to record the message")
+                metrics::counter!("creditlink_inbound_messages_total", "outcome" => "store_error")
+                    .increment(1);
+                fault(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    false,
+                    "temporarily unable to record the message",
+                )
             }
         }
     }
 
     /// Hints every notification not seen before; returns how many were new. Durable on return.
-    async fn record(&self, message: &soap::OutboundMessage) -> Result<usize, crate::store::StoreError> {
+    async fn record(
+        &self,
+        message: &soap::OutboundMessage,
+    ) -> Result<usize, crate::store::StoreError> {
         let expires = Utc::now() + chrono::Duration::from_std(SEEN_TTL).unwrap_or_default();
         let mut new = 0;
         for n in &message.notifications {
@@ -147,7 +163,8 @@ async fn with_secret(
         return ApiError::NotFound.into_response();
     };
     if !constant_time_eq(given.as_bytes(), secret.expose_secret().as_bytes()) {
-        metrics::counter!("creditlink_inbound_messages_total", "outcome" => "wrong_secret").increment(1);
+        metrics::counter!("creditlink_inbound_messages_total", "outcome" => "wrong_secret")
+            .increment(1);
         return ApiError::NotFound.into_response();
     }
     // With both protections configured, both apply.
@@ -165,14 +182,18 @@ async fn by_source(State(listener): State<Listener>, request: Request) -> Respon
 }
 
 fn forbidden() -> Response {
-    metrics::counter!("creditlink_inbound_messages_total", "outcome" => "source_refused").increment(1);
+    metrics::counter!("creditlink_inbound_messages_total", "outcome" => "source_refused")
+        .increment(1);
     Problem::forbidden("this address may not post Outbound Messages").into_response()
 }
 
 /// Compares digests so the time taken depends on neither the secret's length nor the first differing byte.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 fn ack() -> Response {

@@ -57,7 +57,10 @@ pub enum MirrorOutcome {
     /// The record's mirrored state has not changed since the last event.
     Unchanged { record_id: String },
     /// The change is not for banks to hear about.
-    Skipped { record_id: String, reason: SkipReason },
+    Skipped {
+        record_id: String,
+        reason: SkipReason,
+    },
     /// A retryable failure; the hint stays and is retried after a backoff.
     Deferred { record_id: String, error: String },
     /// A permanent failure; the hint is dropped (logged, counted).
@@ -135,11 +138,15 @@ impl Mirror {
     /// removing the hint, which the caller does.
     pub async fn process(&self, record_id: &str) -> Result<MirrorOutcome, InboundError> {
         if !is_salesforce_id(record_id) {
-            return Err(InboundError::Shape(format!("hint for an invalid record id {record_id:?}")));
+            return Err(InboundError::Shape(format!(
+                "hint for an invalid record id {record_id:?}"
+            )));
         }
         let record = match self.client.get(REQUEST_OBJECT, record_id, None).await {
             Ok(record) => record,
-            Err(e) if e.http_status() == Some(404) => return Ok(skipped(record_id, SkipReason::Deleted)),
+            Err(e) if e.http_status() == Some(404) => {
+                return Ok(skipped(record_id, SkipReason::Deleted));
+            }
             Err(e) => return Err(e.into()),
         };
         let Some(request_key) = text(&record, "Request_Key__c") else {
@@ -196,9 +203,9 @@ impl Mirror {
             }
             None => Value::Null,
         };
-        let object = body
-            .as_object_mut()
-            .ok_or_else(|| InboundError::Shape("the outbound mapping produced a non-object".into()))?;
+        let object = body.as_object_mut().ok_or_else(|| {
+            InboundError::Shape("the outbound mapping produced a non-object".into())
+        })?;
         object.insert("salesforce_id".into(), record_id.into());
         object.entry("reason").or_insert(Value::Null);
         object.insert("changed_at".into(), changed_at(&record).into());

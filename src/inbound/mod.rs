@@ -142,7 +142,11 @@ impl Inbound {
     ) -> Result<Inbound, InboundError> {
         let state = InboundState::open(&store)?;
         let wake = Arc::new(Notify::new());
-        let public_url = settings.public_url.as_str().trim_end_matches('/').to_owned();
+        let public_url = settings
+            .public_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
         Ok(Inbound {
             listener: Listener {
                 secret: settings.listener_secret,

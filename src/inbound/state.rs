@@ -105,7 +105,8 @@ impl InboundState {
                     let id = String::from_utf8_lossy(&key).into_owned();
                     return Ok((Some((id, hint)), None));
                 }
-                earliest = Some(earliest.map_or(hint.not_before_ms, |e: i64| e.min(hint.not_before_ms)));
+                earliest =
+                    Some(earliest.map_or(hint.not_before_ms, |e: i64| e.min(hint.not_before_ms)));
             }
             from = next_from;
         }
@@ -142,9 +143,16 @@ impl InboundState {
     }
 
     /// Marks a notification id seen until `expires_at`; false when it was seen already.
-    pub fn mark_seen(&self, notification_id: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError> {
+    pub fn mark_seen(
+        &self,
+        notification_id: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let ms = expires_at.timestamp_millis().to_be_bytes();
-        if !self.seen.insert_if_absent(notification_id.as_bytes(), &ms)? {
+        if !self
+            .seen
+            .insert_if_absent(notification_id.as_bytes(), &ms)?
+        {
             return Ok(false);
         }
         self.seen_expiry

@@ -15,26 +15,43 @@ async fn duplicated_and_reordered_pushes_give_one_event_per_change_and_the_lates
     let h = inbound_support::start().await;
     let (id, key) = h.create_request().await;
     // creditlink's own create is not echoed.
-    assert_eq!(h.post(None, envelope(ORG_ID, &[("04l000000000001AAA", &id, "New")])).await.0, 200);
+    assert_eq!(
+        h.post(
+            None,
+            envelope(ORG_ID, &[("04l000000000001AAA", &id, "New")])
+        )
+        .await
+        .0,
+        200
+    );
     assert!(matches!(
         h.drain().await.as_slice(),
-        [MirrorOutcome::Skipped { reason: SkipReason::Echo, .. }]
+        [MirrorOutcome::Skipped {
+            reason: SkipReason::Echo,
+            ..
+        }]
     ));
 
-    h.bureau_edit(&id, json!({ "Status__c": "In Progress" }), None).await;
+    h.bureau_edit(&id, json!({ "Status__c": "In Progress" }), None)
+        .await;
     let in_progress = envelope(ORG_ID, &[("04l000000000002AAA", &id, "In Progress")]);
     h.post(None, in_progress.clone()).await;
     h.drain().await;
 
     h.attach_pdf(&id, &pdf_with_marker("report-one")).await;
-    h.bureau_edit(&id, json!({ "Status__c": "Completed" }), None).await;
+    h.bureau_edit(&id, json!({ "Status__c": "Completed" }), None)
+        .await;
     // Completed arrives twice, then the stale In Progress notification is redelivered and a late one with a
     // new id shows up: all of them re-read the record, which is Completed.
     let completed = envelope(ORG_ID, &[("04l000000000003AAA", &id, "Completed")]);
     h.post(None, completed.clone()).await;
     h.post(None, completed).await;
     h.post(None, in_progress).await;
-    h.post(None, envelope(ORG_ID, &[("04l000000000004AAA", &id, "In Progress")])).await;
+    h.post(
+        None,
+        envelope(ORG_ID, &[("04l000000000004AAA", &id, "In Progress")]),
+    )
+    .await;
     h.drain().await;
 
     let events = h.bank_events();
@@ -63,7 +80,11 @@ async fn duplicated_and_reordered_pushes_give_one_event_per_change_and_the_lates
         last["report"]["url"],
         format!("{PUBLIC_URL}/api/v1/report-requests/{key}/report")
     );
-    assert!(events.iter().all(|m| m.tenant == crate::sim_support::BANK_A));
+    assert!(
+        events
+            .iter()
+            .all(|m| m.tenant == crate::sim_support::BANK_A)
+    );
     assert_eq!(h.inbound.state().hint_count(), 0);
 }
 
@@ -71,12 +92,26 @@ async fn duplicated_and_reordered_pushes_give_one_event_per_change_and_the_lates
 async fn a_change_by_the_integration_user_is_not_echoed() {
     let h = inbound_support::start().await;
     let (id, _) = h.create_request().await;
-    h.bureau_edit(&id, json!({ "Status_Reason__c": "resent by creditlink" }), Some(INTEGRATION_USER))
-        .await;
-    h.post(None, envelope(ORG_ID, &[("04l000000000005AAA", &id, "New")])).await;
+    h.bureau_edit(
+        &id,
+        json!({ "Status_Reason__c": "resent by creditlink" }),
+        Some(INTEGRATION_USER),
+    )
+    .await;
+    h.post(
+        None,
+        envelope(ORG_ID, &[("04l000000000005AAA", &id, "New")]),
+    )
+    .await;
     let outcomes = h.drain().await;
     assert!(
-        matches!(outcomes.as_slice(), [MirrorOutcome::Skipped { reason: SkipReason::Echo, .. }]),
+        matches!(
+            outcomes.as_slice(),
+            [MirrorOutcome::Skipped {
+                reason: SkipReason::Echo,
+                ..
+            }]
+        ),
         "{outcomes:?}"
     );
     assert!(h.messages().is_empty());
@@ -102,7 +137,9 @@ async fn a_lost_push_is_caught_by_the_poll() {
         .iter()
         .find(|m| matches!(m.destination, Destination::Bank { .. }))
         .expect("a bank event");
-    assert!(matches!(&event.destination, Destination::Bank { event, .. } if event == "report_request.action_required"));
+    assert!(
+        matches!(&event.destination, Destination::Bank { event, .. } if event == "report_request.action_required")
+    );
     assert_eq!(event.payload["reason"], "Consent form unreadable");
     assert_eq!(event.payload["report"], serde_json::Value::Null);
     let email = messages
@@ -111,7 +148,10 @@ async fn a_lost_push_is_caught_by_the_poll() {
         .expect("an e-mail to the bank contact");
     assert_eq!(
         email.destination,
-        Destination::Email { to: CONTACT.into(), template: "action_required".into() }
+        Destination::Email {
+            to: CONTACT.into(),
+            template: "action_required".into()
+        }
     );
     assert_eq!(email.payload["id"], key.as_str());
     assert_eq!(email.payload["bank_name"], "Demo Bank A");
@@ -131,8 +171,13 @@ async fn a_completed_report_is_in_the_vault_encrypted_and_nowhere_in_clear() {
     let marker = "PLAINTEXT-MARKER-4b1f0c9e";
     let pdf = pdf_with_marker(marker);
     h.attach_pdf(&id, &pdf).await;
-    h.bureau_edit(&id, json!({ "Status__c": "Completed" }), None).await;
-    h.post(None, envelope(ORG_ID, &[("04l000000000006AAA", &id, "Completed")])).await;
+    h.bureau_edit(&id, json!({ "Status__c": "Completed" }), None)
+        .await;
+    h.post(
+        None,
+        envelope(ORG_ID, &[("04l000000000006AAA", &id, "Completed")]),
+    )
+    .await;
     h.drain().await;
 
     let events = h.bank_events();
@@ -142,7 +187,11 @@ async fn a_completed_report_is_in_the_vault_encrypted_and_nowhere_in_clear() {
     assert_eq!(report["sha256"], sha.as_str());
     assert_eq!(report["size"], pdf.len());
 
-    let (bytes, stored) = h.inbound.vault().get(&Actor::System, &key).expect("decrypts");
+    let (bytes, stored) = h
+        .inbound
+        .vault()
+        .get(&Actor::System, &key)
+        .expect("decrypts");
     assert_eq!(bytes, pdf);
     assert_eq!(stored.sha256_hex, sha);
 
@@ -159,16 +208,25 @@ async fn replaying_a_hint_or_reopening_enqueues_no_second_event() {
     let sim = crate::sim_support::start().await;
     let dir = inbound_support::data_dir();
     let settings = || inbound_support::settings(Vec::new());
-    let (store, outbox, client, inbound) = inbound_support::open(&sim, dir.path(), settings()).await;
+    let (store, outbox, client, inbound) =
+        inbound_support::open(&sim, dir.path(), settings()).await;
     let fields = serde_json::from_value(json!({
         "Request_Key__c": uuid::Uuid::now_v7().to_string(), "Bank__c": crate::sim_support::BANK_A,
         "Subject_Type__c": "Person", "Purpose__c": "Other",
     }))
     .unwrap();
-    let id = client.create("Credit_Report_Request__c", &fields).await.expect("create").id;
-    let edit = json!({ "fields": { "Status__c": "Rejected", "Status_Reason__c": "Subject unknown" } });
+    let id = client
+        .create("Credit_Report_Request__c", &fields)
+        .await
+        .expect("create")
+        .id;
+    let edit =
+        json!({ "fields": { "Status__c": "Rejected", "Status_Reason__c": "Subject unknown" } });
     let resp = crate::sim_support::client()
-        .patch(format!("{}/__sim/records/Credit_Report_Request__c/{id}", sim.base_url()))
+        .patch(format!(
+            "{}/__sim/records/Credit_Report_Request__c/{id}",
+            sim.base_url()
+        ))
         .json(&edit)
         .send()
         .await
@@ -182,20 +240,33 @@ async fn replaying_a_hint_or_reopening_enqueues_no_second_event() {
         "{first:?}"
     );
     let count = |outbox: &creditlink::outbox::Outbox| {
-        outbox.list(&ListFilter { limit: 100, ..Default::default() }).unwrap().len()
+        outbox
+            .list(&ListFilter {
+                limit: 100,
+                ..Default::default()
+            })
+            .unwrap()
+            .len()
     };
     assert_eq!(count(&outbox), 2, "one event and one e-mail");
 
     // The same hint processed again: unchanged, nothing queued.
     inbound.state().add_hint(&id).unwrap();
-    assert!(matches!(inbound.mirror_step().await.unwrap(), MirrorOutcome::Unchanged { .. }));
+    assert!(matches!(
+        inbound.mirror_step().await.unwrap(),
+        MirrorOutcome::Unchanged { .. }
+    ));
     assert_eq!(count(&outbox), 2);
 
     // A restart on the same data dir: the mirrored state survived.
     drop((inbound, outbox, client, store));
-    let (_store, outbox, _client, reopened) = inbound_support::open(&sim, dir.path(), settings()).await;
+    let (_store, outbox, _client, reopened) =
+        inbound_support::open(&sim, dir.path(), settings()).await;
     reopened.state().add_hint(&id).unwrap();
     let outcome = reopened.mirror_step().await.expect("step");
-    assert!(matches!(outcome, MirrorOutcome::Unchanged { .. }), "{outcome:?}");
+    assert!(
+        matches!(outcome, MirrorOutcome::Unchanged { .. }),
+        "{outcome:?}"
+    );
     assert_eq!(count(&outbox), 2);
 }

@@ -223,7 +223,10 @@ impl Harness {
     pub async fn post(&self, path: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, String) {
         let url = match path {
             Some(p) => format!("{}{p}", self.listener_url),
-            None => format!("{}/salesforce/outbound-messages/{SECRET}", self.listener_url),
+            None => format!(
+                "{}/salesforce/outbound-messages/{SECRET}",
+                self.listener_url
+            ),
         };
         let resp = sim_support::client()
             .post(url)
