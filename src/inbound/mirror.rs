@@ -96,9 +96,11 @@ impl Mirror {
     /// recorded on the hint (deferred) or logged and dropped.
     #[tracing::instrument(name = "inbound.mirror", skip_all)]
     pub async fn step(&self, now: DateTime<Utc>) -> Result<MirrorOutcome, StoreError> {
-        let (due, earliest) = self.state.next_due(now)?;
-        let Some((record_id, hint)) = due else {
-            let next_due = earliest.and_then(DateTime::<Utc>::from_timestamp_millis);
+        let next = self.state.next_due(now)?;
+        let Some((record_id, hint)) = next.due else {
+            let next_due = next
+                .earliest_ms
+                .and_then(DateTime::<Utc>::from_timestamp_millis);
             return Ok(MirrorOutcome::Idle { next_due });
         };
         let outcome = match self.process(&record_id).await {

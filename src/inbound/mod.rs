@@ -41,7 +41,7 @@ pub use listener::{PATH as LISTENER_PATH, SEEN_TTL};
 pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason, event_name};
 pub use poller::{PollOutcome, soql_datetime};
 pub use soap::{ACK, Notification, OutboundMessage, SoapError, parse as parse_envelope};
-pub use state::InboundState;
+pub use state::{Hint, InboundState, NextDue};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -33,6 +33,15 @@ pub struct Hint {
     pub not_before_ms: i64,
 }
 
+/// What [`InboundState::next_due`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextDue {
+    /// The due hint with the smallest record id, with its record id.
+    pub due: Option<(String, Hint)>,
+    /// When the earliest not-yet-due hint becomes due (ms since the epoch), if no hint is due now.
+    pub earliest_ms: Option<i64>,
+}
+
 /// Handles to the inbound trees.
 #[derive(Clone, Debug)]
 pub struct InboundState {
@@ -75,17 +84,17 @@ impl InboundState {
 
     /// The due hint with the smallest record id, and the earliest due time of those not yet due. Scans every
     /// hint: there are a handful at any time (one per recently changed record).
-    pub fn next_due(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<(Option<(String, Hint)>, Option<i64>), StoreError> {
+    pub fn next_due(&self, now: DateTime<Utc>) -> Result<NextDue, StoreError> {
         let now_ms = now.timestamp_millis();
         let mut from = Vec::new();
         let mut earliest = None;
         loop {
             let batch = self.hints.scan_from(&from, 256)?;
             let Some((last, _)) = batch.last() else {
-                return Ok((None, earliest));
+                return Ok(NextDue {
+                    due: None,
+                    earliest_ms: earliest,
+                });
             };
             let mut next_from = last.clone();
             next_from.push(0);
@@ -99,11 +108,11 @@ impl InboundState {
                         not_before_ms: 0,
                     };
                     self.hints.insert(&key, &encode(&hint)?)?;
-                    return Ok((Some((id, hint)), None));
+                    return Ok(due(id, hint));
                 };
                 if hint.not_before_ms <= now_ms {
                     let id = String::from_utf8_lossy(&key).into_owned();
-                    return Ok((Some((id, hint)), None));
+                    return Ok(due(id, hint));
                 }
                 earliest =
                     Some(earliest.map_or(hint.not_before_ms, |e: i64| e.min(hint.not_before_ms)));
@@ -215,6 +224,13 @@ impl InboundState {
     pub fn set_watermark(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
         self.meta.insert(WATERMARK, at.to_rfc3339().as_bytes())?;
         Ok(())
+    }
+}
+
+fn due(record_id: String, hint: Hint) -> NextDue {
+    NextDue {
+        due: Some((record_id, hint)),
+        earliest_ms: None,
     }
 }
 

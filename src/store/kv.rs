@@ -5,6 +5,9 @@
 
 use super::StoreError;
 
+/// One key and its value, as returned by scans.
+pub type KvEntry = (Vec<u8>, Vec<u8>);
+
 /// One named tree of the store. Cheap to clone; keys iterate in byte order.
 #[derive(Clone)]
 pub struct KvTree {
@@ -56,11 +59,7 @@ impl KvTree {
     }
 
     /// Up to `limit` entries with keys `>= from`, in key order.
-    pub fn scan_from(
-        &self,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn scan_from(&self, from: &[u8], limit: usize) -> Result<Vec<KvEntry>, StoreError> {
         self.tree
             .range(from..)
             .take(limit)

@@ -24,7 +24,7 @@ mod error;
 mod kv;
 
 pub use error::StoreError;
-pub use kv::KvTree;
+pub use kv::{KvEntry, KvTree};
 
 use std::path::Path;
 use std::sync::Arc;
