@@ -270,3 +270,79 @@ async fn replaying_a_hint_or_reopening_enqueues_no_second_event() {
     );
     assert_eq!(count(&outbox), 2);
 }
+
+#[tokio::test]
+async fn the_running_worker_is_woken_by_a_push_and_stops_on_shutdown() {
+    let h = inbound_support::start().await;
+    let (id, _) = h.create_request().await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let heartbeat = creditlink::ops::Heartbeat::new();
+    let worker = {
+        let inbound = h.inbound.clone();
+        let (shutdown, heartbeat) = (shutdown.clone(), heartbeat.clone());
+        tokio::spawn(async move { inbound.run(shutdown, heartbeat).await })
+    };
+    h.bureau_edit(&id, json!({ "Status__c": "In Progress" }), None)
+        .await;
+    h.post(
+        None,
+        envelope(ORG_ID, &[("04l000000000007AAA", &id, "In Progress")]),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.bank_events().is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no event within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.bank_events().len(), 1);
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(10), worker)
+        .await
+        .expect("worker stops on shutdown")
+        .expect("worker did not panic");
+    assert!(heartbeat.silence() < std::time::Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn completed_before_the_file_is_attached_is_retried_not_lost() {
+    let h = inbound_support::start().await;
+    let (id, _) = h.create_request().await;
+    h.bureau_edit(&id, json!({ "Status__c": "Completed" }), None)
+        .await;
+    h.post(
+        None,
+        envelope(ORG_ID, &[("04l000000000008AAA", &id, "Completed")]),
+    )
+    .await;
+    let outcomes = h.drain().await;
+    assert!(
+        matches!(outcomes.as_slice(), [MirrorOutcome::Deferred { .. }]),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        h.inbound.state().hint_count(),
+        1,
+        "the hint waits for its retry"
+    );
+    assert!(h.messages().is_empty());
+
+    h.attach_pdf(&id, &pdf_with_marker("late-file")).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let outcome = h.inbound.mirror_step().await.expect("step");
+        if let MirrorOutcome::Mirrored { event, .. } = &outcome {
+            assert_eq!(event, "report_request.completed");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not retried: {outcome:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(h.bank_events().len(), 1);
+    assert_eq!(h.inbound.state().hint_count(), 0);
+}
