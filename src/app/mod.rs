@@ -24,6 +24,7 @@ use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{self, Config};
+use crate::inbound::{Inbound, InboundSettings, open_vault};
 use crate::intake::{self, Authenticator, IntakeState};
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
@@ -31,6 +32,7 @@ use crate::outbox::{Outbox, RetryPolicy};
 use crate::relay::{PusherSettings, SalesforcePusher};
 use crate::salesforce::{self, AppCredentials, ClientSettings, SalesforceClient};
 use crate::store::{Durability, Store};
+use crate::vault::Vault;
 
 /// A daemon whose parts are built but not yet running; [`Daemon::run`] serves it.
 pub struct Daemon {
@@ -40,6 +42,9 @@ pub struct Daemon {
     mappings: Arc<ArcSwap<MappingSet>>,
     client: SalesforceClient,
     pusher: SalesforcePusher,
+    /// The Salesforce → bank direction, when `[inbound]` is configured.
+    inbound: Option<Inbound>,
+    vault: Option<Arc<Vault>>,
     health: Health,
 }
 
@@ -102,13 +107,41 @@ impl Daemon {
         }
         let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings)
             .context("[pusher] settings")?;
+        let mappings = Arc::new(ArcSwap::from_pointee(mappings));
+        let (inbound, vault) = match (InboundSettings::from_config(&config), &config.inbound) {
+            (Some(settings), Some(inbound_config)) => {
+                let vault = Arc::new(
+                    open_vault(inbound_config, &config.store.data_dir)
+                        .context("opening the report vault")?,
+                );
+                let inbound = Inbound::new(
+                    settings,
+                    store.clone(),
+                    outbox.clone(),
+                    client.clone(),
+                    vault.clone(),
+                    mappings.clone(),
+                    config.banks.clone(),
+                )
+                .context("[inbound]")?;
+                (Some(inbound), Some(vault))
+            }
+            _ => {
+                tracing::warn!(
+                    "no [inbound] section: status changes and reports are not mirrored back to banks"
+                );
+                (None, None)
+            }
+        };
         Ok(Daemon {
             config,
             store,
             outbox,
-            mappings: Arc::new(ArcSwap::from_pointee(mappings)),
+            mappings,
             client,
             pusher,
+            inbound,
+            vault,
             health: Health::default(),
         })
     }
@@ -131,6 +164,8 @@ impl Daemon {
             mappings,
             client,
             pusher,
+            inbound,
+            vault,
             health,
         } = self;
         let tracker = TaskTracker::new();
@@ -143,6 +178,12 @@ impl Daemon {
             pusher_beat.check(Duration::from_secs(30)),
         );
         tracker.spawn(pusher.clone().run(workers.clone(), pusher_beat));
+        if let Some(inbound) = &inbound {
+            let beat = Heartbeat::new();
+            health.add_check("inbound_mirror", beat.check(Duration::from_secs(30)));
+            let (inbound, stop) = (inbound.clone(), workers.clone());
+            tracker.spawn(async move { inbound.run(stop, beat).await });
+        }
         tasks::spawn_all(
             &tracker,
             &workers,
@@ -170,7 +211,7 @@ impl Daemon {
             pusher_wakeup: pusher.notifier(),
             max_prefer_wait: config.intake.max_prefer_wait,
             public_url: config.server.public_url().to_string(),
-            vault: None,
+            vault,
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;
@@ -185,8 +226,11 @@ impl Daemon {
                 request_timeout,
             ))
             .layer(ConcurrencyLimitLayer::new(config.server.max_concurrency));
-        let app = Router::new()
-            .merge(api)
+        let mut app = Router::new().merge(api);
+        if let Some(inbound) = &inbound {
+            app = app.merge(inbound.router());
+        }
+        let app = app
             .merge(health.router())
             .merge(ops::metrics::router())
             .layer(axum::middleware::from_fn(intake::request_id_middleware));
