@@ -14,6 +14,7 @@
 
 mod banks;
 mod delivery;
+mod notify;
 mod problem;
 mod reader;
 mod salesforce;
@@ -26,6 +27,9 @@ use std::path::{Path, PathBuf};
 
 pub use banks::BankConfig;
 pub use delivery::{DEFAULT_RETRY_SCHEDULE_MS, OutboxConfig, PusherConfig};
+pub use notify::{
+    DEFAULT_WEBHOOK_RETRY_SCHEDULE_MS, NotificationsConfig, StartTls, WebhooksConfig,
+};
 pub use problem::{ConfigErrors, Location, Problem};
 pub use salesforce::{
     AuthFlow, IntakeConfig, SalesforceAuth, SalesforceConfig, check_salesforce_id,
@@ -52,6 +56,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub outbox: OutboxConfig,
     pub pusher: PusherConfig,
+    pub webhooks: WebhooksConfig,
+    pub notifications: NotificationsConfig,
     pub mappings: MappingsConfig,
     pub admin: AdminConfig,
     pub banks: Vec<BankConfig>,
@@ -211,6 +217,12 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "pusher");
     let pusher = delivery::read_pusher(&mut s);
     s.finish();
+    let mut s = section(&mut top, "webhooks");
+    let webhooks = notify::read_webhooks(&mut s);
+    s.finish();
+    let mut s = section(&mut top, "notifications");
+    let notifications = notify::read_notifications(&mut s);
+    s.finish();
     let mut s = section(&mut top, "mappings");
     let mappings = server::read_mappings(&mut s);
     s.finish();
@@ -219,6 +231,7 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     s.finish();
     let banks = banks::read_banks(top.node("banks"), ctx);
     top.finish();
+    notify::check_webhook_urls(ctx, &banks, &webhooks);
 
     Some(Config {
         path: path.to_path_buf(),
@@ -229,6 +242,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         intake,
         outbox,
         pusher,
+        webhooks,
+        notifications,
         mappings,
         admin: admin?,
         banks,

@@ -21,7 +21,9 @@ use super::headers::{BearerToken, IdempotencyKey, Prefer};
 use super::problem::FieldError;
 use crate::mapping::{FieldProblem, MapContext, MappingSet};
 use crate::ops::metrics as m;
-use crate::outbox::{Destination, Enqueued, Lane, Message, MessageId, NewMessage, Outbox, State as MsgState};
+use crate::outbox::{
+    Destination, Enqueued, Lane, Message, MessageId, NewMessage, Outbox, State as MsgState,
+};
 
 /// The mapping kind report requests are mapped with (`mappings/report_request.*.toml`).
 pub const REPORT_REQUEST_KIND: &str = "report_request";
@@ -43,10 +45,16 @@ pub struct IntakeState {
 /// `/api/v1/...` routes of the bank API.
 pub fn router(state: IntakeState) -> Router {
     Router::new()
-        .route("/api/v1/report-requests", axum::routing::post(create_report_request))
+        .route(
+            "/api/v1/report-requests",
+            axum::routing::post(create_report_request),
+        )
         .route("/api/v1/report-requests/{id}", get(get_report_request))
         .route("/api/v1/report-requests/{id}/report", get(get_report))
-        .route("/api/v1/openapi.json", get(|| async { Json(super::openapi_json()) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(super::openapi_json()) }),
+        )
         .with_state(state)
 }
 
@@ -66,7 +74,8 @@ async fn create_report_request(
         Err(_) => "refused",
     };
     metrics::counter!(m::INTAKE_REQUESTS_TOTAL, "kind" => REPORT_REQUEST_KIND, "outcome" => outcome).increment(1);
-    metrics::histogram!(m::INTAKE_DURATION, "kind" => REPORT_REQUEST_KIND).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(m::INTAKE_DURATION, "kind" => REPORT_REQUEST_KIND)
+        .record(started.elapsed().as_secs_f64());
     result
 }
 
@@ -86,8 +95,12 @@ async fn accept(
         ..BodyPolicy::default()
     };
     let parsed = body.parse(&policy)?;
-    if parsed.format == BodyFormat::Json && !mappings.accepts_json(REPORT_REQUEST_KIND, Some(&principal.bank_code)) {
-        return Err(ApiError::InvalidRequest("This bank's mapping accepts XML bodies only.".into()));
+    if parsed.format == BodyFormat::Json
+        && !mappings.accepts_json(REPORT_REQUEST_KIND, Some(&principal.bank_code))
+    {
+        return Err(ApiError::InvalidRequest(
+            "This bank's mapping accepts XML bodies only.".into(),
+        ));
     }
 
     let id = MessageId::new();
@@ -118,33 +131,57 @@ async fn accept(
     let now = Utc::now();
     let enqueued = match &key {
         Some(key) => {
-            let (tenant, key, hash) = (principal.account_id.clone(), key.as_str().to_owned(), parsed.sha256);
-            blocking(move || outbox.enqueue_idempotent_as(id, &tenant, &key, hash, new, now)).await?
+            let (tenant, key, hash) = (
+                principal.account_id.clone(),
+                key.as_str().to_owned(),
+                parsed.sha256,
+            );
+            blocking(move || outbox.enqueue_idempotent_as(id, &tenant, &key, hash, new, now))
+                .await?
         }
         None => Enqueued::Created(blocking(move || outbox.enqueue_as(id, new, now)).await?),
     };
-    if let Enqueued::Existing { same_body: false, .. } = enqueued {
+    if let Enqueued::Existing {
+        same_body: false, ..
+    } = enqueued
+    {
         return Err(ApiError::IdempotencyKeyReused);
     }
     // The durability rule: nothing is acknowledged before the flush that covers this write returns. A
     // replay waits too: the first request's write may not be flushed yet.
-    state.outbox.durable().await.map_err(|e| ApiError::unavailable(Some(Duration::from_secs(1)), e))?;
+    state
+        .outbox
+        .durable()
+        .await
+        .map_err(|e| ApiError::unavailable(Some(Duration::from_secs(1)), e))?;
     state.pusher_wakeup.notify_one();
 
     let id = enqueued.id();
     let replayed = matches!(enqueued, Enqueued::Existing { .. });
     let wait = prefer.wait(state.max_prefer_wait);
     let message = if wait > Duration::ZERO {
-        state.outbox.wait_terminal(id, wait).await.map_err(ApiError::internal)?
+        state
+            .outbox
+            .wait_terminal(id, wait)
+            .await
+            .map_err(ApiError::internal)?
     } else {
         None
     };
     let message = match message {
         Some(m) => m,
-        None => state.outbox.get(id).map_err(ApiError::internal)?.ok_or(ApiError::NotFound)?,
+        None => state
+            .outbox
+            .get(id)
+            .map_err(ApiError::internal)?
+            .ok_or(ApiError::NotFound)?,
     };
     let created = message.state == MsgState::Delivered;
-    let status = if created { StatusCode::CREATED } else { StatusCode::ACCEPTED };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
     let mut response = (status, Json(status_body(state, &message))).into_response();
     let headers = response.headers_mut();
     let url = status_url(state, &message.id);
@@ -187,7 +224,11 @@ async fn get_report(
 
 /// The message `id` if it exists, is a report request, and belongs to the caller's bank; otherwise the same
 /// 404 in every case, so ids of other banks cannot be probed.
-fn owned_message(state: &IntakeState, principal: &Principal, id: &str) -> Result<Message, ApiError> {
+fn owned_message(
+    state: &IntakeState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Message, ApiError> {
     let id: MessageId = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.outbox.get(id).map_err(ApiError::internal)? {
         Some(m) if m.tenant == principal.account_id && m.lane == Lane::Interactive => Ok(m),
@@ -196,7 +237,10 @@ fn owned_message(state: &IntakeState, principal: &Principal, id: &str) -> Result
 }
 
 fn status_url(state: &IntakeState, id: &MessageId) -> String {
-    format!("{}/api/v1/report-requests/{id}", state.public_url.trim_end_matches('/'))
+    format!(
+        "{}/api/v1/report-requests/{id}",
+        state.public_url.trim_end_matches('/')
+    )
 }
 
 /// The status document of a report request (the OpenAPI `ReportRequestStatus`).
@@ -219,7 +263,13 @@ fn field_error(p: &FieldProblem) -> FieldError {
     let pointer = if p.field.is_empty() {
         String::new()
     } else {
-        format!("/{}", p.field.replace('~', "~0").replace('/', "~1").replace('.', "/"))
+        format!(
+            "/{}",
+            p.field
+                .replace('~', "~0")
+                .replace('/', "~1")
+                .replace('.', "/")
+        )
     };
     FieldError::new(pointer, p.code, p.detail.clone())
 }
@@ -230,7 +280,9 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) if e.is_retryable() => Err(ApiError::unavailable(Some(Duration::from_secs(1)), e)),
+        Ok(Err(e)) if e.is_retryable() => {
+            Err(ApiError::unavailable(Some(Duration::from_secs(1)), e))
+        }
         Ok(Err(e)) => Err(ApiError::internal(e)),
         Err(join) => Err(ApiError::internal(join)),
     }

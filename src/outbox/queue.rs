@@ -56,7 +56,14 @@ impl Outbox {
         new: NewMessage,
         now: DateTime<Utc>,
     ) -> Result<Enqueued, OutboxError> {
-        self.enqueue_idempotent_as(MessageId::new(), tenant, idempotency_key, body_hash, new, now)
+        self.enqueue_idempotent_as(
+            MessageId::new(),
+            tenant,
+            idempotency_key,
+            body_hash,
+            new,
+            now,
+        )
     }
 
     /// [`Outbox::enqueue_idempotent`] under an id the producer chose beforehand; on a replay the
@@ -182,8 +189,6 @@ impl Outbox {
         next: Transition,
     ) -> Result<Message, OutboxError> {
         let now = attempt.finished_at;
-        let policy = &self.inner.policy;
-        let max_age = chrono::Duration::from_std(policy.max_age()).unwrap_or(FAR);
         let attempt_bytes = serde_json::to_vec(&attempt).map_err(OutboxError::Encode)?;
         self.commit(|tx| {
             let old = tx.get_existing(id)?;
@@ -223,6 +228,8 @@ impl Outbox {
                     new.completed_at = Some(now);
                 }
                 Transition::Retry { hint, rate_limited } => {
+                    let policy = self.policy_for(old.destination.kind());
+                    let max_age = chrono::Duration::from_std(policy.max_age()).unwrap_or(FAR);
                     let delay =
                         policy.next_delay(new.attempts, *hint, *rate_limited, &mut rand::rng());
                     let due = now + chrono::Duration::from_std(delay).unwrap_or(FAR);

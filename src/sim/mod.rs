@@ -11,6 +11,7 @@
 //! single-record routes), `describe` (versions, limits, describe), `query`, `collections` (sObject Collections), `files` (ContentVersion),
 //! `control` (`/__sim/`), `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and evaluation).
 
+pub mod banks;
 mod collections;
 mod control;
 mod describe;
@@ -26,6 +27,7 @@ mod org;
 mod query;
 mod rest;
 mod seed;
+pub mod smtp;
 mod snapshot;
 pub mod soql;
 mod validate;

@@ -21,8 +21,10 @@
 //! crashes, not of power loss on drives without power-loss protection.
 
 mod error;
+mod kv;
 
 pub use error::StoreError;
+pub use kv::KvTree;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,8 +1,11 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
+mod bank_relay;
+mod bank_relay_support;
 mod cli_check_config;
 mod config_load;
 mod config_problems;
 mod config_support;
+mod email_relay;
 mod intake_edge_body;
 mod intake_edge_headers;
 mod intake_edge_openapi;
