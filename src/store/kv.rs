@@ -35,14 +35,12 @@ impl KvTree {
         Ok(())
     }
 
-    /// Every entry in key order. Meant for small trees (tens of entries).
-    pub fn entries(&self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    /// Every key in order. Meant for small trees (tens of entries).
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.tree
             .iter()
-            .map(|entry| {
-                let (k, v) = entry?;
-                Ok((k.to_vec(), v.to_vec()))
-            })
+            .keys()
+            .map(|key| Ok(key?.to_vec()))
             .collect()
     }
 }

@@ -20,6 +20,9 @@ use super::webhook_signing::{python_verifier_available, python_verify};
 const LIMIT: Duration = Duration::from_secs(20);
 const DAY: Duration = Duration::from_secs(86_400);
 
+/// What the capturing receiver saw: the headers and the raw body of the last request.
+type Captured = Arc<Mutex<Option<(HeaderMap, Bytes)>>>;
+
 #[tokio::test]
 async fn events_arrive_signed_with_the_message_id_as_webhook_id() {
     let h = Harness::start(fast_policy(20, 8)).await;
@@ -272,7 +275,7 @@ async fn a_real_delivery_verifies_with_the_standardwebhooks_package() {
         return;
     }
     let h = Harness::start(fast_policy(20, 8)).await;
-    let captured: Arc<Mutex<Option<(HeaderMap, Bytes)>>> = Arc::default();
+    let captured: Captured = Arc::default();
     let store = captured.clone();
     let app = axum::Router::new().route(
         "/hook",

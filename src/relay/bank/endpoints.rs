@@ -59,7 +59,7 @@ impl EndpointStore {
     /// Every endpoint with stored state, by bank code.
     pub fn list(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         let mut out = Vec::new();
-        for (key, _) in self.tree.entries()? {
+        for key in self.tree.keys()? {
             let code = String::from_utf8_lossy(&key).into_owned();
             let state = self.get(&code)?;
             out.push((code, state));
