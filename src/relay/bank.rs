@@ -31,13 +31,15 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::bank::{Delivery, Endpoint, SendOutcome, WebhookSecret, WebhookSender};
-use crate::config::BankConfig;
+use crate::bank::{
+    Delivery, Endpoint, SendError, SendOutcome, SenderConfig, WebhookSecret, WebhookSender,
+};
+use crate::config::{BankConfig, Config, WebhooksConfig};
 use crate::ops::Heartbeat;
 use crate::ops::metrics::ATTEMPTS_TOTAL;
 use crate::outbox::{
     Attempt, AttemptOutcome, Destination, DestinationKind, Lane, Message, NewMessage, Outbox,
-    OutboxError, Transition,
+    OutboxError, PolicyError, RetryPolicy, Transition,
 };
 use crate::store::StoreError;
 
@@ -59,6 +61,8 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error("bank {code}: invalid webhook secret")]
     Secret { code: String },
+    #[error("webhook sender: {0}")]
+    Sender(#[from] SendError),
 }
 
 impl RelayError {
@@ -66,7 +70,7 @@ impl RelayError {
     pub fn is_retryable(&self) -> bool {
         match self {
             RelayError::Outbox(_) | RelayError::Store(_) => true,
-            RelayError::Secret { .. } => false,
+            RelayError::Secret { .. } | RelayError::Sender(_) => false,
         }
     }
 }
@@ -153,7 +157,47 @@ struct Inner {
     wake: Notify,
 }
 
+/// The retry policy of bank (and e-mail) messages from `[webhooks]`: the schedule as configured, a 60 s floor
+/// after 429s and timeouts, `Retry-After` honoured up to the longest step, and a maximum age that lets every
+/// scheduled attempt happen (plus the jitter).
+pub fn webhook_retry_policy(webhooks: &WebhooksConfig) -> Result<RetryPolicy, PolicyError> {
+    let steps = webhooks.max_attempts.saturating_sub(1) as usize;
+    let last = webhooks.retry_schedule.last().copied().unwrap_or_default();
+    let total: Duration = (0..steps)
+        .map(|i| webhooks.retry_schedule.get(i).copied().unwrap_or(last))
+        .sum();
+    RetryPolicy::new(
+        webhooks.retry_schedule.clone(),
+        webhooks.jitter,
+        webhooks.max_attempts,
+        total.mul_f64(1.0 + webhooks.jitter) + Duration::from_secs(3600),
+        Duration::from_secs(60),
+        last.max(Duration::from_secs(60)),
+    )
+}
+
 impl BankPusher {
+    /// The pusher as the daemon runs it: every configured bank, `[webhooks]` settings, the bureau contacts of
+    /// `[notifications]`.
+    pub fn from_config(outbox: Outbox, config: &Config) -> Result<Self, RelayError> {
+        let sender = WebhookSender::new(SenderConfig {
+            timeout: config.webhooks.timeout,
+            policy: config.webhooks.url_policy,
+            ..SenderConfig::default()
+        })?;
+        let banks = config
+            .banks
+            .iter()
+            .map(BankTarget::from_config)
+            .collect::<Result<Vec<_>, _>>()?;
+        let settings = BankPusherSettings {
+            disable_after: config.webhooks.disable_after,
+            bureau_contacts: config.notifications.bureau_contacts.clone(),
+            ..BankPusherSettings::default()
+        };
+        Self::new(outbox, sender, banks, settings)
+    }
+
     pub fn new(
         outbox: Outbox,
         sender: WebhookSender,

@@ -100,6 +100,23 @@ pub fn smtp_transport(
 }
 
 impl EmailPusher {
+    /// The pusher as the daemon runs it, or `None` when notifications are disabled (e-mails then wait in
+    /// the outbox until they are enabled).
+    pub fn from_config(
+        outbox: Outbox,
+        config: &NotificationsConfig,
+    ) -> Result<Option<Self>, MailerError> {
+        if !config.enabled {
+            return Ok(None);
+        }
+        let settings = EmailPusherSettings {
+            from: config.from.clone(),
+            concurrency: 4,
+            poll_interval: Duration::from_secs(1),
+        };
+        Ok(Some(Self::new(outbox, smtp_transport(config)?, settings)))
+    }
+
     pub fn new(
         outbox: Outbox,
         transport: AsyncSmtpTransport<Tokio1Executor>,

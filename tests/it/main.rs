@@ -1,5 +1,6 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
 mod bank_relay;
+mod bank_relay_config;
 mod bank_relay_support;
 mod cli_check_config;
 mod config_load;
