@@ -337,3 +337,43 @@ fn failing_notices(h: &Harness) -> Vec<Message> {
         })
         .collect()
 }
+
+#[tokio::test]
+async fn events_for_unknown_banks_or_banks_without_a_url_fail_with_a_reason() {
+    let h = Harness::start(fast_policy(20, 8)).await;
+    let sender = creditlink::bank::WebhookSender::new(Default::default()).expect("sender");
+    let mut no_url = h.target(h.receivers.url_for(SLUG));
+    no_url.endpoint = None;
+    let pusher = creditlink::relay::bank::BankPusher::new(
+        h.outbox.clone(),
+        sender,
+        vec![no_url],
+        Default::default(),
+    )
+    .expect("pusher");
+    let without_url = h.enqueue_event("report_request.updated", 1);
+    let unknown = h
+        .outbox
+        .enqueue(creditlink::outbox::NewMessage {
+            tenant: ACCOUNT.into(),
+            lane: Lane::Bulk,
+            destination: Destination::Bank {
+                endpoint: "NOPE".into(),
+                event: "report_request.updated".into(),
+            },
+            payload: serde_json::json!({}),
+            mapping_version: None,
+        })
+        .expect("enqueue");
+    assert_eq!(
+        pusher.try_execute_task().await.expect("step"),
+        StepOutcome::Worked(2)
+    );
+    for (id, code) in [(without_url, "no_webhook_url"), (unknown, "unknown_bank")] {
+        let m = h.message(id);
+        assert_eq!(m.state, State::Failed);
+        let last = m.last_error.expect("last error");
+        assert_eq!(last.code.as_deref(), Some(code));
+        assert!(last.message.is_some_and(|text| !text.is_empty()));
+    }
+}
