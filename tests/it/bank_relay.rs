@@ -377,3 +377,24 @@ async fn events_for_unknown_banks_or_banks_without_a_url_fail_with_a_reason() {
         assert!(last.message.is_some_and(|text| !text.is_empty()));
     }
 }
+
+#[tokio::test]
+async fn the_run_loop_delivers_on_wake_up_and_stops_on_shutdown() {
+    let h = Harness::start(fast_policy(20, 8)).await;
+    let pusher = h.bank_pusher(DAY);
+    let heartbeat = creditlink::ops::Heartbeat::new();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(pusher.clone().run(stop.clone(), heartbeat.clone()));
+    let id = h.enqueue_event("report_request.completed", 1);
+    pusher.wake();
+    until(LIMIT, "delivery by the run loop", || async {
+        (h.message(id).state == State::Delivered).then_some(())
+    })
+    .await;
+    assert!(heartbeat.check(Duration::from_secs(5))().is_ok());
+    stop.cancel();
+    tokio::time::timeout(LIMIT, task)
+        .await
+        .expect("stops promptly")
+        .expect("no panic");
+}
