@@ -9,6 +9,7 @@ pub mod config;
 pub mod inbound;
 pub mod intake;
 pub mod mapping;
+pub mod notify;
 pub mod ops;
 pub mod outbox;
 pub mod relay;

@@ -39,8 +39,11 @@ pub struct Delivery {
     pub webhook_id: String,
     /// E.g. `report_request.status_changed`, `report.ready`.
     pub event_type: String,
-    /// Sent as `data` in the body `{"type": event_type, "data": payload}`.
+    /// Sent as `data` in the body `{"type": event_type, "timestamp": ..., "data": payload}`.
     pub payload: serde_json::Value,
+    /// When the event happened (the body's Standard Webhooks `timestamp`, RFC 3339). Stable across retries,
+    /// unlike the `webhook-timestamp` header, which is the attempt time. `None` uses the attempt time.
+    pub timestamp: Option<DateTime<Utc>>,
 }
 
 /// Sender settings, from config.
@@ -164,8 +167,10 @@ impl WebhookSender {
         if let Err(e) = self.config.policy.resolve(&endpoint.url).await {
             return Ok(policy_outcome(e));
         }
+        let event_time = delivery.timestamp.unwrap_or(now);
         let body = serde_json::to_vec(&serde_json::json!({
             "type": delivery.event_type,
+            "timestamp": event_time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "data": delivery.payload,
         }))
         .map_err(SendError::Encode)?;

@@ -21,6 +21,9 @@ pub struct BankConfig {
     pub webhook_url: Option<url::Url>,
     /// `whsec_<base64>` key deliveries are signed with; required when `webhook_url` is set.
     pub webhook_secret: Option<SecretString>,
+    /// During a secret rotation, the secret being retired: deliveries carry a signature with each, so the bank
+    /// can switch its receiver at its own pace.
+    pub webhook_secret_previous: Option<SecretString>,
     /// People notified by e-mail when a request needs the bank's action.
     pub contacts: Vec<String>,
 }
@@ -82,6 +85,11 @@ fn read_bank(s: &mut Section<'_>) -> Option<BankConfig> {
         check_webhook_secret(value.expose_secret())?;
         Ok(value)
     });
+    let webhook_secret_previous = s.optional("webhook_secret_previous", |node| {
+        let value = secret(node)?;
+        check_webhook_secret(value.expose_secret())?;
+        Ok(value)
+    });
     let contacts = s.or(
         "contacts",
         Vec::new(),
@@ -112,6 +120,7 @@ fn read_bank(s: &mut Section<'_>) -> Option<BankConfig> {
         mapping_variant,
         webhook_url,
         webhook_secret,
+        webhook_secret_previous,
         contacts,
     })
 }

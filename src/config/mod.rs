@@ -15,6 +15,7 @@
 mod banks;
 mod delivery;
 mod inbound;
+mod notify;
 mod problem;
 mod reader;
 mod salesforce;
@@ -28,6 +29,9 @@ use std::path::{Path, PathBuf};
 pub use banks::BankConfig;
 pub use delivery::{DEFAULT_RETRY_SCHEDULE_MS, OutboxConfig, PusherConfig};
 pub use inbound::{Cidr, InboundConfig};
+pub use notify::{
+    DEFAULT_WEBHOOK_RETRY_SCHEDULE_MS, NotificationsConfig, StartTls, WebhooksConfig,
+};
 pub use problem::{ConfigErrors, Location, Problem};
 pub use salesforce::{
     AuthFlow, IntakeConfig, SalesforceAuth, SalesforceConfig, check_salesforce_id,
@@ -54,6 +58,8 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub outbox: OutboxConfig,
     pub pusher: PusherConfig,
+    pub webhooks: WebhooksConfig,
+    pub notifications: NotificationsConfig,
     pub mappings: MappingsConfig,
     pub admin: AdminConfig,
     /// `[inbound]`; absent = the Salesforce → bank direction (listener, poller, vault) is not run.
@@ -215,6 +221,12 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "pusher");
     let pusher = delivery::read_pusher(&mut s);
     s.finish();
+    let mut s = section(&mut top, "webhooks");
+    let webhooks = notify::read_webhooks(&mut s);
+    s.finish();
+    let mut s = section(&mut top, "notifications");
+    let notifications = notify::read_notifications(&mut s);
+    s.finish();
     let mut s = section(&mut top, "mappings");
     let mappings = server::read_mappings(&mut s);
     s.finish();
@@ -229,6 +241,7 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     });
     let banks = banks::read_banks(top.node("banks"), ctx);
     top.finish();
+    notify::check_webhook_urls(ctx, &banks, &webhooks);
 
     Some(Config {
         path: path.to_path_buf(),
@@ -239,6 +252,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         intake,
         outbox,
         pusher,
+        webhooks,
+        notifications,
         mappings,
         admin: admin?,
         inbound,

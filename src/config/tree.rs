@@ -31,8 +31,8 @@ pub(crate) enum Value {
     /// `None` when the literal does not fit an `i64` (TOML's own limit).
     Integer(Option<i64>),
     Float(f64),
-    /// No setting is a boolean or a datetime yet: only the type is kept, for "expected X, found Y" messages.
-    Boolean,
+    /// No setting is a datetime yet: only the type is kept, for "expected X, found Y" messages.
+    Boolean(bool),
     Datetime,
     Array(Vec<Node>),
     Table(Table),
@@ -74,7 +74,7 @@ impl Value {
             Value::String(_) => "a string",
             Value::Integer(_) => "an integer",
             Value::Float(_) => "a float",
-            Value::Boolean => "a boolean",
+            Value::Boolean(_) => "a boolean",
             Value::Datetime => "a datetime",
             Value::Array(_) => "an array",
             Value::Table(_) => "a table",
@@ -176,7 +176,7 @@ fn convert_value(
         DeValue::String(s) => Value::String(s.to_string()),
         DeValue::Integer(i) => Value::Integer(i64::from_str_radix(i.as_str(), i.radix()).ok()),
         DeValue::Float(f) => Value::Float(f.as_str().parse().unwrap_or(f64::NAN)),
-        DeValue::Boolean(_) => Value::Boolean,
+        DeValue::Boolean(b) => Value::Boolean(*b),
         DeValue::Datetime(_) => Value::Datetime,
         DeValue::Array(items) => Value::Array(
             items

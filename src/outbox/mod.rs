@@ -125,6 +125,9 @@ struct Shared {
     store: Store,
     trees: Trees,
     policy: RetryPolicy,
+    /// Per-destination overrides of `policy`: a bank webhook follows Svix's multi-day schedule while
+    /// a Salesforce write retries within hours. Kinds absent here use `policy`.
+    policies: HashMap<DestinationKind, RetryPolicy>,
     options: OutboxOptions,
     /// Messages per state, maintained after each committed transaction.
     counts: Mutex<Counts>,
@@ -145,6 +148,18 @@ impl Outbox {
         policy: RetryPolicy,
         options: OutboxOptions,
     ) -> Result<Outbox, OutboxError> {
+        Self::open_with_policies(store, policy, HashMap::new(), options)
+    }
+
+    /// Opens the outbox with a retry policy per destination kind: `policies` overrides `policy` (the
+    /// default) for the kinds it names. The policy is looked up when an attempt is recorded, so it
+    /// applies to messages already queued.
+    pub fn open_with_policies(
+        store: Store,
+        policy: RetryPolicy,
+        policies: HashMap<DestinationKind, RetryPolicy>,
+        options: OutboxOptions,
+    ) -> Result<Outbox, OutboxError> {
         if options.lease.is_zero() {
             return Err(OutboxError::Config("lease must be positive"));
         }
@@ -159,6 +174,7 @@ impl Outbox {
                 store,
                 trees,
                 policy,
+                policies,
                 options,
                 counts: Mutex::new(Counts::default()),
                 waiters: Mutex::new(HashMap::new()),
@@ -179,8 +195,14 @@ impl Outbox {
         self.inner.store.durable().await
     }
 
+    /// The default retry policy (destinations without their own).
     pub fn policy(&self) -> &RetryPolicy {
         &self.inner.policy
+    }
+
+    /// The retry policy that applies to messages of `kind`.
+    pub fn policy_for(&self, kind: DestinationKind) -> &RetryPolicy {
+        self.inner.policies.get(&kind).unwrap_or(&self.inner.policy)
     }
 
     /// Waits until the message is Delivered, Failed, Dead or Discarded, or `timeout` passes.

@@ -189,8 +189,6 @@ impl Outbox {
         next: Transition,
     ) -> Result<Message, OutboxError> {
         let now = attempt.finished_at;
-        let policy = &self.inner.policy;
-        let max_age = chrono::Duration::from_std(policy.max_age()).unwrap_or(FAR);
         let attempt_bytes = serde_json::to_vec(&attempt).map_err(OutboxError::Encode)?;
         self.commit(|tx| {
             let old = tx.get_existing(id)?;
@@ -230,6 +228,8 @@ impl Outbox {
                     new.completed_at = Some(now);
                 }
                 Transition::Retry { hint, rate_limited } => {
+                    let policy = self.policy_for(old.destination.kind());
+                    let max_age = chrono::Duration::from_std(policy.max_age()).unwrap_or(FAR);
                     let delay =
                         policy.next_delay(new.attempts, *hint, *rate_limited, &mut rand::rng());
                     let due = now + chrono::Duration::from_std(delay).unwrap_or(FAR);

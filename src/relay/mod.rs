@@ -1,5 +1,6 @@
 //! The relay: workers that drain the outbox toward its destinations. One outbox, one worker per
-//! destination kind; this module holds the Salesforce pusher.
+//! destination kind: the Salesforce pusher (below), [`bank`] (signed webhooks to banks, endpoint health and
+//! disabling) and [`email`] (notification e-mails over SMTP).
 //!
 //! # The Salesforce pusher
 //!
@@ -46,7 +47,9 @@
 //! | `events.rs` | log line + metric per notable event |
 //! | `settings.rs` | [`PusherSettings`] |
 
+pub mod bank;
 mod batch;
+pub mod email;
 mod events;
 mod governor;
 mod pusher;

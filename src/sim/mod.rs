@@ -15,6 +15,7 @@
 
 mod automation;
 mod automation_options;
+pub mod banks;
 mod collections;
 mod control;
 mod describe;
@@ -34,6 +35,7 @@ mod pdf;
 mod query;
 mod rest;
 mod seed;
+pub mod smtp;
 mod snapshot;
 pub mod soql;
 mod validate;

@@ -75,4 +75,9 @@ impl KvTree {
     pub fn is_empty(&self) -> bool {
         self.tree.is_empty()
     }
+
+    /// Every key in order. Meant for small trees (tens of entries).
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        self.tree.iter().keys().map(|key| Ok(key?.to_vec())).collect()
+    }
 }

@@ -77,6 +77,11 @@ name = "Demo Bank A"
 webhook_url = "http://127.0.0.1:8090/hooks/demo-bank-a"
 webhook_secret = { file = "hook_secret" }
 contacts = ["ops@bank-a.test"]
+
+# The receiver above is local plain HTTP, which only the sandbox policy accepts.
+[webhooks]
+allow_http = true
+allow_private = true
 "#;
 
 /// The environment the valid config needs.

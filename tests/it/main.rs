@@ -1,8 +1,12 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
+mod bank_relay;
+mod bank_relay_config;
+mod bank_relay_support;
 mod cli_check_config;
 mod config_load;
 mod config_problems;
 mod config_support;
+mod email_relay;
 mod inbound_config;
 mod inbound_listener;
 mod inbound_mirror;

@@ -127,6 +127,7 @@ fn delivery() -> Delivery {
         webhook_id: "01934b7e-5c1a-7b3e-9a55-3f7e2c9d0a11".into(),
         event_type: "report_request.status_changed".into(),
         payload: serde_json::json!({ "request_id": "01934b7e", "status": "Completed" }),
+        timestamp: None,
     }
 }
 
