@@ -28,7 +28,9 @@ use crate::inbound::{Inbound, InboundSettings, open_vault};
 use crate::intake::{self, Authenticator, IntakeState};
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
-use crate::outbox::{Outbox, RetryPolicy};
+use crate::outbox::{DestinationKind, Outbox, RetryPolicy};
+use crate::relay::bank::BankPusher;
+use crate::relay::email::EmailPusher;
 use crate::relay::{PusherSettings, SalesforcePusher};
 use crate::salesforce::{self, AppCredentials, ClientSettings, SalesforceClient};
 use crate::store::{Durability, Store};
@@ -77,11 +79,20 @@ impl Daemon {
             lease: o.lease,
             idempotency_ttl: config.intake.idempotency_ttl,
         };
+        // Bank webhooks and e-mails retry on their own (Svix-like) schedule; Salesforce on `[outbox]`'s.
+        let webhook_policy = crate::relay::bank::webhook_retry_policy(&config.webhooks)
+            .context("[webhooks] retry policy")?;
+        let policies = std::collections::HashMap::from([
+            (DestinationKind::Bank, webhook_policy.clone()),
+            (DestinationKind::Email, webhook_policy),
+        ]);
         let outbox = {
             let store = store.clone();
-            tokio::task::spawn_blocking(move || Outbox::open_with(store, policy, options))
-                .await?
-                .context("opening the outbox")?
+            tokio::task::spawn_blocking(move || {
+                Outbox::open_with_policies(store, policy, policies, options)
+            })
+            .await?
+            .context("opening the outbox")?
         };
         let mappings = MappingSet::load_dir(&config.mappings.dir).map_err(|problems| {
             let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -178,6 +189,20 @@ impl Daemon {
             pusher_beat.check(Duration::from_secs(30)),
         );
         tracker.spawn(pusher.clone().run(workers.clone(), pusher_beat));
+        let bank_pusher =
+            BankPusher::from_config(outbox.clone(), &config).context("[[banks]] webhooks")?;
+        let beat = Heartbeat::new();
+        health.add_check("bank_pusher", beat.check(Duration::from_secs(30)));
+        tracker.spawn(bank_pusher.clone().run(workers.clone(), beat));
+        match EmailPusher::from_config(outbox.clone(), &config.notifications) {
+            Ok(Some(mailer)) => {
+                let beat = Heartbeat::new();
+                health.add_check("email_pusher", beat.check(Duration::from_secs(30)));
+                tracker.spawn(mailer.run(workers.clone(), beat));
+            }
+            Ok(None) => tracing::warn!("[notifications] disabled: e-mails wait in the outbox"),
+            Err(e) => return Err(anyhow::Error::new(e).context("[notifications]")),
+        }
         if let Some(inbound) = &inbound {
             let beat = Heartbeat::new();
             health.add_check("inbound_mirror", beat.check(Duration::from_secs(30)));

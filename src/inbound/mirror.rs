@@ -290,9 +290,12 @@ impl Mirror {
         let payload = json!({
             "bank_name": bank.name,
             "id": request_key,
-            "reference": text(record, "Bank_Reference__c"),
+            // The templates' names; every variable a template uses must be present (a missing one fails the
+            // e-mail), so absent optional values get a readable placeholder.
+            "request_id": request_key,
+            "reference": text(record, "Bank_Reference__c").unwrap_or("(no reference)"),
             "status": status,
-            "reason": text(record, "Status_Reason__c"),
+            "reason": text(record, "Status_Reason__c").unwrap_or("(no reason given)"),
             "status_url": format!("{}/api/v1/report-requests/{request_key}", self.public_url),
         });
         for contact in &bank.contacts {

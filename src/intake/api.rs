@@ -179,7 +179,9 @@ async fn accept(
             .map_err(ApiError::internal)?
             .ok_or(ApiError::NotFound)?,
     };
-    let created = message.state == MsgState::Delivered;
+    // 201 only when the client asked to wait for the outcome (RFC 7240); otherwise always the asynchronous
+    // 202, even if the pusher happened to be faster than this answer, so integrators see one contract.
+    let created = wait > Duration::ZERO && message.state == MsgState::Delivered;
     let status = if created {
         StatusCode::CREATED
     } else {

@@ -78,6 +78,10 @@ impl KvTree {
 
     /// Every key in order. Meant for small trees (tens of entries).
     pub fn keys(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.tree.iter().keys().map(|key| Ok(key?.to_vec())).collect()
+        self.tree
+            .iter()
+            .keys()
+            .map(|key| Ok(key?.to_vec()))
+            .collect()
     }
 }

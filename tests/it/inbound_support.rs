@@ -140,6 +140,7 @@ pub fn bank_a() -> BankConfig {
         mapping_variant: None,
         webhook_url: None,
         webhook_secret: None,
+        webhook_secret_previous: None,
         contacts: vec![CONTACT.into()],
     }
 }

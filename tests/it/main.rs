@@ -17,6 +17,7 @@ mod intake_edge_openapi;
 mod intake_edge_problem;
 mod intake_edge_support;
 mod intake_edge_xml;
+mod loop_sandbox;
 mod mapping_fixtures;
 mod mapping_load;
 mod outbox_crash;
