@@ -38,6 +38,16 @@ pub enum Command {
     /// Inspect and act on the outbox (dead letters, replays).
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Report vault maintenance.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Re-encrypt every stored report with the newest key in `[inbound] vault_keys` (older keys keep
+    /// decrypting until then). Safe to interrupt and run again.
+    Rotate(ConfigArg),
 }
 
 /// `--config <FILE>`.
@@ -177,6 +187,10 @@ async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), C
             init_telemetry(LogFormat::Pretty, "info")?;
             run_sim_salesforce(args, shutdown).await
         }
+        Command::Vault(VaultCommand::Rotate(args)) => {
+            let config = load_config(&args.config)?;
+            rotate_vault(&config)
+        }
         Command::Outbox(command) => {
             let path = match &command {
                 OutboxCommand::List(c) => &c.config,
@@ -308,6 +322,21 @@ async fn run_sim_salesforce(
         info_file: args.info_file,
     };
     crate::sim::run_standalone(opts, shutdown).await?;
+    Ok(())
+}
+
+/// `vault rotate`: re-encrypts the vault under the newest key, with a progress bar.
+fn rotate_vault(config: &Config) -> Result<(), CliError> {
+    let Some(inbound) = &config.inbound else {
+        return Err(CliError::Usage(
+            "the config has no [inbound] section, so there is no report vault".into(),
+        ));
+    };
+    let keyring =
+        crate::vault::Keyring::from_dir(&inbound.vault_keys).map_err(anyhow::Error::from)?;
+    let active = keyring.active().map_err(anyhow::Error::from)?.clone();
+    let dir = inbound.vault_dir(&config.store.data_dir);
+    crate::vault::rotate_cli(&dir, keyring, &active)?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@ mod bank_relay;
 mod bank_relay_config;
 mod bank_relay_support;
 mod cli_check_config;
+mod cli_vault;
 mod config_load;
 mod config_problems;
 mod config_support;
