@@ -240,6 +240,7 @@ fn walkthrough(s: &Sandbox, data_dir: &Path) -> String {
         r#"
 creditlink sandbox is running.
   daemon:              {d}   (/livez /readyz /metrics /api/v1/openapi.json)
+  bank receivers:      {hooks}   (and demo-bank-b), e-mail sink: {mail}
   simulated org:       {sf}   (/__sim/records/Credit_Report_Request__c, /__sim/stats)
   info for scripts:    {info}
   admin token:         {admin}   (GET {d}/admin/v1/outbox)
@@ -256,6 +257,16 @@ Try it (bash; {bank_name} posts a credit-report request):
   # 201 with the Salesforce id (or 202 and a status URL). See it in the org:
   curl -s {sf}/__sim/records/Credit_Report_Request__c | python3 -m json.tool
 
+  # A few seconds later the simulated bureau completes it (every 5th request is rejected) and the bank's
+  # receiver gets signed webhooks (report_request.updated, then .completed with a link and a SHA-256):
+  curl -s {hooks} | python3 -m json.tool
+
+  # Download the finished report (owner only; decrypted from the vault):
+  curl -s -o report.pdf -D - -H "Authorization: Bearer $TOKEN" {d}/api/v1/report-requests/<id>/report
+
+  # Rejections and requests needing action also reach the bank's contacts by e-mail:
+  curl -s {mail} | python3 -m json.tool
+
   # A bad request gets every problem at once (RFC 9457):
   curl -s {d}/api/v1/report-requests -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
     -d '{{"subject":{{"type":"person"}},"purpose":"lunch"}}' | python3 -m json.tool
@@ -267,6 +278,8 @@ Stop with Ctrl-C.
         bank_name = bank["name"].as_str().unwrap_or_default(),
         token_url = req["url"].as_str().unwrap_or_default(),
         form = form.join(" "),
+        hooks = bank["webhook_url"].as_str().unwrap_or_default(),
+        mail = s.info["mail_url"].as_str().unwrap_or_default(),
     )
 }
 
