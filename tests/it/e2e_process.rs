@@ -295,6 +295,23 @@ impl DaemonProcess {
     /// SIGKILL (as `kill -9`), then start again on the same port and data dir and wait for readiness.
     pub async fn crash_and_restart(&mut self) {
         self.proc.kill9();
+        self.restart().await;
+    }
+
+    /// SIGTERM; asserts the drain ends with exit code 0 within `[server] shutdown_grace_ms` plus a margin.
+    pub async fn terminate(&mut self) {
+        self.proc.signal("TERM");
+        let status = self.proc.wait_exit(Duration::from_secs(30)).await;
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "SIGTERM exit status\n{}",
+            self.proc.tail()
+        );
+    }
+
+    /// Starts a stopped daemon again on the same port and data dir and waits for readiness.
+    pub async fn restart(&mut self) {
         self.proc = Self::spawn(&self.dir, &self.config);
         self.wait_ready().await;
     }
