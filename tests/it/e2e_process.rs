@@ -292,12 +292,6 @@ impl DaemonProcess {
         Proc::spawn("daemon", dir, &["run", "--config", &config])
     }
 
-    /// SIGKILL (as `kill -9`), then start again on the same port and data dir and wait for readiness.
-    pub async fn crash_and_restart(&mut self) {
-        self.proc.kill9();
-        self.restart().await;
-    }
-
     /// SIGTERM; asserts the drain ends with exit code 0 within `[server] shutdown_grace_ms` plus a margin.
     pub async fn terminate(&mut self) {
         self.proc.signal("TERM");
