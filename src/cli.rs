@@ -285,10 +285,6 @@ async fn wait_for_signal() {
     }
 }
 
-fn not_wired(command: &str) -> CliError {
-    CliError::Runtime(anyhow::anyhow!("`{command}` is not wired yet"))
-}
-
 /// `run`: the daemon (server + workers) until `shutdown` fires.
 async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(), CliError> {
     crate::app::run(config, shutdown).await?;
@@ -315,8 +311,37 @@ async fn run_sim_salesforce(
     Ok(())
 }
 
-// wired at integration: outbox administration against the store in `config.store.data_dir`.
+/// `outbox list|show|retry|discard`: a client of the daemon's admin API (`/admin/v1/outbox`), because only the
+/// running daemon may open the store. Prints the JSON answer.
 async fn run_outbox(config: Config, command: OutboxCommand) -> Result<(), CliError> {
-    let _ = (config, command);
-    Err(not_wired("outbox"))
+    use secrecy::ExposeSecret;
+    let base = config.server.public_url().to_string();
+    let base = base.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let request = match &command {
+        OutboxCommand::List(_) => http.get(format!("{base}/admin/v1/outbox?limit=100")),
+        OutboxCommand::Show(a) => http.get(format!("{base}/admin/v1/outbox/{}", a.id)),
+        OutboxCommand::Retry(a) => http.post(format!("{base}/admin/v1/outbox/{}/retry", a.id)),
+        OutboxCommand::Discard(a) => http.post(format!("{base}/admin/v1/outbox/{}/discard", a.id)),
+    };
+    let response = request
+        .bearer_auth(config.admin.token.expose_secret())
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!("cannot reach the daemon at {base} (is `creditlink run` up?): {e}")
+        })?;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.map_err(anyhow::Error::from)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&body).unwrap_or_default()
+    );
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(CliError::Runtime(anyhow::anyhow!(
+            "the daemon answered {status}"
+        )))
+    }
 }

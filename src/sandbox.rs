@@ -34,11 +34,19 @@ pub struct SandboxOptions {
     pub sim: SimOptions,
     /// Extra `CREDITLINK__SECTION__KEY` overrides applied to the generated config (tests shorten retries).
     pub overrides: Vec<(String, String)>,
+    /// Let the simulated bureau complete or reject requests and push Outbound Messages to the daemon.
+    pub automate: bool,
 }
 
 impl SandboxOptions {
     pub fn new(data_dir: PathBuf, listen: SocketAddr) -> Self {
-        SandboxOptions { data_dir, listen, sim: SimOptions::default(), overrides: Vec::new() }
+        SandboxOptions {
+            data_dir,
+            listen,
+            sim: SimOptions::default(),
+            overrides: Vec::new(),
+            automate: true,
+        }
     }
 }
 
@@ -60,26 +68,50 @@ impl Sandbox {
         std::fs::create_dir_all(&opts.data_dir)
             .with_context(|| format!("creating {}", opts.data_dir.display()))?;
         let sim = sim::spawn("127.0.0.1:0".parse()?, opts.sim.clone()).await?;
-        let listener = TcpListener::bind(opts.listen).await.with_context(|| format!("binding {}", opts.listen))?;
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("binding {}", opts.listen))?;
         let daemon_url = format!("http://{}", listener.local_addr()?);
-        let admin_token: String = {
-            let bytes: [u8; 24] = rand::rng().random();
-            hex::encode(bytes)
-        };
+        let admin_token = random_hex();
+        let listener_secret = random_hex();
         let config_path = opts.data_dir.join("sandbox.toml");
-        std::fs::write(&config_path, config_text(sim.base_url(), &daemon_url, &opts.data_dir, &mappings_dir()))?;
+        std::fs::write(
+            &config_path,
+            config_text(
+                sim.base_url(),
+                &daemon_url,
+                &opts.data_dir,
+                &asset_dir("mappings"),
+                &asset_dir("config/sandbox/vault_keys"),
+            ),
+        )?;
         let mut env: Vec<(String, String)> = vec![
             ("CREDITLINK_SANDBOX_JWT_KEY".into(), DEMO_JWT_KEY.into()),
-            ("CREDITLINK_SANDBOX_CLIENT_SECRET".into(), DEMO_CLIENT_SECRET.into()),
+            (
+                "CREDITLINK_SANDBOX_CLIENT_SECRET".into(),
+                DEMO_CLIENT_SECRET.into(),
+            ),
             ("CREDITLINK_SANDBOX_ADMIN_TOKEN".into(), admin_token.clone()),
+            ("CREDITLINK_SANDBOX_LISTENER_SECRET".into(), listener_secret.clone()),
         ];
         env.extend(opts.overrides.iter().cloned());
         let env: Env = env.into_iter().collect();
-        let config = config::load(&config_path, &env).map_err(|e| anyhow::anyhow!("sandbox config:\n{e}"))?;
+        let config = config::load(&config_path, &env)
+            .map_err(|e| anyhow::anyhow!("sandbox config:\n{e}"))?;
         let daemon = Daemon::build(config).await?;
         let outbox = daemon.outbox().clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(daemon.run(listener, shutdown.clone()));
+        // The simulated bureau works each new request and pushes Outbound Messages to the daemon's listener.
+        let mut automation = opts.sim.automation.clone();
+        if opts.automate {
+            automation.enabled = true;
+            automation.outbound = Some(sim::OutboundOptions::new(format!(
+                "{daemon_url}{}/{listener_secret}",
+                crate::inbound::LISTENER_PATH
+            )));
+            sim.set_automation(automation);
+        }
 
         let mut info = sim.info();
         info["daemon_url"] = json!(daemon_url);
@@ -87,7 +119,15 @@ impl Sandbox {
         let tmp = opts.data_dir.join("sandbox.json.tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
         std::fs::rename(&tmp, &info_path)?;
-        Ok(Sandbox { daemon_url, sim, info, admin_token, outbox, shutdown, daemon: task })
+        Ok(Sandbox {
+            daemon_url,
+            sim,
+            info,
+            admin_token,
+            outbox,
+            shutdown,
+            daemon: task,
+        })
     }
 
     /// Stops the daemon (draining as on SIGTERM) and the simulated org.
@@ -107,13 +147,27 @@ impl Sandbox {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
-        let body: Value = reqwest::Client::new().post(url).form(&form).send().await?.error_for_status()?.json().await?;
-        Ok(body["access_token"].as_str().context("access_token")?.to_owned())
+        let body: Value = reqwest::Client::new()
+            .post(url)
+            .form(&form)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(body["access_token"]
+            .as_str()
+            .context("access_token")?
+            .to_owned())
     }
 }
 
 /// `creditlink sandbox`: start, print the walk-through, run until `shutdown`.
-pub async fn run(data_dir: Option<PathBuf>, listen: Option<SocketAddr>, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    data_dir: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let data_dir = data_dir.unwrap_or_else(|| PathBuf::from("creditlink-sandbox"));
     let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
     let sandbox = Sandbox::start(SandboxOptions::new(data_dir.clone(), listen)).await?;
@@ -127,7 +181,11 @@ fn walkthrough(s: &Sandbox, data_dir: &Path) -> String {
     let req = &bank["token_request"];
     let form: Vec<String> = req["form"]
         .as_object()
-        .map(|f| f.iter().map(|(k, v)| format!("-d {k}={}", v.as_str().unwrap_or_default())).collect())
+        .map(|f| {
+            f.iter()
+                .map(|(k, v)| format!("-d {k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
         .unwrap_or_default();
     let d = &s.daemon_url;
     let sf = s.sim.base_url();
@@ -165,20 +223,28 @@ Stop with Ctrl-C.
     )
 }
 
-/// The mappings the sandbox uses: `CREDITLINK_SANDBOX_MAPPINGS`, else `./mappings` when present, else the
-/// source tree's `mappings/` (the binary was built from it).
-fn mappings_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CREDITLINK_SANDBOX_MAPPINGS") {
+/// A directory the sandbox reads from the source tree (`mappings`, the demo vault key): relative to the working
+/// directory when it exists there (running from a checkout or the Docker image's workdir), else the source tree
+/// the binary was built from. `CREDITLINK_SANDBOX_MAPPINGS` overrides the mappings directory.
+fn asset_dir(relative: &str) -> PathBuf {
+    if relative == "mappings"
+        && let Some(dir) = std::env::var_os("CREDITLINK_SANDBOX_MAPPINGS")
+    {
         return PathBuf::from(dir);
     }
-    let local = PathBuf::from("mappings");
-    if local.join("report_request.person.toml").exists() {
+    let local = PathBuf::from(relative);
+    if local.is_dir() {
         return std::fs::canonicalize(&local).unwrap_or(local);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
-fn config_text(sim_url: &str, daemon_url: &str, data_dir: &Path, mappings: &Path) -> String {
+fn random_hex() -> String {
+    let bytes: [u8; 24] = rand::rng().random();
+    hex::encode(bytes)
+}
+
+fn config_text(sim_url: &str, daemon_url: &str, data_dir: &Path, mappings: &Path, vault_keys: &Path) -> String {
     let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     format!(
         r#"# Generated by `creditlink sandbox`; secrets come from the sandbox process, never from this file.
@@ -207,6 +273,12 @@ dir = {mappings:?}
 
 [admin]
 token = {{ env = "CREDITLINK_SANDBOX_ADMIN_TOKEN" }}
+
+[inbound]
+listener_secret = {{ env = "CREDITLINK_SANDBOX_LISTENER_SECRET" }}
+poll_interval_ms = 5000
+poll_overlap_ms = 60000
+vault_keys = {vault_keys:?}
 
 [[banks]]
 account_id = "0015Y00000BANKAQA5"

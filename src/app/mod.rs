@@ -24,6 +24,7 @@ use tower::limit::ConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{self, Config};
+use crate::inbound::{Inbound, InboundSettings, open_vault};
 use crate::intake::{self, Authenticator, IntakeState};
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
@@ -31,6 +32,7 @@ use crate::outbox::{Outbox, RetryPolicy};
 use crate::relay::{PusherSettings, SalesforcePusher};
 use crate::salesforce::{self, AppCredentials, ClientSettings, SalesforceClient};
 use crate::store::{Durability, Store};
+use crate::vault::Vault;
 
 /// A daemon whose parts are built but not yet running; [`Daemon::run`] serves it.
 pub struct Daemon {
@@ -40,6 +42,9 @@ pub struct Daemon {
     mappings: Arc<ArcSwap<MappingSet>>,
     client: SalesforceClient,
     pusher: SalesforcePusher,
+    /// The Salesforce → bank direction, when `[inbound]` is configured.
+    inbound: Option<Inbound>,
+    vault: Option<Arc<Vault>>,
     health: Health,
 }
 
@@ -68,7 +73,10 @@ impl Daemon {
             o.retry_after_max,
         )
         .context("[outbox] retry policy")?;
-        let options = crate::outbox::OutboxOptions { lease: o.lease, idempotency_ttl: config.intake.idempotency_ttl };
+        let options = crate::outbox::OutboxOptions {
+            lease: o.lease,
+            idempotency_ttl: config.intake.idempotency_ttl,
+        };
         let outbox = {
             let store = store.clone();
             tokio::task::spawn_blocking(move || Outbox::open_with(store, policy, options))
@@ -80,7 +88,8 @@ impl Daemon {
             anyhow::anyhow!("invalid mappings:\n{}", lines.join("\n"))
         })?;
         tracing::info!(version = mappings.version(), dir = %config.mappings.dir.display(), "mappings loaded");
-        let client = SalesforceClient::new(client_settings(&config)).context("Salesforce client settings")?;
+        let client = SalesforceClient::new(client_settings(&config))
+            .context("Salesforce client settings")?;
         let p = &config.pusher;
         let settings = PusherSettings {
             batch_max: p.batch_max,
@@ -92,16 +101,47 @@ impl Daemon {
             ..PusherSettings::default()
         };
         if config.outbox.lease <= config.salesforce.timeout {
-            anyhow::bail!("[outbox] lease_ms must be longer than [salesforce] timeout_ms, or slow sends are sent twice");
+            anyhow::bail!(
+                "[outbox] lease_ms must be longer than [salesforce] timeout_ms, or slow sends are sent twice"
+            );
         }
-        let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings).context("[pusher] settings")?;
+        let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings)
+            .context("[pusher] settings")?;
+        let mappings = Arc::new(ArcSwap::from_pointee(mappings));
+        let (inbound, vault) = match (InboundSettings::from_config(&config), &config.inbound) {
+            (Some(settings), Some(inbound_config)) => {
+                let vault = Arc::new(
+                    open_vault(inbound_config, &config.store.data_dir)
+                        .context("opening the report vault")?,
+                );
+                let inbound = Inbound::new(
+                    settings,
+                    store.clone(),
+                    outbox.clone(),
+                    client.clone(),
+                    vault.clone(),
+                    mappings.clone(),
+                    config.banks.clone(),
+                )
+                .context("[inbound]")?;
+                (Some(inbound), Some(vault))
+            }
+            _ => {
+                tracing::warn!(
+                    "no [inbound] section: status changes and reports are not mirrored back to banks"
+                );
+                (None, None)
+            }
+        };
         Ok(Daemon {
             config,
             store,
             outbox,
-            mappings: Arc::new(ArcSwap::from_pointee(mappings)),
+            mappings,
             client,
             pusher,
+            inbound,
+            vault,
             health: Health::default(),
         })
     }
@@ -112,24 +152,51 @@ impl Daemon {
     }
 
     /// Serves on `listener` until `shutdown` fires, then drains and flushes within the grace period.
-    pub async fn run(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Daemon { config, store, outbox, mappings, client, pusher, health } = self;
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Daemon {
+            config,
+            store,
+            outbox,
+            mappings,
+            client,
+            pusher,
+            inbound,
+            vault,
+            health,
+        } = self;
         let tracker = TaskTracker::new();
         let workers = CancellationToken::new();
 
         // Workers.
         let pusher_beat = Heartbeat::new();
-        health.add_check("salesforce_pusher", pusher_beat.check(Duration::from_secs(30)));
+        health.add_check(
+            "salesforce_pusher",
+            pusher_beat.check(Duration::from_secs(30)),
+        );
         tracker.spawn(pusher.clone().run(workers.clone(), pusher_beat));
-        tasks::spawn_all(&tracker, &workers, tasks::Context {
-            store: store.clone(),
-            outbox: outbox.clone(),
-            client: client.clone(),
-            health: health.clone(),
-            mappings: mappings.clone(),
-            mappings_dir: config.mappings.dir.clone(),
-            pusher: pusher.clone(),
-        });
+        if let Some(inbound) = &inbound {
+            let beat = Heartbeat::new();
+            health.add_check("inbound_mirror", beat.check(Duration::from_secs(30)));
+            let (inbound, stop) = (inbound.clone(), workers.clone());
+            tracker.spawn(async move { inbound.run(stop, beat).await });
+        }
+        tasks::spawn_all(
+            &tracker,
+            &workers,
+            tasks::Context {
+                store: store.clone(),
+                outbox: outbox.clone(),
+                client: client.clone(),
+                health: health.clone(),
+                mappings: mappings.clone(),
+                mappings_dir: config.mappings.dir.clone(),
+                pusher: pusher.clone(),
+            },
+        );
 
         // HTTP.
         let intake_state = IntakeState {
@@ -144,17 +211,26 @@ impl Daemon {
             pusher_wakeup: pusher.notifier(),
             max_prefer_wait: config.intake.max_prefer_wait,
             public_url: config.server.public_url().to_string(),
+            vault,
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;
         let api = Router::new()
             .merge(intake::router(intake_state))
             .merge(ops::admin::router(outbox.clone(), &config.admin.token))
-            .layer(DefaultBodyLimit::max(usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX)))
-            .layer(TimeoutLayer::with_status_code(axum::http::StatusCode::SERVICE_UNAVAILABLE, request_timeout))
+            .layer(DefaultBodyLimit::max(
+                usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
+            ))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                request_timeout,
+            ))
             .layer(ConcurrencyLimitLayer::new(config.server.max_concurrency));
-        let app = Router::new()
-            .merge(api)
+        let mut app = Router::new().merge(api);
+        if let Some(inbound) = &inbound {
+            app = app.merge(inbound.router());
+        }
+        let app = app
             .merge(health.router())
             .merge(ops::metrics::router())
             .layer(axum::middleware::from_fn(intake::request_id_middleware));
@@ -164,8 +240,11 @@ impl Daemon {
         ops::notify_ready();
         ops::notify_status("accepting requests");
         let server_shutdown = shutdown.clone();
-        let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+        let server = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
         let served = tokio::spawn(async move { server.await });
 
         shutdown.cancelled().await;
@@ -181,7 +260,10 @@ impl Daemon {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; stopping with work in flight (it is re-sent after restart)");
+            tracing::warn!(
+                grace_ms = grace.as_millis() as u64,
+                "grace period over; stopping with work in flight (it is re-sent after restart)"
+            );
         }
         store.durable().await.context("final flush")?;
         tracing::info!("stopped");
@@ -193,7 +275,9 @@ impl Daemon {
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let daemon = Daemon::build(config).await?;
-    let listener = TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding {listen}"))?;
     daemon.run(listener, shutdown).await
 }
 
@@ -205,7 +289,11 @@ pub fn client_settings(config: &Config) -> ClientSettings {
         client_secret: sf.auth.client_secret.clone(),
     };
     let auth = match &sf.auth.flow {
-        config::AuthFlow::JwtBearer { username, audience, private_key } => salesforce::AuthFlow::JwtBearer {
+        config::AuthFlow::JwtBearer {
+            username,
+            audience,
+            private_key,
+        } => salesforce::AuthFlow::JwtBearer {
             consumer_key: sf.auth.consumer_key.clone(),
             username: username.clone(),
             audience: audience.clone(),

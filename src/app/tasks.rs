@@ -36,7 +36,13 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
         let flag = writable.clone();
         ctx.health.add_check(
             "store",
-            Arc::new(move || if flag.load(Ordering::Relaxed) { Ok(()) } else { Err("store not writable".into()) }),
+            Arc::new(move || {
+                if flag.load(Ordering::Relaxed) {
+                    Ok(())
+                } else {
+                    Err("store not writable".into())
+                }
+            }),
         );
         let store = ctx.store.clone();
         every(tracker, stop, Duration::from_secs(5), move || {
@@ -56,7 +62,13 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
         let client = ctx.client.clone();
         ctx.health.add_check(
             "salesforce_token",
-            Arc::new(move || if client.token_valid() { Ok(()) } else { Err("no valid Salesforce token".into()) }),
+            Arc::new(move || {
+                if client.token_valid() {
+                    Ok(())
+                } else {
+                    Err("no valid Salesforce token".into())
+                }
+            }),
         );
         let client = ctx.client.clone();
         every(tracker, stop, Duration::from_secs(5), move || {
@@ -78,18 +90,34 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
             let (outbox, client, pusher) = (outbox.clone(), client.clone(), pusher.clone());
             async move {
                 let counts = outbox.counts();
-                for state in [State::Pending, State::InFlight, State::Delivered, State::Failed, State::Dead, State::Discarded] {
-                    let name = serde_json::to_value(state).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-                    metrics::gauge!(m::OUTBOX_MESSAGES, "state" => name).set(counts.get(state) as f64);
+                for state in [
+                    State::Pending,
+                    State::InFlight,
+                    State::Delivered,
+                    State::Failed,
+                    State::Dead,
+                    State::Discarded,
+                ] {
+                    let name = serde_json::to_value(state)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    metrics::gauge!(m::OUTBOX_MESSAGES, "state" => name)
+                        .set(counts.get(state) as f64);
                 }
                 if let Ok(age) = outbox.oldest_pending_age(Utc::now()) {
-                    metrics::gauge!(m::OUTBOX_OLDEST_PENDING_AGE).set(age.map_or(0.0, |a| a.as_secs_f64()));
+                    metrics::gauge!(m::OUTBOX_OLDEST_PENDING_AGE)
+                        .set(age.map_or(0.0, |a| a.as_secs_f64()));
                 }
                 if let Some(usage) = client.api_usage() {
                     metrics::gauge!(m::SF_API_USAGE).set(usage.used as f64);
                     metrics::gauge!(m::SF_API_LIMIT).set(usage.max as f64);
                 }
-                metrics::gauge!("creditlink_salesforce_pusher_paused").set(if pusher.paused() { 1.0 } else { 0.0 });
+                metrics::gauge!("creditlink_salesforce_pusher_paused").set(if pusher.paused() {
+                    1.0
+                } else {
+                    0.0
+                });
             }
         });
     }
@@ -100,8 +128,12 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
         every(tracker, stop, Duration::from_secs(600), move || {
             let outbox = outbox.clone();
             async move {
-                match tokio::task::spawn_blocking(move || outbox.purge_expired_keys(Utc::now())).await {
-                    Ok(Ok(n)) if n > 0 => tracing::info!(purged = n, "expired idempotency keys purged"),
+                match tokio::task::spawn_blocking(move || outbox.purge_expired_keys(Utc::now()))
+                    .await
+                {
+                    Ok(Ok(n)) if n > 0 => {
+                        tracing::info!(purged = n, "expired idempotency keys purged")
+                    }
                     Ok(Err(e)) => tracing::warn!(error = %e, "purging idempotency keys failed"),
                     _ => {}
                 }
@@ -113,7 +145,9 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
     {
         let (mappings, dir, stop) = (ctx.mappings, ctx.mappings_dir, stop.clone());
         tracker.spawn(async move {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
                 tracing::error!("cannot install SIGHUP handler: mapping reload unavailable");
                 return;
             };

@@ -14,6 +14,7 @@
 
 mod banks;
 mod delivery;
+mod inbound;
 mod problem;
 mod reader;
 mod salesforce;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub use banks::BankConfig;
 pub use delivery::{DEFAULT_RETRY_SCHEDULE_MS, OutboxConfig, PusherConfig};
+pub use inbound::{Cidr, InboundConfig};
 pub use problem::{ConfigErrors, Location, Problem};
 pub use salesforce::{
     AuthFlow, IntakeConfig, SalesforceAuth, SalesforceConfig, check_salesforce_id,
@@ -54,6 +56,8 @@ pub struct Config {
     pub pusher: PusherConfig,
     pub mappings: MappingsConfig,
     pub admin: AdminConfig,
+    /// `[inbound]`; absent = the Salesforce → bank direction (listener, poller, vault) is not run.
+    pub inbound: Option<InboundConfig>,
     pub banks: Vec<BankConfig>,
 }
 
@@ -217,6 +221,12 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "admin");
     let admin = server::read_admin(&mut s);
     s.finish();
+    let inbound = top.has("inbound").then(|| {
+        let mut s = section(&mut top, "inbound");
+        let inbound = inbound::read_inbound(&mut s);
+        s.finish();
+        inbound
+    });
     let banks = banks::read_banks(top.node("banks"), ctx);
     top.finish();
 
@@ -231,6 +241,7 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         pusher,
         mappings,
         admin: admin?,
+        inbound,
         banks,
     })
 }

@@ -21,7 +21,10 @@ use super::headers::{BearerToken, IdempotencyKey, Prefer};
 use super::problem::FieldError;
 use crate::mapping::{FieldProblem, MapContext, MappingSet};
 use crate::ops::metrics as m;
-use crate::outbox::{Destination, Enqueued, Lane, Message, MessageId, NewMessage, Outbox, State as MsgState};
+use crate::outbox::{
+    Destination, Enqueued, Lane, Message, MessageId, NewMessage, Outbox, State as MsgState,
+};
+use crate::vault::{Actor, Vault, VaultError};
 
 /// The mapping kind report requests are mapped with (`mappings/report_request.*.toml`).
 pub const REPORT_REQUEST_KIND: &str = "report_request";
@@ -38,15 +41,23 @@ pub struct IntakeState {
     pub max_prefer_wait: Duration,
     /// Base of the `status_url` links, e.g. `https://creditlink.bureau.example`.
     pub public_url: String,
+    /// Where finished report PDFs are kept, encrypted; `None` when report delivery is not configured.
+    pub vault: Option<Arc<Vault>>,
 }
 
 /// `/api/v1/...` routes of the bank API.
 pub fn router(state: IntakeState) -> Router {
     Router::new()
-        .route("/api/v1/report-requests", axum::routing::post(create_report_request))
+        .route(
+            "/api/v1/report-requests",
+            axum::routing::post(create_report_request),
+        )
         .route("/api/v1/report-requests/{id}", get(get_report_request))
         .route("/api/v1/report-requests/{id}/report", get(get_report))
-        .route("/api/v1/openapi.json", get(|| async { Json(super::openapi_json()) }))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(super::openapi_json()) }),
+        )
         .with_state(state)
 }
 
@@ -66,7 +77,8 @@ async fn create_report_request(
         Err(_) => "refused",
     };
     metrics::counter!(m::INTAKE_REQUESTS_TOTAL, "kind" => REPORT_REQUEST_KIND, "outcome" => outcome).increment(1);
-    metrics::histogram!(m::INTAKE_DURATION, "kind" => REPORT_REQUEST_KIND).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(m::INTAKE_DURATION, "kind" => REPORT_REQUEST_KIND)
+        .record(started.elapsed().as_secs_f64());
     result
 }
 
@@ -86,8 +98,12 @@ async fn accept(
         ..BodyPolicy::default()
     };
     let parsed = body.parse(&policy)?;
-    if parsed.format == BodyFormat::Json && !mappings.accepts_json(REPORT_REQUEST_KIND, Some(&principal.bank_code)) {
-        return Err(ApiError::InvalidRequest("This bank's mapping accepts XML bodies only.".into()));
+    if parsed.format == BodyFormat::Json
+        && !mappings.accepts_json(REPORT_REQUEST_KIND, Some(&principal.bank_code))
+    {
+        return Err(ApiError::InvalidRequest(
+            "This bank's mapping accepts XML bodies only.".into(),
+        ));
     }
 
     let id = MessageId::new();
@@ -118,33 +134,57 @@ async fn accept(
     let now = Utc::now();
     let enqueued = match &key {
         Some(key) => {
-            let (tenant, key, hash) = (principal.account_id.clone(), key.as_str().to_owned(), parsed.sha256);
-            blocking(move || outbox.enqueue_idempotent_as(id, &tenant, &key, hash, new, now)).await?
+            let (tenant, key, hash) = (
+                principal.account_id.clone(),
+                key.as_str().to_owned(),
+                parsed.sha256,
+            );
+            blocking(move || outbox.enqueue_idempotent_as(id, &tenant, &key, hash, new, now))
+                .await?
         }
         None => Enqueued::Created(blocking(move || outbox.enqueue_as(id, new, now)).await?),
     };
-    if let Enqueued::Existing { same_body: false, .. } = enqueued {
+    if let Enqueued::Existing {
+        same_body: false, ..
+    } = enqueued
+    {
         return Err(ApiError::IdempotencyKeyReused);
     }
     // The durability rule: nothing is acknowledged before the flush that covers this write returns. A
     // replay waits too: the first request's write may not be flushed yet.
-    state.outbox.durable().await.map_err(|e| ApiError::unavailable(Some(Duration::from_secs(1)), e))?;
+    state
+        .outbox
+        .durable()
+        .await
+        .map_err(|e| ApiError::unavailable(Some(Duration::from_secs(1)), e))?;
     state.pusher_wakeup.notify_one();
 
     let id = enqueued.id();
     let replayed = matches!(enqueued, Enqueued::Existing { .. });
     let wait = prefer.wait(state.max_prefer_wait);
     let message = if wait > Duration::ZERO {
-        state.outbox.wait_terminal(id, wait).await.map_err(ApiError::internal)?
+        state
+            .outbox
+            .wait_terminal(id, wait)
+            .await
+            .map_err(ApiError::internal)?
     } else {
         None
     };
     let message = match message {
         Some(m) => m,
-        None => state.outbox.get(id).map_err(ApiError::internal)?.ok_or(ApiError::NotFound)?,
+        None => state
+            .outbox
+            .get(id)
+            .map_err(ApiError::internal)?
+            .ok_or(ApiError::NotFound)?,
     };
     let created = message.state == MsgState::Delivered;
-    let status = if created { StatusCode::CREATED } else { StatusCode::ACCEPTED };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::ACCEPTED
+    };
     let mut response = (status, Json(status_body(state, &message))).into_response();
     let headers = response.headers_mut();
     let url = status_url(state, &message.id);
@@ -173,21 +213,72 @@ async fn get_report_request(
     Ok(Json(status_body(&state, &message)).into_response())
 }
 
-/// The finished PDF. Report delivery (Salesforce → bank) is not built yet, so an owned request answers 404
-/// with a detail saying the report is not available; another bank's id is the same plain 404.
+/// The finished PDF, decrypted from the vault for the owning bank only, with its SHA-256 as `ETag` and
+/// `Repr-Digest`. Every access (granted or not) is in the vault's audit log. Another bank's id, an unknown id
+/// and a report not yet available all answer 404.
 async fn get_report(
     State(state): State<IntakeState>,
     token: BearerToken,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
-    owned_message(&state, &principal, &id)?;
-    Err(ApiError::NotFound)
+    let message = owned_message(&state, &principal, &id)?;
+    let vault = state.vault.clone().ok_or(ApiError::NotFound)?;
+    let actor = Actor::Bank(principal.account_id.clone());
+    let report_id = message.id.to_string();
+    let read = tokio::task::spawn_blocking(move || vault.get(&actor, &report_id))
+        .await
+        .map_err(ApiError::internal)?;
+    let (pdf, stored) = match read {
+        Ok(found) => found,
+        Err(VaultError::NotFound(_)) => return Err(ApiError::NotFound),
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let etag = format!("\"{}\"", stored.sha256_hex);
+    if headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        return Ok(StatusCode::NOT_MODIFIED.into_response());
+    }
+    let digest = hex::decode(&stored.sha256_hex).map(|d| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(d)
+    });
+    let mut response = (StatusCode::OK, pdf).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
+    h.insert(
+        axum::http::header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(axum::http::header::ETAG, v);
+    }
+    if let Ok(Ok(v)) = digest.map(|d| HeaderValue::from_str(&format!("sha-256=:{d}:"))) {
+        h.insert("repr-digest", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"credit-report-{}.pdf\"",
+        message.id
+    )) {
+        h.insert(axum::http::header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
 }
 
 /// The message `id` if it exists, is a report request, and belongs to the caller's bank; otherwise the same
 /// 404 in every case, so ids of other banks cannot be probed.
-fn owned_message(state: &IntakeState, principal: &Principal, id: &str) -> Result<Message, ApiError> {
+fn owned_message(
+    state: &IntakeState,
+    principal: &Principal,
+    id: &str,
+) -> Result<Message, ApiError> {
     let id: MessageId = id.parse().map_err(|_| ApiError::NotFound)?;
     match state.outbox.get(id).map_err(ApiError::internal)? {
         Some(m) if m.tenant == principal.account_id && m.lane == Lane::Interactive => Ok(m),
@@ -196,7 +287,10 @@ fn owned_message(state: &IntakeState, principal: &Principal, id: &str) -> Result
 }
 
 fn status_url(state: &IntakeState, id: &MessageId) -> String {
-    format!("{}/api/v1/report-requests/{id}", state.public_url.trim_end_matches('/'))
+    format!(
+        "{}/api/v1/report-requests/{id}",
+        state.public_url.trim_end_matches('/')
+    )
 }
 
 /// The status document of a report request (the OpenAPI `ReportRequestStatus`).
@@ -219,7 +313,13 @@ fn field_error(p: &FieldProblem) -> FieldError {
     let pointer = if p.field.is_empty() {
         String::new()
     } else {
-        format!("/{}", p.field.replace('~', "~0").replace('/', "~1").replace('.', "/"))
+        format!(
+            "/{}",
+            p.field
+                .replace('~', "~0")
+                .replace('/', "~1")
+                .replace('.', "/")
+        )
     };
     FieldError::new(pointer, p.code, p.detail.clone())
 }
@@ -230,7 +330,9 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) if e.is_retryable() => Err(ApiError::unavailable(Some(Duration::from_secs(1)), e)),
+        Ok(Err(e)) if e.is_retryable() => {
+            Err(ApiError::unavailable(Some(Duration::from_secs(1)), e))
+        }
         Ok(Err(e)) => Err(ApiError::internal(e)),
         Err(join) => Err(ApiError::internal(join)),
     }

@@ -38,6 +38,9 @@ pub struct Principal {
 /// token costs two API calls).
 const MAX_CACHED_TOKENS: usize = 10_000;
 
+/// SHA-256 of a token → who it belongs to and until when that answer may be reused.
+type TokenCache = HashMap<[u8; 32], (Principal, DateTime<Utc>)>;
+
 /// Checks bearer tokens against Salesforce, with a bounded cache.
 #[derive(Clone)]
 pub struct Authenticator {
@@ -45,7 +48,7 @@ pub struct Authenticator {
     org_id: String,
     banks: Arc<Vec<BankConfig>>,
     max_cache: Duration,
-    cache: Arc<Mutex<HashMap<[u8; 32], (Principal, DateTime<Utc>)>>>,
+    cache: Arc<Mutex<TokenCache>>,
 }
 
 impl Authenticator {
@@ -76,29 +79,43 @@ impl Authenticator {
         }
         let intro = self.client.introspect(secret).await.map_err(unavailable)?;
         if !intro.active {
-            return Err(ApiError::TokenRejected { reason: "introspection: inactive".into() });
+            return Err(ApiError::TokenRejected {
+                reason: "introspection: inactive".into(),
+            });
         }
         if intro.org_id.as_deref() != Some(self.org_id.as_str()) {
-            return Err(ApiError::TokenRejected { reason: "token of another org".into() });
+            return Err(ApiError::TokenRejected {
+                reason: "token of another org".into(),
+            });
         }
-        let user_id = intro
-            .user_id
-            .ok_or_else(|| ApiError::TokenRejected { reason: "introspection without a user".into() })?;
+        let user_id = intro.user_id.ok_or_else(|| ApiError::TokenRejected {
+            reason: "introspection without a user".into(),
+        })?;
         let user = self
             .client
             .get("User", &user_id, Some(&["AccountId"]))
             .await
             .map_err(unavailable)?;
-        let account_id = user.get("AccountId").and_then(|v| v.as_str()).unwrap_or_default();
-        let bank = self.banks.iter().find(|b| b.account_id == account_id).ok_or_else(|| {
-            ApiError::Forbidden("This user does not belong to a member bank enrolled with creditlink.".into())
-        })?;
+        let account_id = user
+            .get("AccountId")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let bank = self
+            .banks
+            .iter()
+            .find(|b| b.account_id == account_id)
+            .ok_or_else(|| {
+                ApiError::Forbidden(
+                    "This user does not belong to a member bank enrolled with creditlink.".into(),
+                )
+            })?;
         let principal = Principal {
             account_id: bank.account_id.clone(),
             bank_code: bank.code.clone(),
             user_id,
         };
-        let mut until = now + chrono::Duration::from_std(self.max_cache).unwrap_or(chrono::Duration::zero());
+        let mut until =
+            now + chrono::Duration::from_std(self.max_cache).unwrap_or(chrono::Duration::zero());
         if let Some(exp) = intro.exp.and_then(|s| DateTime::from_timestamp(s, 0)) {
             until = until.min(exp);
         }

@@ -33,7 +33,10 @@ pub fn router(outbox: Outbox, token: &SecretString) -> Router {
         .route("/admin/v1/outbox/{id}", get(show))
         .route("/admin/v1/outbox/{id}/retry", post(retry))
         .route("/admin/v1/outbox/{id}/discard", post(discard))
-        .with_state(AdminState { outbox, token_digest })
+        .with_state(AdminState {
+            outbox,
+            token_digest,
+        })
 }
 
 /// Compares SHA-256 digests of the presented and configured tokens: equal-length inputs, and the digest
@@ -43,13 +46,20 @@ fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::TokenRejected { reason: "admin: no bearer token".into() })?;
+        .ok_or_else(|| ApiError::TokenRejected {
+            reason: "admin: no bearer token".into(),
+        })?;
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
-    let diff = digest.iter().zip(state.token_digest.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    let diff = digest
+        .iter()
+        .zip(state.token_digest.iter())
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b));
     if diff == 0 {
         Ok(())
     } else {
-        Err(ApiError::TokenRejected { reason: "admin: wrong token".into() })
+        Err(ApiError::TokenRejected {
+            reason: "admin: wrong token".into(),
+        })
     }
 }
 
@@ -61,37 +71,72 @@ struct ListQuery {
     limit: Option<usize>,
 }
 
-async fn list(State(s): State<AdminState>, headers: HeaderMap, Query(q): Query<ListQuery>) -> Result<Response, ApiError> {
+async fn list(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
     let after = match q.after {
-        Some(a) => Some(a.parse::<MessageId>().map_err(|_| ApiError::InvalidRequest("`after` is not a message id".into()))?),
+        Some(a) => Some(
+            a.parse::<MessageId>()
+                .map_err(|_| ApiError::InvalidRequest("`after` is not a message id".into()))?,
+        ),
         None => None,
     };
-    let filter = ListFilter { tenant: q.tenant, state: q.state, lane: None, limit: q.limit.unwrap_or(100).min(1000), after };
+    let filter = ListFilter {
+        tenant: q.tenant,
+        state: q.state,
+        lane: None,
+        limit: q.limit.unwrap_or(100).min(1000),
+        after,
+    };
     let messages = s.outbox.list(&filter).map_err(internal)?;
     Ok(Json(json!({ "counts": s.outbox.counts(), "messages": messages })).into_response())
 }
 
-async fn show(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn show(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
     let id = parse_id(&id)?;
-    let message = s.outbox.get(id).map_err(internal)?.ok_or(ApiError::NotFound)?;
+    let message = s
+        .outbox
+        .get(id)
+        .map_err(internal)?
+        .ok_or(ApiError::NotFound)?;
     let attempts = s.outbox.attempts(id).map_err(internal)?;
     Ok(Json(json!({ "message": message, "attempts": attempts })).into_response())
 }
 
-async fn retry(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn retry(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
     let message = s.outbox.retry(parse_id(&id)?).map_err(admin_error)?;
-    s.outbox.durable().await.map_err(|e| ApiError::unavailable(None, e))?;
+    s.outbox
+        .durable()
+        .await
+        .map_err(|e| ApiError::unavailable(None, e))?;
     tracing::info!(message_id = %message.id, "admin: message queued again");
     Ok(Json(json!({ "message": message })).into_response())
 }
 
-async fn discard(State(s): State<AdminState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn discard(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
     let message = s.outbox.discard(parse_id(&id)?).map_err(admin_error)?;
-    s.outbox.durable().await.map_err(|e| ApiError::unavailable(None, e))?;
+    s.outbox
+        .durable()
+        .await
+        .map_err(|e| ApiError::unavailable(None, e))?;
     tracing::info!(message_id = %message.id, "admin: message discarded");
     Ok(Json(json!({ "message": message })).into_response())
 }

@@ -56,7 +56,14 @@ impl Outbox {
         new: NewMessage,
         now: DateTime<Utc>,
     ) -> Result<Enqueued, OutboxError> {
-        self.enqueue_idempotent_as(MessageId::new(), tenant, idempotency_key, body_hash, new, now)
+        self.enqueue_idempotent_as(
+            MessageId::new(),
+            tenant,
+            idempotency_key,
+            body_hash,
+            new,
+            now,
+        )
     }
 
     /// [`Outbox::enqueue_idempotent`] under an id the producer chose beforehand; on a replay the

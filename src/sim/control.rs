@@ -25,6 +25,7 @@ pub fn routes() -> Router<AppState> {
             put(set_faults).delete(clear_faults).get(get_faults),
         )
         .route("/__sim/reset", post(reset))
+        .merge(super::automation::routes())
 }
 
 /// Every stored record of an object, blob fields shown as their download URL.

@@ -10,19 +10,27 @@
 //! introspect, userinfo, identity), `gate` (auth, limits, faults around every REST call), `rest` (route table and
 //! single-record routes), `describe` (versions, limits, describe), `query`, `collections` (sObject Collections), `files` (ContentVersion),
 //! `control` (`/__sim/`), `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and evaluation).
+//! The bureau's side: `journal` (the org's log of applied writes), `automation` and `automation_options` (the
+//! analyst working new requests), `pdf` (the generated reports), `outbound` and `envelope` (Outbound Messaging).
 
+mod automation;
+mod automation_options;
 mod collections;
 mod control;
 mod describe;
+mod envelope;
 mod error;
 mod faults;
 mod files;
 mod gate;
 mod ids;
 mod info;
+mod journal;
 mod limits;
 mod oauth;
 mod org;
+mod outbound;
+mod pdf;
 mod query;
 mod rest;
 mod seed;
@@ -40,6 +48,7 @@ use axum::Router;
 use axum::extract::Request;
 use tokio_util::sync::CancellationToken;
 
+pub use automation_options::{AutomationOptions, OutboundOptions};
 pub use seed::{
     CertificateSource, ConnectedAppSpec, FieldSpec, FieldType, NameField, ObjectSpec, Seed,
     UserSpec,
@@ -55,6 +64,8 @@ pub struct SimOptions {
     pub daily_api_limit: u64,
     /// Where to keep the org's data across restarts: read on start when present, written on shutdown.
     pub snapshot: Option<PathBuf>,
+    /// The bureau's side: analyst work on new requests and Outbound Messages (`automation`). Off by default.
+    pub automation: AutomationOptions,
 }
 
 impl Default for SimOptions {
@@ -64,6 +75,7 @@ impl Default for SimOptions {
             token_lifetime: Duration::from_secs(2 * 3600),
             daily_api_limit: 15_000,
             snapshot: None,
+            automation: AutomationOptions::default(),
         }
     }
 }
@@ -95,6 +107,16 @@ impl SimHandle {
     /// `{"api_calls_total", "by_route"}`, as `GET /__sim/stats` shows them.
     pub fn stats(&self) -> serde_json::Value {
         self.state.stats.lock().json()
+    }
+
+    /// Replace the automation settings at runtime, as `PUT /__sim/automation` does.
+    pub fn set_automation(&self, options: AutomationOptions) {
+        self.state.automation.set_options(options);
+    }
+
+    /// `{"queued", "delivered", "dropped", "delivered_ids", …}`, as `GET /__sim/outbound` shows them.
+    pub fn outbound_stats(&self) -> serde_json::Value {
+        self.state.automation.outbound.stats_json()
     }
 
     /// Stop serving and wait for the server task to end.
@@ -188,6 +210,7 @@ async fn serve_state(
     state: Arc<Shared>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let worker = tokio::spawn(automation::run(state.clone(), shutdown.clone()));
     let app = router(state.clone());
     // Trailing slashes are stripped before routing: simple-salesforce sends `/sobjects/Obj/`, jsforce doesn't.
     let app = tower::Layer::layer(
@@ -198,9 +221,11 @@ async fn serve_state(
         listener,
         axum::ServiceExt::<Request>::into_make_service(app),
     )
-    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
     .await
     .context("simulator server failed")?;
+    shutdown.cancel();
+    worker.await.context("simulator automation task panicked")?;
     if let Some(path) = &state.opts.snapshot {
         let snap = state.org.lock().to_snapshot();
         snapshot::save(path, &snap)?;
@@ -214,6 +239,10 @@ fn router(state: Arc<Shared>) -> Router {
         .merge(rest::routes(state.clone()))
         .merge(control::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            automation::wake_after_writes,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             gate::outage,
@@ -255,6 +284,7 @@ pub(crate) struct Shared {
     pub faults: parking_lot::Mutex<faults::Faults>,
     pub stats: parking_lot::Mutex<limits::Stats>,
     pub cursors: parking_lot::Mutex<query::Cursors>,
+    pub automation: automation::Automation,
 }
 
 impl Shared {
@@ -277,6 +307,7 @@ impl Shared {
             faults: parking_lot::Mutex::new(faults::Faults::default()),
             stats: parking_lot::Mutex::new(limits::Stats::default()),
             cursors: parking_lot::Mutex::new(query::Cursors::default()),
+            automation: automation::Automation::new(opts.automation.clone()),
             opts,
         }))
     }

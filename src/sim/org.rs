@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use super::error::RecordError;
 use super::ids;
+use super::journal::{ChangeKind, Journal};
 use super::seed::{FieldSpec, FieldType, NameField, ObjectSpec, Seed};
 use super::snapshot::Snapshot;
 
@@ -108,6 +109,8 @@ pub struct Org {
     pub(super) blobs: HashMap<String, Vec<u8>>,
     seq: u64,
     autonumbers: HashMap<String, u64>,
+    /// Applied writes for the automation worker (see `journal`).
+    pub(super) journal: Journal,
 }
 
 impl Org {
@@ -123,6 +126,7 @@ impl Org {
             blobs: HashMap::new(),
             seq: 0,
             autonumbers: HashMap::new(),
+            journal: Journal::default(),
         };
         let creator = seed.users.first().map(|u| u.id.clone()).unwrap_or_default();
         let mut seeded: Vec<(String, Record)> = Vec::new();
@@ -279,6 +283,8 @@ impl Org {
             .entry(schema.name.clone())
             .or_default()
             .insert(id.clone(), rec);
+        self.journal
+            .record(&schema.name, &id, ChangeKind::Created, user);
         Ok(id)
     }
 
@@ -327,6 +333,8 @@ impl Org {
             .entry(schema.name.clone())
             .or_default()
             .insert(id18.clone(), rec);
+        self.journal
+            .record(&schema.name, &id18, ChangeKind::Updated, user);
         Ok(id18)
     }
 
@@ -354,6 +362,8 @@ impl Org {
             rec.insert("SystemModstamp".into(), sf_datetime(now).into());
             rec.insert("LastModifiedById".into(), user.into());
         }
+        self.journal
+            .record(&schema_name, &id18, ChangeKind::Deleted, user);
         Ok(())
     }
 

@@ -187,8 +187,18 @@ async fn retrieve(
     let org = st.org.lock();
     let schema = org.schema_or_invalid(&object)?;
     let fields = field_list(schema, q.get("fields"))?;
-    let rec = org.get(&schema.name, &id)?;
+    let rec = org.get(&schema.name, &id).map_err(hide_deleted)?;
     Ok(Json(present(&org, schema, rec, &v.0, fields.as_deref())))
+}
+
+/// Reads never see deleted records: the REST guide says they are "filtered out of most operations, such as
+/// sObject Rows or Query", so a GET answers 404 `NOT_FOUND`. Writes to them keep `ENTITY_IS_DELETED`.
+fn hide_deleted(error: RecordError) -> RecordError {
+    if error.code == "ENTITY_IS_DELETED" {
+        RecordError::not_found()
+    } else {
+        error
+    }
 }
 
 // PATCH or DELETE of an unknown id answers 404 NOT_FOUND; whether real orgs say NOT_FOUND or
@@ -252,7 +262,7 @@ async fn retrieve_by_field(
     if let (Some(id), Some(blob_field)) = (ids::normalize(&field), schema.field(&value))
         && blob_field.kind == FieldType::Base64
     {
-        org.get(&schema.name, &id)?;
+        org.get(&schema.name, &id).map_err(hide_deleted)?;
         let bytes = org
             .blob(&id, &blob_field.name)
             .cloned()

@@ -21,8 +21,10 @@
 //! crashes, not of power loss on drives without power-loss protection.
 
 mod error;
+mod kv;
 
 pub use error::StoreError;
+pub use kv::{KvEntry, KvTree};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -137,6 +139,12 @@ impl Store {
     /// Opens (or creates) a named tree. Crate-internal: only the outbox lays out keys.
     pub(crate) fn tree(&self, name: &str) -> Result<raw::Tree, StoreError> {
         Ok(self.inner.db.open_tree(name)?)
+    }
+
+    /// Opens (or creates) a named [`KvTree`] for a module's own bookkeeping. Names are global: prefix them
+    /// with the module (`inbound.hints`).
+    pub fn kv_tree(&self, name: &str) -> Result<KvTree, StoreError> {
+        Ok(KvTree::new(self.inner.db.open_tree(name)?))
     }
 
     /// Checks that the store still accepts writes (for `/readyz`): writes and flushes a probe key.

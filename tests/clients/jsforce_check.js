@@ -1,8 +1,10 @@
 // Runs the independent npm client jsforce against `creditlink sim salesforce`.
-// Usage: node jsforce_check.js <info-file>. Exits non-zero on the first mismatch.
+// Usage: node jsforce_check.js <info-file> <repo-root>. Exits non-zero on the first mismatch.
 'use strict';
 const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
+const path = require('node:path');
 const jsforce = require('jsforce');
 
 const info = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -10,8 +12,48 @@ const SIM = info.salesforce_url.replace(/\/$/, '');
 const form = info.integration.token_request.form;
 const bank = info.banks[0].account_id;
 const step = (s) => console.log(`jsforce: ${s}`);
+const root = process.argv[3];
+const JWT_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
+const INTEGRATION_KEY = '3MVG9creditlink.sandbox.consumer';
+
+// jsforce does not sign assertions itself: an RS256 JWT with the sandbox key, `exp` within 3 minutes.
+function assertion() {
+  const b64url = (b) => Buffer.from(b).toString('base64url');
+  const header = b64url(JSON.stringify({ alg: 'RS256' }));
+  const claims = b64url(JSON.stringify({
+    iss: INTEGRATION_KEY, sub: 'creditlink-integration@bureau.sim', aud: 'https://login.salesforce.com',
+    exp: Math.floor(Date.now() / 1000) + 170,
+  }));
+  const key = fs.readFileSync(path.join(root, 'config/sandbox/jwt_private_key.pem'));
+  const signature = crypto.sign('RSA-SHA256', Buffer.from(`${header}.${claims}`), key);
+  return `${header}.${claims}.${b64url(signature)}`;
+}
 
 (async () => {
+  step('JWT bearer login, then a new assertion after the org expires every token (refreshFn on 401)');
+  const jwtConn = new jsforce.Connection({
+    oauth2: { loginUrl: SIM, clientId: INTEGRATION_KEY }, // jsforce adds client_id to the JWT grant
+    version: '62.0',
+    refreshFn: async (c, callback) => {
+      try {
+        const res = await c.oauth2.requestToken({ grant_type: JWT_GRANT, assertion: assertion() });
+        callback(null, res.access_token, res);
+      } catch (e) {
+        callback(e);
+      }
+    },
+  });
+  await jwtConn.authorize({ grant_type: JWT_GRANT, assertion: assertion() });
+  assert.equal(jwtConn.userInfo.id, '0055Y00000INTEGQA5');
+  const firstToken = jwtConn.accessToken;
+  const expired = await fetch(`${SIM}/__sim/faults`, {
+    method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ expire_tokens: true }),
+  });
+  assert.equal(expired.status, 200);
+  const counted = await jwtConn.query('SELECT COUNT() FROM Account');
+  assert.ok(counted.totalSize >= 3);
+  assert.notEqual(jwtConn.accessToken, firstToken);
+
   step('client credentials login (form body, chunked)');
   const conn = new jsforce.Connection({
     oauth2: { loginUrl: SIM, clientId: form.client_id, clientSecret: form.client_secret },

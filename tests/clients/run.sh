@@ -5,7 +5,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$root/target/debug/creditlink}
-[ -x "$bin" ] || (cd "$root" && cargo build --quiet)
+# Without an explicit binary, build (incrementally) so a stale target/debug/creditlink is never tested.
+[ $# -ge 1 ] || (cd "$root" && cargo build --quiet)
 work=$(mktemp -d)
 trap 'kill "$sim_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -22,5 +23,5 @@ python3 "$root/tests/clients/simple_salesforce_check.py" "$work/info.json" "$roo
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 
 run_sim
-node "$root/tests/clients/jsforce_check.js" "$work/info.json"
+node "$root/tests/clients/jsforce_check.js" "$work/info.json" "$root"
 echo "independent clients: 2 passed, 0 failed"

@@ -5,6 +5,7 @@ Usage: simple_salesforce_check.py <info-file> <repo-root>
 Exits non-zero (with the failing step) on the first mismatch. simple-salesforce hard-codes https, so a
 requests.Session subclass rewrites its URLs to the simulator's plain-http address (reference §4.2).
 """
+import base64
 import json
 import re
 import sys
@@ -56,13 +57,17 @@ assert sf.Credit_Report_Request__c.upsert(f"Request_Key__c/{key}", rec) == 201
 assert sf.Credit_Report_Request__c.upsert(f"Request_Key__c/{key}", {"Last_Name__c": "Py2"}) == 200
 assert sf.Credit_Report_Request__c.get_by_custom_id("Request_Key__c", key)["Last_Name__c"] == "Py2"
 
-step("delete")
+step("delete; queryAll still sees the deleted record")
 assert sf.Credit_Report_Request__c.delete(created["id"]) == 204
 try:
     sf.Credit_Report_Request__c.get(created["id"])
     raise AssertionError("deleted record still readable")
 except SalesforceResourceNotFound:
     pass
+deleted_soql = f"SELECT Id, IsDeleted FROM Credit_Report_Request__c WHERE Id = '{created['id']}'"
+assert sf.query(deleted_soql)["totalSize"] == 0
+with_deleted = sf.query_all(deleted_soql, include_deleted=True)
+assert with_deleted["totalSize"] == 1 and with_deleted["records"][0]["IsDeleted"] is True, with_deleted
 
 step("sObject Collections create (11 x 200) and query_all paging over 2,000 rows")
 for chunk in range(11):
@@ -75,9 +80,26 @@ assert first["done"] is False and len(first["records"]) == 2000 and "nextRecords
 everything = sf.query_all("SELECT Id FROM Credit_Record__c WHERE Account_Number__c LIKE 'PY-%'")
 assert everything["totalSize"] == 2200 and len(everything["records"]) == 2200, everything["totalSize"]
 
+step("ContentVersion upload (base64 JSON) and VersionData download")
+pdf = bytes(range(256)) * 40 + b"\r\n%PDF-1.7 end"
+version = sf.ContentVersion.create({"Title": "Py report", "PathOnClient": "report.pdf",
+                                    "VersionData": base64.b64encode(pdf).decode(), "FirstPublishLocationId": bank})
+assert version["success"] is True and version["id"].startswith("068"), version
+assert sf.ContentVersion.get_base64(version["id"], base64_field="VersionData") == pdf
+listed = sf.query(f"SELECT VersionData FROM ContentVersion WHERE Id = '{version['id']}'")["records"][0]
+assert listed["VersionData"] == f"/services/data/v62.0/sobjects/ContentVersion/{version['id']}/VersionData", listed
+
 step("API usage from Sforce-Limit-Info")
 usage = sf.api_usage.get("api-usage")
 assert usage is not None and usage.used > 0 and usage.total > 0, sf.api_usage
+
+step("the org expires every token: both logins renew their session on 401 INVALID_SESSION_ID")
+old_sessions = (sf.session_id, sf_jwt.session_id)
+resp = requests.put(f"{SIM}/__sim/faults", json={"expire_tokens": True}, timeout=10)
+assert resp.status_code == 200, resp.text
+assert sf_jwt.query("SELECT COUNT() FROM Account")["totalSize"] >= 2
+assert sf.Credit_Report_Request__c.get_by_custom_id("Request_Key__c", key)["Last_Name__c"] == "Py2"
+assert sf.session_id != old_sessions[0] and sf_jwt.session_id != old_sessions[1], "no new session"
 
 step("invalid session is reported as expired")
 bad = Salesforce(instance_url=SIM, session_id="00D5Y000001CLNK!bogus", session=ToSim(), version="62.0")

@@ -65,8 +65,33 @@ fn check_config_reads_the_real_environment() {
     let out = creditlink(&["check-config", "--config", path], &[]);
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("'TEST_CLIENT_SECRET'"));
-    let out = creditlink(&["check-config", "--config", path], VALID_ENV);
+    // check-config also validates the mappings the config points to: use the shipped ones.
+    let mut env = VALID_ENV.to_vec();
+    env.push((
+        "CREDITLINK__MAPPINGS__DIR",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/mappings"),
+    ));
+    let out = creditlink(&["check-config", "--config", path], &env);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn check_config_reports_broken_mappings_with_file_and_line() {
+    let fixture = ConfigDir::valid();
+    let path = fixture.path.to_str().expect("utf-8 temp path");
+    let mappings = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        mappings.path().join("report_request.person.toml"),
+        "name = \"x\"\nobject = \"Credit_Report_Request__c\"\ndirection = \"inbound\"\nbogus_key = 1\n",
+    )
+    .expect("write mapping");
+    let mut env = VALID_ENV.to_vec();
+    let dir = mappings.path().to_str().expect("utf-8").to_owned();
+    env.push(("CREDITLINK__MAPPINGS__DIR", &dir));
+    let out = creditlink(&["check-config", "--config", path], &env);
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("report_request.person.toml:"), "{stderr}");
 }
 
 #[test]

@@ -125,6 +125,11 @@ async fn create_get_update_delete() {
     let (status, _, body) = send(c.get(&url), &token).await;
     assert_eq!(
         (status, body[0]["errorCode"].clone()),
+        (404, json!("NOT_FOUND"))
+    );
+    let (status, _, body) = send(c.patch(&url).json(&json!({"Status__c": "New"})), &token).await;
+    assert_eq!(
+        (status, body[0]["errorCode"].clone()),
         (400, json!("ENTITY_IS_DELETED"))
     );
     let unknown = api(&sim, "/sobjects/Credit_Report_Request__c/a015Y0000000999");

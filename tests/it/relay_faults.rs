@@ -1,0 +1,227 @@
+//! The Salesforce pusher through injected faults, outages, expired sessions and API limits.
+
+use std::time::Duration;
+
+use creditlink::ops::Heartbeat;
+use creditlink::outbox::{Lane, MessageId, State};
+use creditlink::relay::{PusherSettings, SalesforcePusher, StepOutcome};
+use serde_json::json;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::relay_support::*;
+
+/// The pusher's loop in the background, and how to stop it.
+struct Running {
+    shutdown: CancellationToken,
+    task: JoinHandle<()>,
+    heartbeat: Heartbeat,
+}
+
+impl Running {
+    fn start(pusher: SalesforcePusher) -> Running {
+        let shutdown = CancellationToken::new();
+        let heartbeat = Heartbeat::new();
+        let task = tokio::spawn(pusher.run(shutdown.clone(), heartbeat.clone()));
+        Running {
+            shutdown,
+            task,
+            heartbeat,
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the loop stops after shutdown")
+            .expect("the loop does not panic");
+    }
+}
+
+async fn until_all_delivered(rig: &Rig, ids: &[MessageId], limit: Duration) {
+    until(limit, "every message delivered", || async {
+        rig.states(ids).get(&State::Delivered) == Some(&ids.len())
+    })
+    .await;
+}
+
+/// Every key written exactly once, and no message Failed or Dead.
+async fn assert_each_once(rig: &Rig, ids: &[MessageId]) {
+    let by_key = rig.records_by_key().await;
+    assert_eq!(by_key.len(), ids.len());
+    assert!(by_key.values().all(|n| *n == 1), "a key was written twice");
+    let counts = rig.outbox.counts();
+    assert_eq!((counts.failed, counts.dead), (0, 0));
+}
+
+#[tokio::test]
+async fn random_faults_delay_but_never_lose_or_duplicate() {
+    let rig = Rig::start(fast_policy()).await;
+    rig.set_faults(json!({
+        "error_rate": 0.3,
+        "errors": ["SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW", "REQUEST_LIMIT_EXCEEDED"],
+        "latency_ms": [0, 50]
+    }))
+    .await;
+    let pusher = rig.pusher(PusherSettings {
+        batch_max: 25,
+        ..settings()
+    });
+    let wake = pusher.notifier();
+    let running = Running::start(pusher);
+    let ids = rig.enqueue_requests("fault", 300, Lane::Interactive);
+    wake.notify_one();
+
+    until_all_delivered(&rig, &ids, Duration::from_secs(60)).await;
+    running.stop().await;
+    assert_each_once(&rig, &ids).await;
+    let retried = ids
+        .iter()
+        .filter(|id| rig.message(**id).attempts > 1)
+        .count();
+    if std::env::var_os("TEST_LOG").is_some() {
+        eprintln!(
+            "{retried} of 300 messages needed more than one attempt; {} upsert calls",
+            rig.collection_upserts().await
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_outage_holds_messages_until_it_clears() {
+    let rig = Rig::start(fast_policy()).await;
+    rig.set_faults(json!({"outage": true})).await;
+    let pusher = rig.pusher(settings());
+    let wake = pusher.notifier();
+    let running = Running::start(pusher);
+    let ids = rig.enqueue_requests("outage", 50, Lane::Interactive);
+    wake.notify_one();
+
+    until(
+        Duration::from_secs(30),
+        "attempts during the outage",
+        || async { ids.iter().all(|id| rig.message(*id).attempts >= 2) },
+    )
+    .await;
+    let sample = rig.message(ids[0]);
+    assert_eq!(sample.state, State::Pending);
+    let last = sample.last_error.expect("last error");
+    assert_eq!(last.http_status, Some(503));
+    assert!(running.heartbeat.silence() < Duration::from_secs(5));
+
+    rig.clear_faults().await;
+    until_all_delivered(&rig, &ids, Duration::from_secs(30)).await;
+    running.stop().await;
+    assert_each_once(&rig, &ids).await;
+}
+
+#[tokio::test]
+async fn expired_sessions_are_renewed_without_failing_anything() {
+    let rig = Rig::start(fast_policy()).await;
+    let pusher = rig.pusher(PusherSettings {
+        batch_max: 20,
+        ..settings()
+    });
+    let wake = pusher.notifier();
+    let running = Running::start(pusher);
+    let mut ids = rig.enqueue_requests("before", 100, Lane::Interactive);
+    wake.notify_one();
+    until(Duration::from_secs(30), "some deliveries", || async {
+        rig.states(&ids).contains_key(&State::Delivered)
+    })
+    .await;
+
+    rig.set_faults(json!({"expire_tokens": true})).await;
+    ids.extend(rig.enqueue_requests("after", 100, Lane::Interactive));
+    wake.notify_one();
+
+    until_all_delivered(&rig, &ids, Duration::from_secs(30)).await;
+    running.stop().await;
+    assert_each_once(&rig, &ids).await;
+    // The client renews the session inside the call: no attempt even saw the 401.
+    assert!(ids.iter().all(|id| rig.message(*id).attempts == 1));
+}
+
+#[tokio::test]
+async fn pauses_near_the_daily_limit_and_resumes_when_cleared() {
+    let rig = Rig::start(slow_policy()).await;
+    let pusher = rig.pusher(PusherSettings {
+        batch_max: 10,
+        api_usage_slow_pct: 40.0,
+        api_usage_pause_pct: 50.0,
+        slow_delay_max: Duration::from_millis(10),
+        pause_recheck: Duration::from_millis(300),
+        ..settings()
+    });
+    let mut ids = rig.enqueue_requests("early", 20, Lane::Interactive);
+    for _ in 0..2 {
+        assert!(matches!(
+            pusher.try_execute_task().await.expect("step"),
+            StepOutcome::Worked { delivered: 10, .. }
+        ));
+    }
+    assert_eq!(rig.api_calls().await, 2);
+
+    // Two calls used, five allowed: the next call reports 3/5, past the 50 % pause mark.
+    rig.set_faults(json!({"daily_api_limit": 5})).await;
+    ids.extend(rig.enqueue_requests("late", 30, Lane::Interactive));
+    assert!(matches!(
+        pusher.try_execute_task().await.expect("step"),
+        StepOutcome::Worked { delivered: 10, .. }
+    ));
+    assert!(!pusher.paused());
+    for _ in 0..5 {
+        assert_eq!(
+            pusher.try_execute_task().await.expect("step"),
+            StepOutcome::Paused
+        );
+    }
+    assert!(pusher.paused());
+    assert_eq!(
+        rig.collection_upserts().await,
+        3,
+        "no batch sent while paused"
+    );
+    assert!(rig.api_calls().await < 5, "the last calls were not burned");
+    assert_eq!(rig.states(&ids).get(&State::Pending), Some(&20));
+
+    rig.clear_faults().await;
+    until(Duration::from_secs(10), "sending to resume", || async {
+        pusher.try_execute_task().await.expect("step") != StepOutcome::Paused
+    })
+    .await;
+    assert!(!pusher.paused());
+    for _ in 0..10 {
+        if pusher.try_execute_task().await.expect("step") == StepOutcome::Idle {
+            break;
+        }
+    }
+    assert_eq!(rig.states(&ids).get(&State::Delivered), Some(&50));
+}
+
+#[tokio::test]
+async fn the_loop_wakes_on_notify_and_stops_between_batches() {
+    let rig = Rig::start(slow_policy()).await;
+    let pusher = rig.pusher(PusherSettings {
+        // A long poll: only the wake-up can explain a prompt delivery.
+        poll_interval: Duration::from_secs(3600),
+        ..settings()
+    });
+    let wake = pusher.notifier();
+    let running = Running::start(pusher);
+    let ids = rig.enqueue_requests("wake", 3, Lane::Interactive);
+    wake.notify_one();
+    until_all_delivered(&rig, &ids, Duration::from_secs(30)).await;
+
+    rig.set_faults(json!({"latency_ms": [300, 300]})).await;
+    let more = rig.enqueue_requests("late", 5, Lane::Interactive);
+    wake.notify_one();
+    until(Duration::from_secs(10), "a batch in flight", || async {
+        rig.states(&more).get(&State::InFlight) == Some(&5)
+    })
+    .await;
+    // Shutdown while the call is in flight: the batch still completes and is recorded.
+    running.stop().await;
+    assert_eq!(rig.states(&more).get(&State::Delivered), Some(&5));
+}
