@@ -75,6 +75,9 @@ pub async fn sandbox(sim: SimOptions) -> (Sandbox, TempDir) {
     );
     opts.sim = sim;
     opts.overrides = fast_retries();
+    // These tests are about the bank → Salesforce path; the simulated bureau's automation would add
+    // outbox messages of its own (status mirrors, webhooks) and make "nothing stored" counts racy.
+    opts.automate = false;
     let sb = Sandbox::start(opts).await.expect("sandbox starts");
     (sb, dir)
 }
