@@ -3,7 +3,8 @@
 //! A simulated org runs as its own process (`creditlink sim salesforce`); the daemon runs as
 //! `creditlink run --config <file>`. Eight bank clients post report requests, each with its own
 //! `Idempotency-Key`, and retry the same request with the same key on connection errors, timeouts and
-//! 5xx, as real integrators do. Meanwhile the daemon is killed with SIGKILL at random moments and
+//! 5xx, as real integrators do. Every Salesforce call gets 20-200 ms of latency, so kills often land
+//! while a batch is on the wire. Meanwhile the daemon is killed with SIGKILL at random moments and
 //! restarted on the same data dir and port; once more it is stopped gracefully (SIGTERM) under the same
 //! load. Afterwards:
 //! - every request a bank got a 2xx for is delivered, and is in the org exactly once (`Request_Key__c`);
@@ -22,7 +23,9 @@ use rand::RngExt;
 use serde_json::Value;
 
 use crate::e2e_process::{DaemonProcess, SimProcess, free_port, repo_mappings, write_config};
-use crate::e2e_support::{BANK_A, BANK_B, Bank, CRR, assert_exactly_once, log, unique_reference};
+use crate::e2e_support::{
+    BANK_A, BANK_B, Bank, CRR, assert_exactly_once, http, log, unique_reference,
+};
 
 const CLIENTS: usize = 8;
 /// How long one request may keep being retried (it spans at most one restart).
@@ -51,6 +54,19 @@ async fn sigkill_under_load_loses_and_duplicates_nothing() {
         port,
         &dir.path().join("data"),
         &repo_mappings(),
+    );
+    // Latency on every Salesforce call keeps sends in flight longer, so kills land mid-send: the org may
+    // have the record while the daemon never recorded the attempt, and the resend must not duplicate it.
+    let faults = http()
+        .put(format!("{}/__sim/faults", sim.url))
+        .json(&serde_json::json!({"latency_ms": [20, 200]}))
+        .send()
+        .await
+        .expect("set latency");
+    assert!(
+        faults.status().is_success(),
+        "PUT /__sim/faults: {}",
+        faults.status()
     );
     let mut daemon = DaemonProcess::start(dir.path(), &config, port).await;
     let banks = Arc::new([
