@@ -110,6 +110,7 @@ async fn a_thirty_second_outage_delays_but_loses_nothing() {
     set_faults(&sb, json!({"outage": true})).await;
     let outage_started = Instant::now();
     let mut during = Vec::new();
+    let mut readiness_seen = std::collections::BTreeSet::new();
     let client = http();
     // Requests keep coming for 30 s; intake keeps answering 202, readiness answers or says why not.
     while outage_started.elapsed() < Duration::from_secs(30) {
@@ -140,8 +141,11 @@ async fn a_thirty_second_outage_delays_but_loses_nothing() {
             status == 200 || (status == 503 && text.contains("[-]")),
             "/readyz {status} without a reason: {text}"
         );
+        let failing: Vec<&str> = text.lines().filter(|l| l.starts_with("[-]")).collect();
+        readiness_seen.insert(format!("{status} {failing:?}"));
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    log(format!("outage: /readyz answered {readiness_seen:?}"));
     // Nothing got through while the org was down.
     let stored = sb.sim.records(CRR).len();
     assert_eq!(
