@@ -177,6 +177,7 @@ async fn sigkill_under_load_loses_and_duplicates_nothing() {
     replays.collect::<Vec<()>>().await;
 
     // Every acknowledged request is delivered, and in the org exactly once.
+    let mut statuses = HashMap::new();
     for (b, bank) in banks.iter().enumerate() {
         let ids: Vec<String> = ledger
             .acked
@@ -184,11 +185,19 @@ async fn sigkill_under_load_loses_and_duplicates_nothing() {
             .filter(|(bank, ..)| *bank == b)
             .map(|(_, _, id)| id.clone())
             .collect();
-        bank.wait_delivered(&ids, Duration::from_secs(60)).await;
+        statuses.extend(bank.wait_delivered(&ids, Duration::from_secs(60)).await);
     }
     let ids: Vec<String> = ledger.acked.values().map(|(_, _, id)| id.clone()).collect();
     let records = sim.records(CRR).await;
     assert_exactly_once(&records, &ids);
+    // The Salesforce id each bank is shown is the id of its record, also when the send was repeated.
+    for record in &records {
+        let key = record["Request_Key__c"].as_str().expect("Request_Key__c");
+        assert_eq!(
+            statuses[key]["salesforce_id"], record["Id"],
+            "salesforce_id of {key}"
+        );
+    }
 
     println!(
         "e2e_crash: {} requests acknowledged of {} sent, {kills} SIGKILLs + 1 SIGTERM, {} retries, \
