@@ -213,6 +213,10 @@ async fn sigkill_under_load_loses_and_duplicates_nothing() {
         ledger.retries > 0,
         "the kills interrupted no request; the test proved nothing"
     );
+    assert!(
+        backlog_at_kills > 0,
+        "every kill found the queue empty; recovery was never exercised"
+    );
 
     // Graceful shutdown at the end: SIGTERM drains and exits 0.
     daemon.terminate().await;
