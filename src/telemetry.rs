@@ -39,6 +39,8 @@ pub fn init(format: LogFormat, level: &str) -> Result<(), TelemetryError> {
     let filter = filter(level)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour only on a terminal: under systemd, Docker or a redirect the escape codes are noise.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_writer(std::io::stdout);
     // `try_init` fails only when a subscriber is already installed, which is exactly the case to tolerate.
     let _ = match format {

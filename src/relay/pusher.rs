@@ -324,7 +324,12 @@ impl SalesforcePusher {
         finished_at: DateTime<Utc>,
     ) -> Result<Option<State>, OutboxError> {
         let code = verdict.code().to_owned();
-        let (attempt, transition) = verdict.into_attempt(started_at, finished_at);
+        let (mut attempt, transition) = verdict.into_attempt(started_at, finished_at);
+        // Salesforce quotes submitted values in some messages (`STRING_TOO_LONG`, restricted picklists);
+        // the attempt log and status API must not carry a bank's personal data back out.
+        attempt.message = attempt
+            .message
+            .map(|text| verdict::redact_values(&text, &message.payload));
         let outcome = attempt.outcome;
         match self
             .inner

@@ -248,6 +248,23 @@ fn duplicate_record_id(message: &str) -> Option<String> {
     matches!(id.len(), 15 | 18).then_some(id)
 }
 
+/// `text` with every string value of `payload` (3 characters or more) replaced by `[redacted]`, longest
+/// first so a value containing another is replaced whole.
+pub(crate) fn redact_values(text: &str, payload: &serde_json::Value) -> String {
+    let mut values: Vec<&str> = match payload.as_object() {
+        Some(fields) => fields
+            .values()
+            .filter_map(serde_json::Value::as_str)
+            .filter(|v| v.chars().count() >= 3)
+            .collect(),
+        None => Vec::new(),
+    };
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    values
+        .into_iter()
+        .fold(text.to_owned(), |acc, v| acc.replace(v, "[redacted]"))
+}
+
 /// `CODE: message (fields: A, B); CODE: …`, Salesforce's words kept for the dashboard.
 fn describe(errors: &[ApiError]) -> String {
     errors

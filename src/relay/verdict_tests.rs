@@ -191,3 +191,21 @@ fn duplicate_id_parsing() {
     assert_eq!(duplicate_record_id("... on record with id: xyz"), None);
     assert_eq!(duplicate_record_id("no id here"), None);
 }
+
+#[test]
+fn submitted_values_quoted_by_salesforce_are_redacted() {
+    let payload = serde_json::json!({
+        "National_Id__c": "CW-1980013101",
+        "Bank_Reference__c": "LN-2026-000123-LONG",
+        "Purpose__c": "Loan Application",
+        "Balance__c": 12.5,
+    });
+    let text = "STRING_TOO_LONG: Bank Reference: data value too large: LN-2026-000123-LONG (max length=10); \
+                national id CW-1980013101";
+    let redacted = super::redact_values(text, &payload);
+    assert!(!redacted.contains("LN-2026-000123-LONG"), "{redacted}");
+    assert!(!redacted.contains("CW-1980013101"), "{redacted}");
+    assert!(
+        redacted.starts_with("STRING_TOO_LONG: Bank Reference: data value too large: [redacted]")
+    );
+}
