@@ -3,20 +3,20 @@
 # Build:  docker build -t creditlink .
 # Run:    docker run -p 8080:8080 -v creditlink-data:/var/lib/creditlink \
 #           -v /path/to/secrets:/etc/creditlink/secrets:ro creditlink
-# The sandbox (no secrets needed): docker run -p 8080:8080 creditlink sandbox --listen 0.0.0.0:8080
+# The sandbox (no secrets needed; demo assets from /opt/creditlink):
+#         docker run -p 8080:8080 -w /opt/creditlink creditlink sandbox --listen 0.0.0.0:8080 \
+#           --data-dir /var/lib/creditlink/sandbox
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Dependencies first, so code changes do not rebuild them.
-COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && cargo build --release --locked \
-    && rm -rf src
-COPY src ./src
-COPY config ./config
-COPY mappings ./mappings
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked \
-    && strip target/release/creditlink
+# The whole tree: the binary embeds the simulator seed and sandbox demo key (include_str!), and Cargo checks
+# every declared target (tests/, benches/). BuildKit caches the registry and target dir between builds.
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked \
+    && cp target/release/creditlink /usr/local/bin/creditlink \
+    && strip /usr/local/bin/creditlink
 
 FROM debian:bookworm-slim AS runtime
 RUN apt-get update \
@@ -26,9 +26,12 @@ RUN apt-get update \
     && useradd --system --uid 10001 --gid creditlink --home-dir /var/lib/creditlink --shell /usr/sbin/nologin creditlink \
     && mkdir -p /var/lib/creditlink /etc/creditlink/secrets \
     && chown creditlink:creditlink /var/lib/creditlink && chmod 0700 /var/lib/creditlink
-COPY --from=build /src/target/release/creditlink /usr/local/bin/creditlink
-COPY --chown=root:root config /etc/creditlink
+COPY --from=build /usr/local/bin/creditlink /usr/local/bin/creditlink
+COPY --chown=root:root config/creditlink.toml /etc/creditlink/creditlink.toml
 COPY --chown=root:root mappings /etc/creditlink/mappings
+# Demo assets for `creditlink sandbox` (public, simulator-only credentials; see config/sandbox/README.md).
+COPY --chown=root:root config /opt/creditlink/config
+COPY --chown=root:root mappings /opt/creditlink/mappings
 USER creditlink:creditlink
 WORKDIR /var/lib/creditlink
 ENV CREDITLINK__STORE__DATA_DIR=/var/lib/creditlink \
