@@ -183,6 +183,17 @@ impl Daemon {
         let workers = CancellationToken::new();
 
         // Workers.
+        let paused = pusher.clone();
+        health.add_warning(
+            "salesforce_api_budget",
+            Arc::new(move || {
+                if paused.paused() {
+                    Err("sending paused: the org's daily API allocation is nearly spent (requests are still accepted and queued)".into())
+                } else {
+                    Ok(())
+                }
+            }),
+        );
         let pusher_beat = Heartbeat::new();
         health.add_check(
             "salesforce_pusher",
@@ -242,7 +253,11 @@ impl Daemon {
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;
         let api = Router::new()
             .merge(intake::router(intake_state))
-            .merge(ops::admin::router(outbox.clone(), &config.admin.token))
+            .merge(ops::admin::router(
+                outbox.clone(),
+                bank_pusher.clone(),
+                &config.admin.token,
+            ))
             .layer(DefaultBodyLimit::max(
                 usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
             ))

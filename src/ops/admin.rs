@@ -18,25 +18,55 @@ use sha2::{Digest, Sha256};
 
 use crate::intake::ApiError;
 use crate::outbox::{ListFilter, MessageId, Outbox, OutboxError, State as MsgState};
+use crate::relay::bank::BankPusher;
 
 #[derive(Clone)]
 struct AdminState {
     outbox: Outbox,
+    /// Bank webhook endpoints (state, re-enable after a 410 or continuous failure).
+    banks: BankPusher,
     token_digest: Arc<[u8; 32]>,
 }
 
-/// The `/admin/v1/outbox...` routes.
-pub fn router(outbox: Outbox, token: &SecretString) -> Router {
+/// The `/admin/v1/outbox...` and `/admin/v1/endpoints/...` routes.
+pub fn router(outbox: Outbox, banks: BankPusher, token: &SecretString) -> Router {
     let token_digest = Arc::new(Sha256::digest(token.expose_secret().as_bytes()).into());
     Router::new()
         .route("/admin/v1/outbox", get(list))
         .route("/admin/v1/outbox/{id}", get(show))
         .route("/admin/v1/outbox/{id}/retry", post(retry))
         .route("/admin/v1/outbox/{id}/discard", post(discard))
+        .route("/admin/v1/endpoints/{code}", get(endpoint))
+        .route("/admin/v1/endpoints/{code}/enable", post(enable_endpoint))
         .with_state(AdminState {
             outbox,
+            banks,
             token_digest,
         })
+}
+
+async fn endpoint(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let state = s.banks.endpoint_state(&code).map_err(ApiError::internal)?;
+    Ok(Json(json!({ "bank": code, "endpoint": state })).into_response())
+}
+
+async fn enable_endpoint(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Path(code): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let was_disabled = s.banks.enable_endpoint(&code).map_err(ApiError::internal)?;
+    s.outbox
+        .durable()
+        .await
+        .map_err(|e| ApiError::unavailable(None, e))?;
+    Ok(Json(json!({ "bank": code, "was_disabled": was_disabled })).into_response())
 }
 
 /// Compares SHA-256 digests of the presented and configured tokens: equal-length inputs, and the digest

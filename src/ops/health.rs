@@ -27,6 +27,9 @@ pub struct Health {
 #[derive(Default)]
 struct Inner {
     checks: parking_lot::RwLock<Vec<(String, Check)>>,
+    /// Conditions an operator should see (`/readyz?verbose`, `[!]` lines) that do not make the daemon unready:
+    /// it still accepts and durably queues work, e.g. while sending to Salesforce is paused.
+    warnings: parking_lot::RwLock<Vec<(String, Check)>>,
     /// Set when shutdown begins, so load balancers stop sending new work before the listener closes.
     shutting_down: AtomicBool,
 }
@@ -35,6 +38,11 @@ impl Health {
     /// Registers a readiness check under a stable name (shown by `/readyz?verbose`).
     pub fn add_check(&self, name: impl Into<String>, check: Check) {
         self.inner.checks.write().push((name.into(), check));
+    }
+
+    /// Registers a warning: shown by `/readyz?verbose` when it fails, without making the daemon unready.
+    pub fn add_warning(&self, name: impl Into<String>, check: Check) {
+        self.inner.warnings.write().push((name.into(), check));
     }
 
     /// Marks the daemon as shutting down: `/readyz` answers 503 from now on.
@@ -56,6 +64,11 @@ impl Health {
                     ok = false;
                     lines.push(format!("[-]{name} failed: {reason}"));
                 }
+            }
+        }
+        for (name, check) in self.inner.warnings.read().iter() {
+            if let Err(reason) = check() {
+                lines.push(format!("[!]{name} warning: {reason}"));
             }
         }
         (ok, lines)
@@ -161,6 +174,21 @@ mod tests {
         let health = Health::default();
         health.set_shutting_down();
         assert!(!health.evaluate().0);
+    }
+
+    #[test]
+    fn warnings_show_without_making_it_unready() {
+        let health = Health::default();
+        health.add_warning(
+            "salesforce_api_budget",
+            Arc::new(|| Err("paused at 96 % of the daily limit".into())),
+        );
+        let (ok, lines) = health.evaluate();
+        assert!(ok);
+        assert_eq!(
+            lines,
+            vec!["[!]salesforce_api_budget warning: paused at 96 % of the daily limit"]
+        );
     }
 
     #[test]

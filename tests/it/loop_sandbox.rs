@@ -172,6 +172,31 @@ async fn a_request_comes_back_to_its_bank_as_signed_events_a_report_and_an_email
     assert!(text.contains("credit-desk@demobanka.sim"), "{text}");
     assert!(text.contains("rejected"), "{text}");
 
+    // Admins see each bank endpoint's health; enabling a healthy endpoint is a no-op.
+    let state: Value = http
+        .get(format!("{}/admin/v1/endpoints/DBA", sandbox.daemon_url))
+        .bearer_auth(&sandbox.admin_token)
+        .send()
+        .await
+        .expect("endpoint state")
+        .json()
+        .await
+        .expect("json");
+    assert!(state["endpoint"]["disabled"].is_null(), "{state}");
+    let enabled: Value = http
+        .post(format!(
+            "{}/admin/v1/endpoints/DBA/enable",
+            sandbox.daemon_url
+        ))
+        .bearer_auth(&sandbox.admin_token)
+        .send()
+        .await
+        .expect("enable")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(enabled["was_disabled"], false);
+
     // PDFs never touch the data directory in clear.
     let marker = &pdf[..pdf.len().min(64)];
     assert!(
