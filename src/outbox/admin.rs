@@ -85,7 +85,12 @@ impl Outbox {
 
     /// Messages per state, from counters maintained in memory (no disk access).
     pub fn counts(&self) -> Counts {
-        *self.inner.counts.lock()
+        let signed = self.inner.counts.lock();
+        let mut counts = Counts::default();
+        for (state, n) in signed.iter() {
+            *counts.slot(*state) = u64::try_from(*n).unwrap_or(0);
+        }
+        counts
     }
 
     /// How long the oldest message not yet finished (Pending or InFlight) has existed, or `None`

@@ -130,7 +130,10 @@ struct Shared {
     policies: HashMap<DestinationKind, RetryPolicy>,
     options: OutboxOptions,
     /// Messages per state, maintained after each committed transaction.
-    counts: Mutex<Counts>,
+    /// Per-state counters, signed: changes are applied after their transactions commit, so a claim may
+    /// be counted before the enqueue it follows; a counter then dips below zero for an instant instead of
+    /// losing the decrement (reads clamp at zero).
+    counts: Mutex<HashMap<State, i64>>,
     /// One channel per message someone waits on; removed when the last waiter leaves.
     waiters: Mutex<HashMap<MessageId, watch::Sender<()>>>,
 }
@@ -176,7 +179,7 @@ impl Outbox {
                 policy,
                 policies,
                 options,
-                counts: Mutex::new(Counts::default()),
+                counts: Mutex::new(HashMap::new()),
                 waiters: Mutex::new(HashMap::new()),
             }),
         };
@@ -253,10 +256,9 @@ impl Outbox {
             let mut counts = self.inner.counts.lock();
             for &(_, old, new) in changes {
                 if let Some(old) = old {
-                    let slot = counts.slot(old);
-                    *slot = slot.saturating_sub(1);
+                    *counts.entry(old).or_default() -= 1;
                 }
-                *counts.slot(new) += 1;
+                *counts.entry(new).or_default() += 1;
             }
         }
         let waiters = self.inner.waiters.lock();
@@ -282,11 +284,11 @@ impl Outbox {
     }
 
     fn rebuild_counts(&self) -> Result<(), OutboxError> {
-        let mut counts = Counts::default();
+        let mut counts: HashMap<State, i64> = HashMap::new();
         for entry in self.inner.trees.messages.iter() {
             let (_, bytes) = entry.map_err(StoreError::from)?;
             let message: Message = tx::decode(&bytes)?;
-            *counts.slot(message.state) += 1;
+            *counts.entry(message.state).or_default() += 1;
         }
         *self.inner.counts.lock() = counts;
         Ok(())
