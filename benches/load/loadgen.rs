@@ -72,8 +72,20 @@ pub async fn bank_tokens(http: &reqwest::Client, info: &Value) -> anyhow::Result
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
             .collect();
-        let body: Value = http.post(url).form(&form).send().await?.error_for_status()?.json().await?;
-        tokens.push(body["access_token"].as_str().context("access_token")?.to_owned());
+        let body: Value = http
+            .post(url)
+            .form(&form)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        tokens.push(
+            body["access_token"]
+                .as_str()
+                .context("access_token")?
+                .to_owned(),
+        );
     }
     anyhow::ensure!(!tokens.is_empty(), "the simulator lists no bank apps");
     Ok(tokens)
@@ -89,7 +101,13 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// Sends the load at `daemon_url`; `tag` keeps idempotency keys unique across runs.
-pub async fn run(http: &reqwest::Client, daemon_url: &str, tokens: &[String], tag: &str, load: Load) -> Outcome {
+pub async fn run(
+    http: &reqwest::Client,
+    daemon_url: &str,
+    tokens: &[String],
+    tag: &str,
+    load: Load,
+) -> Outcome {
     let shared = Arc::new(Shared {
         http: http.clone(),
         url: format!("{daemon_url}/api/v1/report-requests"),
@@ -137,7 +155,9 @@ pub async fn run(http: &reqwest::Client, daemon_url: &str, tokens: &[String], ta
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             for _ in 0..total {
                 tick.tick().await;
-                let Ok(permit) = slots.clone().acquire_owned().await else { break };
+                let Ok(permit) = slots.clone().acquire_owned().await else {
+                    break;
+                };
                 let s = shared.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut out = Outcome::default();
@@ -191,11 +211,16 @@ impl Shared {
             .send()
             .await;
         let outcome = match result {
-            Ok(resp) if resp.status().is_success() => resp.bytes().await.map(|_| ()).map_err(|e| e.to_string()),
+            Ok(resp) if resp.status().is_success() => {
+                resp.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+            }
             Ok(resp) => {
                 let status = resp.status();
                 let text = resp.text().await.unwrap_or_default();
-                Err(format!("{status}: {}", text.chars().take(200).collect::<String>()))
+                Err(format!(
+                    "{status}: {}",
+                    text.chars().take(200).collect::<String>()
+                ))
             }
             Err(e) => Err(e.to_string()),
         };

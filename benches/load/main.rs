@@ -15,6 +15,8 @@ mod procs;
 mod vault;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use loadgen::{Load, Outcome};
@@ -24,7 +26,11 @@ const CLIENTS: usize = 64;
 const MB: f64 = 1e6;
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("bench: cannot start a runtime: {e}");
@@ -59,7 +65,9 @@ impl Settings {
                 .map(|s| s.trim().to_owned())
                 .collect(),
             secs: var("BENCH_SECS").and_then(|v| v.parse().ok()).unwrap_or(15),
-            queue: var("BENCH_QUEUE").and_then(|v| v.parse().ok()).unwrap_or(100_000),
+            queue: var("BENCH_QUEUE")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100_000),
         }
     }
 
@@ -70,7 +78,10 @@ impl Settings {
 
 async fn run_all() -> anyhow::Result<Vec<String>> {
     let settings = Settings::from_env();
-    let mut summary = vec![format!("- machine: {}", machine()), format!("- load average at start: {}", probes::load_average())];
+    let mut summary = vec![
+        format!("- machine: {}", machine()),
+        format!("- load average at start: {}", probes::load_average()),
+    ];
     let http = loadgen::http_client()?;
     if settings.wants("intake") {
         summary.extend(intake(&http, settings.secs).await?);
@@ -88,8 +99,15 @@ async fn run_all() -> anyhow::Result<Vec<String>> {
         let v = tokio::task::spawn_blocking(vault::run).await??;
         let line = format!(
             "- vault (5 MiB, MB/s, median of 15): Vault::put {:.0}, Vault::get {:.0}; raw XChaCha20-Poly1305 encrypt {:.0}, decrypt {:.0}; raw AEAD + SHA-256 encrypt {:.0}, decrypt {:.0}; put/raw {:.2}, get/raw {:.2}  (load {})",
-            v.vault_put, v.vault_get, v.raw_encrypt, v.raw_decrypt, v.raw_encrypt_sha, v.raw_decrypt_sha,
-            v.vault_put / v.raw_encrypt, v.vault_get / v.raw_decrypt, probes::load_average()
+            v.vault_put,
+            v.vault_get,
+            v.raw_encrypt,
+            v.raw_decrypt,
+            v.raw_encrypt_sha,
+            v.raw_decrypt_sha,
+            v.vault_put / v.raw_encrypt,
+            v.vault_get / v.raw_decrypt,
+            probes::load_average()
         );
         println!("{line}");
         summary.push(line);
@@ -109,23 +127,60 @@ struct Stack {
 
 impl Stack {
     async fn start(http: &reqwest::Client, overrides: &Overrides) -> anyhow::Result<Stack> {
-        let dir = tempfile::Builder::new().prefix("creditlink-bench-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("creditlink-bench-")
+            .tempdir()?;
         let sim = Sim::start(dir.path()).await?;
         let setup = DaemonSetup::new(dir.path(), &sim.url)?;
         let daemon = setup.start(overrides, http).await?;
         let tokens = loadgen::bank_tokens(http, &sim.info).await?;
-        let warm = loadgen::run(http, &daemon.url, &tokens, "warm", Load::Count { clients: 2, requests: 8 }).await;
+        let warm = loadgen::run(
+            http,
+            &daemon.url,
+            &tokens,
+            "warm",
+            Load::Count {
+                clients: 2,
+                requests: 8,
+            },
+        )
+        .await;
         anyhow::ensure!(warm.errors == 0, "warm-up failed: {:?}", warm.error_samples);
-        probes::drained(http, &daemon.url, &setup.admin_token, 8, Duration::from_secs(30)).await?;
-        Ok(Stack { daemon, sim, setup, tokens, _dir: dir })
+        probes::drained(
+            http,
+            &daemon.url,
+            &setup.admin_token,
+            8,
+            Duration::from_secs(30),
+        )
+        .await?;
+        Ok(Stack {
+            daemon,
+            sim,
+            setup,
+            tokens,
+            _dir: dir,
+        })
     }
 
     async fn load(&self, http: &reqwest::Client, tag: &str, load: Load) -> Outcome {
         loadgen::run(http, &self.daemon.url, &self.tokens, tag, load).await
     }
 
-    async fn drained(&self, http: &reqwest::Client, expected: u64, limit: Duration) -> anyhow::Result<serde_json::Value> {
-        probes::drained(http, &self.daemon.url, &self.setup.admin_token, expected, limit).await
+    async fn drained(
+        &self,
+        http: &reqwest::Client,
+        expected: u64,
+        limit: Duration,
+    ) -> anyhow::Result<serde_json::Value> {
+        probes::drained(
+            http,
+            &self.daemon.url,
+            &self.setup.admin_token,
+            expected,
+            limit,
+        )
+        .await
     }
 
     async fn delivery_latencies(&self, http: &reqwest::Client) -> anyhow::Result<Vec<u64>> {
@@ -144,7 +199,11 @@ fn describe(name: &str, o: &Outcome) -> String {
         o.errors,
         o.elapsed.as_secs_f64(),
         probes::load_average(),
-        if o.error_samples.is_empty() { String::new() } else { format!(" errors: {:?}", o.error_samples) },
+        if o.error_samples.is_empty() {
+            String::new()
+        } else {
+            format!(" errors: {:?}", o.error_samples)
+        },
     );
     println!("{line}");
     line
@@ -169,19 +228,34 @@ async fn intake(http: &reqwest::Client, secs: u64) -> anyhow::Result<Vec<String>
     let mut lines = Vec::new();
     let mut rates = Vec::new();
     for mode in ["group_commit", "none", "per_request"] {
-        let stack = Stack::start(http, &vec![("CREDITLINK__STORE__DURABILITY", mode.to_owned())]).await?;
+        let stack = Stack::start(
+            http,
+            &vec![("CREDITLINK__STORE__DURABILITY", mode.to_owned())],
+        )
+        .await?;
         let before = probes::api_calls(http, &stack.sim.url).await?;
-        let load = Load::Duration { clients: CLIENTS, time: Duration::from_secs(secs) };
+        let load = Load::Duration {
+            clients: CLIENTS,
+            time: Duration::from_secs(secs),
+        };
         let out = stack.load(http, mode, load).await;
-        lines.push(describe(&format!("intake, durability={mode}, {CLIENTS} clients, {secs} s"), &out));
+        lines.push(describe(
+            &format!("intake, durability={mode}, {CLIENTS} clients, {secs} s"),
+            &out,
+        ));
         rates.push(out.rate());
         if mode == "group_commit" {
             let drain_start = Instant::now();
-            stack.drained(http, out.ok + 8, Duration::from_secs(300)).await?;
+            stack
+                .drained(http, out.ok + 8, Duration::from_secs(300))
+                .await?;
             let drain = drain_start.elapsed();
             let calls = probes::api_calls(http, &stack.sim.url).await? - before;
             let us = stack.delivery_latencies(http).await?;
-            lines.push(latency_line("intake→Salesforce at full load (64 clients, group commit)", &us));
+            lines.push(latency_line(
+                "intake→Salesforce at full load (64 clients, group commit)",
+                &us,
+            ));
             let line = format!(
                 "- API calls in that run: {calls} for {} requests = {:.2} per 1,000; queue drained {:.1} s after the load stopped",
                 out.ok,
@@ -209,10 +283,25 @@ async fn api_calls(http: &reqwest::Client) -> anyhow::Result<Vec<String>> {
     const N: u64 = 5_000;
     let mut lines = Vec::new();
     for batch in ["200", "1"] {
-        let stack = Stack::start(http, &vec![("CREDITLINK__PUSHER__BATCH_MAX", batch.to_owned())]).await?;
+        let stack = Stack::start(
+            http,
+            &vec![("CREDITLINK__PUSHER__BATCH_MAX", batch.to_owned())],
+        )
+        .await?;
         let before = probes::api_calls(http, &stack.sim.url).await?;
-        let out = stack.load(http, &format!("api{batch}"), Load::Count { clients: CLIENTS, requests: N }).await;
-        stack.drained(http, out.ok + 8, Duration::from_secs(300)).await?;
+        let out = stack
+            .load(
+                http,
+                &format!("api{batch}"),
+                Load::Count {
+                    clients: CLIENTS,
+                    requests: N,
+                },
+            )
+            .await;
+        stack
+            .drained(http, out.ok + 8, Duration::from_secs(300))
+            .await?;
         let calls = probes::api_calls(http, &stack.sim.url).await? - before;
         let routes = probes::api_calls_by_route(http, &stack.sim.url).await?;
         let line = format!(
@@ -233,12 +322,29 @@ async fn moderate_latency(http: &reqwest::Client) -> anyhow::Result<Vec<String>>
     const RATE: u32 = 200;
     let stack = Stack::start(http, &Vec::new()).await?;
     let before = probes::api_calls(http, &stack.sim.url).await?;
-    let out = stack.load(http, "moderate", Load::Paced { rate: RATE, time: Duration::from_secs(10) }).await;
-    let mut lines = vec![describe(&format!("intake at a paced {RATE} req/s, 10 s"), &out)];
-    stack.drained(http, out.ok + 8, Duration::from_secs(120)).await?;
+    let out = stack
+        .load(
+            http,
+            "moderate",
+            Load::Paced {
+                rate: RATE,
+                time: Duration::from_secs(10),
+            },
+        )
+        .await;
+    let mut lines = vec![describe(
+        &format!("intake at a paced {RATE} req/s, 10 s"),
+        &out,
+    )];
+    stack
+        .drained(http, out.ok + 8, Duration::from_secs(120))
+        .await?;
     let calls = probes::api_calls(http, &stack.sim.url).await? - before;
     let us = stack.delivery_latencies(http).await?;
-    lines.push(latency_line(&format!("intake→Salesforce at a moderate {RATE} req/s (healthy org)"), &us));
+    lines.push(latency_line(
+        &format!("intake→Salesforce at a moderate {RATE} req/s (healthy org)"),
+        &us,
+    ));
     let line = format!(
         "- API calls at {RATE} req/s: {calls} for {} requests = {:.2} per 1,000",
         out.ok,
@@ -253,34 +359,58 @@ async fn moderate_latency(http: &reqwest::Client) -> anyhow::Result<Vec<String>>
 async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Result<Vec<String>> {
     let stack = Stack::start(http, &Vec::new()).await?;
     // `_dir` is bound first so it is dropped last, after the processes are killed.
-    let Stack { _dir, sim, setup, daemon, tokens } = stack;
+    let Stack {
+        _dir,
+        sim,
+        setup,
+        daemon,
+        tokens,
+    } = stack;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = daemon.proc.rss_bytes()?;
     probes::set_outage(http, &sim.url, true).await?;
 
     let pid = daemon.proc.pid();
-    let sampling = tokio::spawn(async move {
-        let mut peak = 0u64;
-        let status = format!("/proc/{pid}/status");
-        for _ in 0..(20 * 60 * 10) {
-            let Ok(text) = std::fs::read_to_string(&status) else { break };
-            if let Some(kb) = text
-                .lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            {
-                peak = peak.max(kb * 1024);
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampling = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            let status = format!("/proc/{pid}/status");
+            // Bounded: at most 20 minutes of 100 ms samples; aborted when the load ends.
+            for _ in 0..(20 * 60 * 10) {
+                let Ok(text) = std::fs::read_to_string(&status) else {
+                    break;
+                };
+                if let Some(kb) = text
+                    .lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                {
+                    peak.fetch_max(kb * 1024, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        peak
-    });
-    let out = loadgen::run(http, &daemon.url, &tokens, "queue", Load::Count { clients: CLIENTS, requests: queue }).await;
-    let mut lines = vec![describe(&format!("intake of {queue} requests during a Salesforce outage"), &out)];
+        })
+    };
+    let out = loadgen::run(
+        http,
+        &daemon.url,
+        &tokens,
+        "queue",
+        Load::Count {
+            clients: CLIENTS,
+            requests: queue,
+        },
+    )
+    .await;
+    let mut lines = vec![describe(
+        &format!("intake of {queue} requests during a Salesforce outage"),
+        &out,
+    )];
     tokio::time::sleep(Duration::from_secs(2)).await;
     let queued_rss = daemon.proc.rss_bytes()?;
     sampling.abort();
-    let peak = sampling.await.unwrap_or(0);
+    let peak = peak.load(Ordering::Relaxed).max(queued_rss);
     let counts = probes::counts(http, &daemon.url, &setup.admin_token).await?;
     let stop = daemon.proc.terminate(Duration::from_secs(60)).await?;
     probes::set_outage(http, &sim.url, false).await?;
@@ -304,9 +434,20 @@ async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Result<V
     lines.push(line);
 
     let drain_start = Instant::now();
-    let drained = probes::drained(http, &restarted.url, &setup.admin_token, out.ok, Duration::from_secs(180)).await;
+    let drained = probes::drained(
+        http,
+        &restarted.url,
+        &setup.admin_token,
+        out.ok,
+        Duration::from_secs(180),
+    )
+    .await;
     let line = match drained {
-        Ok(_) => format!("- after restart the {} queued requests drained to Salesforce in {:.1} s", out.ok, drain_start.elapsed().as_secs_f64()),
+        Ok(_) => format!(
+            "- after restart the {} queued requests drained to Salesforce in {:.1} s",
+            out.ok,
+            drain_start.elapsed().as_secs_f64()
+        ),
         Err(_) => {
             let c = probes::counts(http, &restarted.url, &setup.admin_token).await?;
             format!("- after restart the queue had not drained within 180 s: {c}")
@@ -327,7 +468,13 @@ fn machine() -> String {
         .and_then(|l| l.split(':').nth(1))
         .map_or("?".into(), |s| s.trim().to_owned());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let mem = meminfo.lines().next().unwrap_or("?").split_whitespace().nth(1).and_then(|kb| kb.parse::<u64>().ok());
+    let mem = meminfo
+        .lines()
+        .next()
+        .unwrap_or("?")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|kb| kb.parse::<u64>().ok());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!(
         "{} cpus ({model}), {:.1} GiB RAM, Linux {}",

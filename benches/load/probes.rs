@@ -27,7 +27,13 @@ pub async fn counts(http: &reqwest::Client, daemon: &str, admin: &str) -> anyhow
 /// Only `delivered` is trusted: the `pending` count can stay above zero after everything is delivered (the
 /// outbox applies counter changes after its transaction commits, so a pusher transition applied before the
 /// enqueue's own update is lost to a saturating subtraction; see BENCHMARKS.md).
-pub async fn drained(http: &reqwest::Client, daemon: &str, admin: &str, expected: u64, limit: Duration) -> anyhow::Result<Value> {
+pub async fn drained(
+    http: &reqwest::Client,
+    daemon: &str,
+    admin: &str,
+    expected: u64,
+    limit: Duration,
+) -> anyhow::Result<Value> {
     poll_until(limit, "the outbox to drain", || async {
         let c = counts(http, daemon, admin).await.ok()?;
         (c["delivered"].as_u64()? >= expected).then_some(c)
@@ -36,7 +42,11 @@ pub async fn drained(http: &reqwest::Client, daemon: &str, admin: &str, expected
 }
 
 /// `completed_at - created_at` of every delivered message, in microseconds (pages of 1,000 by id).
-pub async fn delivery_latencies_us(http: &reqwest::Client, daemon: &str, admin: &str) -> anyhow::Result<Vec<u64>> {
+pub async fn delivery_latencies_us(
+    http: &reqwest::Client,
+    daemon: &str,
+    admin: &str,
+) -> anyhow::Result<Vec<u64>> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10_000 {
@@ -44,39 +54,71 @@ pub async fn delivery_latencies_us(http: &reqwest::Client, daemon: &str, admin: 
         if let Some(a) = &after {
             url.push_str(&format!("&after={a}"));
         }
-        let body: Value = http.get(url).bearer_auth(admin).send().await?.error_for_status()?.json().await?;
+        let body: Value = http
+            .get(url)
+            .bearer_auth(admin)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
         let messages = body["messages"].as_array().context("messages")?;
         if messages.is_empty() {
             break;
         }
         for m in messages {
             let created: DateTime<Utc> = m["created_at"].as_str().context("created_at")?.parse()?;
-            let done: DateTime<Utc> = m["completed_at"].as_str().context("completed_at")?.parse()?;
+            let done: DateTime<Utc> = m["completed_at"]
+                .as_str()
+                .context("completed_at")?
+                .parse()?;
             out.push((done - created).num_microseconds().unwrap_or(0).max(0) as u64);
         }
-        after = messages.last().and_then(|m| m["id"].as_str()).map(str::to_owned);
+        after = messages
+            .last()
+            .and_then(|m| m["id"].as_str())
+            .map(str::to_owned);
     }
     Ok(out)
 }
 
 /// `api_calls_total` of the simulator.
 pub async fn api_calls(http: &reqwest::Client, sim: &str) -> anyhow::Result<u64> {
-    let body: Value = http.get(format!("{sim}/__sim/stats")).send().await?.error_for_status()?.json().await?;
+    let body: Value = http
+        .get(format!("{sim}/__sim/stats"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     body["api_calls_total"].as_u64().context("api_calls_total")
 }
 
 /// The simulator's per-route call counts (for the notes).
 pub async fn api_calls_by_route(http: &reqwest::Client, sim: &str) -> anyhow::Result<Value> {
-    let body: Value = http.get(format!("{sim}/__sim/stats")).send().await?.error_for_status()?.json().await?;
+    let body: Value = http
+        .get(format!("{sim}/__sim/stats"))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
     Ok(body["by_route"].clone())
 }
 
 /// Switches the simulated org's outage on or off.
 pub async fn set_outage(http: &reqwest::Client, sim: &str, on: bool) -> anyhow::Result<()> {
     if on {
-        http.put(format!("{sim}/__sim/faults")).json(&json!({"outage": true})).send().await?.error_for_status()?;
+        http.put(format!("{sim}/__sim/faults"))
+            .json(&json!({"outage": true}))
+            .send()
+            .await?
+            .error_for_status()?;
     } else {
-        http.delete(format!("{sim}/__sim/faults")).send().await?.error_for_status()?;
+        http.delete(format!("{sim}/__sim/faults"))
+            .send()
+            .await?
+            .error_for_status()?;
     }
     Ok(())
 }

@@ -45,15 +45,25 @@ impl Proc {
     /// Resident set size in bytes (`VmRSS` of `/proc/<pid>/status`).
     pub fn rss_bytes(&self) -> anyhow::Result<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).context("no VmRSS line")?;
-        let kb: u64 = line.split_whitespace().nth(1).context("VmRSS value")?.parse()?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .context("no VmRSS line")?;
+        let kb: u64 = line
+            .split_whitespace()
+            .nth(1)
+            .context("VmRSS value")?
+            .parse()?;
         Ok(kb * 1024)
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit; SIGKILL if it does not come.
     pub async fn terminate(mut self, limit: Duration) -> anyhow::Result<Duration> {
         let start = Instant::now();
-        let sent = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status()?;
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()?;
         if !sent.success() {
             bail!("kill -TERM {} failed", self.pid());
         }
@@ -64,7 +74,10 @@ impl Proc {
             if start.elapsed() > limit {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
-                bail!("process {} did not stop within {limit:?} of SIGTERM", self.pid());
+                bail!(
+                    "process {} did not stop within {limit:?} of SIGTERM",
+                    self.pid()
+                );
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -93,7 +106,13 @@ impl Sim {
         let info_file = dir.join("sim-info.json");
         let log = std::fs::File::create(dir.join("sim.log"))?;
         let child = Command::new(BIN)
-            .args(["sim", "salesforce", "--listen", "127.0.0.1:0", "--info-file"])
+            .args([
+                "sim",
+                "salesforce",
+                "--listen",
+                "127.0.0.1:0",
+                "--info-file",
+            ])
             .arg(&info_file)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -104,11 +123,22 @@ impl Sim {
         let proc = Proc { child };
         let info: Value = poll_until(Duration::from_secs(20), "the simulator's info file", || {
             let path = info_file.clone();
-            async move { std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()) }
+            async move {
+                std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+            }
         })
         .await?;
-        let url = info["salesforce_url"].as_str().context("salesforce_url")?.to_owned();
-        Ok(Sim { _proc: proc, url, info })
+        let url = info["salesforce_url"]
+            .as_str()
+            .context("salesforce_url")?
+            .to_owned();
+        Ok(Sim {
+            _proc: proc,
+            url,
+            info,
+        })
     }
 }
 
@@ -183,13 +213,27 @@ name = "Demo Bank B"
         );
         let config = dir.join("creditlink.toml");
         std::fs::write(&config, text)?;
-        let admin_token = std::fs::read_to_string(sandbox.join("admin_token"))?.trim().to_owned();
-        Ok(DaemonSetup { config, port, log_dir: dir.to_path_buf(), admin_token })
+        let admin_token = std::fs::read_to_string(sandbox.join("admin_token"))?
+            .trim()
+            .to_owned();
+        Ok(DaemonSetup {
+            config,
+            port,
+            log_dir: dir.to_path_buf(),
+            admin_token,
+        })
     }
 
     /// Starts the daemon and waits (bounded) for `/readyz` 200; `started` is taken just before the spawn.
-    pub async fn start(&self, overrides: &Overrides, http: &reqwest::Client) -> anyhow::Result<Daemon> {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_dir.join("daemon.log"))?;
+    pub async fn start(
+        &self,
+        overrides: &Overrides,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Daemon> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join("daemon.log"))?;
         let mut cmd = Command::new(BIN);
         cmd.arg("run").arg("--config").arg(&self.config);
         for (k, v) in overrides {
@@ -202,11 +246,20 @@ name = "Demo Bank B"
             .stderr(log)
             .spawn()
             .context("spawning the daemon")?;
-        let daemon = Daemon { proc: Proc { child }, url: format!("http://127.0.0.1:{}", self.port), started };
+        let daemon = Daemon {
+            proc: Proc { child },
+            url: format!("http://127.0.0.1:{}", self.port),
+            started,
+        };
         let readyz = format!("{}/readyz", daemon.url);
         poll_until(Duration::from_secs(60), "daemon /readyz 200", || {
             let req = http.get(&readyz).timeout(Duration::from_secs(2)).send();
-            async move { req.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+            async move {
+                req.await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
         })
         .await?;
         Ok(daemon)

@@ -33,7 +33,10 @@ pub fn run() -> anyhow::Result<VaultFigures> {
     let vault = Vault::open(dir.path(), ring, VaultLimits::default())?;
 
     let vault_put = median_rate(|i| {
-        vault.put(&format!("report-{i}"), &pdf).map(|_| ()).map_err(anyhow::Error::from)
+        vault
+            .put(&format!("report-{i}"), &pdf)
+            .map(|_| ())
+            .map_err(anyhow::Error::from)
     })?;
     let actor = Actor::Bank("0015Y00000BANKAQA5".into());
     let vault_get = median_rate(|i| {
@@ -42,18 +45,23 @@ pub fn run() -> anyhow::Result<VaultFigures> {
         Ok(())
     })?;
 
-    let cipher = XChaCha20Poly1305::new_from_slice(&key).map_err(|_| anyhow::anyhow!("key length"))?;
+    let cipher =
+        XChaCha20Poly1305::new_from_slice(&key).map_err(|_| anyhow::anyhow!("key length"))?;
     let nonce = XNonce::from([9u8; 24]);
     let aad = b"bench-aad";
     let encrypt = |hash: bool| -> anyhow::Result<Vec<u8>> {
         if hash {
             std::hint::black_box(Sha256::digest(&pdf));
         }
-        cipher.encrypt(&nonce, Payload { msg: &pdf, aad }).map_err(|_| anyhow::anyhow!("encrypt"))
+        cipher
+            .encrypt(&nonce, Payload { msg: &pdf, aad })
+            .map_err(|_| anyhow::anyhow!("encrypt"))
     };
     let sealed = encrypt(false)?;
     let decrypt = |hash: bool| -> anyhow::Result<()> {
-        let plain = cipher.decrypt(&nonce, Payload { msg: &sealed, aad }).map_err(|_| anyhow::anyhow!("decrypt"))?;
+        let plain = cipher
+            .decrypt(&nonce, Payload { msg: &sealed, aad })
+            .map_err(|_| anyhow::anyhow!("decrypt"))?;
         if hash {
             std::hint::black_box(Sha256::digest(&plain));
         }
@@ -63,7 +71,14 @@ pub fn run() -> anyhow::Result<VaultFigures> {
     let raw_decrypt = median_rate(|_| decrypt(false))?;
     let raw_encrypt_sha = median_rate(|_| encrypt(true).map(|c| drop(std::hint::black_box(c))))?;
     let raw_decrypt_sha = median_rate(|_| decrypt(true))?;
-    Ok(VaultFigures { vault_put, vault_get, raw_encrypt, raw_decrypt, raw_encrypt_sha, raw_decrypt_sha })
+    Ok(VaultFigures {
+        vault_put,
+        vault_get,
+        raw_encrypt,
+        raw_decrypt,
+        raw_encrypt_sha,
+        raw_decrypt_sha,
+    })
 }
 
 /// `%PDF-` ... pseudo-random body ... `%%EOF`, so the vault's PDF check passes and nothing compresses.
