@@ -243,7 +243,7 @@ async fn intake(http: &reqwest::Client, secs: u64) -> anyhow::Result<Vec<String>
             &format!("intake, durability={mode}, {CLIENTS} clients, {secs} s"),
             &out,
         ));
-        rates.push(out.rate());
+        rates.push((out.errors == 0).then(|| out.rate()));
         if mode == "group_commit" {
             let drain_start = Instant::now();
             stack
@@ -266,11 +266,16 @@ async fn intake(http: &reqwest::Client, secs: u64) -> anyhow::Result<Vec<String>
             lines.push(line);
         }
     }
+    // A mode whose clients mostly failed has no meaningful rate to compare with.
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}", a / b),
+        _ => "n/a (a run had errors)".to_owned(),
+    };
     if let [group, none, per_request] = rates[..] {
         let line = format!(
-            "- ratios: group_commit / none = {:.2}, group_commit / per_request = {:.2}",
-            group / none,
-            group / per_request
+            "- ratios: group_commit / none = {}, group_commit / per_request = {}",
+            ratio(group, none),
+            ratio(group, per_request)
         );
         println!("{line}");
         lines.push(line);
