@@ -238,11 +238,32 @@ async fn intake(http: &reqwest::Client, secs: u64) -> anyhow::Result<Vec<String>
             clients: CLIENTS,
             time: Duration::from_secs(secs),
         };
+        let cpu = |pid: u32| procs::cpu_seconds(pid).unwrap_or(0.0);
+        let (d0, s0, g0) = (
+            cpu(stack.daemon.proc.pid()),
+            cpu(stack.sim.pid()),
+            cpu(std::process::id()),
+        );
         let out = stack.load(http, mode, load).await;
+        let (d1, s1, g1) = (
+            cpu(stack.daemon.proc.pid()),
+            cpu(stack.sim.pid()),
+            cpu(std::process::id()),
+        );
+        let line = format!(
+            "- CPU seconds used during that load ({mode}; 2 cores × {secs} s = {} available): daemon {:.1}, simulator {:.1}, load generator {:.1}; daemon {:.0} µs per request",
+            2 * secs,
+            d1 - d0,
+            s1 - s0,
+            g1 - g0,
+            (d1 - d0) * 1e6 / out.ok.max(1) as f64
+        );
         lines.push(describe(
             &format!("intake, durability={mode}, {CLIENTS} clients, {secs} s"),
             &out,
         ));
+        println!("{line}");
+        lines.push(line);
         rates.push((out.errors == 0).then(|| out.rate()));
         if mode == "group_commit" {
             let drain_start = Instant::now();

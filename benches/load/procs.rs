@@ -32,6 +32,17 @@ where
     }
 }
 
+/// CPU time (user + system) a process has used so far, in seconds; `None` if it is gone.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 (1-based).
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on Linux for every architecture this runs on.
+    Some(ticks as f64 / 100.0)
+}
+
 /// A child process killed (SIGKILL) on drop unless it already exited.
 pub struct Proc {
     child: Child,
@@ -102,6 +113,10 @@ pub struct Sim {
 }
 
 impl Sim {
+    pub fn pid(&self) -> u32 {
+        self._proc.pid()
+    }
+
     pub async fn start(dir: &Path) -> anyhow::Result<Sim> {
         let info_file = dir.join("sim-info.json");
         let log = std::fs::File::create(dir.join("sim.log"))?;
