@@ -166,26 +166,15 @@ impl EmailPusher {
     /// Runs steps until `shutdown`; stops between steps, never mid-send.
     pub async fn run(self, shutdown: CancellationToken, heartbeat: Heartbeat) {
         let poll = self.inner.settings.poll_interval;
-        loop {
-            heartbeat.beat();
-            if shutdown.is_cancelled() {
-                break;
-            }
-            let pause = match self.try_execute_task().await {
-                Ok(StepOutcome::Worked(_)) => continue,
-                Ok(StepOutcome::Idle) => poll,
-                Err(e) => {
-                    tracing::error!(error = %e, "e-mail pusher step failed");
-                    poll.max(Duration::from_secs(1))
-                }
-            };
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(pause) => {}
-            }
-        }
-        tracing::info!("e-mail pusher stopped");
+        super::worker::drive(
+            "e-mail pusher",
+            || self.try_execute_task(),
+            &self.inner.wake,
+            poll,
+            shutdown,
+            heartbeat,
+        )
+        .await;
     }
 
     async fn deliver(&self, message: Message) -> Result<(), RelayError> {

@@ -55,6 +55,7 @@ mod governor;
 mod pusher;
 mod settings;
 mod verdict;
+mod worker;
 
 pub use pusher::SalesforcePusher;
 pub use settings::PusherSettings;
