@@ -43,7 +43,10 @@ pub(crate) fn plan(messages: Vec<Message>) -> (Vec<Call>, Vec<Unsendable>) {
                 ext_value,
             } => (object.clone(), ext_field.clone(), ext_value.clone()),
             other => {
-                let reason = format!("{:?} message claimed by the Salesforce pusher", other.kind());
+                let reason = format!(
+                    "{:?} message claimed by the Salesforce pusher",
+                    other.kind()
+                );
                 unsendable.push(Unsendable { message, reason });
                 continue;
             }

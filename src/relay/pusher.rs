@@ -215,7 +215,8 @@ impl SalesforcePusher {
     fn claim(&self, room: usize) -> Result<Vec<Message>, OutboxError> {
         let outbox = &self.inner.outbox;
         let now = Utc::now();
-        let mut claimed = outbox.claim_due(Lane::Interactive, DestinationKind::Salesforce, room, now)?;
+        let mut claimed =
+            outbox.claim_due(Lane::Interactive, DestinationKind::Salesforce, room, now)?;
         if claimed.len() < room {
             let left = room - claimed.len();
             claimed.extend(outbox.claim_due(Lane::Bulk, DestinationKind::Salesforce, left, now)?);
@@ -238,7 +239,11 @@ impl SalesforcePusher {
             let now = Utc::now();
             tracing::warn!(message_id = %item.message.id, reason = %item.reason, "message cannot be sent");
             let verdict = verdict::malformed(item.reason);
-            tally(&mut total, self.record(&item.message, verdict, now, now), &mut first_error);
+            tally(
+                &mut total,
+                self.record(&item.message, verdict, now, now),
+                &mut first_error,
+            );
         }
         for call in calls {
             let (done, error) = self.send(call).await;

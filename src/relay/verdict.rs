@@ -78,7 +78,11 @@ pub(crate) fn judge_record(result: &RecordResult, ext_field: &str) -> Verdict {
     }
     match class {
         ErrorClass::Retryable => Verdict::Retry {
-            outcome: if result.errors.iter().any(|e| e.code == "REQUEST_LIMIT_EXCEEDED") {
+            outcome: if result
+                .errors
+                .iter()
+                .any(|e| e.code == "REQUEST_LIMIT_EXCEEDED")
+            {
                 AttemptOutcome::RateLimited
             } else {
                 AttemptOutcome::Retryable
@@ -252,7 +256,12 @@ fn describe(errors: &[ApiError]) -> String {
             if e.fields.is_empty() {
                 format!("{}: {}", e.code, e.message)
             } else {
-                format!("{}: {} (fields: {})", e.code, e.message, e.fields.join(", "))
+                format!(
+                    "{}: {} (fields: {})",
+                    e.code,
+                    e.message,
+                    e.fields.join(", ")
+                )
             }
         })
         .collect::<Vec<_>>()

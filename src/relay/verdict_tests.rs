@@ -35,7 +35,9 @@ fn success_carries_the_salesforce_id() {
 #[test]
 fn record_errors_are_classified_and_kept() {
     let locked = judge_record(
-        &item(r#"{"success":false,"errors":[{"statusCode":"UNABLE_TO_LOCK_ROW","message":"unable to obtain exclusive access","fields":[]}]}"#),
+        &item(
+            r#"{"success":false,"errors":[{"statusCode":"UNABLE_TO_LOCK_ROW","message":"unable to obtain exclusive access","fields":[]}]}"#,
+        ),
         "Request_Key__c",
     );
     assert!(matches!(
@@ -47,15 +49,24 @@ fn record_errors_are_classified_and_kept() {
         }
     ));
     let picklist = judge_record(
-        &item(r#"{"success":false,"errors":[{"statusCode":"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST","message":"Purpose__c: bad value for restricted picklist field: Fun","fields":["Purpose__c"]}]}"#),
+        &item(
+            r#"{"success":false,"errors":[{"statusCode":"INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST","message":"Purpose__c: bad value for restricted picklist field: Fun","fields":["Purpose__c"]}]}"#,
+        ),
         "Request_Key__c",
     );
     let Verdict::DontRetry(why) = &picklist else {
         panic!("{picklist:?}");
     };
-    assert_eq!(why.code.as_deref(), Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"));
+    assert_eq!(
+        why.code.as_deref(),
+        Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
+    );
     assert_eq!(why.http_status, Some(200));
-    assert!(why.message.as_deref().is_some_and(|m| m.contains("bad value for restricted picklist")));
+    assert!(
+        why.message
+            .as_deref()
+            .is_some_and(|m| m.contains("bad value for restricted picklist"))
+    );
     let (attempt, transition) = picklist.into_attempt(Utc::now(), Utc::now());
     assert_eq!(attempt.outcome, AttemptOutcome::Permanent);
     assert_eq!(transition, Transition::Failed);
@@ -71,7 +82,10 @@ fn duplicate_on_own_key_is_success() {
         panic!("{v:?}");
     };
     assert_eq!(remote_id.as_deref(), Some("a01000000000042AAA"));
-    assert_eq!(why.as_ref().and_then(|w| w.code.as_deref()), Some("DUPLICATE_VALUE"));
+    assert_eq!(
+        why.as_ref().and_then(|w| w.code.as_deref()),
+        Some("DUPLICATE_VALUE")
+    );
     let (attempt, transition) = v.into_attempt(Utc::now(), Utc::now());
     assert_eq!(attempt.outcome, AttemptOutcome::Success);
     assert_eq!(
@@ -112,7 +126,11 @@ fn whole_call_errors() {
         }
     ));
 
-    let limited = judge_call(&api(403, "REQUEST_LIMIT_EXCEEDED", Some(Duration::from_secs(7))));
+    let limited = judge_call(&api(
+        403,
+        "REQUEST_LIMIT_EXCEEDED",
+        Some(Duration::from_secs(7)),
+    ));
     let (attempt, transition) = limited.into_attempt(Utc::now(), Utc::now());
     assert_eq!(attempt.outcome, AttemptOutcome::RateLimited);
     assert_eq!(attempt.http_status, Some(403));
@@ -138,7 +156,10 @@ fn whole_call_errors() {
         panic!("expected DontRetry");
     };
     assert_eq!(why.code.as_deref(), Some("JSON_PARSER_ERROR"));
-    assert!(why.message.is_some_and(|m| m.contains("JSON_PARSER_ERROR happened")));
+    assert!(
+        why.message
+            .is_some_and(|m| m.contains("JSON_PARSER_ERROR happened"))
+    );
 }
 
 #[test]

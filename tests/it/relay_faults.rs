@@ -98,9 +98,11 @@ async fn an_outage_holds_messages_until_it_clears() {
     let ids = rig.enqueue_requests("outage", 50, Lane::Interactive);
     wake.notify_one();
 
-    until(Duration::from_secs(30), "attempts during the outage", || async {
-        ids.iter().all(|id| rig.message(*id).attempts >= 2)
-    })
+    until(
+        Duration::from_secs(30),
+        "attempts during the outage",
+        || async { ids.iter().all(|id| rig.message(*id).attempts >= 2) },
+    )
     .await;
     let sample = rig.message(ids[0]);
     assert_eq!(sample.state, State::Pending);
@@ -126,7 +128,7 @@ async fn expired_sessions_are_renewed_without_failing_anything() {
     let mut ids = rig.enqueue_requests("before", 100, Lane::Interactive);
     wake.notify_one();
     until(Duration::from_secs(30), "some deliveries", || async {
-        rig.states(&ids).get(&State::Delivered).is_some()
+        rig.states(&ids).contains_key(&State::Delivered)
     })
     .await;
 
@@ -176,7 +178,11 @@ async fn pauses_near_the_daily_limit_and_resumes_when_cleared() {
         );
     }
     assert!(pusher.paused());
-    assert_eq!(rig.collection_upserts().await, 3, "no batch sent while paused");
+    assert_eq!(
+        rig.collection_upserts().await,
+        3,
+        "no batch sent while paused"
+    );
     assert!(rig.api_calls().await < 5, "the last calls were not burned");
     assert_eq!(rig.states(&ids).get(&State::Pending), Some(&20));
 

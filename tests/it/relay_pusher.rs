@@ -50,7 +50,12 @@ async fn four_hundred_fifty_requests_take_three_calls() {
         .sim
         .records(OBJECT)
         .into_iter()
-        .filter_map(|r| Some((r.get(KEY)?.as_str()?.to_owned(), r.get("Id")?.as_str()?.to_owned())))
+        .filter_map(|r| {
+            Some((
+                r.get(KEY)?.as_str()?.to_owned(),
+                r.get("Id")?.as_str()?.to_owned(),
+            ))
+        })
         .collect();
     for (i, id) in ids.iter().enumerate() {
         let message = rig.message(*id);
@@ -102,7 +107,10 @@ async fn a_permanent_record_error_fails_only_that_message() {
         Some("INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST")
     );
     assert_eq!(rig.records_by_key().await.len(), 4);
-    assert_eq!(pusher.try_execute_task().await.expect("step"), StepOutcome::Idle);
+    assert_eq!(
+        pusher.try_execute_task().await.expect("step"),
+        StepOutcome::Idle
+    );
 }
 
 #[tokio::test]
@@ -200,7 +208,10 @@ async fn resending_after_a_crash_creates_no_second_record() {
 
     // Restart: the InFlight message is Pending again and is sent a second time.
     let outbox = open_outbox(&dir, slow_policy());
-    assert_eq!(outbox.get(id).expect("get").expect("message").state, State::Pending);
+    assert_eq!(
+        outbox.get(id).expect("get").expect("message").state,
+        State::Pending
+    );
     let pusher = SalesforcePusher::new(outbox.clone(), client, settings()).expect("pusher");
     drain(&pusher).await;
 
@@ -258,4 +269,28 @@ async fn a_lingering_batch_collects_a_burst_and_goes_when_full() {
         }
     );
     assert_eq!(rig.collection_upserts().await, 1);
+}
+
+#[tokio::test]
+async fn attempts_usage_and_latency_reach_the_metrics() {
+    let handle = creditlink::ops::metrics::install();
+    let rig = Rig::start(slow_policy()).await;
+    rig.enqueue_requests("metrics", 3, Lane::Interactive);
+    rig.outbox
+        .enqueue(request_with("metrics-bad", Lane::Interactive, "Curiosity"))
+        .expect("enqueue");
+    let pusher = rig.pusher(settings());
+    drain(&pusher).await;
+
+    let text = handle.render();
+    for expected in [
+        r#"creditlink_delivery_attempts_total{destination="salesforce",outcome="success",code="OK"}"#,
+        r#"creditlink_delivery_attempts_total{destination="salesforce",outcome="permanent",code="INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}"#,
+        "creditlink_salesforce_api_usage ",
+        "creditlink_salesforce_api_limit ",
+        "creditlink_salesforce_batch_records_count",
+        "creditlink_intake_to_salesforce_seconds_count",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
 }
