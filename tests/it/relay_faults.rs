@@ -151,7 +151,8 @@ async fn pauses_near_the_daily_limit_and_resumes_when_cleared() {
         api_usage_slow_pct: 40.0,
         api_usage_pause_pct: 50.0,
         slow_delay_max: Duration::from_millis(10),
-        pause_recheck: Duration::from_millis(300),
+        // Long enough that no re-check call falls between the paused steps below.
+        pause_recheck: Duration::from_secs(1),
         ..settings()
     });
     let mut ids = rig.enqueue_requests("early", 20, Lane::Interactive);
