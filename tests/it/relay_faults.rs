@@ -226,3 +226,14 @@ async fn the_loop_wakes_on_notify_and_stops_between_batches() {
     running.stop().await;
     assert_eq!(rig.states(&more).get(&State::Delivered), Some(&5));
 }
+
+#[tokio::test]
+async fn the_loop_sends_a_backlog_in_full_calls() {
+    let rig = Rig::start(slow_policy()).await;
+    let ids = rig.enqueue_requests("backlog", 450, Lane::Bulk);
+    let running = Running::start(rig.pusher(settings()));
+    until_all_delivered(&rig, &ids, Duration::from_secs(30)).await;
+    running.stop().await;
+    assert_eq!(rig.collection_upserts().await, 3);
+    assert_each_once(&rig, &ids).await;
+}
