@@ -31,6 +31,7 @@ mod outbox_crash;
 mod outbox_idempotency;
 mod outbox_state_machine;
 mod outbox_support;
+mod relay_duplicate;
 mod relay_faults;
 mod relay_pusher;
 mod relay_support;

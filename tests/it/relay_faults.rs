@@ -151,7 +151,8 @@ async fn pauses_near_the_daily_limit_and_resumes_when_cleared() {
         api_usage_slow_pct: 40.0,
         api_usage_pause_pct: 50.0,
         slow_delay_max: Duration::from_millis(10),
-        pause_recheck: Duration::from_millis(300),
+        // Long enough that no re-check call falls between the paused steps below.
+        pause_recheck: Duration::from_secs(1),
         ..settings()
     });
     let mut ids = rig.enqueue_requests("early", 20, Lane::Interactive);
@@ -224,4 +225,15 @@ async fn the_loop_wakes_on_notify_and_stops_between_batches() {
     // Shutdown while the call is in flight: the batch still completes and is recorded.
     running.stop().await;
     assert_eq!(rig.states(&more).get(&State::Delivered), Some(&5));
+}
+
+#[tokio::test]
+async fn the_loop_sends_a_backlog_in_full_calls() {
+    let rig = Rig::start(slow_policy()).await;
+    let ids = rig.enqueue_requests("backlog", 450, Lane::Bulk);
+    let running = Running::start(rig.pusher(settings()));
+    until_all_delivered(&rig, &ids, Duration::from_secs(30)).await;
+    running.stop().await;
+    assert_eq!(rig.collection_upserts().await, 3);
+    assert_each_once(&rig, &ids).await;
 }

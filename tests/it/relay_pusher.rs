@@ -270,3 +270,27 @@ async fn a_lingering_batch_collects_a_burst_and_goes_when_full() {
     );
     assert_eq!(rig.collection_upserts().await, 1);
 }
+
+#[tokio::test]
+async fn attempts_usage_and_latency_reach_the_metrics() {
+    let handle = creditlink::ops::metrics::install();
+    let rig = Rig::start(slow_policy()).await;
+    rig.enqueue_requests("metrics", 3, Lane::Interactive);
+    rig.outbox
+        .enqueue(request_with("metrics-bad", Lane::Interactive, "Curiosity"))
+        .expect("enqueue");
+    let pusher = rig.pusher(settings());
+    drain(&pusher).await;
+
+    let text = handle.render();
+    for expected in [
+        r#"creditlink_delivery_attempts_total{destination="salesforce",outcome="success",code="OK"}"#,
+        r#"creditlink_delivery_attempts_total{destination="salesforce",outcome="permanent",code="INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"}"#,
+        "creditlink_salesforce_api_usage ",
+        "creditlink_salesforce_api_limit ",
+        "creditlink_salesforce_batch_records_count",
+        "creditlink_intake_to_salesforce_seconds_count",
+    ] {
+        assert!(text.contains(expected), "{expected} missing from:\n{text}");
+    }
+}
