@@ -160,7 +160,8 @@ async fn datetime_and_relative_date_filters() {
     let at =
         chrono::DateTime::parse_from_str(&stamp, "%Y-%m-%dT%H:%M:%S%.3f%z").expect("stamp parses");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while chrono::Utc::now() <= at {
+    // The stamp is truncated to the millisecond: wait for the next whole millisecond, not just a later instant.
+    while chrono::Utc::now() < at + chrono::Duration::milliseconds(1) {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
