@@ -37,7 +37,7 @@
 //!
 //! ## Durability rule
 //!
-//! **Nothing is acknowledged upstream before `flush_async` returns**: a producer enqueues, then
+//! **Nothing is acknowledged upstream before the store's flush returns**: a producer enqueues, then
 //! awaits [`Store::durable`] (group commit), and only then answers 202 or SOAP `Ack`. Every state
 //! change is one sled transaction over all trees, so a message and its index entries never
 //! disagree, even after a crash at any instant.
