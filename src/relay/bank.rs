@@ -26,7 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -258,17 +257,7 @@ impl BankPusher {
                 now,
             )?);
         }
-        if claimed.is_empty() {
-            return Ok(StepOutcome::Idle);
-        }
-        let n = claimed.len();
-        let results: Vec<Result<(), RelayError>> = futures::stream::iter(claimed)
-            .map(|m| self.deliver(m))
-            .buffer_unordered(max)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<(), _>>()?;
-        Ok(StepOutcome::Worked(n))
+        super::worker::attempt_all(claimed, max, |m| self.deliver(m)).await
     }
 
     /// Runs steps until `shutdown`; stops between steps, never mid-send.

@@ -16,7 +16,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::StreamExt;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -150,17 +149,7 @@ impl EmailPusher {
             max,
             Utc::now(),
         )?;
-        if claimed.is_empty() {
-            return Ok(StepOutcome::Idle);
-        }
-        let n = claimed.len();
-        let results: Vec<Result<(), RelayError>> = futures::stream::iter(claimed)
-            .map(|m| self.deliver(m))
-            .buffer_unordered(max)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<(), _>>()?;
-        Ok(StepOutcome::Worked(n))
+        super::worker::attempt_all(claimed, max, |m| self.deliver(m)).await
     }
 
     /// Runs steps until `shutdown`; stops between steps, never mid-send.

@@ -7,8 +7,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::bank::StepOutcome;
+use futures::StreamExt;
+
+use super::bank::{RelayError, StepOutcome};
 use crate::ops::Heartbeat;
+use crate::outbox::Message;
 
 /// Drives `step` until `shutdown`; `name` labels the log lines.
 pub(crate) async fn drive<F, Fut, E>(
@@ -43,4 +46,28 @@ pub(crate) async fn drive<F, Fut, E>(
         }
     }
     tracing::info!(worker = name, "stopped");
+}
+
+/// Attempts every claimed message once, at most `concurrency` at a time, and reports the step: `Idle` when
+/// nothing was claimed, otherwise `Worked` (after every attempt finished, even if one failed to record).
+pub(crate) async fn attempt_all<F, Fut>(
+    claimed: Vec<Message>,
+    concurrency: usize,
+    deliver: F,
+) -> Result<StepOutcome, RelayError>
+where
+    F: FnMut(Message) -> Fut,
+    Fut: Future<Output = Result<(), RelayError>>,
+{
+    if claimed.is_empty() {
+        return Ok(StepOutcome::Idle);
+    }
+    let n = claimed.len();
+    let results: Vec<Result<(), RelayError>> = futures::stream::iter(claimed)
+        .map(deliver)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    results.into_iter().collect::<Result<(), _>>()?;
+    Ok(StepOutcome::Worked(n))
 }
