@@ -36,6 +36,9 @@ use crate::salesforce::{self, AppCredentials, ClientSettings, SalesforceClient};
 use crate::store::{Durability, Store};
 use crate::vault::Vault;
 
+/// A worker silent for longer than this makes `/readyz` fail (workers beat every loop, idle or not).
+const WORKER_SILENCE: Duration = Duration::from_secs(30);
+
 /// A daemon whose parts are built but not yet running; [`Daemon::run`] serves it.
 pub struct Daemon {
     config: Config,
@@ -47,6 +50,9 @@ pub struct Daemon {
     /// The Salesforce → bank direction, when `[inbound]` is configured.
     inbound: Option<Inbound>,
     vault: Option<Arc<Vault>>,
+    bank_pusher: BankPusher,
+    /// `None` when `[notifications]` is disabled: e-mails then wait in the outbox.
+    mailer: Option<EmailPusher>,
     health: Health,
 }
 
@@ -144,6 +150,13 @@ impl Daemon {
                 (None, None)
             }
         };
+        let bank_pusher =
+            BankPusher::from_config(outbox.clone(), &config).context("[[banks]] webhooks")?;
+        let mailer = EmailPusher::from_config(outbox.clone(), &config.notifications)
+            .context("[notifications]")?;
+        if mailer.is_none() {
+            tracing::warn!("[notifications] disabled: e-mails wait in the outbox");
+        }
         Ok(Daemon {
             config,
             store,
@@ -153,6 +166,8 @@ impl Daemon {
             pusher,
             inbound,
             vault,
+            bank_pusher,
+            mailer,
             health: Health::default(),
         })
     }
@@ -177,6 +192,8 @@ impl Daemon {
             pusher,
             inbound,
             vault,
+            bank_pusher,
+            mailer,
             health,
         } = self;
         let tracker = TaskTracker::new();
@@ -194,31 +211,22 @@ impl Daemon {
                 }
             }),
         );
-        let pusher_beat = Heartbeat::new();
-        health.add_check(
-            "salesforce_pusher",
-            pusher_beat.check(Duration::from_secs(30)),
-        );
-        tracker.spawn(pusher.clone().run(workers.clone(), pusher_beat));
-        let bank_pusher =
-            BankPusher::from_config(outbox.clone(), &config).context("[[banks]] webhooks")?;
-        let beat = Heartbeat::new();
-        health.add_check("bank_pusher", beat.check(Duration::from_secs(30)));
-        tracker.spawn(bank_pusher.clone().run(workers.clone(), beat));
-        match EmailPusher::from_config(outbox.clone(), &config.notifications) {
-            Ok(Some(mailer)) => {
-                let beat = Heartbeat::new();
-                health.add_check("email_pusher", beat.check(Duration::from_secs(30)));
-                tracker.spawn(mailer.run(workers.clone(), beat));
-            }
-            Ok(None) => tracing::warn!("[notifications] disabled: e-mails wait in the outbox"),
-            Err(e) => return Err(anyhow::Error::new(e).context("[notifications]")),
+        spawn_worker(&tracker, &health, "salesforce_pusher", |beat| {
+            pusher.clone().run(workers.clone(), beat)
+        });
+        spawn_worker(&tracker, &health, "bank_pusher", |beat| {
+            bank_pusher.clone().run(workers.clone(), beat)
+        });
+        if let Some(mailer) = mailer {
+            spawn_worker(&tracker, &health, "email_pusher", |beat| {
+                mailer.run(workers.clone(), beat)
+            });
         }
-        if let Some(inbound) = &inbound {
-            let beat = Heartbeat::new();
-            health.add_check("inbound_mirror", beat.check(Duration::from_secs(30)));
-            let (inbound, stop) = (inbound.clone(), workers.clone());
-            tracker.spawn(async move { inbound.run(stop, beat).await });
+        if let Some(inbound) = inbound.clone() {
+            let stop = workers.clone();
+            spawn_worker(&tracker, &health, "inbound_mirror", |beat| async move {
+                inbound.run(stop, beat).await
+            });
         }
         tasks::spawn_all(
             &tracker,
@@ -309,6 +317,20 @@ impl Daemon {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Starts a worker loop with its own heartbeat, registered as a readiness check under `name`.
+fn spawn_worker<Fut>(
+    tracker: &TaskTracker,
+    health: &Health,
+    name: &str,
+    worker: impl FnOnce(Heartbeat) -> Fut,
+) where
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let beat = Heartbeat::new();
+    health.add_check(name, beat.check(WORKER_SILENCE));
+    tracker.spawn(worker(beat));
 }
 
 /// Binds `[server] listen` and runs the daemon until `shutdown` fires (what `creditlink run` does).
