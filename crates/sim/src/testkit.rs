@@ -1,8 +1,9 @@
-//! Helpers shared by the simulator tests: start a sim on port 0, get tokens, sign JWT assertions.
+//! Helpers shared by the simulator's tests and the daemon's client tests: the default seed's ids and keys,
+//! start a sim on port 0, get tokens, sign JWT assertions. Test support only: failures panic with what failed.
 
 use std::time::Duration;
 
-use creditlink::sim::{self, SimHandle, SimOptions};
+use crate::{SimHandle, SimOptions};
 use serde_json::{Value, json};
 
 pub const INTEGRATION_KEY: &str = "3MVG9creditlink.sandbox.consumer";
@@ -16,7 +17,7 @@ pub async fn start() -> SimHandle {
 }
 
 pub async fn start_with(opts: SimOptions) -> SimHandle {
-    sim::spawn("127.0.0.1:0".parse().expect("literal address"), opts)
+    crate::spawn("127.0.0.1:0".parse().expect("literal address"), opts)
         .await
         .expect("sim starts")
 }
@@ -69,7 +70,7 @@ pub async fn integration_token(sim: &SimHandle) -> String {
 /// An RS256 assertion signed with a PEM key file from `config/sandbox/`.
 pub fn jwt(key_file: &str, claims: &Value) -> String {
     let pem = std::fs::read(format!(
-        "{}/config/sandbox/{key_file}",
+        "{}/../../config/sandbox/{key_file}",
         env!("CARGO_MANIFEST_DIR")
     ))
     .expect("key file");
