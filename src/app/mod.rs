@@ -311,8 +311,10 @@ impl Daemon {
         let ops = Router::new()
             .merge(health.router())
             .merge(ops::metrics::router());
+        // Unknown paths answer the same problem document as unknown resources, never an empty 404.
         let app = app
             .merge(ops.clone())
+            .fallback(not_found)
             .layer(axum::middleware::from_fn(intake::request_id_middleware));
         let admin_app = Router::new()
             .merge(ops::admin::router(
@@ -329,6 +331,7 @@ impl Daemon {
                 config.server.request_timeout,
             ))
             .merge(ops)
+            .fallback(not_found)
             .layer(axum::middleware::from_fn(intake::request_id_middleware));
 
         let addr = listener.local_addr()?;
@@ -384,6 +387,11 @@ impl Daemon {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The answer to a path no route serves: the problem document of an unknown resource.
+async fn not_found() -> intake::ApiError {
+    intake::ApiError::NotFound
 }
 
 /// The bank API's limits: the request timeout (waiting for a slot included) around one in-flight cap shared by

@@ -7,7 +7,8 @@
 # port, gets a bank user's token from the simulated org, runs schemathesis against /api/v1/openapi.json with
 # that token, and stops the sandbox. Fails when any response is a 5xx or does not match the document
 # (status code, content type, headers, body schema). SCHEMATHESIS_EXAMPLES bounds the examples per operation
-# (default 25); the run is seeded so CI is repeatable.
+# (default 25); the run is seeded so CI is repeatable. Operations the document marks
+# `x-creditlink-status: planned` (not served yet) are left out.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-target/debug/creditlink}
@@ -47,13 +48,13 @@ status=0
 python3 -m schemathesis.cli run "$base/api/v1/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer ${token}" \
+    --exclude-by '/x-creditlink-status == "planned"' \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
     --max-examples "$examples" \
     --seed 20261201 \
     --workers 2 \
     --request-timeout 30 \
     --phases examples,coverage,fuzzing \
-    --max-time 240 \
     --generation-database none \
     || status=$?
 if [ "$status" -ne 0 ]; then
