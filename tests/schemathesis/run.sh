@@ -45,6 +45,9 @@ PY
 )
 
 status=0
+# From the temp dir: schemathesis keeps a cache of its findings in the working directory.
+repo=$(pwd)
+cd "$work"
 python3 -m schemathesis.cli run "$base/api/v1/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer ${token}" \
@@ -61,4 +64,5 @@ if [ "$status" -ne 0 ]; then
     echo "--- sandbox log (last 60 lines) ---"
     tail -n 60 "$work/sandbox.log"
 fi
+cd "$repo"
 exit "$status"
