@@ -27,6 +27,8 @@ mod intake_edge_xml;
 mod loop_sandbox;
 mod mapping_fixtures;
 mod mapping_load;
+mod outbox_contract;
+mod outbox_contract_support;
 mod outbox_crash;
 mod outbox_idempotency;
 mod outbox_state_machine;
