@@ -22,11 +22,13 @@
 //! power-loss protection.
 
 mod error;
+mod files;
 mod kv;
 pub mod memory;
 mod sled;
 
 pub use error::StoreError;
+pub use files::private_dir;
 pub use kv::{Kv, KvEntry, KvTree};
 
 use std::path::Path;
