@@ -6,6 +6,9 @@
 //! asserts that it never panics and that every refusal is an ordinary error. A found panic is a bug to fix,
 //! and the input that found it belongs in the corpus.
 //!
+//! Harnesses: bank request bodies (JSON and XML, `intake`), the Outbound Message envelope (`soap`), the mapping
+//! engine with the shipped mappings (`mapping`), and the simulator's SOQL subset (`soql`, with the `sim` feature).
+//!
 //! - Bounded run (CI, `cargo test`): `FUZZ_CASES` cases per harness, 64 by default (seconds).
 //! - Long run: `FUZZ_CASES=200000 cargo test --release --test fuzz -- --nocapture`.
 //! - Failures proptest shrinks are kept in `tests/fuzz/regressions/*.txt` and replayed first on every run:
@@ -14,4 +17,7 @@
 mod intake;
 mod mapping;
 mod soap;
+/// The simulator's SOQL parser exists only in builds with the simulator.
+#[cfg(feature = "sim")]
+mod soql;
 mod support;
