@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::ids;
 use super::org::{Record, sf_datetime};
 use super::soql::{self, Access, Query, Selected};
-use super::table::{StampKey, Table, lower_bound, upper_bound};
+use super::table::{ORDERED_FIELDS, StampKey, Table, lower_bound, upper_bound};
 
 /// The rows a query matched, in order, after `OFFSET` and `LIMIT`.
 pub enum Matches {
@@ -73,16 +73,16 @@ pub fn run(
             lower,
             upper,
             covered,
-        } if table.ordered_complete() => {
+        } if table.ordered_complete() && ORDERED_FIELDS.contains(&field) => {
             let lower = lower_bound(stamp(&lower).as_ref().map(String::as_str));
             let upper = upper_bound(stamp(&upper).as_ref().map(String::as_str));
-            let Some(entries) = table.range(field, lower.clone(), upper.clone()) else {
-                return scan(query, table, live, now);
-            };
             let in_order = query.ordered_by_only(field);
             if covered && in_order {
-                return Ok(covered_range(query, field, entries, lower, upper));
+                return Ok(covered_range(query, table, field, lower, upper));
             }
+            let Some(entries) = table.range(field, lower, upper) else {
+                return scan(query, table, live, now);
+            };
             let ids: Vec<&str> = entries.map(|(_, id)| id.as_str()).collect();
             let mut ids = ids;
             if !in_order {
@@ -120,24 +120,30 @@ fn owned(selected: Selected<&str>) -> Matches {
 }
 
 /// A covered range in index order: count the entries, apply `OFFSET` and `LIMIT`, render nothing yet.
-fn covered_range<'t>(
+fn covered_range(
     query: &Query,
+    table: &Table,
     field: &str,
-    entries: impl Iterator<Item = &'t StampKey>,
     lower: Bound<StampKey>,
     upper: Bound<StampKey>,
 ) -> Matches {
     let offset = query.offset().unwrap_or(0);
     let limit = query.limit().unwrap_or(usize::MAX);
+    let count = table
+        .count_range(field, lower.clone(), upper.clone())
+        .unwrap_or_default();
+    let total = count.saturating_sub(offset).min(limit);
     if query.is_count() {
-        return Matches::Count(entries.count().saturating_sub(offset).min(limit));
+        return Matches::Count(total);
     }
-    let mut entries = entries;
-    // The page starts after the OFFSET'th entry; counting the rest gives the total.
+    // The page starts after the OFFSET'th entry.
     let start = match offset {
         0 => lower,
-        n => match entries.nth(n - 1) {
-            Some(key) => Bound::Excluded(key.clone()),
+        n => match table
+            .range(field, lower, upper.clone())
+            .and_then(|mut entries| entries.nth(n - 1).cloned())
+        {
+            Some(key) => Bound::Excluded(key),
             None => return Matches::Ids(Vec::new()),
         },
     };
@@ -145,7 +151,7 @@ fn covered_range<'t>(
         field: field.to_owned(),
         start,
         upper,
-        total: entries.count().min(limit),
+        total,
     }
 }
 
