@@ -56,6 +56,28 @@ pub struct Daemon {
     health: Health,
 }
 
+/// Opens the configured backend: the embedded sled store under `data_dir`, or PostgreSQL (schema
+/// migrations applied here, before anything is accepted).
+async fn open_store(
+    config: &config::StoreConfig,
+    data_dir: &std::path::Path,
+    durability: Durability,
+) -> anyhow::Result<Store> {
+    match &config.backend {
+        config::StoreBackend::Sled => {
+            let store_dir = data_dir.join("store");
+            Ok(
+                tokio::task::spawn_blocking(move || Store::open(&store_dir, durability))
+                    .await?
+                    .context("opening the store")?,
+            )
+        }
+        config::StoreBackend::Postgres { url } => Store::connect_postgres(url)
+            .await
+            .context("connecting to PostgreSQL ([store.postgres] url)"),
+    }
+}
+
 impl Daemon {
     /// Opens the store (recovering in-flight messages), loads mappings and builds every part. No network I/O.
     pub async fn build(config: Config) -> anyhow::Result<Daemon> {
@@ -67,10 +89,7 @@ impl Daemon {
             config::Durability::PerRequest => Durability::PerRequest,
             config::Durability::None => Durability::None,
         };
-        let store_dir = data_dir.join("store");
-        let store = tokio::task::spawn_blocking(move || Store::open(&store_dir, durability))
-            .await?
-            .context("opening the store")?;
+        let store = open_store(&config.store, data_dir, durability).await?;
         let o = &config.outbox;
         let policy = RetryPolicy::new(
             o.retry_schedule.clone(),

@@ -16,6 +16,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The database (PostgreSQL) failed or is unreachable. Retrying later may succeed.
+    #[error("database error: {0}")]
+    Database(String),
     /// The background flusher is gone (the store is shutting down), so durability cannot be promised.
     #[error("store is closed: the flusher has stopped")]
     Closed,
@@ -25,7 +28,7 @@ impl StoreError {
     /// True when the same operation may succeed if tried again later (transient disk trouble).
     /// Everything else is fatal for the process: the data directory needs attention.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Io(_))
+        matches!(self, StoreError::Io(_) | StoreError::Database(_))
     }
 }
 
