@@ -191,13 +191,15 @@ fn start() -> Option<PgCluster> {
         data = data.display(),
         dir = dir.display(),
     );
-    Command::new("sh")
+    // Deliberately never waited on: it must outlive this process to stop the cluster after it.
+    let watchdog = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn the cluster's watchdog");
+    std::mem::forget(watchdog);
     Some(PgCluster {
         socket_dir,
         next_db: AtomicU32::new(0),
