@@ -13,6 +13,7 @@ mod e2e_crash;
 mod e2e_faults;
 mod e2e_process;
 mod e2e_reload;
+mod e2e_scaleout;
 mod e2e_support;
 mod edge_admin;
 mod edge_server;
