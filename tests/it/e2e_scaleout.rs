@@ -24,6 +24,9 @@ const DAEMONS: usize = 3;
 const CLIENTS: usize = 6;
 const SUBMIT_DEADLINE: Duration = Duration::from_secs(45);
 
+/// Idempotency key → (client, body, id the daemon gave).
+type Acked = HashMap<String, (usize, Value, String)>;
+
 /// A daemon config of `write_config`'s, on the shared database.
 fn postgres_config(dir: &Path, sim_url: &str, port: u16, url_file: &Path) -> std::path::PathBuf {
     std::fs::create_dir_all(dir).expect("daemon dir");
@@ -65,7 +68,7 @@ async fn three_daemons_on_one_database_survive_sigkills_exactly_once() {
         banks.push(Bank::connect(&sim.info, &daemons[c % DAEMONS].url, account).await);
     }
     let banks = Arc::new(banks);
-    let acked: Arc<Mutex<HashMap<String, (usize, Value, String)>>> = Arc::default();
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     let in_doubt: Arc<Mutex<Vec<(usize, String, Value)>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
