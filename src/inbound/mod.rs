@@ -38,7 +38,7 @@ mod state;
 
 pub use error::InboundError;
 pub use listener::{PATH as LISTENER_PATH, SEEN_TTL};
-pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason, event_name};
+pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason};
 pub use poller::{PollOutcome, soql_datetime};
 pub use soap::{ACK, Notification, OutboundMessage, SoapError, parse as parse_envelope};
 pub use state::{Hint, InboundState, NextDue};

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::intake::ApiError;
+use crate::intake::{ApiError, BearerToken};
 use crate::outbox::{ListFilter, MessageId, Outbox, OutboxError, State as MsgState};
 use crate::relay::bank::BankPusher;
 
@@ -38,6 +37,7 @@ pub fn router(outbox: Outbox, banks: BankPusher, token: &SecretString) -> Router
         .route("/admin/v1/outbox/{id}/discard", post(discard))
         .route("/admin/v1/endpoints/{code}", get(endpoint))
         .route("/admin/v1/endpoints/{code}/enable", post(enable_endpoint))
+        .method_not_allowed_fallback(crate::intake::api::method_not_allowed)
         .with_state(AdminState {
             outbox,
             banks,
@@ -72,13 +72,9 @@ async fn enable_endpoint(
 /// Compares SHA-256 digests of the presented and configured tokens: equal-length inputs, and the digest
 /// hides the token length from timing.
 fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::TokenRejected {
-            reason: "admin: no bearer token".into(),
-        })?;
+    // No header → 401 "required"; a malformed one → 401 invalid_token: the bank API's words.
+    let BearerToken(presented) = BearerToken::from_headers(headers)?;
+    let presented = presented.expose_secret();
     let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
     let diff = digest
         .iter()

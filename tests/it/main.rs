@@ -10,6 +10,7 @@ mod config_support;
 mod e2e_api;
 mod e2e_crash;
 mod e2e_faults;
+mod e2e_lifecycle;
 mod e2e_process;
 mod e2e_reload;
 mod e2e_support;
