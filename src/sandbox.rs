@@ -342,7 +342,7 @@ fn free_or_fallback(
         return addr;
     }
     notes.push(format!(
-        "{addr} is taken, so the {what} uses a free port this time (sandbox.json has its URL)"
+        "{addr} is taken: the {what} got a free port this time (sandbox.json has its URL)"
     ));
     SocketAddr::new(addr.ip(), 0)
 }
@@ -456,7 +456,7 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
         ),
         step(
             "Its status goes received -> submitted -> in_progress -> completed (the simulated bureau rejects \
-             every 5th request and asks for action on none); wait for the bureau (at most a minute):",
+             every 5th request: see /__sim/automation); wait for the bureau (at most a minute):",
             format!(
                 "for i in $(seq 60); do\n    \
                  STATUS=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/report-requests/$ID \

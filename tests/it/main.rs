@@ -8,6 +8,7 @@ mod config_load;
 mod config_problems;
 mod config_support;
 mod e2e_api;
+mod e2e_bank_problems;
 mod e2e_crash;
 mod e2e_faults;
 mod e2e_lifecycle;
