@@ -186,8 +186,10 @@ fn independent_validator_accepts_the_document() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !available {
-        eprintln!(
-            "skipped: python3 with openapi-spec-validator is not available (pip install openapi-spec-validator)"
+        crate::skips::skip(
+            "OpenAPI validation",
+            "python3 with openapi-spec-validator and jsonschema",
+            "pip install openapi-spec-validator jsonschema",
         );
         return;
     }

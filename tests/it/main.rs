@@ -50,6 +50,7 @@ mod sim_oauth;
 mod sim_query;
 mod sim_rest;
 mod sim_support;
+mod skips;
 mod store_group_commit;
 mod vault_rotate;
 mod vault_store;
