@@ -19,7 +19,7 @@
 //! | `listener.rs` | the HTTP routes: secret path / source networks, org check, dedupe, durable hint, `Ack` |
 //! | `mirror.rs` | hint → re-read → bank event (+ e-mails) and report PDF into the vault |
 //! | `poller.rs` | the reconciliation poll and its watermark |
-//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, watermark |
+//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, request views, watermark |
 //! | `error.rs` | [`InboundError`] with its retryable/permanent split |
 //!
 //! Architecture invariants:

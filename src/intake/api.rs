@@ -72,6 +72,8 @@ pub fn router(state: IntakeState) -> Router {
         )
         // axum adds `Allow`; the body is a problem document like every other 4xx.
         .method_not_allowed_fallback(method_not_allowed)
+        // Any path no router serves: a problem document too (this router is the daemon's only fallback).
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
 }
 

@@ -111,6 +111,10 @@ async fn every_4xx_is_a_problem_document_in_the_banks_words() {
     .await;
     assert_eq!(status, 405);
 
+    // A path nobody serves.
+    let (status, _, doc) = problem(bank_a.get("/api/v1/nothing-here").send().await.unwrap()).await;
+    assert_eq!(status, 404, "{doc}");
+
     // Uploads are not built: 501 with a problem, and the OpenAPI document does not promise them.
     let (status, _, doc) = problem(
         http()
