@@ -21,7 +21,7 @@
 
 mod notice;
 
-pub use notice::{FailureNotice, FailureNoticeBank};
+pub use notice::{FAILED_TEMPLATE, FailureNotice};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};

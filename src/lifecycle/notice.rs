@@ -26,15 +26,12 @@ use super::{Lifecycle, delivery_view, failure_reason, is_report_request};
 /// The e-mail template of a failed request (`src/notify/templates/failed.txt`).
 pub const FAILED_TEMPLATE: &str = "failed";
 
-/// One bank as the notice needs it.
-pub type FailureNoticeBank = BankConfig;
-
 /// Enqueues failure notices. Cheap to clone.
 #[derive(Clone)]
 pub struct FailureNotice {
     outbox: Outbox,
     mappings: Arc<ArcSwap<MappingSet>>,
-    banks: Arc<Vec<FailureNoticeBank>>,
+    banks: Arc<Vec<BankConfig>>,
     bureau_contacts: Arc<Vec<String>>,
     /// Base of status links, without a trailing slash.
     public_url: String,
@@ -44,7 +41,7 @@ impl FailureNotice {
     pub fn new(
         outbox: Outbox,
         mappings: Arc<ArcSwap<MappingSet>>,
-        banks: Vec<FailureNoticeBank>,
+        banks: Vec<BankConfig>,
         bureau_contacts: Vec<String>,
         public_url: &str,
     ) -> FailureNotice {

@@ -248,7 +248,10 @@ impl Problem {
             Some(allow) => {
                 format!("This resource does not support this method; it supports {allow}.")
             }
-            None => "This resource does not support this method.".to_owned(),
+            None => {
+                "This resource does not support this method; the Allow header lists the ones it does."
+                    .to_owned()
+            }
         };
         let problem = Self::new(ProblemType::MethodNotAllowed, detail);
         match allow {
