@@ -85,6 +85,7 @@ impl Daemon {
         let options = crate::outbox::OutboxOptions {
             lease: o.lease,
             idempotency_ttl: config.intake.idempotency_ttl,
+            clock: crate::outbox::Clock::System,
         };
         // Bank webhooks and e-mails retry on their own (Svix-like) schedule; Salesforce on `[outbox]`'s.
         let webhook_policy = crate::relay::bank::webhook_retry_policy(&config.webhooks)
@@ -322,7 +323,6 @@ impl Daemon {
                 "grace period over; stopping with work in flight (it is re-sent after restart)"
             );
         }
-        store.durable().await.context("final flush")?;
         tracing::info!("stopped");
         Ok(())
     }

@@ -89,7 +89,13 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
         every(tracker, stop, Duration::from_secs(2), move || {
             let (outbox, client, pusher) = (outbox.clone(), client.clone(), pusher.clone());
             async move {
-                let counts = outbox.counts();
+                let counts = match outbox.counts().await {
+                    Ok(counts) => counts,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the outbox counts failed");
+                        return;
+                    }
+                };
                 for state in [
                     State::Pending,
                     State::InFlight,
@@ -105,7 +111,7 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
                     metrics::gauge!(m::OUTBOX_MESSAGES, "state" => name)
                         .set(counts.get(state) as f64);
                 }
-                if let Ok(age) = outbox.oldest_pending_age(Utc::now()) {
+                if let Ok(age) = outbox.oldest_pending_age(Utc::now()).await {
                     metrics::gauge!(m::OUTBOX_OLDEST_PENDING_AGE)
                         .set(age.map_or(0.0, |a| a.as_secs_f64()));
                 }
@@ -128,14 +134,12 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
         every(tracker, stop, Duration::from_secs(600), move || {
             let outbox = outbox.clone();
             async move {
-                match tokio::task::spawn_blocking(move || outbox.purge_expired_keys(Utc::now()))
-                    .await
-                {
-                    Ok(Ok(n)) if n > 0 => {
+                match outbox.purge_expired_keys(Utc::now()).await {
+                    Ok(n) if n > 0 => {
                         tracing::info!(purged = n, "expired idempotency keys purged")
                     }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-                    _ => {}
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
                 }
             }
         });

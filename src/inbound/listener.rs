@@ -27,7 +27,6 @@ use tokio::sync::Notify;
 use crate::config::Cidr;
 use crate::intake::xml::XmlLimits;
 use crate::intake::{ApiError, Problem};
-use crate::store::Store;
 
 use super::mirror::REQUEST_OBJECT;
 use super::soap::{self, ACK};
@@ -48,7 +47,6 @@ pub(crate) struct Listener {
     pub org_id: String,
     pub max_soap_bytes: usize,
     pub state: InboundState,
-    pub store: Store,
     pub wake: Arc<Notify>,
 }
 
@@ -137,19 +135,18 @@ impl Listener {
         let expires = Utc::now() + chrono::Duration::from_std(SEEN_TTL).unwrap_or_default();
         let mut new = 0;
         for n in &message.notifications {
-            if self.state.is_seen(&n.id)? {
+            if self.state.is_seen(&n.id).await? {
                 continue;
             }
             if n.object_type == REQUEST_OBJECT {
                 // Hint before seen: see `state` for why the order matters.
-                self.state.add_hint(&n.record_id)?;
+                self.state.add_hint(&n.record_id).await?;
                 new += 1;
             } else {
                 tracing::debug!(object = %n.object_type, "notification for an object creditlink does not mirror");
             }
-            self.state.mark_seen(&n.id, expires)?;
+            self.state.mark_seen(&n.id, expires).await?;
         }
-        self.store.durable().await?;
         Ok(new)
     }
 }

@@ -15,7 +15,8 @@
 //!    enqueueing and saving the mirrored hash cannot enqueue a second event, while a return to an earlier state
 //!    (In Progress → Action Required → In Progress) is still a new event.
 //! 4. Save the event's `data` as the request's view (what `GET /api/v1/report-requests/{id}` shows, so the
-//!    status document and the webhooks agree), the hash, remove the hint, `durable()`.
+//!    status document and the webhooks agree), the hash, remove the hint (every write durable when it
+//!    returns).
 //!
 //! Limitation: echo suppression looks only at `LastModifiedById`. A bureau change immediately overwritten by a
 //! creditlink write before the hint is processed is seen as creditlink's; creditlink never writes
@@ -98,7 +99,7 @@ impl Mirror {
     /// recorded on the hint (deferred) or logged and dropped.
     #[tracing::instrument(name = "inbound.mirror", skip_all)]
     pub async fn step(&self, now: DateTime<Utc>) -> Result<MirrorOutcome, StoreError> {
-        let next = self.state.next_due(now)?;
+        let next = self.state.next_due(now).await?;
         let Some((record_id, hint)) = next.due else {
             let next_due = next
                 .earliest_ms
@@ -107,13 +108,13 @@ impl Mirror {
         };
         let outcome = match self.process(&record_id).await {
             Ok(done) => {
-                self.state.finish_hint(&record_id, &hint)?;
+                self.state.finish_hint(&record_id, &hint).await?;
                 done
             }
             Err(e) if e.is_retryable() => {
                 let delay = backoff(hint.attempts);
                 let not_before = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.state.defer_hint(&record_id, &hint, not_before)?;
+                self.state.defer_hint(&record_id, &hint, not_before).await?;
                 tracing::warn!(record_id = %record_id, attempts = hint.attempts + 1, error = %e,
                     retry_in_ms = delay.as_millis() as u64, "mirroring deferred");
                 metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind(), "retryable" => "true")
@@ -124,7 +125,7 @@ impl Mirror {
                 }
             }
             Err(e) => {
-                self.state.finish_hint(&record_id, &hint)?;
+                self.state.finish_hint(&record_id, &hint).await?;
                 tracing::error!(record_id = %record_id, error = %e, "status change cannot be mirrored; dropped");
                 metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind(), "retryable" => "false")
                     .increment(1);
@@ -134,7 +135,6 @@ impl Mirror {
                 }
             }
         };
-        self.state_durable().await?;
         Ok(outcome)
     }
 
@@ -173,7 +173,7 @@ impl Mirror {
             text(&record, "Status_Reason__c"),
             report_version.as_ref().map(|(id, _)| id.as_str()),
         );
-        let previous = self.state.mirrored(record_id)?;
+        let previous = self.state.mirrored(record_id).await?;
         if previous.as_deref() == Some(state_hash.as_str()) {
             return Ok(MirrorOutcome::Unchanged {
                 record_id: record_id.to_owned(),
@@ -230,12 +230,14 @@ impl Mirror {
                 InboundError::Shape("the outbound mapping produced no lifecycle status".into())
             })?
             .as_str();
-        self.state.set_view(request_key, &body)?;
-        self.enqueue_event(&transition, bank, event, body, mappings.version())?;
+        self.state.set_view(request_key, &body).await?;
+        self.enqueue_event(&transition, bank, event, body, mappings.version())
+            .await?;
         if let Some(template) = email_template(&status) {
-            self.enqueue_emails(&transition, bank, template, request_key, &record, &status)?;
+            self.enqueue_emails(&transition, bank, template, request_key, &record, &status)
+                .await?;
         }
-        self.state.set_mirrored(record_id, &state_hash)?;
+        self.state.set_mirrored(record_id, &state_hash).await?;
         metrics::counter!("creditlink_inbound_events_total", "event" => event).increment(1);
         tracing::info!(record_id, bank = %bank.code, event, "status change mirrored");
         Ok(MirrorOutcome::Mirrored {
@@ -259,7 +261,7 @@ impl Mirror {
         Ok((id.to_owned(), size))
     }
 
-    fn enqueue_event(
+    async fn enqueue_event(
         &self,
         transition: &str,
         bank: &BankConfig,
@@ -278,18 +280,20 @@ impl Mirror {
             payload,
             mapping_version: Some(mapping_version.to_owned()),
         };
-        self.outbox.enqueue_idempotent_as(
-            MessageId::new(),
-            &bank.account_id,
-            &key,
-            sha256(key.as_bytes()),
-            message,
-            Utc::now(),
-        )?;
+        self.outbox
+            .enqueue_idempotent_as(
+                MessageId::new(),
+                &bank.account_id,
+                &key,
+                sha256(key.as_bytes()),
+                message,
+                Utc::now(),
+            )
+            .await?;
         Ok(())
     }
 
-    fn enqueue_emails(
+    async fn enqueue_emails(
         &self,
         transition: &str,
         bank: &BankConfig,
@@ -321,20 +325,18 @@ impl Mirror {
                 payload: payload.clone(),
                 mapping_version: None,
             };
-            self.outbox.enqueue_idempotent_as(
-                MessageId::new(),
-                &bank.account_id,
-                &key,
-                sha256(key.as_bytes()),
-                message,
-                Utc::now(),
-            )?;
+            self.outbox
+                .enqueue_idempotent_as(
+                    MessageId::new(),
+                    &bank.account_id,
+                    &key,
+                    sha256(key.as_bytes()),
+                    message,
+                    Utc::now(),
+                )
+                .await?;
         }
         Ok(())
-    }
-
-    async fn state_durable(&self) -> Result<(), StoreError> {
-        self.outbox.durable().await
     }
 }
 

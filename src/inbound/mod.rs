@@ -154,7 +154,6 @@ impl Inbound {
                 org_id: settings.org_id,
                 max_soap_bytes: settings.max_soap_bytes,
                 state: state.clone(),
-                store: store.clone(),
                 wake: wake.clone(),
             },
             mirror: Mirror {
@@ -168,7 +167,6 @@ impl Inbound {
             },
             poller: Poller {
                 state,
-                store,
                 client,
                 overlap: settings.poll_overlap,
             },

@@ -22,7 +22,6 @@ use super::error::InboundError;
 use super::mirror::{REQUEST_OBJECT, parse_sf_datetime};
 use super::soap::is_salesforce_id;
 use super::state::InboundState;
-use crate::store::Store;
 
 /// What one poll did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +36,6 @@ pub struct PollOutcome {
 #[derive(Clone)]
 pub struct Poller {
     pub(crate) state: InboundState,
-    pub(crate) store: Store,
     pub(crate) client: SalesforceClient,
     pub(crate) overlap: Duration,
 }
@@ -47,14 +45,13 @@ impl Poller {
     #[tracing::instrument(name = "inbound.poll", skip_all)]
     pub async fn poll_once(&self, now: DateTime<Utc>) -> Result<PollOutcome, InboundError> {
         let overlap = chrono::Duration::from_std(self.overlap).unwrap_or_default();
-        let watermark = match self.state.watermark()? {
+        let watermark = match self.state.watermark().await? {
             Some(w) => w,
             None => {
                 // First start: look back one overlap only (no flood of history), and remember it at once so
                 // a restart after a long outage still polls from here.
                 let start = now - overlap;
-                self.state.set_watermark(start)?;
-                self.store.durable().await?;
+                self.state.set_watermark(start).await?;
                 start
             }
         };
@@ -74,7 +71,7 @@ impl Poller {
             else {
                 continue;
             };
-            self.state.add_hint(id)?;
+            self.state.add_hint(id).await?;
             hinted += 1;
             if let Some(stamp) = row
                 .get("SystemModstamp")
@@ -84,13 +81,12 @@ impl Poller {
                 newest = newest.max(stamp);
             }
         }
-        // Hints first, then the watermark: never move past a change that is not yet safely hinted.
-        self.store.durable().await?;
+        // Hints first (each durable when written), then the watermark: never move past a change that is not
+        // yet safely hinted.
         if newest > watermark {
-            self.state.set_watermark(newest)?;
-            self.store.durable().await?;
+            self.state.set_watermark(newest).await?;
         }
-        let purged = self.state.purge_seen(now)?;
+        let purged = self.state.purge_seen(now).await?;
         if purged > 0 {
             tracing::debug!(purged, "expired notification ids forgotten");
         }

@@ -159,19 +159,24 @@ async fn accept(
         mapping_version: Some(record.mapping_version),
     };
 
-    let outbox = state.outbox.clone();
+    // The durability rule: nothing is acknowledged before this write is durable, which the outbox
+    // guarantees when it returns. A replay's answer is durable too (the first request's write may have
+    // been in flight).
+    let outbox = &state.outbox;
     let now = Utc::now();
     let enqueued = match &key {
-        Some(key) => {
-            let (tenant, key, hash) = (
-                principal.account_id.clone(),
-                key.as_str().to_owned(),
+        Some(key) => outbox
+            .enqueue_idempotent_as(
+                id,
+                &principal.account_id,
+                key.as_str(),
                 parsed.sha256,
-            );
-            blocking(move || outbox.enqueue_idempotent_as(id, &tenant, &key, hash, new, now))
-                .await?
-        }
-        None => Enqueued::Created(blocking(move || outbox.enqueue_as(id, new, now)).await?),
+                new,
+                now,
+            )
+            .await
+            .map_err(store_error)?,
+        None => Enqueued::Created(outbox.enqueue_as(id, new, now).await.map_err(store_error)?),
     };
     if let Enqueued::Existing {
         same_body: false, ..
@@ -179,13 +184,6 @@ async fn accept(
     {
         return Err(ApiError::IdempotencyKeyReused);
     }
-    // The durability rule: nothing is acknowledged before the flush that covers this write returns. A
-    // replay waits too: the first request's write may not be flushed yet.
-    state
-        .outbox
-        .durable()
-        .await
-        .map_err(|e| ApiError::unavailable(Some(Duration::from_secs(1)), e))?;
     state.pusher_wakeup.notify_one();
 
     let id = enqueued.id();
@@ -205,6 +203,7 @@ async fn accept(
         None => state
             .outbox
             .get(id)
+            .await
             .map_err(ApiError::internal)?
             .ok_or(ApiError::NotFound)?,
     };
@@ -218,7 +217,7 @@ async fn accept(
     };
     let mut response = (
         status,
-        Json(status_body(state, &message, &principal.bank_code)),
+        Json(status_body(state, &message, &principal.bank_code).await),
     )
         .into_response();
     let headers = response.headers_mut();
@@ -244,8 +243,8 @@ async fn get_report_request(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
-    let message = owned_message(&state, &principal, &id)?;
-    Ok(Json(status_body(&state, &message, &principal.bank_code)).into_response())
+    let message = owned_message(&state, &principal, &id).await?;
+    Ok(Json(status_body(&state, &message, &principal.bank_code).await).into_response())
 }
 
 /// The finished PDF, decrypted from the vault for the owning bank only, with its SHA-256 as `ETag` and
@@ -259,8 +258,8 @@ async fn get_report(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
-    let message = owned_message(&state, &principal, &id)?;
-    let doc = status_body(&state, &message, &principal.bank_code);
+    let message = owned_message(&state, &principal, &id).await?;
+    let doc = status_body(&state, &message, &principal.bank_code).await;
     let status = doc["status"].as_str().unwrap_or_default();
     if status != Lifecycle::Completed.as_str() {
         return Err(ApiError::ReportNotAvailable {
@@ -320,16 +319,22 @@ async fn get_report(
 /// Salesforce: bank events and e-mails share the outbox and the lane, and their ids are the `webhook-id`s
 /// banks receive), and belongs to the caller's bank; otherwise the same 404 in every case, so ids of other
 /// banks cannot be probed.
-fn owned_message(
+async fn owned_message(
     state: &IntakeState,
     principal: &Principal,
     id: &str,
 ) -> Result<Message, ApiError> {
     let id: MessageId = id.parse().map_err(|_| ApiError::RequestNotFound)?;
-    let mappings = state.mappings.load();
-    let object = mappings.object(REPORT_REQUEST_KIND, Some(&principal.bank_code));
-    match state.outbox.get(id).map_err(ApiError::internal)? {
-        Some(m) if m.tenant == principal.account_id && lifecycle::is_report_request(&m, object) => {
+    let object = state
+        .mappings
+        .load()
+        .object(REPORT_REQUEST_KIND, Some(&principal.bank_code))
+        .map(str::to_owned);
+    match state.outbox.get(id).await.map_err(ApiError::internal)? {
+        Some(m)
+            if m.tenant == principal.account_id
+                && lifecycle::is_report_request(&m, object.as_deref()) =>
+        {
             Ok(m)
         }
         _ => Err(ApiError::RequestNotFound),
@@ -344,14 +349,15 @@ fn status_url(state: &IntakeState, id: &MessageId) -> String {
 }
 
 /// The status document of a report request (the OpenAPI `ReportRequestStatus`; see `crate::lifecycle`).
-fn status_body(state: &IntakeState, message: &Message, bank_code: &str) -> serde_json::Value {
+async fn status_body(state: &IntakeState, message: &Message, bank_code: &str) -> serde_json::Value {
     let mirrored = match &state.views {
-        Some(views) if message.state == MsgState::Delivered => {
-            views.view(&message.id.to_string()).unwrap_or_else(|e| {
+        Some(views) if message.state == MsgState::Delivered => views
+            .view(&message.id.to_string())
+            .await
+            .unwrap_or_else(|e| {
                 tracing::warn!(error = %e, "request view unreadable; showing the delivery state");
                 None
-            })
-        }
+            }),
         _ => None,
     };
     let mappings = state.mappings.load();
@@ -381,15 +387,12 @@ fn field_error(p: &FieldProblem) -> FieldError {
 }
 
 /// Runs a sled transaction off the async workers (it may block on I/O).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::outbox::OutboxError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) if e.is_retryable() => {
-            Err(ApiError::unavailable(Some(Duration::from_secs(1)), e))
+/// A store failure while queueing is 503 (try again shortly: nothing was acknowledged); anything else 500.
+fn store_error(e: crate::outbox::OutboxError) -> ApiError {
+    match e {
+        crate::outbox::OutboxError::Store(_) => {
+            ApiError::unavailable(Some(Duration::from_secs(1)), e)
         }
-        Ok(Err(e)) => Err(ApiError::internal(e)),
-        Err(join) => Err(ApiError::internal(join)),
+        other => ApiError::internal(other),
     }
 }

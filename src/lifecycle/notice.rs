@@ -55,8 +55,8 @@ impl FailureNotice {
     }
 
     /// Enqueues the `report_request.failed` webhook and e-mails for `message` when it is a report request
-    /// that just became Failed or Dead; returns whether it did. Not durable until the store is flushed.
-    pub fn report_failed(&self, message: &Message) -> Result<bool, OutboxError> {
+    /// that just became Failed or Dead; returns whether it did. Durable when it returns.
+    pub async fn report_failed(&self, message: &Message) -> Result<bool, OutboxError> {
         if !matches!(message.state, State::Failed | State::Dead) {
             return Ok(false);
         }
@@ -88,7 +88,7 @@ impl FailureNotice {
             payload: data.clone(),
             mapping_version: Some(mappings.version().to_owned()),
         };
-        self.enqueue(&key, &bank.account_id, event)?;
+        self.enqueue(&key, &bank.account_id, event).await?;
         let status_url = format!("{}/api/v1/report-requests/{}", self.public_url, message.id);
         let vars = json!({
             "bank_name": bank.name,
@@ -108,23 +108,24 @@ impl FailureNotice {
                 payload: vars.clone(),
                 mapping_version: None,
             };
-            self.enqueue(&format!("{key}:email:{to}"), &bank.account_id, mail)?;
+            self.enqueue(&format!("{key}:email:{to}"), &bank.account_id, mail)
+                .await?;
         }
         tracing::warn!(message_id = %message.id, bank = %bank.code, state = ?message.state,
             "report request failed; bank and bureau notified");
         Ok(true)
     }
 
-    fn enqueue(&self, key: &str, tenant: &str, message: NewMessage) -> Result<(), OutboxError> {
+    async fn enqueue(
+        &self,
+        key: &str,
+        tenant: &str,
+        message: NewMessage,
+    ) -> Result<(), OutboxError> {
         let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.outbox.enqueue_idempotent_as(
-            MessageId::new(),
-            tenant,
-            key,
-            hash,
-            message,
-            Utc::now(),
-        )?;
+        self.outbox
+            .enqueue_idempotent_as(MessageId::new(), tenant, key, hash, message, Utc::now())
+            .await?;
         Ok(())
     }
 }
