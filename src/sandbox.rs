@@ -15,7 +15,7 @@
 //! `<data-dir>/sandbox.json` (mode 0600) for scripts and `creditlink outbox --sandbox <dir>`.
 //!
 //! Ports: the daemon listens on 127.0.0.1:8080 and its companions on the next ports (org 8081, bank
-//! receivers 8082, mail sink 8083), so commands copied from an earlier run keep working. A taken port falls
+//! receivers 8082, mail sink 8083, admin API 8084), so commands copied from an earlier run keep working. A taken port falls
 //! back to a free one, with a line saying so (and `sandbox.json` has the real URLs).
 //!
 //! Tests use [`Sandbox::start`] directly (with port 0 everywhere) to get a whole running loop.
@@ -83,6 +83,8 @@ const ORG_FILE: &str = "org.json";
 /// A running sandbox: the simulated org and the daemon.
 pub struct Sandbox {
     pub daemon_url: String,
+    /// The admin API's own listener (loopback, ephemeral port).
+    pub admin_url: String,
     pub sim: SimHandle,
     /// The `sandbox.json` document.
     pub info: Value,
@@ -141,6 +143,12 @@ impl Sandbox {
             helpers.clone(),
         )
         .await?;
+        // The admin API has its own listener (never the bank listener), next to the others.
+        let admin_addr = free_or_fallback(near(4), "admin API", opts.fallback_ports, &mut notes);
+        let admin_listener = TcpListener::bind(admin_addr)
+            .await
+            .with_context(|| format!("binding the admin API to {admin_addr}"))?;
+        let admin_url = format!("http://{}", admin_listener.local_addr()?);
         let admin_token = random_hex();
         let listener_secret = random_hex();
         // Loaded from a private file; it becomes sandbox.toml once the daemon holds the store.
@@ -200,7 +208,11 @@ impl Sandbox {
         std::fs::rename(&pending_config, &config_path)?;
         let outbox = daemon.outbox().clone();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(daemon.run(listener, shutdown.clone()));
+        let listeners = crate::app::Listeners {
+            api: listener,
+            admin: admin_listener,
+        };
+        let task = tokio::spawn(daemon.run_with(listeners, shutdown.clone()));
         // The simulated bureau works each new request and pushes Outbound Messages to the daemon's listener.
         let mut automation = opts.sim.automation.clone();
         if opts.automate {
@@ -214,13 +226,14 @@ impl Sandbox {
 
         let mut info = sim.info();
         info["daemon_url"] = json!(daemon_url);
+        info["admin_url"] = json!(admin_url);
         if let Some(banks) = info["banks"].as_array_mut() {
             for (bank, slug) in banks.iter_mut().zip(BANK_SLUGS) {
                 bank["webhook_url"] = json!(receivers.url_for(slug).to_string());
             }
         }
         info["mail_url"] = json!(format!("{}mail", receivers.base_url));
-        info["admin"] = json!({ "url": format!("{daemon_url}/admin/v1"), "token": admin_token });
+        info["admin"] = json!({ "url": format!("{admin_url}/admin/v1"), "token": admin_token });
         info["data_dir"] = json!(std::fs::canonicalize(&opts.data_dir)?.display().to_string());
         write_private(
             &opts.data_dir.join(INFO_FILE),
@@ -228,6 +241,7 @@ impl Sandbox {
         )?;
         Ok(Sandbox {
             daemon_url,
+            admin_url,
             sim,
             info,
             admin_token,
@@ -510,7 +524,7 @@ fn walkthrough_text(s: &Sandbox) -> String {
          simulated org:     {sf}   (/__sim/records/Credit_Report_Request__c, /__sim/stats)\n  \
          bank receivers:    {hooks}   (and demo-bank-b), e-mail sink: {mail}\n  \
          info for scripts:  {info}   (URLs, token requests, the admin token)\n  \
-         admin CLI:         creditlink outbox list --sandbox {dir}\n\n\
+         admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n\n\
          The data dir keeps this sandbox's store and its simulated org (saved on Ctrl-C): run it again on the\n\
          same dir and earlier requests, keys and reports are still there; delete the dir to start afresh.\n\n\
          Try it (bash, curl and sed; paste the steps in order into one shell):\n",
@@ -521,6 +535,7 @@ fn walkthrough_text(s: &Sandbox) -> String {
         mail = s.info["mail_url"].as_str().unwrap_or_default(),
         info = info_path.display(),
         dir = s.data_dir.display(),
+        admin = s.admin_url,
     );
     for step in walkthrough(s) {
         out.push_str(&format!("\n  # {}\n", step.says));

@@ -35,6 +35,9 @@ pub trait Kv: Send + Sync + 'static {
     async fn scan_from(&self, from: &[u8], limit: usize) -> Result<Vec<KvEntry>, StoreError>;
     /// Number of entries (may scan: for tests and metrics, not hot paths).
     async fn len(&self) -> Result<usize, StoreError>;
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        Ok(self.scan_from(&[], 1).await?.is_empty())
+    }
 }
 
 /// One named tree of the store. Cheap to clone; keys iterate in byte order.
@@ -108,6 +111,10 @@ impl KvTree {
     /// Number of entries (a full scan: for tests and metrics, not hot paths).
     pub async fn len(&self) -> Result<usize, StoreError> {
         self.kv.len().await
+    }
+
+    pub async fn is_empty(&self) -> Result<bool, StoreError> {
+        self.kv.is_empty().await
     }
 
     /// Every key in order. Meant for small trees (tens of entries).

@@ -64,11 +64,10 @@ async fn store_reopens_after_drop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let id = {
         let outbox = crate::outbox_support::open(dir.path());
-        let id = outbox
+        outbox
             .enqueue(salesforce("001A", Lane::Bulk, 1))
             .await
-            .expect("enqueue");
-        id
+            .expect("enqueue")
     };
     let outbox = crate::outbox_support::open(dir.path());
     assert!(outbox.get(id).await.expect("get").is_some());

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::outbox::Queue;
-use crate::store::{Backend, Durability, Kv, StoreError};
+use crate::store::{Backend, Durability, Kv, StoreError, files};
 
 use db::SledDb;
 
@@ -28,9 +28,16 @@ pub(crate) struct SledBackend {
 
 impl SledBackend {
     /// Opens the database and the outbox's trees, recovering in-flight messages.
+    /// Refuses damaged files (see `store/files.rs`) and keeps them private.
     pub(crate) fn open(dir: &Path, durability: Durability) -> Result<SledBackend, StoreError> {
-        let db = SledDb::open(dir, durability)?;
-        let queue = Arc::new(outbox::SledQueue::open(&db)?);
+        files::private_dir(dir)?;
+        files::check_before_open(dir)?;
+        let (db, queue) = files::guarded(&dir.join("db"), || {
+            let db = SledDb::open(dir, durability)?;
+            let queue = Arc::new(outbox::SledQueue::open(&db)?);
+            Ok((db, queue))
+        })?;
+        files::seal_after_open(dir)?;
         Ok(SledBackend { db, queue })
     }
 }
