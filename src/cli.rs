@@ -184,7 +184,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), CliError> {
     match command {
-        Command::CheckConfig(args) => check_config(&args.config),
+        Command::CheckConfig(args) => check_config(&args.config).await,
         Command::Run(args) => {
             let mut config = load_config(&args.config.config)?;
             config.override_from_flags(args.listen, args.data_dir);
@@ -275,9 +275,10 @@ fn admin_endpoint(target: &AdminTarget) -> Result<AdminEndpoint, CliError> {
 }
 
 /// `check-config`: load with the real environment, validate mappings, print a one-line summary when valid.
-fn check_config(path: &Path) -> Result<(), CliError> {
+async fn check_config(path: &Path) -> Result<(), CliError> {
     let config = load_config(path)?;
-    let problems = check_mappings(&config);
+    let mut problems = check_mappings(&config);
+    problems.extend(check_database(&config).await);
     if !problems.is_empty() {
         return Err(ConfigErrors::new(problems).into());
     }
@@ -291,6 +292,21 @@ fn check_config(path: &Path) -> Result<(), CliError> {
         config.store.data_dir.display(),
     );
     Ok(())
+}
+
+/// With `[store] backend = "postgres"`: the database is reachable and its schema is the one this
+/// binary migrates to (changing nothing).
+async fn check_database(config: &Config) -> Option<Problem> {
+    let crate::config::StoreBackend::Postgres { url } = &config.store.backend else {
+        return None;
+    };
+    let check = crate::store::postgres::PgBackend::check(url);
+    let message = match tokio::time::timeout(std::time::Duration::from_secs(10), check).await {
+        Ok(Ok(_)) => return None,
+        Ok(Err(e)) => format!("[store.postgres] url: {e}"),
+        Err(_) => "[store.postgres] url: the database did not answer within 10 s".to_string(),
+    };
+    Some(Problem::in_file(&config.path, message))
 }
 
 /// Validates the mapping files the config points to.

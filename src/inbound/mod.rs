@@ -125,6 +125,8 @@ pub struct Inbound {
     poller: Poller,
     poll_interval: Duration,
     wake: Arc<Notify>,
+    /// For leadership: with a shared store one daemon at a time runs the poller.
+    store: Store,
 }
 
 impl Inbound {
@@ -171,6 +173,7 @@ impl Inbound {
                 overlap: settings.poll_overlap,
             },
             poll_interval: settings.poll_interval,
+            store: store.clone(),
             wake,
         })
     }
@@ -237,10 +240,22 @@ impl Inbound {
         }
     }
 
+    /// Polls every interval while this daemon leads the `inbound.poller` role (always, with an
+    /// embedded store; one daemon at a time, with a shared database — a standby takes over at its
+    /// next interval after the leader dies).
     async fn run_poller(&self, shutdown: CancellationToken, heartbeat: Heartbeat) {
+        let mut leadership = match self.store.lead("inbound.poller").await {
+            Ok(leadership) => leadership,
+            Err(e) => {
+                tracing::error!(error = %e, "poller: leader election unavailable; not polling");
+                return;
+            }
+        };
         while !shutdown.is_cancelled() {
             heartbeat.beat();
-            if let Err(e) = self.poll_once().await {
+            if !leadership.is_leader().await {
+                tracing::debug!("poller: another daemon leads; standing by");
+            } else if let Err(e) = self.poll_once().await {
                 tracing::warn!(error = %e, "reconciliation poll failed; retrying next interval");
                 metrics::counter!("creditlink_inbound_poll_errors_total").increment(1);
             }
