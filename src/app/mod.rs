@@ -28,6 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{self, Config};
 use crate::inbound::{Inbound, InboundSettings, open_vault};
 use crate::intake::{self, Authenticator, IntakeState};
+use crate::lifecycle::FailureNotice;
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
 use crate::outbox::{DestinationKind, Outbox, RetryPolicy};
@@ -157,6 +158,13 @@ impl Daemon {
         let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings)
             .context("[pusher] settings")?;
         let mappings = Arc::new(ArcSwap::from_pointee(mappings));
+        pusher.set_failure_notice(FailureNotice::new(
+            outbox.clone(),
+            mappings.clone(),
+            config.banks.clone(),
+            config.notifications.bureau_contacts.clone(),
+            config.server.public_url().as_str(),
+        ));
         let (inbound, vault) = match (InboundSettings::from_config(&config), &config.inbound) {
             (Some(settings), Some(inbound_config)) => {
                 let vault = Arc::new(
@@ -325,6 +333,7 @@ impl Daemon {
             max_prefer_wait: config.intake.max_prefer_wait,
             public_url: config.server.public_url().to_string(),
             vault,
+            views: inbound.as_ref().map(|i| i.state().clone()),
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;

@@ -19,7 +19,7 @@
 //! | `listener.rs` | the HTTP routes: secret path / source networks, org check, dedupe, durable hint, `Ack` |
 //! | `mirror.rs` | hint → re-read → bank event (+ e-mails) and report PDF into the vault |
 //! | `poller.rs` | the reconciliation poll and its watermark |
-//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, watermark |
+//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, request views, watermark |
 //! | `error.rs` | [`InboundError`] with its retryable/permanent split |
 //!
 //! Architecture invariants:
@@ -38,7 +38,7 @@ mod state;
 
 pub use error::InboundError;
 pub use listener::{PATH as LISTENER_PATH, SEEN_TTL};
-pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason, event_name};
+pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason};
 pub use poller::{PollOutcome, soql_datetime};
 pub use soap::{ACK, Notification, OutboundMessage, SoapError, parse as parse_envelope};
 pub use state::{Hint, InboundState, NextDue};
