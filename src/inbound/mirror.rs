@@ -14,7 +14,9 @@
 //!    Required) under the idempotency key `mirror:<record id>:<previous hash>:<state hash>`, so a crash between
 //!    enqueueing and saving the mirrored hash cannot enqueue a second event, while a return to an earlier state
 //!    (In Progress → Action Required → In Progress) is still a new event.
-//! 4. Save the hash, remove the hint (every write durable when it returns).
+//! 4. Save the event's `data` as the request's view (what `GET /api/v1/report-requests/{id}` shows, so the
+//!    status document and the webhooks agree), the hash, remove the hint (every write durable when it
+//!    returns).
 //!
 //! Limitation: echo suppression looks only at `LastModifiedById`. A bureau change immediately overwritten by a
 //! creditlink write before the hint is processed is seen as creditlink's; creditlink never writes
@@ -29,6 +31,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::BankConfig;
+use crate::lifecycle::Lifecycle;
 use crate::mapping::MappingSet;
 use crate::outbox::{Destination, Lane, MessageId, NewMessage, Outbox};
 use crate::salesforce::{JsonMap, SalesforceClient};
@@ -218,7 +221,16 @@ impl Mirror {
             "{record_id}:{}:{state_hash}",
             previous.as_deref().unwrap_or("-")
         );
-        let event = event_name(&status);
+        // The bank's vocabulary (`crate::lifecycle`): the outbound mapping names the state.
+        let event = body
+            .get("status")
+            .and_then(Value::as_str)
+            .and_then(Lifecycle::parse)
+            .ok_or_else(|| {
+                InboundError::Shape("the outbound mapping produced no lifecycle status".into())
+            })?
+            .as_str();
+        self.state.set_view(request_key, &body).await?;
         self.enqueue_event(&transition, bank, event, body, mappings.version())
             .await?;
         if let Some(template) = email_template(&status) {
@@ -331,16 +343,6 @@ impl Mirror {
 /// Retry delay after `attempts` failures: 1 s doubling, capped at [`MAX_BACKOFF`].
 pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(16)).min(MAX_BACKOFF)
-}
-
-/// The event suffix for a status (`report_request.<suffix>`).
-pub fn event_name(status: &str) -> &'static str {
-    match status {
-        "Completed" => "completed",
-        "Rejected" => "rejected",
-        "Action Required" => "action_required",
-        _ => "updated",
-    }
 }
 
 fn email_template(status: &str) -> Option<&'static str> {

@@ -19,7 +19,7 @@
 //! | `listener.rs` | the HTTP routes: secret path / source networks, org check, dedupe, durable hint, `Ack` |
 //! | `mirror.rs` | hint → re-read → bank event (+ e-mails) and report PDF into the vault |
 //! | `poller.rs` | the reconciliation poll and its watermark |
-//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, watermark |
+//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, request views, watermark |
 //! | `error.rs` | [`InboundError`] with its retryable/permanent split |
 //!
 //! Architecture invariants:
@@ -38,7 +38,7 @@ mod state;
 
 pub use error::InboundError;
 pub use listener::{PATH as LISTENER_PATH, SEEN_TTL};
-pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason, event_name};
+pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason};
 pub use poller::{PollOutcome, soql_datetime};
 pub use soap::{ACK, Notification, OutboundMessage, SoapError, parse as parse_envelope};
 pub use state::{Hint, InboundState, NextDue};
@@ -125,6 +125,8 @@ pub struct Inbound {
     poller: Poller,
     poll_interval: Duration,
     wake: Arc<Notify>,
+    /// For leadership: with a shared store one daemon at a time runs the poller.
+    store: Store,
 }
 
 impl Inbound {
@@ -171,6 +173,7 @@ impl Inbound {
                 overlap: settings.poll_overlap,
             },
             poll_interval: settings.poll_interval,
+            store: store.clone(),
             wake,
         })
     }
@@ -237,10 +240,22 @@ impl Inbound {
         }
     }
 
+    /// Polls every interval while this daemon leads the `inbound.poller` role (always, with an
+    /// embedded store; one daemon at a time, with a shared database — a standby takes over at its
+    /// next interval after the leader dies).
     async fn run_poller(&self, shutdown: CancellationToken, heartbeat: Heartbeat) {
+        let mut leadership = match self.store.lead("inbound.poller").await {
+            Ok(leadership) => leadership,
+            Err(e) => {
+                tracing::error!(error = %e, "poller: leader election unavailable; not polling");
+                return;
+            }
+        };
         while !shutdown.is_cancelled() {
             heartbeat.beat();
-            if let Err(e) = self.poll_once().await {
+            if !leadership.is_leader().await {
+                tracing::debug!("poller: another daemon leads; standing by");
+            } else if let Err(e) = self.poll_once().await {
                 tracing::warn!(error = %e, "reconciliation poll failed; retrying next interval");
                 metrics::counter!("creditlink_inbound_poll_errors_total").increment(1);
             }
