@@ -82,7 +82,7 @@ async fn every_4xx_is_a_problem_document_in_the_banks_words() {
     // The admin API without a token: "required", not "malformed, expired or revoked".
     let (status, headers, doc) = problem(
         http()
-            .get(format!("{}/admin/v1/outbox", sb.daemon_url))
+            .get(format!("{}/admin/v1/outbox", sb.admin_url))
             .send()
             .await
             .unwrap(),
@@ -102,7 +102,7 @@ async fn every_4xx_is_a_problem_document_in_the_banks_words() {
     assert_eq!(headers["allow"], "POST");
     let (status, _, _) = problem(
         http()
-            .delete(format!("{}/admin/v1/outbox", sb.daemon_url))
+            .delete(format!("{}/admin/v1/outbox", sb.admin_url))
             .bearer_auth(&sb.admin_token)
             .send()
             .await

@@ -59,7 +59,8 @@ pub fn fast_retries() -> Vec<(String, String)> {
         ("CREDITLINK__OUTBOX__RATE_LIMIT_FLOOR_MS", "200"),
         ("CREDITLINK__OUTBOX__MAX_ATTEMPTS", "200"),
         ("CREDITLINK__SALESFORCE__TIMEOUT_MS", "5000"),
-        ("CREDITLINK__OUTBOX__LEASE_MS", "10000"),
+        // Longer than every attempt timeout (e-mails: 30 s), which the outbox requires of a lease.
+        ("CREDITLINK__OUTBOX__LEASE_MS", "40000"),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
