@@ -25,7 +25,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{self, Config};
 use crate::inbound::{Inbound, InboundSettings, open_vault};
-use crate::intake::{self, Authenticator, IntakeState};
+use crate::intake::{self, Authenticator, BankQuota, IntakeState};
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
 use crate::outbox::{DestinationKind, Outbox, RetryPolicy};
@@ -256,6 +256,10 @@ impl Daemon {
             max_prefer_wait: config.intake.max_prefer_wait,
             public_url: config.server.public_url().to_string(),
             vault,
+            quota: config
+                .server
+                .bank_quota_per_hour
+                .map(|n| Arc::new(BankQuota::new(n))),
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;

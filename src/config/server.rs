@@ -23,6 +23,8 @@ pub struct ServerConfig {
     pub max_concurrency: usize,
     /// How long shutdown waits for in-flight requests and workers before giving up.
     pub shutdown_grace: Duration,
+    /// Report requests each bank may send per hour (a token bucket of that size); `None` = no quota.
+    pub bank_quota_per_hour: Option<u32>,
 }
 
 impl ServerConfig {
@@ -114,6 +116,9 @@ pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
             Duration::from_secs(20),
             reader::duration(MS, 0, 3_600_000),
         ),
+        bank_quota_per_hour: s
+            .optional("bank_quota_per_hour", reader::integer(1, 100_000_000))
+            .map(|n| n as u32),
     }
 }
 

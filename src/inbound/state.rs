@@ -121,6 +121,55 @@ impl InboundState {
         }
     }
 
+    /// Up to `max` due hints in record-id order (a batch the mirror re-reads with one query); when none is due,
+    /// the earliest due time of the others. Same scan as [`InboundState::next_due`].
+    pub fn due_batch(
+        &self,
+        now: DateTime<Utc>,
+        max: usize,
+    ) -> Result<(Vec<(String, Hint)>, Option<i64>), StoreError> {
+        let now_ms = now.timestamp_millis();
+        let mut due = Vec::new();
+        let mut earliest = None;
+        let mut from = Vec::new();
+        while due.len() < max {
+            let batch = self.hints.scan_from(&from, 256)?;
+            let Some((last, _)) = batch.last() else {
+                break;
+            };
+            let mut next_from = last.clone();
+            next_from.push(0);
+            for (key, value) in batch {
+                let id = String::from_utf8_lossy(&key).into_owned();
+                let hint = match decode(&value) {
+                    Some(hint) => hint,
+                    None => {
+                        // Unreadable: written by something else. Retry it now rather than lose it.
+                        let hint = Hint {
+                            nonce: 0,
+                            attempts: 0,
+                            not_before_ms: 0,
+                        };
+                        self.hints.insert(&key, &encode(&hint)?)?;
+                        hint
+                    }
+                };
+                if hint.not_before_ms <= now_ms {
+                    due.push((id, hint));
+                    if due.len() == max {
+                        break;
+                    }
+                } else {
+                    earliest = Some(
+                        earliest.map_or(hint.not_before_ms, |e: i64| e.min(hint.not_before_ms)),
+                    );
+                }
+            }
+            from = next_from;
+        }
+        Ok((due, earliest))
+    }
+
     /// Removes the hint if it is still exactly `processed`; a re-hint made meanwhile stays.
     pub fn finish_hint(&self, record_id: &str, processed: &Hint) -> Result<bool, StoreError> {
         self.hints

@@ -19,6 +19,7 @@ use super::body::{BodyFormat, BodyPolicy, RawBody};
 use super::error::ApiError;
 use super::headers::{BearerToken, IdempotencyKey, Prefer};
 use super::problem::FieldError;
+use super::quota::BankQuota;
 use crate::mapping::{FieldProblem, MapContext, MappingSet};
 use crate::ops::metrics as m;
 use crate::outbox::{
@@ -43,6 +44,8 @@ pub struct IntakeState {
     pub public_url: String,
     /// Where finished report PDFs are kept, encrypted; `None` when report delivery is not configured.
     pub vault: Option<Arc<Vault>>,
+    /// `[server] bank_quota_per_hour`; `None` = no quota.
+    pub quota: Option<Arc<BankQuota>>,
 }
 
 /// `/api/v1/...` routes of the bank API.
@@ -90,6 +93,11 @@ async fn accept(
     body: RawBody,
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
+    if let Some(quota) = &state.quota {
+        quota
+            .take(&principal.bank_code, Instant::now())
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    }
     let mappings = state.mappings.load_full();
     let policy = BodyPolicy {
         xml_root: mappings

@@ -10,7 +10,8 @@
 //! 2. **Size** — axum's `DefaultBodyLimit` caps the body; [`body::RawBody`] turns its refusal into 413.
 //! 3. **Authentication** — [`headers::BearerToken`] takes the token (401 when absent or malformed); the
 //!    token is then introspected at Salesforce (Salesforce client, not here) to find the user's bank
-//!    (401 `invalid_token` when inactive, 403 when the user belongs to no member bank).
+//!    (401 `invalid_token` when inactive, 403 when the user belongs to no member bank). Then the bank's
+//!    intake quota ([`quota`], `[server] bank_quota_per_hour`): 429 with `Retry-After` when it is spent.
 //! 4. **Headers** — [`headers::IdempotencyKey`] (400 when malformed) and [`headers::Prefer`] (`wait=N`,
 //!    `respond-async`; unknown or malformed preferences ignored, as RFC 7240 requires).
 //! 5. **Parse** — [`body::parse_body`] negotiates JSON/XML (415 otherwise), parses strictly
@@ -41,6 +42,7 @@ pub mod headers;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod quota;
 pub mod request_id;
 pub mod xml;
 
@@ -51,5 +53,6 @@ pub use error::ApiError;
 pub use headers::{BearerToken, IdempotencyKey, Prefer};
 pub use openapi::openapi_json;
 pub use problem::{FieldError, Problem, ProblemType, SourcePosition};
+pub use quota::BankQuota;
 pub use request_id::{RequestId, request_id_middleware};
 pub use xml::{XmlElement, XmlError, XmlLimits, parse_document, parse_xml};

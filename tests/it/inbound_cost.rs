@@ -1,0 +1,120 @@
+//! The inbound side's Salesforce API cost, counted by the simulator (`/__sim/stats`): an idle poll is one
+//! call and re-reads nothing, hinted records are re-read in batches, a completed request costs about one call
+//! (its PDF download).
+
+use creditlink::outbox::Destination;
+use serde_json::{Value, json};
+
+use crate::inbound_support::{self, Harness, pdf_with_marker};
+use crate::sim_support;
+
+async fn stats(h: &Harness) -> Value {
+    sim_support::client()
+        .get(format!("{}/__sim/stats", h.sim.base_url()))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats json")
+}
+
+async fn api_calls(h: &Harness) -> u64 {
+    stats(h).await["api_calls_total"].as_u64().expect("total")
+}
+
+/// Creates `n` requests (as creditlink) and moves each to `status` (as the bureau); returns their record ids.
+async fn requests_in(h: &Harness, n: usize, status: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let (id, _) = h.create_request().await;
+        h.bureau_edit(&id, json!({ "Status__c": status }), None)
+            .await;
+        ids.push(id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn an_idle_poll_is_one_call_and_rereads_nothing() {
+    let h = inbound_support::start().await;
+    requests_in(&h, 30, "In Progress").await;
+    let first = h.inbound.poll_once().await.expect("poll");
+    assert_eq!(first.hinted, 30, "{first:?}");
+    h.drain().await;
+    assert_eq!(h.bank_events().len(), 30);
+
+    // Nothing changes any more: each poll is one query and hints nothing, so the mirror reads nothing.
+    for round in 0..3 {
+        let before = api_calls(&h).await;
+        let poll = h.inbound.poll_once().await.expect("poll");
+        assert_eq!(poll.hinted, 0, "round {round}: {poll:?}");
+        assert!(h.drain().await.is_empty());
+        assert_eq!(api_calls(&h).await - before, 1, "round {round}");
+    }
+    assert_eq!(h.bank_events().len(), 30);
+
+    // A change after the idle polls is still found.
+    h.bureau_edit(
+        &first_request(&h),
+        json!({ "Status__c": "Rejected", "Status_Reason__c": "Subject unknown" }),
+        None,
+    )
+    .await;
+    assert_eq!(h.inbound.poll_once().await.expect("poll").hinted, 1);
+    h.drain().await;
+    assert_eq!(h.bank_events().len(), 31);
+}
+
+/// The Salesforce id of the first event's record.
+fn first_request(h: &Harness) -> String {
+    h.bank_events()[0].payload["salesforce_id"]
+        .as_str()
+        .expect("salesforce_id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn hinted_records_are_reread_in_one_query_per_batch() {
+    let h = inbound_support::start().await;
+    let ids = requests_in(&h, 30, "In Progress").await;
+    for id in &ids {
+        h.inbound.state().add_hint(id).expect("hint");
+    }
+    let before = api_calls(&h).await;
+    h.drain().await;
+    assert_eq!(h.bank_events().len(), 30);
+    assert_eq!(api_calls(&h).await - before, 1, "{}", stats(&h).await);
+}
+
+#[tokio::test]
+async fn a_completed_request_costs_at_most_1_2_calls() {
+    let h = inbound_support::start().await;
+    let n = 20;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (id, _) = h.create_request().await;
+        h.attach_pdf(&id, &pdf_with_marker(&format!("report-{i}")))
+            .await;
+        h.bureau_edit(&id, json!({ "Status__c": "Completed" }), None)
+            .await;
+        ids.push(id);
+    }
+    for id in &ids {
+        h.inbound.state().add_hint(id).expect("hint");
+    }
+    let before = api_calls(&h).await;
+    h.drain().await;
+    let calls = api_calls(&h).await - before;
+    let completed = h
+        .bank_events()
+        .iter()
+        .filter(|m| matches!(&m.destination, Destination::Bank { event, .. } if event == "report_request.completed"))
+        .count();
+    assert_eq!(completed, n);
+    assert!(
+        calls as f64 <= 1.2 * n as f64,
+        "{calls} calls for {n} completed requests: {}",
+        stats(&h).await
+    );
+}
