@@ -109,3 +109,71 @@ impl RequestNames {
 fn missing(what: &str) -> InboundError {
     InboundError::Names(what.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn shipped() -> MappingSet {
+        MappingSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings"))
+            .expect("shipped mappings load")
+    }
+
+    #[test]
+    fn the_shipped_mappings_name_the_request_fields() {
+        let names = RequestNames::resolve(&shipped()).expect("resolves");
+        assert_eq!(names.object, "Credit_Report_Request__c");
+        assert_eq!(names.request_key, "Request_Key__c");
+        assert_eq!(names.bank, "Bank__c");
+        assert_eq!(names.status, "Status__c");
+        assert_eq!(names.reason.as_deref(), Some("Status_Reason__c"));
+        assert_eq!(names.reference.as_deref(), Some("Bank_Reference__c"));
+        assert_eq!(
+            &names.select[..3],
+            [ID, LAST_MODIFIED_BY, LAST_MODIFIED_DATE]
+        );
+        let lower: Vec<String> = names.select.iter().map(|s| s.to_lowercase()).collect();
+        let mut unique = lower.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), lower.len(), "each field once: {lower:?}");
+    }
+
+    #[test]
+    fn renamed_object_and_fields_in_the_mappings_are_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        for entry in std::fs::read_dir(&shipped).expect("mappings dir").flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path)
+                    .expect("read")
+                    .replace("Credit_Report_Request__c", "Loan_Report__c")
+                    .replace("Status__c", "Stage__c")
+                    .replace("Bank__c", "Member__c");
+                std::fs::write(dir.path().join(entry.file_name()), text).expect("write");
+            }
+        }
+        let set = MappingSet::load_dir(dir.path()).expect("renamed mappings load");
+        let names = RequestNames::resolve(&set).expect("resolves");
+        assert_eq!(names.object, "Loan_Report__c");
+        assert_eq!(names.status, "Stage__c");
+        assert_eq!(names.bank, "Member__c");
+        assert!(names.select.iter().any(|f| f == "Stage__c"));
+    }
+
+    #[test]
+    fn a_set_without_an_outbound_status_mapping_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let inbound_only = "report_request.person.toml";
+        std::fs::copy(shipped.join(inbound_only), dir.path().join(inbound_only)).expect("copy");
+        let set = MappingSet::load_dir(dir.path()).expect("an inbound-only set loads");
+        assert!(matches!(
+            RequestNames::resolve(&set),
+            Err(InboundError::Names(_))
+        ));
+    }
+}

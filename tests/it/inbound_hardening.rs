@@ -147,3 +147,27 @@ async fn a_download_stops_at_its_cap() {
         .expect("at the cap");
     assert_eq!(bytes, pdf);
 }
+
+#[tokio::test]
+async fn the_email_payload_is_the_mapped_event_not_the_raw_record() {
+    let h = inbound_support::start().await;
+    let (id, key) = h.create_request().await;
+    h.bureau_edit(
+        &id,
+        json!({ "Status__c": "Rejected", "Status_Reason__c": "Subject unknown" }),
+        None,
+    )
+    .await;
+    h.inbound.state().add_hint(&id).expect("hint");
+    h.drain().await;
+    let email = h
+        .messages()
+        .into_iter()
+        .find(|m| matches!(m.destination, Destination::Email { .. }))
+        .expect("an e-mail");
+    // The outbound mapping's vocabulary (`rejected`), not Salesforce's picklist label (`Rejected`).
+    assert_eq!(email.payload["status"], "rejected");
+    assert_eq!(email.payload["reason"], "Subject unknown");
+    assert_eq!(email.payload["reference"], "LN-2026-000123");
+    assert_eq!(email.payload["request_id"], key.as_str());
+}
