@@ -125,9 +125,12 @@ impl Mirror {
     /// dropped.
     #[tracing::instrument(name = "inbound.mirror", skip_all)]
     pub async fn step(&self, now: DateTime<Utc>) -> Result<Vec<MirrorOutcome>, StoreError> {
-        let (due, earliest_ms) = self.state.due_batch(now, BATCH)?;
+        let batch = self.state.due_batch(now, BATCH)?;
+        let due = batch.due;
         if due.is_empty() {
-            let next_due = earliest_ms.and_then(DateTime::<Utc>::from_timestamp_millis);
+            let next_due = batch
+                .earliest_ms
+                .and_then(DateTime::<Utc>::from_timestamp_millis);
             return Ok(vec![MirrorOutcome::Idle { next_due }]);
         }
         let mappings = self.mappings.load_full();

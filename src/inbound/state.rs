@@ -42,6 +42,15 @@ pub struct NextDue {
     pub earliest_ms: Option<i64>,
 }
 
+/// What [`InboundState::due_batch`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueBatch {
+    /// Due hints with their record ids, in record-id order.
+    pub due: Vec<(String, Hint)>,
+    /// When the earliest not-yet-due hint becomes due (ms since the epoch).
+    pub earliest_ms: Option<i64>,
+}
+
 /// Handles to the inbound trees.
 #[derive(Clone, Debug)]
 pub struct InboundState {
@@ -123,11 +132,7 @@ impl InboundState {
 
     /// Up to `max` due hints in record-id order (a batch the mirror re-reads with one query); when none is due,
     /// the earliest due time of the others. Same scan as [`InboundState::next_due`].
-    pub fn due_batch(
-        &self,
-        now: DateTime<Utc>,
-        max: usize,
-    ) -> Result<(Vec<(String, Hint)>, Option<i64>), StoreError> {
+    pub fn due_batch(&self, now: DateTime<Utc>, max: usize) -> Result<DueBatch, StoreError> {
         let now_ms = now.timestamp_millis();
         let mut due = Vec::new();
         let mut earliest = None;
@@ -167,7 +172,10 @@ impl InboundState {
             }
             from = next_from;
         }
-        Ok((due, earliest))
+        Ok(DueBatch {
+            due,
+            earliest_ms: earliest,
+        })
     }
 
     /// Removes the hint if it is still exactly `processed`; a re-hint made meanwhile stays.
