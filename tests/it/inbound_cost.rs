@@ -118,3 +118,64 @@ async fn a_completed_request_costs_at_most_1_2_calls() {
         stats(&h).await
     );
 }
+
+/// The measurement behind BENCHMARKS.md's "poller API calls per hour on an idle org": `INBOUND_IDLE_N`
+/// (default 10,000) mirrored requests, then an hour of polls every 30 s on a simulated clock
+/// (`Inbound::poll_at`), each followed by a mirror drain. Prints the calls. Run it with
+/// `cargo test --test it measure_idle_poll_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a test: run on demand"]
+async fn measure_idle_poll_cost() {
+    let n: usize = std::env::var("INBOUND_IDLE_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let h = inbound_support::start().await;
+    let mut ids = Vec::with_capacity(n);
+    let mut chunk = Vec::new();
+    for i in 0..n {
+        let fields: creditlink::salesforce::JsonMap = serde_json::from_value(json!({
+            "Request_Key__c": uuid::Uuid::now_v7().to_string(),
+            "Bank__c": sim_support::BANK_A,
+            "Subject_Type__c": "Person",
+            "Purpose__c": "Other",
+        }))
+        .expect("object");
+        chunk.push(("Credit_Report_Request__c".to_owned(), fields));
+        if chunk.len() == 200 || i + 1 == n {
+            for r in h.client.collections_create(&chunk).await.expect("create") {
+                ids.push(r.id.expect("created"));
+            }
+            chunk.clear();
+        }
+    }
+    for id in &ids {
+        h.bureau_edit(id, json!({ "Status__c": "In Progress" }), None)
+            .await;
+    }
+    let t0 = chrono::Utc::now();
+    let before = api_calls(&h).await;
+    let first = h.inbound.poll_at(t0).await.expect("poll");
+    h.drain().await;
+    let mirrored = api_calls(&h).await - before;
+    println!(
+        "{n} requests: first poll hinted {}, poll + mirror used {mirrored} calls; {} bank events",
+        first.hinted,
+        h.bank_events().len()
+    );
+    let interval = chrono::Duration::seconds(30);
+    let mut per_poll = Vec::new();
+    for k in 1..=120 {
+        let before = api_calls(&h).await;
+        let poll = h.inbound.poll_at(t0 + interval * k).await.expect("poll");
+        assert_eq!(poll.hinted, 0);
+        h.drain().await;
+        per_poll.push(api_calls(&h).await - before);
+    }
+    let hour: u64 = per_poll.iter().sum();
+    println!(
+        "idle hour: {hour} calls in 120 polls (first five polls: {:?}; max after the overlap: {})",
+        &per_poll[..5],
+        per_poll[5..].iter().max().copied().unwrap_or(0)
+    );
+}

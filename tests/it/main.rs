@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
 mod bank_relay;
 mod bank_relay_config;
+mod bank_relay_hang;
 mod bank_relay_support;
 mod cli_check_config;
 mod cli_vault;

@@ -1,0 +1,119 @@
+//! A bank endpoint that hangs holds only its own delivery slots: another bank's webhooks go out meanwhile.
+
+use std::time::Duration;
+
+use creditlink::bank::{Endpoint, SenderConfig, UrlPolicy, WebhookSender};
+use creditlink::outbox::{Destination, Lane, NewMessage, State};
+use creditlink::relay::bank::{BankPusher, BankPusherSettings, BankTarget};
+
+use super::bank_relay_support::{BUREAU_CONTACT, Harness, fast_policy, until};
+
+const HUNG: &str = "HNG";
+
+/// A webhook receiver that accepts connections and never answers.
+async fn hanging_receiver() -> (url::Url, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = url::Url::parse(&format!("http://{addr}/hooks")).expect("url");
+    (url, task)
+}
+
+#[tokio::test]
+async fn a_hanging_endpoint_does_not_hold_up_another_banks_webhooks() {
+    let h = Harness::start(fast_policy(20, 5)).await;
+    let (hung_url, receiver) = hanging_receiver().await;
+    let hung = BankTarget {
+        code: HUNG.into(),
+        name: "Hanging Bank".into(),
+        account_id: "0015Y00000HANGSQA5".into(),
+        endpoint: Some(Endpoint {
+            url: hung_url,
+            secrets: vec![h.secret.clone()],
+        }),
+        contacts: Vec::new(),
+    };
+    let sender = WebhookSender::new(SenderConfig {
+        // Far longer than the test waits for the other bank.
+        timeout: Duration::from_secs(60),
+        policy: UrlPolicy {
+            allow_http: true,
+            allow_private: true,
+        },
+        ..SenderConfig::default()
+    })
+    .expect("sender");
+    let pusher = BankPusher::new(
+        h.outbox.clone(),
+        sender,
+        vec![
+            h.target(h.receivers.url_for(super::bank_relay_support::SLUG)),
+            hung,
+        ],
+        BankPusherSettings {
+            concurrency: 4,
+            per_endpoint: 2,
+            disable_after: Duration::from_secs(86_400),
+            poll_interval: Duration::from_millis(20),
+            bureau_contacts: vec![BUREAU_CONTACT.into()],
+        },
+    )
+    .expect("pusher");
+    // The hanging bank's events are queued first, more of them than the pusher sends at once.
+    for n in 0..8 {
+        h.outbox
+            .enqueue(NewMessage {
+                tenant: "0015Y00000HANGSQA5".into(),
+                lane: Lane::Interactive,
+                destination: Destination::Bank {
+                    endpoint: HUNG.into(),
+                    event: "report_request.updated".into(),
+                },
+                payload: serde_json::json!({ "request_id": format!("hung-{n}") }),
+                mapping_version: None,
+            })
+            .expect("enqueue");
+    }
+    let other = h.enqueue_event("report_request.completed", 1);
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(
+        pusher
+            .clone()
+            .run(shutdown.clone(), creditlink::ops::Heartbeat::new()),
+    );
+    until(
+        Duration::from_secs(10),
+        "the other bank's event delivered",
+        || async { (h.message(other).state == State::Delivered).then_some(()) },
+    )
+    .await;
+    // The hanging bank is still waiting on its sends, two at a time; none of its events was delivered or
+    // charged an attempt for being released.
+    let hung_messages: Vec<_> = h
+        .outbox
+        .list(&creditlink::outbox::ListFilter {
+            tenant: Some("0015Y00000HANGSQA5".into()),
+            limit: 100,
+            ..Default::default()
+        })
+        .expect("list");
+    assert_eq!(hung_messages.len(), 8);
+    let in_flight = hung_messages
+        .iter()
+        .filter(|m| m.state == State::InFlight)
+        .count();
+    assert!(in_flight <= 2, "{in_flight} in flight to the hanging bank");
+    for m in &hung_messages {
+        assert!(h.outbox.attempts(m.id).expect("attempts").is_empty());
+    }
+    running.abort();
+    receiver.abort();
+}
