@@ -3,18 +3,19 @@
 # Build:  docker build -t creditlink .
 # Run:    docker run -p 8080:8080 -v creditlink-data:/var/lib/creditlink \
 #           -v /path/to/secrets:/etc/creditlink/secrets:ro creditlink
-# The sandbox (no secrets needed; demo assets from /opt/creditlink):
-#         docker run -p 8080:8080 -w /opt/creditlink creditlink sandbox --listen 0.0.0.0:8080 \
-#           --data-dir /var/lib/creditlink/sandbox
+# The image is a production build (`--no-default-features`): it has no simulator, so `creditlink sandbox` and
+# `creditlink sim salesforce` exit 64 in it, and it carries no demo credentials. Run the sandbox from a
+# default-features build (`cargo run -- sandbox`).
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# The whole tree: the binary embeds the simulator seed and sandbox demo key (include_str!), and Cargo checks
-# every declared target (tests/, benches/). BuildKit caches the registry and target dir between builds.
+# The whole tree: Cargo reads every workspace member's manifest (crates/) and checks every declared target
+# (tests/, benches/) even though this build compiles neither the simulator nor the tests. BuildKit caches the
+# registry and target dir between builds.
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked \
+    cargo build --release --locked --no-default-features \
     && cp target/release/creditlink /usr/local/bin/creditlink \
     && strip /usr/local/bin/creditlink
 
@@ -29,9 +30,6 @@ RUN apt-get update \
 COPY --from=build /usr/local/bin/creditlink /usr/local/bin/creditlink
 COPY --chown=root:root config/creditlink.toml /etc/creditlink/creditlink.toml
 COPY --chown=root:root mappings /etc/creditlink/mappings
-# Demo assets for `creditlink sandbox` (public, simulator-only credentials; see config/sandbox/README.md).
-COPY --chown=root:root config /opt/creditlink/config
-COPY --chown=root:root mappings /opt/creditlink/mappings
 USER creditlink:creditlink
 WORKDIR /var/lib/creditlink
 ENV CREDITLINK__STORE__DATA_DIR=/var/lib/creditlink \

@@ -105,15 +105,14 @@ async fn scenario(events: usize, fail_rate: f64) -> anyhow::Result<()> {
             payload: serde_json::json!({ "id": format!("bench-{i}"), "status": "completed",
                                          "report": { "url": "https://example.invalid/r", "sha256": "00", "size": 1 } }),
             mapping_version: None,
-        })?;
+        }).await?;
     }
-    outbox.durable().await?;
 
     let stop = CancellationToken::new();
     let started = Instant::now();
     let run = tokio::spawn(pusher.run(stop.clone(), creditlink::ops::Heartbeat::new()));
     let deadline = started + Duration::from_secs(300);
-    while outbox.counts().get(MsgState::Delivered) < events as u64 {
+    while outbox.counts().await?.get(MsgState::Delivered) < events as u64 {
         anyhow::ensure!(Instant::now() < deadline, "not drained within 300 s");
         tokio::time::sleep(ms(20)).await;
     }

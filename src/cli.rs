@@ -183,9 +183,9 @@ async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), C
             init_telemetry(LogFormat::Pretty, "info")?;
             run_sandbox(args, shutdown).await
         }
-        Command::Sim(SimCommand::Salesforce(args)) => {
+        Command::Sim(command) => {
             init_telemetry(LogFormat::Pretty, "info")?;
-            run_sim_salesforce(args, shutdown).await
+            run_sim(command, shutdown).await
         }
         Command::Vault(VaultCommand::Rotate(args)) => {
             let config = load_config(&args.config)?;
@@ -306,16 +306,16 @@ async fn run_daemon(config: Config, shutdown: CancellationToken) -> Result<(), C
 }
 
 /// `sandbox`: daemon + in-process simulated org, until `shutdown` fires.
+#[cfg(feature = "sim")]
 async fn run_sandbox(args: SandboxArgs, shutdown: CancellationToken) -> Result<(), CliError> {
     crate::sandbox::run(args.data_dir, args.listen, shutdown).await?;
     Ok(())
 }
 
 /// `sim salesforce`: the simulated org alone, until SIGTERM/SIGINT.
-async fn run_sim_salesforce(
-    args: SimSalesforceArgs,
-    shutdown: CancellationToken,
-) -> Result<(), CliError> {
+#[cfg(feature = "sim")]
+async fn run_sim(command: SimCommand, shutdown: CancellationToken) -> Result<(), CliError> {
+    let SimCommand::Salesforce(args) = command;
     let opts = crate::sim::StandaloneOptions {
         listen: args.listen,
         seed: args.seed,
@@ -323,6 +323,20 @@ async fn run_sim_salesforce(
     };
     crate::sim::run_standalone(opts, shutdown).await?;
     Ok(())
+}
+
+/// What a production build (`--no-default-features`) says to `sandbox` and `sim`: exit 64, nothing started.
+pub const NO_SIMULATOR: &str = "this build of creditlink has no simulator (it was built without the `sim` \
+     feature); `creditlink sandbox` and `creditlink sim salesforce` need a build with default features";
+
+#[cfg(not(feature = "sim"))]
+async fn run_sandbox(_args: SandboxArgs, _shutdown: CancellationToken) -> Result<(), CliError> {
+    Err(CliError::Usage(NO_SIMULATOR.into()))
+}
+
+#[cfg(not(feature = "sim"))]
+async fn run_sim(_command: SimCommand, _shutdown: CancellationToken) -> Result<(), CliError> {
+    Err(CliError::Usage(NO_SIMULATOR.into()))
 }
 
 /// `vault rotate`: re-encrypts the vault under the newest key, with a progress bar.

@@ -14,8 +14,11 @@ pub mod ops;
 pub mod outbox;
 pub mod relay;
 pub mod salesforce;
+#[cfg(feature = "sim")]
 pub mod sandbox;
-pub mod sim;
+/// The simulated Salesforce org (crate `creditlink-sim`), compiled in only with the `sim` feature.
+#[cfg(feature = "sim")]
+pub use creditlink_sim as sim;
 pub mod store;
 pub mod telemetry;
 pub mod vault;

@@ -4,8 +4,10 @@
 //! Start-up order matters for the durability promise: the store and outbox open (and recover whatever was in
 //! flight) before the listener accepts a single request; Salesforce need not be reachable at start (requests
 //! are accepted and queued; `/readyz` reports the missing token). Shutdown runs the other way: readiness
-//! flips to 503, the HTTP server stops accepting and drains, workers stop between tasks (never mid-send), the
-//! store is flushed, all bounded by `[server] shutdown_grace`.
+//! flips to 503, the HTTP server stops accepting and drains, workers stop between tasks (never mid-send), all
+//! bounded by `[server] shutdown_grace` (every store write was durable when it returned: nothing to flush).
+//! A store that stays unwritable (full disk) stops the daemon the same way, with an error exit, so the
+//! supervisor restarts it on a reopened store (`tasks::StoreWatch`).
 
 mod tasks;
 
@@ -60,7 +62,7 @@ impl Daemon {
     /// Opens the store (recovering in-flight messages), loads mappings and builds every part. No network I/O.
     pub async fn build(config: Config) -> anyhow::Result<Daemon> {
         let data_dir = &config.store.data_dir;
-        std::fs::create_dir_all(data_dir)
+        crate::store::private_dir(data_dir)
             .with_context(|| format!("creating data dir {}", data_dir.display()))?;
         let durability = match config.store.durability {
             config::Durability::GroupCommit => Durability::GroupCommit,
@@ -84,6 +86,7 @@ impl Daemon {
         let options = crate::outbox::OutboxOptions {
             lease: o.lease,
             idempotency_ttl: config.intake.idempotency_ttl,
+            clock: crate::outbox::Clock::System,
         };
         // Bank webhooks and e-mails retry on their own (Svix-like) schedule; Salesforce on `[outbox]`'s.
         let webhook_policy = crate::relay::bank::webhook_retry_policy(&config.webhooks)
@@ -198,6 +201,9 @@ impl Daemon {
         } = self;
         let tracker = TaskTracker::new();
         let workers = CancellationToken::new();
+        // Stops the daemon like `shutdown` does, but also when the store stays unwritable (then `run` fails).
+        let stopping = shutdown.child_token();
+        let store_failed = CancellationToken::new();
 
         // Workers.
         let paused = pusher.clone();
@@ -233,6 +239,7 @@ impl Daemon {
             &workers,
             tasks::Context {
                 store: store.clone(),
+                store_failed: store_failed.clone(),
                 outbox: outbox.clone(),
                 client: client.clone(),
                 health: health.clone(),
@@ -291,7 +298,7 @@ impl Daemon {
         tracing::info!(%addr, data_dir = %config.store.data_dir.display(), "creditlink listening");
         ops::notify_ready();
         ops::notify_status("accepting requests");
-        let server_shutdown = shutdown.clone();
+        let server_shutdown = stopping.clone();
         let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
@@ -299,7 +306,10 @@ impl Daemon {
         .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
         let served = tokio::spawn(async move { server.await });
 
-        shutdown.cancelled().await;
+        tokio::select! {
+            _ = shutdown.cancelled() => {}
+            _ = store_failed.cancelled() => stopping.cancel(),
+        }
         tracing::info!("shutting down: draining HTTP, stopping workers between tasks");
         health.set_shutting_down();
         ops::notify_stopping();
@@ -317,7 +327,11 @@ impl Daemon {
                 "grace period over; stopping with work in flight (it is re-sent after restart)"
             );
         }
-        store.durable().await.context("final flush")?;
+        if store_failed.is_cancelled() {
+            anyhow::bail!(
+                "the store stayed unwritable (full disk or I/O errors); exiting so the supervisor restarts creditlink on a reopened store"
+            );
+        }
         tracing::info!("stopped");
         Ok(())
     }

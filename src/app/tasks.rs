@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -21,6 +21,8 @@ use crate::store::Store;
 
 pub(super) struct Context {
     pub store: Store,
+    /// Cancelled when the store stayed unwritable: the daemon then shuts down and exits non-zero.
+    pub store_failed: CancellationToken,
     pub outbox: Outbox,
     pub client: SalesforceClient,
     pub health: Health,
@@ -30,10 +32,11 @@ pub(super) struct Context {
 }
 
 pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Context) {
-    // Store: a flushed probe write every few seconds; readiness reads the last result.
-    let writable = Arc::new(AtomicBool::new(true));
+    // Store: a durable probe write every few seconds; readiness reads the last result, and a store that
+    // stays unwritable stops the daemon (see `StoreWatch`).
     {
-        let flag = writable.clone();
+        let watch = StoreWatch::new(ctx.store.clone(), ctx.store_failed.clone());
+        let flag = watch.writable.clone();
         ctx.health.add_check(
             "store",
             Arc::new(move || {
@@ -44,16 +47,10 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
                 }
             }),
         );
-        let store = ctx.store.clone();
-        every(tracker, stop, Duration::from_secs(5), move || {
-            let (store, flag) = (store.clone(), writable.clone());
-            async move {
-                let ok = store.check_writable().await.is_ok();
-                if !ok && flag.load(Ordering::Relaxed) {
-                    tracing::error!("store write probe failed");
-                }
-                flag.store(ok, Ordering::Relaxed);
-            }
+        let watch = Arc::new(watch);
+        every(tracker, stop, STORE_PROBE_INTERVAL, move || {
+            let watch = watch.clone();
+            async move { watch.probe().await }
         });
     }
 
@@ -89,7 +86,13 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
         every(tracker, stop, Duration::from_secs(2), move || {
             let (outbox, client, pusher) = (outbox.clone(), client.clone(), pusher.clone());
             async move {
-                let counts = outbox.counts();
+                let counts = match outbox.counts().await {
+                    Ok(counts) => counts,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the outbox counts failed");
+                        return;
+                    }
+                };
                 for state in [
                     State::Pending,
                     State::InFlight,
@@ -105,7 +108,7 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
                     metrics::gauge!(m::OUTBOX_MESSAGES, "state" => name)
                         .set(counts.get(state) as f64);
                 }
-                if let Ok(age) = outbox.oldest_pending_age(Utc::now()) {
+                if let Ok(age) = outbox.oldest_pending_age(Utc::now()).await {
                     metrics::gauge!(m::OUTBOX_OLDEST_PENDING_AGE)
                         .set(age.map_or(0.0, |a| a.as_secs_f64()));
                 }
@@ -128,14 +131,12 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
         every(tracker, stop, Duration::from_secs(600), move || {
             let outbox = outbox.clone();
             async move {
-                match tokio::task::spawn_blocking(move || outbox.purge_expired_keys(Utc::now()))
-                    .await
-                {
-                    Ok(Ok(n)) if n > 0 => {
+                match outbox.purge_expired_keys(Utc::now()).await {
+                    Ok(n) if n > 0 => {
                         tracing::info!(purged = n, "expired idempotency keys purged")
                     }
-                    Ok(Err(e)) => tracing::warn!(error = %e, "purging idempotency keys failed"),
-                    _ => {}
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
                 }
             }
         });
@@ -202,4 +203,122 @@ where
             }
         }
     });
+}
+
+/// How often the store write probe runs.
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Consecutive failed probes after which the daemon gives up on the store (30 s at the interval above).
+const STORE_PROBE_FAILURES_BEFORE_EXIT: u32 = 6;
+
+/// Watches the store's writability.
+///
+/// sled keeps an I/O error (a full disk, EIO) as a process-wide sticky error: once a flush failed, every
+/// later write fails too, even after space is freed, until the database is reopened. So the daemon does
+/// not wait for the disk to recover: after [`STORE_PROBE_FAILURES_BEFORE_EXIT`] failed probes in a row it
+/// cancels `failed`, which shuts it down with an error exit, and the supervisor (`Restart=on-failure`,
+/// Docker's restart policy) starts it again on a reopened store. Nothing acknowledged is lost: every
+/// acknowledged write was durable before its answer, and writes that failed were never acknowledged.
+pub(super) struct StoreWatch {
+    store: Store,
+    failed: CancellationToken,
+    pub(super) writable: Arc<AtomicBool>,
+    failures: AtomicU32,
+}
+
+impl StoreWatch {
+    pub(super) fn new(store: Store, failed: CancellationToken) -> Self {
+        StoreWatch {
+            store,
+            failed,
+            writable: Arc::new(AtomicBool::new(true)),
+            failures: AtomicU32::new(0),
+        }
+    }
+
+    /// One probe: records the result for readiness, and gives up on the store after too many failures.
+    pub(super) async fn probe(&self) {
+        match self.store.check_writable().await {
+            Ok(()) => {
+                self.failures.store(0, Ordering::Relaxed);
+                self.writable.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let failures = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if self.writable.swap(false, Ordering::Relaxed) {
+                    tracing::error!(error = %e, "store write probe failed");
+                }
+                if failures >= STORE_PROBE_FAILURES_BEFORE_EXIT && !self.failed.is_cancelled() {
+                    tracing::error!(
+                        error = %e,
+                        failures,
+                        "the store stayed unwritable; stopping so the supervisor restarts the daemon on a reopened store"
+                    );
+                    self.failed.cancel();
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use tokio_util::sync::CancellationToken;
+
+    use super::{STORE_PROBE_FAILURES_BEFORE_EXIT, StoreWatch};
+    use crate::outbox::Queue;
+    use crate::store::memory::MemoryBackend;
+    use crate::store::{Backend, Kv, Store, StoreError};
+
+    /// A memory store whose probe fails while `broken` is set.
+    #[derive(Default)]
+    struct Flaky {
+        inner: MemoryBackend,
+        broken: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Backend for Flaky {
+        fn queue(&self) -> Result<Arc<dyn Queue>, StoreError> {
+            self.inner.queue()
+        }
+        fn kv(&self, name: &str) -> Result<Arc<dyn Kv>, StoreError> {
+            self.inner.kv(name)
+        }
+        async fn check_writable(&self) -> Result<(), StoreError> {
+            if self.broken.load(Ordering::Relaxed) {
+                Err(StoreError::Io(std::io::Error::other(
+                    "No space left on device",
+                )))
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_stays_unwritable_stops_the_daemon_and_a_blip_does_not() {
+        let backend = Arc::new(Flaky::default());
+        let failed = CancellationToken::new();
+        let watch = StoreWatch::new(Store::from_backend(backend.clone()), failed.clone());
+        backend.broken.store(true, Ordering::Relaxed);
+        for _ in 1..STORE_PROBE_FAILURES_BEFORE_EXIT {
+            watch.probe().await;
+        }
+        assert!(!watch.writable.load(Ordering::Relaxed), "not ready");
+        // The disk recovers before the limit: ready again, and the count starts over.
+        backend.broken.store(false, Ordering::Relaxed);
+        watch.probe().await;
+        assert!(watch.writable.load(Ordering::Relaxed));
+        assert!(!failed.is_cancelled());
+        backend.broken.store(true, Ordering::Relaxed);
+        for _ in 0..STORE_PROBE_FAILURES_BEFORE_EXIT {
+            watch.probe().await;
+        }
+        assert!(failed.is_cancelled(), "the daemon is told to stop");
+    }
 }

@@ -4,8 +4,11 @@
 
 pub mod health;
 pub mod sender;
-pub mod signing;
 pub mod ssrf;
+
+/// Standard Webhooks signing lives in its own crate so the simulator's demo bank receivers verify with the same
+/// code without depending on the daemon.
+pub use creditlink_signing as signing;
 
 pub use health::{DEFAULT_DISABLE_AFTER, EndpointHealth};
 pub use sender::{

@@ -128,6 +128,11 @@ pub struct WebhookSender {
 }
 
 impl WebhookSender {
+    /// The whole-attempt timeout: the longest one delivery can take.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
     pub fn new(config: SenderConfig) -> Result<Self, SendError> {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)

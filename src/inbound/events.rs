@@ -73,8 +73,12 @@ impl Change<'_> {
     }
 }
 
-/// Enqueues the bank event and e-mails of `change` (not yet durable: the caller flushes once per batch).
-pub fn enqueue(outbox: &Outbox, change: Change<'_>, public_url: &str) -> Result<(), InboundError> {
+/// Enqueues the bank event and e-mails of `change`, each durable when its enqueue returns.
+pub async fn enqueue(
+    outbox: &Outbox,
+    change: Change<'_>,
+    public_url: &str,
+) -> Result<(), InboundError> {
     let key = change.key();
     let bank = change.bank;
     let email = change
@@ -90,7 +94,7 @@ pub fn enqueue(outbox: &Outbox, change: Change<'_>, public_url: &str) -> Result<
         payload: change.body,
         mapping_version: Some(change.mapping_version.to_owned()),
     };
-    put(outbox, bank, &key, message)?;
+    put(outbox, bank, &key, message).await?;
     let Some((template, payload)) = email else {
         return Ok(());
     };
@@ -105,26 +109,28 @@ pub fn enqueue(outbox: &Outbox, change: Change<'_>, public_url: &str) -> Result<
             payload: payload.clone(),
             mapping_version: None,
         };
-        put(outbox, bank, &format!("{key}:email:{contact}"), message)?;
+        put(outbox, bank, &format!("{key}:email:{contact}"), message).await?;
     }
     Ok(())
 }
 
-fn put(
+async fn put(
     outbox: &Outbox,
     bank: &BankConfig,
     key: &str,
     message: NewMessage,
 ) -> Result<(), InboundError> {
     let key_hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    outbox.enqueue_idempotent_as(
-        MessageId::new(),
-        &bank.account_id,
-        key,
-        key_hash,
-        message,
-        Utc::now(),
-    )?;
+    outbox
+        .enqueue_idempotent_as(
+            MessageId::new(),
+            &bank.account_id,
+            key,
+            key_hash,
+            message,
+            Utc::now(),
+        )
+        .await?;
     Ok(())
 }
 

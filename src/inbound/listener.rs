@@ -29,7 +29,6 @@ use crate::config::Cidr;
 use crate::intake::xml::XmlLimits;
 use crate::intake::{ApiError, Problem};
 use crate::mapping::MappingSet;
-use crate::store::Store;
 
 use super::names::RequestNames;
 use super::soap::{self, ACK};
@@ -50,7 +49,6 @@ pub(crate) struct Listener {
     pub org_id: String,
     pub max_soap_bytes: usize,
     pub state: InboundState,
-    pub store: Store,
     pub wake: Arc<Notify>,
     /// Name the request object (notifications for other objects are acknowledged and ignored).
     pub mappings: Arc<ArcSwap<MappingSet>>,
@@ -139,19 +137,18 @@ impl Listener {
         let expires = Utc::now() + chrono::Duration::from_std(SEEN_TTL).unwrap_or_default();
         let mut new = 0;
         for n in &message.notifications {
-            if self.state.is_seen(&n.id)? {
+            if self.state.is_seen(&n.id).await? {
                 continue;
             }
             if n.object_type == object {
                 // Hint before seen: see `state` for why the order matters.
-                self.state.add_hint(&n.record_id)?;
+                self.state.add_hint(&n.record_id).await?;
                 new += 1;
             } else {
                 tracing::debug!(object = %n.object_type, "notification for an object creditlink does not mirror");
             }
-            self.state.mark_seen(&n.id, expires)?;
+            self.state.mark_seen(&n.id, expires).await?;
         }
-        self.store.durable().await?;
         Ok(new)
     }
 }

@@ -15,7 +15,7 @@
 //!    report in the vault when Completed (its `ContentSize` checked against the vault's limit *before* the
 //!    download, and the download cut off at that limit), then enqueue the bank event (plus e-mails for Rejected
 //!    and Action Required) under keys that carry the record's change sequence (see `events`).
-//! 4. Save the new sequence and hash, settle the hint; one `durable()` for the whole batch.
+//! 4. Save the new sequence and hash, settle the hint (every write durable when it returns).
 //!
 //! The object and field names come from the mappings (`names`). Limitation: echo suppression looks only at
 //! `LastModifiedById`. A bureau change immediately overwritten by a creditlink write before the hint is
@@ -125,7 +125,7 @@ impl Mirror {
     /// dropped.
     #[tracing::instrument(name = "inbound.mirror", skip_all)]
     pub async fn step(&self, now: DateTime<Utc>) -> Result<Vec<MirrorOutcome>, StoreError> {
-        let batch = self.state.due_batch(now, BATCH)?;
+        let batch = self.state.due_batch(now, BATCH).await?;
         let due = batch.due;
         if due.is_empty() {
             let next_due = batch
@@ -164,14 +164,13 @@ impl Mirror {
                     .await
                     .map_err(Failure::from),
             };
-            outcomes.push(self.settle(now, record_id, hint, result)?);
+            outcomes.push(self.settle(now, record_id, hint, result).await?);
         }
-        self.outbox.durable().await?;
         Ok(outcomes)
     }
 
     /// Removes, defers or drops the hint after its record was processed.
-    fn settle(
+    async fn settle(
         &self,
         now: DateTime<Utc>,
         record_id: &str,
@@ -181,13 +180,13 @@ impl Mirror {
         let record_id = record_id.to_owned();
         Ok(match result {
             Ok(done) => {
-                self.state.finish_hint(&record_id, hint)?;
+                self.state.finish_hint(&record_id, hint).await?;
                 done
             }
             Err(e) if e.retryable => {
                 let delay = backoff(hint.attempts);
                 let not_before = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.state.defer_hint(&record_id, hint, not_before)?;
+                self.state.defer_hint(&record_id, hint, not_before).await?;
                 tracing::warn!(record_id = %record_id, attempts = hint.attempts + 1, error = %e.message,
                     retry_in_ms = delay.as_millis() as u64, "mirroring deferred");
                 metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind, "retryable" => "true")
@@ -198,7 +197,7 @@ impl Mirror {
                 }
             }
             Err(e) => {
-                self.state.finish_hint(&record_id, hint)?;
+                self.state.finish_hint(&record_id, hint).await?;
                 tracing::error!(record_id = %record_id, error = %e.message, "status change cannot be mirrored; dropped");
                 metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind, "retryable" => "false")
                     .increment(1);
@@ -291,7 +290,8 @@ impl Mirror {
         let state_hash = state_hash(status, reason, report.map(|r| r.id.as_str()));
         let previous = self
             .state
-            .mirrored(record_id)?
+            .mirrored(record_id)
+            .await?
             .map(|v| Mirrored::decode(&v));
         if previous.as_ref().map(|p| p.state_hash.as_str()) == Some(state_hash.as_str()) {
             return Ok(MirrorOutcome::Unchanged {
@@ -336,12 +336,15 @@ impl Mirror {
                 email_template: email_template(status),
             },
             &self.public_url,
-        )?;
+        )
+        .await?;
         let mirrored = Mirrored {
             sequence,
             state_hash,
         };
-        self.state.set_mirrored(record_id, &mirrored.encode())?;
+        self.state
+            .set_mirrored(record_id, &mirrored.encode())
+            .await?;
         metrics::counter!("creditlink_inbound_events_total", "event" => event).increment(1);
         tracing::info!(record_id, bank = %bank.code, event, sequence, "status change mirrored");
         Ok(MirrorOutcome::Mirrored {

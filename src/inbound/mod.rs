@@ -161,7 +161,6 @@ impl Inbound {
                 org_id: settings.org_id,
                 max_soap_bytes: settings.max_soap_bytes,
                 state: state.clone(),
-                store: store.clone(),
                 wake: wake.clone(),
                 mappings: mappings.clone(),
             },
@@ -174,7 +173,7 @@ impl Inbound {
                 banks: Arc::new(banks),
                 public_url,
             },
-            poller: Poller::new(state, store, client, mappings, settings.poll_overlap),
+            poller: Poller::new(state, client, mappings, settings.poll_overlap),
             poll_interval: settings.poll_interval,
             wake,
         })

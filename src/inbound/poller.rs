@@ -35,7 +35,6 @@ use parking_lot::Mutex;
 
 use crate::mapping::MappingSet;
 use crate::salesforce::SalesforceClient;
-use crate::store::Store;
 
 use super::error::InboundError;
 use super::mirror::parse_sf_datetime;
@@ -65,7 +64,6 @@ struct Memory {
 #[derive(Clone)]
 pub struct Poller {
     pub(crate) state: InboundState,
-    pub(crate) store: Store,
     pub(crate) client: SalesforceClient,
     pub(crate) mappings: Arc<ArcSwap<MappingSet>>,
     pub(crate) overlap: Duration,
@@ -75,14 +73,12 @@ pub struct Poller {
 impl Poller {
     pub(crate) fn new(
         state: InboundState,
-        store: Store,
         client: SalesforceClient,
         mappings: Arc<ArcSwap<MappingSet>>,
         overlap: Duration,
     ) -> Poller {
         Poller {
             state,
-            store,
             client,
             mappings,
             overlap,
@@ -95,14 +91,13 @@ impl Poller {
     pub async fn poll_once(&self, now: DateTime<Utc>) -> Result<PollOutcome, InboundError> {
         let names = RequestNames::resolve(&self.mappings.load())?;
         let overlap = chrono::Duration::from_std(self.overlap).unwrap_or_default();
-        let watermark = match self.state.watermark()? {
+        let watermark = match self.state.watermark().await? {
             Some(w) => w,
             None => {
                 // First start: look back one overlap only (no flood of history), and remember it at once so
                 // a restart after a long outage still polls from here.
                 let start = now - overlap;
-                self.state.set_watermark(start)?;
-                self.store.durable().await?;
+                self.state.set_watermark(start).await?;
                 start
             }
         };
@@ -117,35 +112,33 @@ impl Poller {
         let mut newest = watermark;
         let mut hinted = 0;
         let mut window = HashMap::with_capacity(rows.len());
-        {
-            let memory = self.memory.lock();
-            for row in &rows {
-                let text = |field: &str| row.get(field).and_then(|v| v.as_str());
-                let Some(id) = text(ID).filter(|id| is_salesforce_id(id)) else {
-                    continue;
-                };
-                let stamp = text(SYSTEM_MODSTAMP).unwrap_or_default();
-                if memory.seen.get(id).map(String::as_str) != Some(stamp) {
-                    self.state.add_hint(id)?;
-                    hinted += 1;
-                }
-                if let Some(t) = parse_sf_datetime(stamp) {
-                    newest = newest.max(t);
-                }
-                window.insert(id.to_owned(), stamp.to_owned());
+        // Taken out for the poll (a failed poll leaves it empty: the next one hints its window once more).
+        let seen = std::mem::take(&mut self.memory.lock().seen);
+        for row in &rows {
+            let text = |field: &str| row.get(field).and_then(|v| v.as_str());
+            let Some(id) = text(ID).filter(|id| is_salesforce_id(id)) else {
+                continue;
+            };
+            let stamp = text(SYSTEM_MODSTAMP).unwrap_or_default();
+            if seen.get(id).map(String::as_str) != Some(stamp) {
+                self.state.add_hint(id).await?;
+                hinted += 1;
             }
+            if let Some(t) = parse_sf_datetime(stamp) {
+                newest = newest.max(t);
+            }
+            window.insert(id.to_owned(), stamp.to_owned());
         }
-        // Hints first, then the watermark: never move past a change that is not yet safely hinted.
-        self.store.durable().await?;
+        // Hints first (each durable when written), then the watermark: never move past a change that is not
+        // yet safely hinted.
         if newest > watermark {
-            self.state.set_watermark(newest)?;
-            self.store.durable().await?;
+            self.state.set_watermark(newest).await?;
         }
         *self.memory.lock() = Memory {
             last_poll: Some(now),
             seen: window,
         };
-        let purged = self.state.purge_seen(now)?;
+        let purged = self.state.purge_seen(now).await?;
         if purged > 0 {
             tracing::debug!(purged, "expired notification ids forgotten");
         }

@@ -12,8 +12,8 @@
 //! - A hint is removed only by the worker that processed exactly that value (compare-and-swap on the whole
 //!   value, whose `nonce` changes on every re-hint), so a hint written while its record was being processed
 //!   survives and the record is read once more.
-//! - The listener writes a notification's hint *before* marking the notification seen; sled flushes its log in
-//!   order, so after a crash "seen but not hinted" cannot happen.
+//! - The listener writes a notification's hint *before* marking the notification seen, and every store
+//!   write is durable when it returns, so after a crash "seen but not hinted" cannot happen on any backend.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -74,9 +74,9 @@ impl InboundState {
 
     /// Records a hint for `record_id`, due now. An existing hint keeps its backoff (a record that keeps
     /// failing is not retried faster because Salesforce keeps pushing it) but gets a new nonce.
-    pub fn add_hint(&self, record_id: &str) -> Result<(), StoreError> {
+    pub async fn add_hint(&self, record_id: &str) -> Result<(), StoreError> {
         let key = record_id.as_bytes();
-        let hint = match self.hints.get(key)?.and_then(|v| decode(&v)) {
+        let hint = match self.hints.get(key).await?.and_then(|v| decode(&v)) {
             Some(old) => Hint {
                 nonce: rand::random(),
                 ..old
@@ -87,18 +87,18 @@ impl InboundState {
                 not_before_ms: 0,
             },
         };
-        self.hints.insert(key, &encode(&hint)?)?;
+        self.hints.insert(key, &encode(&hint)?).await?;
         Ok(())
     }
 
     /// The due hint with the smallest record id, and the earliest due time of those not yet due. Scans every
     /// hint: there are a handful at any time (one per recently changed record).
-    pub fn next_due(&self, now: DateTime<Utc>) -> Result<NextDue, StoreError> {
+    pub async fn next_due(&self, now: DateTime<Utc>) -> Result<NextDue, StoreError> {
         let now_ms = now.timestamp_millis();
         let mut from = Vec::new();
         let mut earliest = None;
         loop {
-            let batch = self.hints.scan_from(&from, 256)?;
+            let batch = self.hints.scan_from(&from, 256).await?;
             let Some((last, _)) = batch.last() else {
                 return Ok(NextDue {
                     due: None,
@@ -116,7 +116,7 @@ impl InboundState {
                         attempts: 0,
                         not_before_ms: 0,
                     };
-                    self.hints.insert(&key, &encode(&hint)?)?;
+                    self.hints.insert(&key, &encode(&hint)?).await?;
                     return Ok(due(id, hint));
                 };
                 if hint.not_before_ms <= now_ms {
@@ -132,13 +132,13 @@ impl InboundState {
 
     /// Up to `max` due hints in record-id order (a batch the mirror re-reads with one query); when none is due,
     /// the earliest due time of the others. Same scan as [`InboundState::next_due`].
-    pub fn due_batch(&self, now: DateTime<Utc>, max: usize) -> Result<DueBatch, StoreError> {
+    pub async fn due_batch(&self, now: DateTime<Utc>, max: usize) -> Result<DueBatch, StoreError> {
         let now_ms = now.timestamp_millis();
         let mut due = Vec::new();
         let mut earliest = None;
         let mut from = Vec::new();
         while due.len() < max {
-            let batch = self.hints.scan_from(&from, 256)?;
+            let batch = self.hints.scan_from(&from, 256).await?;
             let Some((last, _)) = batch.last() else {
                 break;
             };
@@ -155,7 +155,7 @@ impl InboundState {
                             attempts: 0,
                             not_before_ms: 0,
                         };
-                        self.hints.insert(&key, &encode(&hint)?)?;
+                        self.hints.insert(&key, &encode(&hint)?).await?;
                         hint
                     }
                 };
@@ -179,37 +179,41 @@ impl InboundState {
     }
 
     /// Removes the hint if it is still exactly `processed`; a re-hint made meanwhile stays.
-    pub fn finish_hint(&self, record_id: &str, processed: &Hint) -> Result<bool, StoreError> {
+    pub async fn finish_hint(&self, record_id: &str, processed: &Hint) -> Result<bool, StoreError> {
         self.hints
             .remove_if_eq(record_id.as_bytes(), &encode(processed)?)
+            .await
     }
 
     /// Pushes the hint back after a retryable failure, unless it was re-hinted meanwhile (then it is retried
     /// at once: there may be news).
-    pub fn defer_hint(
+    pub async fn defer_hint(
         &self,
         record_id: &str,
         processed: &Hint,
         not_before: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        let key = record_id.as_bytes();
-        if self.hints.get(key)?.as_deref() == Some(encode(processed)?.as_slice()) {
-            let deferred = Hint {
-                nonce: processed.nonce,
-                attempts: processed.attempts.saturating_add(1),
-                not_before_ms: not_before.timestamp_millis(),
-            };
-            self.hints.insert(key, &encode(&deferred)?)?;
-        }
+        let deferred = Hint {
+            nonce: processed.nonce,
+            attempts: processed.attempts.saturating_add(1),
+            not_before_ms: not_before.timestamp_millis(),
+        };
+        self.hints
+            .replace_if_eq(
+                record_id.as_bytes(),
+                &encode(processed)?,
+                &encode(&deferred)?,
+            )
+            .await?;
         Ok(())
     }
 
-    pub fn hint_count(&self) -> usize {
-        self.hints.len()
+    pub async fn hint_count(&self) -> Result<usize, StoreError> {
+        self.hints.len().await
     }
 
     /// Marks a notification id seen until `expires_at`; false when it was seen already.
-    pub fn mark_seen(
+    pub async fn mark_seen(
         &self,
         notification_id: &str,
         expires_at: DateTime<Utc>,
@@ -217,69 +221,83 @@ impl InboundState {
         let ms = expires_at.timestamp_millis().to_be_bytes();
         if !self
             .seen
-            .insert_if_absent(notification_id.as_bytes(), &ms)?
+            .insert_if_absent(notification_id.as_bytes(), &ms)
+            .await?
         {
             return Ok(false);
         }
         self.seen_expiry
-            .insert(&expiry_key(&ms, notification_id), &[])?;
+            .insert(&expiry_key(&ms, notification_id), &[])
+            .await?;
         Ok(true)
     }
 
-    pub fn is_seen(&self, notification_id: &str) -> Result<bool, StoreError> {
-        Ok(self.seen.get(notification_id.as_bytes())?.is_some())
+    pub async fn is_seen(&self, notification_id: &str) -> Result<bool, StoreError> {
+        Ok(self.seen.get(notification_id.as_bytes()).await?.is_some())
     }
 
     /// Forgets notification ids whose TTL ended by `now`; returns how many.
-    pub fn purge_seen(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    pub async fn purge_seen(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
         let now_ms = now.timestamp_millis();
         let mut purged = 0;
         loop {
-            let batch = self.seen_expiry.scan_from(&[], 256)?;
-            let mut progressed = false;
+            let batch = self.seen_expiry.scan_from(&[], 256).await?;
+            let mut expired = Vec::new();
+            let mut ids = Vec::new();
+            let mut reached_live = false;
             for (key, _) in batch {
-                let Some(ms) = key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
-                    self.seen_expiry.remove(&key)?;
-                    continue;
-                };
-                if i64::from_be_bytes(ms) > now_ms {
-                    return Ok(purged);
+                match key.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                    Some(ms) if i64::from_be_bytes(ms) > now_ms => {
+                        reached_live = true;
+                        break;
+                    }
+                    Some(_) => ids.push(key[8..].to_vec()),
+                    None => {}
                 }
-                self.seen.remove(&key[8..])?;
-                self.seen_expiry.remove(&key)?;
-                purged += 1;
-                progressed = true;
+                expired.push(key);
             }
-            if !progressed {
+            if expired.is_empty() {
+                return Ok(purged);
+            }
+            // Seen entries first: a crash in between leaves an expiry entry pointing at nothing, which the
+            // next purge removes.
+            self.seen.remove_all(&ids).await?;
+            self.seen_expiry.remove_all(&expired).await?;
+            purged += ids.len();
+            if reached_live {
                 return Ok(purged);
             }
         }
     }
 
     /// The hash of the state last mirrored for this record.
-    pub fn mirrored(&self, record_id: &str) -> Result<Option<String>, StoreError> {
+    pub async fn mirrored(&self, record_id: &str) -> Result<Option<String>, StoreError> {
         Ok(self
             .mirrored
-            .get(record_id.as_bytes())?
+            .get(record_id.as_bytes())
+            .await?
             .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    pub fn set_mirrored(&self, record_id: &str, state_hash: &str) -> Result<(), StoreError> {
+    pub async fn set_mirrored(&self, record_id: &str, state_hash: &str) -> Result<(), StoreError> {
         self.mirrored
-            .insert(record_id.as_bytes(), state_hash.as_bytes())?;
+            .insert(record_id.as_bytes(), state_hash.as_bytes())
+            .await?;
         Ok(())
     }
 
-    pub fn watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(self.meta.get(WATERMARK)?.and_then(|v| {
+    pub async fn watermark(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self.meta.get(WATERMARK).await?.and_then(|v| {
             DateTime::parse_from_rfc3339(&String::from_utf8_lossy(&v))
                 .ok()
                 .map(|t| t.with_timezone(&Utc))
         }))
     }
 
-    pub fn set_watermark(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
-        self.meta.insert(WATERMARK, at.to_rfc3339().as_bytes())?;
+    pub async fn set_watermark(&self, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.meta
+            .insert(WATERMARK, at.to_rfc3339().as_bytes())
+            .await?;
         Ok(())
     }
 }

@@ -138,19 +138,24 @@ async fn accept(
         mapping_version: Some(record.mapping_version),
     };
 
-    let outbox = state.outbox.clone();
+    // The durability rule: nothing is acknowledged before this write is durable, which the outbox
+    // guarantees when it returns. A replay's answer is durable too (the first request's write may have
+    // been in flight).
+    let outbox = &state.outbox;
     let now = Utc::now();
     let enqueued = match &key {
-        Some(key) => {
-            let (tenant, key, hash) = (
-                principal.account_id.clone(),
-                key.as_str().to_owned(),
+        Some(key) => outbox
+            .enqueue_idempotent_as(
+                id,
+                &principal.account_id,
+                key.as_str(),
                 parsed.sha256,
-            );
-            blocking(move || outbox.enqueue_idempotent_as(id, &tenant, &key, hash, new, now))
-                .await?
-        }
-        None => Enqueued::Created(blocking(move || outbox.enqueue_as(id, new, now)).await?),
+                new,
+                now,
+            )
+            .await
+            .map_err(store_error)?,
+        None => Enqueued::Created(outbox.enqueue_as(id, new, now).await.map_err(store_error)?),
     };
     if let Enqueued::Existing {
         same_body: false, ..
@@ -158,13 +163,6 @@ async fn accept(
     {
         return Err(ApiError::IdempotencyKeyReused);
     }
-    // The durability rule: nothing is acknowledged before the flush that covers this write returns. A
-    // replay waits too: the first request's write may not be flushed yet.
-    state
-        .outbox
-        .durable()
-        .await
-        .map_err(|e| ApiError::unavailable(Some(Duration::from_secs(1)), e))?;
     state.pusher_wakeup.notify_one();
 
     let id = enqueued.id();
@@ -184,6 +182,7 @@ async fn accept(
         None => state
             .outbox
             .get(id)
+            .await
             .map_err(ApiError::internal)?
             .ok_or(ApiError::NotFound)?,
     };
@@ -219,7 +218,7 @@ async fn get_report_request(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
-    let message = owned_message(&state, &principal, &id)?;
+    let message = owned_message(&state, &principal, &id).await?;
     Ok(Json(status_body(&state, &message)).into_response())
 }
 
@@ -233,7 +232,7 @@ async fn get_report(
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
-    let message = owned_message(&state, &principal, &id)?;
+    let message = owned_message(&state, &principal, &id).await?;
     let vault = state.vault.clone().ok_or(ApiError::NotFound)?;
     let actor = Actor::Bank(principal.account_id.clone());
     let report_id = message.id.to_string();
@@ -284,13 +283,13 @@ async fn get_report(
 
 /// The message `id` if it exists, is a report request, and belongs to the caller's bank; otherwise the same
 /// 404 in every case, so ids of other banks cannot be probed.
-fn owned_message(
+async fn owned_message(
     state: &IntakeState,
     principal: &Principal,
     id: &str,
 ) -> Result<Message, ApiError> {
     let id: MessageId = id.parse().map_err(|_| ApiError::NotFound)?;
-    match state.outbox.get(id).map_err(ApiError::internal)? {
+    match state.outbox.get(id).await.map_err(ApiError::internal)? {
         Some(m) if m.tenant == principal.account_id && m.lane == Lane::Interactive => Ok(m),
         _ => Err(ApiError::NotFound),
     }
@@ -335,15 +334,12 @@ fn field_error(p: &FieldProblem) -> FieldError {
 }
 
 /// Runs a sled transaction off the async workers (it may block on I/O).
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::outbox::OutboxError> + Send + 'static,
-) -> Result<T, ApiError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) if e.is_retryable() => {
-            Err(ApiError::unavailable(Some(Duration::from_secs(1)), e))
+/// A store failure while queueing is 503 (try again shortly: nothing was acknowledged); anything else 500.
+fn store_error(e: crate::outbox::OutboxError) -> ApiError {
+    match e {
+        crate::outbox::OutboxError::Store(_) => {
+            ApiError::unavailable(Some(Duration::from_secs(1)), e)
         }
-        Ok(Err(e)) => Err(ApiError::internal(e)),
-        Err(join) => Err(ApiError::internal(join)),
+        other => ApiError::internal(other),
     }
 }

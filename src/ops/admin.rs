@@ -51,7 +51,11 @@ async fn endpoint(
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let state = s.banks.endpoint_state(&code).map_err(ApiError::internal)?;
+    let state = s
+        .banks
+        .endpoint_state(&code)
+        .await
+        .map_err(ApiError::internal)?;
     Ok(Json(json!({ "bank": code, "endpoint": state })).into_response())
 }
 
@@ -61,9 +65,9 @@ async fn enable_endpoint(
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let was_disabled = s.banks.enable_endpoint(&code).map_err(ApiError::internal)?;
-    s.outbox
-        .durable()
+    let was_disabled = s
+        .banks
+        .enable_endpoint(&code)
         .await
         .map_err(|e| ApiError::unavailable(None, e))?;
     Ok(Json(json!({ "bank": code, "was_disabled": was_disabled })).into_response())
@@ -121,8 +125,9 @@ async fn list(
         limit: q.limit.unwrap_or(100).min(1000),
         after,
     };
-    let messages = s.outbox.list(&filter).map_err(internal)?;
-    Ok(Json(json!({ "counts": s.outbox.counts(), "messages": messages })).into_response())
+    let messages = s.outbox.list(&filter).await.map_err(internal)?;
+    let counts = s.outbox.counts().await.map_err(internal)?;
+    Ok(Json(json!({ "counts": counts, "messages": messages })).into_response())
 }
 
 async fn show(
@@ -135,9 +140,10 @@ async fn show(
     let message = s
         .outbox
         .get(id)
+        .await
         .map_err(internal)?
         .ok_or(ApiError::NotFound)?;
-    let attempts = s.outbox.attempts(id).map_err(internal)?;
+    let attempts = s.outbox.attempts(id).await.map_err(internal)?;
     Ok(Json(json!({ "message": message, "attempts": attempts })).into_response())
 }
 
@@ -147,11 +153,7 @@ async fn retry(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let message = s.outbox.retry(parse_id(&id)?).map_err(admin_error)?;
-    s.outbox
-        .durable()
-        .await
-        .map_err(|e| ApiError::unavailable(None, e))?;
+    let message = s.outbox.retry(parse_id(&id)?).await.map_err(admin_error)?;
     tracing::info!(message_id = %message.id, "admin: message queued again");
     Ok(Json(json!({ "message": message })).into_response())
 }
@@ -162,11 +164,11 @@ async fn discard(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
-    let message = s.outbox.discard(parse_id(&id)?).map_err(admin_error)?;
-    s.outbox
-        .durable()
+    let message = s
+        .outbox
+        .discard(parse_id(&id)?)
         .await
-        .map_err(|e| ApiError::unavailable(None, e))?;
+        .map_err(admin_error)?;
     tracing::info!(message_id = %message.id, "admin: message discarded");
     Ok(Json(json!({ "message": message })).into_response())
 }

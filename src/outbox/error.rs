@@ -22,6 +22,19 @@ pub enum OutboxError {
         expected: &'static str,
         actual: State,
     },
+    /// The message is no longer InFlight under the caller's lease: the lease ran out and the message
+    /// was released or claimed again, so this worker's outcome must not be recorded.
+    #[error("message {0}: the lease was lost")]
+    LeaseLost(MessageId),
+    /// The lease is not longer than the worker's longest attempt, so a slow attempt could be claimed
+    /// and sent a second time while it is still running.
+    #[error(
+        "outbox lease ({lease:?}) must be longer than the attempt timeout ({attempt_timeout:?})"
+    )]
+    LeaseTooShort {
+        lease: std::time::Duration,
+        attempt_timeout: std::time::Duration,
+    },
     /// A message could not be encoded for storage (a payload serde_json cannot write).
     #[error("message could not be encoded")]
     Encode(#[source] serde_json::Error),

@@ -6,28 +6,43 @@
 //! per destination kind *claims* due messages, tries them and *records* the attempt. Retries are
 //! stored with a due time, never slept on in memory.
 //!
-//! ## Key layout (sled trees, see `keys.rs`; integers big-endian so byte order is value order)
+//! ## The seam: [`Outbox`] over a [`Queue`]
 //!
-//! | tree | key | value |
-//! |---|---|---|
-//! | `outbox.messages` | id (16 B, UUID v7: creation order) | the [`Message`] as JSON |
-//! | `outbox.due` | kind (1) · lane (1) · next_attempt_at ms (8) · id | empty; only Pending |
-//! | `outbox.leases` | lease_until ms (8) · id | empty; only InFlight |
-//! | `outbox.live` | id | empty; Pending or InFlight (oldest-pending age) |
-//! | `outbox.attempts` | id · attempt number (4) | the [`Attempt`] as JSON; never purged with the message |
-//! | `outbox.by_tenant` | len (2) · tenant · id | empty; a bank's messages in order |
-//! | `outbox.idempotency` | SHA-256(tenant · NUL · key) | id · body hash · expires_at |
-//! | `outbox.idem_expiry` | expires_at ms (8) · key hash | empty; purge is a range scan |
+//! [`Outbox`] holds the rules — retry policy per destination kind, lease length and its check against
+//! the worker's attempt timeout, idempotency TTL, the clock, `wait_terminal` — and turns every call
+//! into one atomic step of a [`Queue`] (`backend.rs`), the object-safe async trait an implementation
+//! of storage provides:
 //!
-//! Claiming is a range scan over one `(kind, lane)` prefix of `due` up to "now", so its cost
-//! depends on how many messages are due, not on the queue length.
+//! | `Queue` method | what it does atomically |
+//! |---|---|
+//! | `insert` / `insert_idempotent` | a new Pending message (and its key hash: check-and-insert) |
+//! | `claim` | expired leases back to Pending, then due Pending → InFlight with a fresh [`LeaseToken`] |
+//! | `resolve` | *fenced by that token*: InFlight → Pending (retry) / Delivered / Failed / Dead, plus the attempt |
+//! | `admin_move` | Failed/Dead → Pending (retry), Pending/Failed/Dead → Discarded |
+//! | `release_all` | every InFlight → Pending (embedded stores at open only) |
+//! | `get` `list` `attempts` `counts` `oldest_live` `purge_expired_keys` | reads and housekeeping |
+//!
+//! The state changes themselves are pure functions in `backend.rs` ([`backend::claimed`],
+//! [`backend::released`], [`Resolution::apply`], [`AdminMove::apply`]), so every implementation
+//! applies the same machine; the contract suite (`tests/it/outbox_contract*.rs`) runs the same tests
+//! against each implementation.
+//!
+//! **Durable by construction.** A `Queue` write returns only once it would survive `kill -9`: the
+//! sled implementation (`store/sled/outbox/`) runs its transaction on a blocking thread and then
+//! waits for the store's group commit; a database implementation simply commits. The in-memory
+//! implementation (`store/memory/`) is for tests. No caller ever flushes: when `enqueue` returns,
+//! intake may answer 202.
+//!
+//! Implementations today: sled (embedded default, `store/sled/`), memory (`store/memory/`). A
+//! PostgreSQL implementation plugs in as another [`crate::store::Backend`]: it returns its `Queue`
+//! from `Backend::queue` and its durable key-value trees from `Backend::kv`; no caller changes.
 //!
 //! ## State machine
 //!
 //! ```text
 //!            enqueue
 //!               │
-//!               ▼     claim_due (lease)            Delivered
+//!               ▼     claim (lease + token)       Delivered
 //!   ┌──────▶ Pending ───────────────▶ InFlight ───▶ Failed     (permanent error, never retried)
 //!   │           ▲  ▲                   │  │   └───▶ Dead       (attempts or age exhausted)
 //!   │           │  └── Retry (due later) ┘  │
@@ -35,29 +50,34 @@
 //!   └── admin retry ◀── Failed | Dead        admin discard: Pending | Failed | Dead ──▶ Discarded
 //! ```
 //!
-//! ## Durability rule
+//! ## Leases and fencing
 //!
-//! **Nothing is acknowledged upstream before the store's flush returns**: a producer enqueues, then
-//! awaits [`Store::durable`] (group commit), and only then answers 202 or SOAP `Ack`. Every state
-//! change is one sled transaction over all trees, so a message and its index entries never
-//! disagree, even after a crash at any instant.
+//! A claim sets `lease_until = now + lease` and a fresh random [`LeaseToken`] on the message and
+//! returns it; [`Outbox::record_attempt`] takes that claimed message and the queue applies the
+//! outcome only while the message is still InFlight *under that token*. A worker whose lease expired
+//! (it hung, or was paused longer than the lease) gets [`OutboxError::LeaseLost`] and changes
+//! nothing, even if another worker re-claimed the message meanwhile. Because the fence guarantees the
+//! message did not change since the claim, the outbox computes the next state (retry delay, Dead)
+//! from the claimed copy; the queue only checks the token and writes.
+//!
+//! A lease must outlast the slowest attempt, or a slow send is claimed and sent again while it is
+//! still running: [`Outbox::claim_due`] takes the worker's attempt timeout and refuses
+//! ([`OutboxError::LeaseTooShort`]) unless the lease is longer. A lease expiry does not count as an
+//! attempt, so a message that kills its worker every time would cycle forever; that rule bounds it.
 //!
 //! ## Crash recovery
 //!
-//! At [`Outbox::open`], every InFlight message (found through `leases`) goes back to Pending, due
-//! now, with its attempt count unchanged: the worker that held it may or may not have reached the
-//! destination, and sending again is safe because every write is an upsert by External ID (banks
-//! dedupe on `webhook-id`). The same happens at run time when a lease expires (a worker died or
-//! hung). A lease expiry does not count as an attempt, so a message that kills its worker every
-//! time would cycle forever; the relay bounds that with its request timeout being shorter than the
-//! lease. Then the per-state counters are rebuilt by decoding every message once: O(messages) time
-//! at startup, O(1) memory (a streaming scan). At a million messages this is seconds; persisting
-//! the counters instead would add a hot key to every transaction.
+//! An embedded store is owned by one process, so at open every InFlight message goes back to Pending,
+//! due now, attempt count unchanged (sending again is safe: every write is an upsert by External ID,
+//! banks dedupe on `webhook-id`). A shared database does not do that (other daemons hold leases):
+//! expired leases are released by the next claim, which is also what happens at run time when a
+//! worker dies.
 //!
 //! ## Invariants
 //!
-//! - A message has a `due` entry iff it is Pending, a `leases` entry iff it is InFlight, a `live`
-//!   entry iff it is Pending or InFlight (all written only by `Tx::put`).
+//! - Every write is durable when it returns; each is atomic over the message, its indexes, its
+//!   attempt and its idempotency key.
+//! - A message is InFlight iff it has a lease and a token; only the holder of the token moves it on.
 //! - `attempts` equals the number of entries in the attempt log for that message.
 //! - Failed, Dead, Delivered and Discarded messages are never claimed; only an admin `retry`
 //!   brings Failed or Dead back.
@@ -66,23 +86,22 @@
 //!
 //! ## Memory
 //!
-//! Messages live on disk, not in an in-memory map: the outbox holds only the six state counters and
-//! one small channel per caller currently blocked in [`Outbox::wait_terminal`]. Memory stays flat
-//! as the queue grows (sled's page cache is bounded by its own `cache_capacity`).
+//! Messages live in the store, not in an in-memory map: the outbox holds one small channel per caller
+//! currently blocked in [`Outbox::wait_terminal`]. Memory stays flat as the queue grows.
 
 mod admin;
+pub mod backend;
 mod error;
-mod keys;
 mod policy;
 mod queue;
-mod tx;
 mod types;
 
+pub use backend::{AdminMove, Claim, IdemKey, Queue, Resolution};
 pub use error::OutboxError;
 pub use policy::{PolicyError, RetryPolicy};
 pub use types::{
     Attempt, AttemptOutcome, Counts, Destination, DestinationKind, Enqueued, ErrorClass, Lane,
-    LastError, ListFilter, Message, MessageId, NewMessage, State, Transition,
+    LastError, LeaseToken, ListFilter, Message, MessageId, NewMessage, State, Transition,
 };
 
 use std::collections::HashMap;
@@ -91,19 +110,36 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::store::{Store, StoreError};
-use tx::{Change, Trees};
+use crate::store::Store;
+
+/// How often [`Outbox::wait_terminal`] re-reads a message it waits on, besides being woken by this
+/// process's own transitions: a message another daemon (sharing a database) finished is seen this late
+/// at worst.
+const WAIT_RECHECK: Duration = Duration::from_secs(1);
+
+/// The clock the outbox reads "now" from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// The system clock (production).
+    #[default]
+    System,
+    /// Tokio's clock, anchored to the system time at open: under `tokio::time::pause` tests advance it
+    /// (and with it every due time and lease) without waiting.
+    Tokio,
+}
 
 /// Outbox settings beyond the retry policy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxOptions {
     /// How long a claimed message stays reserved for its worker. Longer than the slowest attempt
-    /// (request timeout plus a margin), or a slow attempt gets sent twice.
+    /// (request timeout plus a margin), or a slow attempt gets sent twice: checked at every claim.
     pub lease: Duration,
     /// How long an idempotency key is honoured. At least 24 h: banks retry through outages.
     pub idempotency_ttl: Duration,
+    pub clock: Clock,
 }
 
 impl Default for OutboxOptions {
@@ -111,36 +147,35 @@ impl Default for OutboxOptions {
         OutboxOptions {
             lease: Duration::from_secs(60),
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            clock: Clock::System,
         }
     }
 }
 
-/// The durable outbox. Cheap to clone: every clone shares the same store and counters.
+/// The durable outbox. Cheap to clone: every clone shares the same queue.
 #[derive(Clone)]
 pub struct Outbox {
     inner: Arc<Shared>,
 }
 
 struct Shared {
+    queue: Arc<dyn Queue>,
+    /// The store the queue lives in, for modules that keep their own trees beside it.
     store: Store,
-    trees: Trees,
     policy: RetryPolicy,
     /// Per-destination overrides of `policy`: a bank webhook follows Svix's multi-day schedule while
     /// a Salesforce write retries within hours. Kinds absent here use `policy`.
     policies: HashMap<DestinationKind, RetryPolicy>,
     options: OutboxOptions,
-    /// Messages per state, maintained after each committed transaction.
-    /// Per-state counters, signed: changes are applied after their transactions commit, so a claim may
-    /// be counted before the enqueue it follows; a counter then dips below zero for an instant instead of
-    /// losing the decrement (reads clamp at zero).
-    counts: Mutex<HashMap<State, i64>>,
+    /// `(system time, tokio instant)` at open, for [`Clock::Tokio`].
+    epoch: (DateTime<Utc>, tokio::time::Instant),
     /// One channel per message someone waits on; removed when the last waiter leaves.
     waiters: Mutex<HashMap<MessageId, watch::Sender<()>>>,
 }
 
 impl Outbox {
-    /// Opens the outbox with default [`OutboxOptions`], recovering from a crash (see the module
-    /// documentation for what that does and costs).
+    /// Opens the outbox over `store`'s queue with default [`OutboxOptions`]. An embedded store has
+    /// recovered its in-flight messages when it opened (see the module documentation).
     pub fn open(store: Store, policy: RetryPolicy) -> Result<Outbox, OutboxError> {
         Self::open_with(store, policy, OutboxOptions::default())
     }
@@ -171,31 +206,39 @@ impl Outbox {
                 "idempotency_ttl must be at least 24 hours",
             ));
         }
-        let trees = Trees::open(&store)?;
-        let outbox = Outbox {
+        Ok(Outbox {
             inner: Arc::new(Shared {
+                queue: store.queue()?,
                 store,
-                trees,
                 policy,
                 policies,
                 options,
-                counts: Mutex::new(HashMap::new()),
+                epoch: (Utc::now(), tokio::time::Instant::now()),
                 waiters: Mutex::new(HashMap::new()),
             }),
-        };
-        outbox.recover_in_flight(Utc::now())?;
-        outbox.rebuild_counts()?;
-        Ok(outbox)
+        })
     }
 
-    /// The store this outbox writes to: await [`Store::durable`] before acknowledging.
+    /// The store this outbox's queue lives in.
     pub fn store(&self) -> &Store {
         &self.inner.store
     }
 
-    /// Shorthand for `self.store().durable()`.
-    pub async fn durable(&self) -> Result<(), StoreError> {
-        self.inner.store.durable().await
+    /// "Now" by the outbox's [`Clock`]. Workers use it for claims so tests can run under a paused clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        match self.inner.options.clock {
+            Clock::System => Utc::now(),
+            Clock::Tokio => {
+                let (wall, instant) = self.inner.epoch;
+                let elapsed = tokio::time::Instant::now().saturating_duration_since(instant);
+                wall + chrono::Duration::from_std(elapsed).unwrap_or(chrono::Duration::zero())
+            }
+        }
+    }
+
+    /// The lease length claims use.
+    pub fn lease(&self) -> Duration {
+        self.inner.options.lease
     }
 
     /// The default retry policy (destinations without their own).
@@ -210,6 +253,9 @@ impl Outbox {
 
     /// Waits until the message is Delivered, Failed, Dead or Discarded, or `timeout` passes.
     /// Returns the message if it is terminal, `None` on timeout. Used for `Prefer: wait=N`.
+    ///
+    /// Woken at once by this process's own transitions, and re-reads the message every second in case
+    /// another process sharing the store finished it.
     pub async fn wait_terminal(
         &self,
         id: MessageId,
@@ -225,15 +271,19 @@ impl Outbox {
         };
         // Subscribed before reading, so a transition between the read and the wait still wakes us.
         let result = loop {
-            match self.get(id) {
+            match self.get(id).await {
                 Ok(Some(m)) if m.state.is_terminal() => break Ok(Some(m)),
                 Ok(None) => break Err(OutboxError::NotFound(id)),
                 Err(e) => break Err(e),
                 Ok(Some(_)) => {}
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) | Err(_) => break Ok(None),
+            if tokio::time::Instant::now() >= deadline {
+                break Ok(None);
+            }
+            let recheck = (tokio::time::Instant::now() + WAIT_RECHECK).min(deadline);
+            match tokio::time::timeout_at(recheck, rx.changed()).await {
+                Ok(Ok(())) | Err(_) => continue,
+                Ok(Err(_)) => break Ok(None),
             }
         };
         drop(rx);
@@ -244,53 +294,22 @@ impl Outbox {
         result
     }
 
-    /// Runs a transaction, then applies its state changes to the counters and wakes waiters.
-    fn commit<A>(&self, f: impl Fn(&tx::Tx<'_>) -> tx::TxResult<A>) -> Result<A, OutboxError> {
-        let (out, changes) = self.inner.trees.transact(f)?;
-        self.apply(&changes);
-        Ok(out)
-    }
-
-    fn apply(&self, changes: &[Change]) {
+    /// Wakes whoever waits on `message` when it became terminal.
+    fn settled(&self, message: &Message) {
+        if message.state.is_terminal()
+            && let Some(tx) = self.inner.waiters.lock().get(&message.id)
         {
-            let mut counts = self.inner.counts.lock();
-            for &(_, old, new) in changes {
-                if let Some(old) = old {
-                    *counts.entry(old).or_default() -= 1;
-                }
-                *counts.entry(new).or_default() += 1;
-            }
-        }
-        let waiters = self.inner.waiters.lock();
-        for (id, _, new) in changes {
-            if new.is_terminal()
-                && let Some(tx) = waiters.get(id)
-            {
-                tx.send_replace(());
-            }
+            tx.send_replace(());
         }
     }
+}
 
-    /// Puts every InFlight message back to Pending, due `now` (crash recovery at open).
-    fn recover_in_flight(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
-        let mut recovered = 0;
-        loop {
-            let ids = self.leased_ids(None, 256)?;
-            if ids.is_empty() {
-                return Ok(recovered);
-            }
-            recovered += self.release_leases(&ids, now, None)?;
-        }
-    }
-
-    fn rebuild_counts(&self) -> Result<(), OutboxError> {
-        let mut counts: HashMap<State, i64> = HashMap::new();
-        for entry in self.inner.trees.messages.iter() {
-            let (_, bytes) = entry.map_err(StoreError::from)?;
-            let message: Message = tx::decode(&bytes)?;
-            *counts.entry(message.state).or_default() += 1;
-        }
-        *self.inner.counts.lock() = counts;
-        Ok(())
-    }
+/// The idempotency key hash: SHA-256 of `tenant NUL key`. Only the hash is stored: a bank's key may
+/// embed personal data (a national id), and the store keeps none in keys.
+pub fn idempotency_hash(tenant: &str, key: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(tenant.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    h.finalize().into()
 }

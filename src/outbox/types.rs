@@ -54,6 +54,25 @@ impl FromStr for MessageId {
     }
 }
 
+/// A lease's fencing token: random, fresh on every claim (see [`Message::lease_token`]). A 63-bit value,
+/// so a database can keep it in a signed `bigint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeaseToken(pub u64);
+
+impl LeaseToken {
+    /// A fresh random token.
+    pub fn new() -> Self {
+        LeaseToken(rand::random::<u64>() >> 1)
+    }
+}
+
+impl Default for LeaseToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// Which queue a message waits in. Report requests are interactive (a person is waiting) and must
 /// never queue behind bulk data feeds, so the two lanes are claimed separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,7 +83,7 @@ pub enum Lane {
 }
 
 impl Lane {
-    pub(crate) fn tag(self) -> u8 {
+    pub fn tag(self) -> u8 {
         match self {
             Lane::Interactive => 0,
             Lane::Bulk => 1,
@@ -109,7 +128,7 @@ pub enum DestinationKind {
 }
 
 impl DestinationKind {
-    pub(crate) fn tag(self) -> u8 {
+    pub fn tag(self) -> u8 {
         match self {
             DestinationKind::Salesforce => 0,
             DestinationKind::Bank => 1,
@@ -181,6 +200,11 @@ pub struct Message {
     pub updated_at: DateTime<Utc>,
     pub next_attempt_at: DateTime<Utc>,
     pub lease_until: Option<DateTime<Utc>>,
+    /// The fencing token of the current lease: set by a claim, cleared when the message leaves
+    /// InFlight. An attempt is recorded only under the token it was claimed with, so a worker whose
+    /// lease ran out cannot overwrite the outcome of the worker that claimed the message next.
+    #[serde(default)]
+    pub lease_token: Option<LeaseToken>,
     pub last_error: Option<LastError>,
     pub remote_id: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
@@ -294,7 +318,7 @@ impl Counts {
         *self.slot_ref(state)
     }
 
-    pub(crate) fn slot(&mut self, state: State) -> &mut u64 {
+    pub fn slot(&mut self, state: State) -> &mut u64 {
         match state {
             State::Pending => &mut self.pending,
             State::InFlight => &mut self.in_flight,

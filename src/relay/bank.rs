@@ -231,14 +231,14 @@ impl BankPusher {
     }
 
     /// The persisted endpoint state of a bank.
-    pub fn endpoint_state(&self, code: &str) -> Result<EndpointState, RelayError> {
-        Ok(self.inner.endpoints.get(code)?)
+    pub async fn endpoint_state(&self, code: &str) -> Result<EndpointState, RelayError> {
+        Ok(self.inner.endpoints.get(code).await?)
     }
 
     /// Re-enables a disabled endpoint (admin API). Returns whether it was disabled. Messages that failed
     /// with `endpoint_disabled` stay failed until an admin retries them.
-    pub fn enable_endpoint(&self, code: &str) -> Result<bool, RelayError> {
-        let was = self.inner.endpoints.enable(code)?;
+    pub async fn enable_endpoint(&self, code: &str) -> Result<bool, RelayError> {
+        let was = self.inner.endpoints.enable(code).await?;
         if was {
             tracing::info!(bank = code, "webhook endpoint enabled by an admin");
         }
@@ -249,25 +249,25 @@ impl BankPusher {
     #[tracing::instrument(name = "bank_pusher_step", skip_all)]
     pub async fn try_execute_task(&self) -> Result<StepOutcome, RelayError> {
         let max = self.inner.settings.concurrency;
-        let claimed = self.claim(max)?;
+        let claimed = self.claim(max).await?;
         super::worker::attempt_all(claimed, max, |m| self.deliver(m)).await
     }
 
     /// Claims up to `max` due bank messages, the interactive lane first.
-    fn claim(&self, max: usize) -> Result<Vec<Message>, RelayError> {
-        let now = Utc::now();
-        let mut claimed =
-            self.inner
-                .outbox
-                .claim_due(Lane::Interactive, DestinationKind::Bank, max, now)?;
+    async fn claim(&self, max: usize) -> Result<Vec<Message>, RelayError> {
+        let now = self.inner.outbox.now();
+        let timeout = self.inner.sender.timeout();
+        let outbox = &self.inner.outbox;
+        let mut claimed = outbox
+            .claim_due(Lane::Interactive, DestinationKind::Bank, max, now, timeout)
+            .await?;
         if claimed.len() < max {
             let rest = max - claimed.len();
-            claimed.extend(self.inner.outbox.claim_due(
-                Lane::Bulk,
-                DestinationKind::Bank,
-                rest,
-                now,
-            )?);
+            claimed.extend(
+                outbox
+                    .claim_due(Lane::Bulk, DestinationKind::Bank, rest, now, timeout)
+                    .await?,
+            );
         }
         Ok(claimed)
     }
@@ -280,26 +280,34 @@ impl BankPusher {
             Destination::Bank { endpoint, event } => (endpoint.clone(), event.clone()),
             other => {
                 let reason = format!("not a bank message ({:?})", other.kind());
-                return self.fail(&message, started_at, "wrong_destination", &reason, None);
+                return self
+                    .fail(&message, started_at, "wrong_destination", &reason, None)
+                    .await;
             }
         };
         let Some(bank) = self.inner.banks.get(&code) else {
             let reason = format!("no bank with code {code} is configured");
-            return self.fail(&message, started_at, "unknown_bank", &reason, Some(&code));
+            return self
+                .fail(&message, started_at, "unknown_bank", &reason, Some(&code))
+                .await;
         };
         let Some(endpoint) = &bank.endpoint else {
             let reason = format!("bank {code} has no webhook_url");
-            return self.fail(&message, started_at, "no_webhook_url", &reason, Some(&code));
+            return self
+                .fail(&message, started_at, "no_webhook_url", &reason, Some(&code))
+                .await;
         };
-        if let Some(disabled) = self.inner.endpoints.get(&code)?.disabled {
+        if let Some(disabled) = self.inner.endpoints.get(&code).await?.disabled {
             let reason = format!("endpoint disabled: {}", disabled.reason);
-            return self.fail(
-                &message,
-                started_at,
-                "endpoint_disabled",
-                &reason,
-                Some(&code),
-            );
+            return self
+                .fail(
+                    &message,
+                    started_at,
+                    "endpoint_disabled",
+                    &reason,
+                    Some(&code),
+                )
+                .await;
         }
         let delivery = Delivery {
             webhook_id: message.id.to_string(),
@@ -310,13 +318,15 @@ impl BankPusher {
         let outcome = match self.inner.sender.send(endpoint, &delivery).await {
             Ok(outcome) => outcome,
             Err(e) => {
-                return self.fail(
-                    &message,
-                    started_at,
-                    "send_error",
-                    &e.to_string(),
-                    Some(&code),
-                );
+                return self
+                    .fail(
+                        &message,
+                        started_at,
+                        "send_error",
+                        &e.to_string(),
+                        Some(&code),
+                    )
+                    .await;
             }
         };
         let now = Utc::now();
@@ -324,7 +334,7 @@ impl BankPusher {
         let status = outcome.status();
         let (transition, attempt_outcome, label, error_code, text) = match &outcome {
             SendOutcome::Success { .. } => {
-                self.inner.endpoints.record_success(&code, now)?;
+                self.inner.endpoints.record_success(&code, now).await?;
                 let t = Transition::Delivered { remote_id: None };
                 (t, AttemptOutcome::Success, "success", None, None)
             }
@@ -335,11 +345,12 @@ impl BankPusher {
                 excerpt,
                 ..
             } => {
-                if let Some(disabled) = self.inner.endpoints.record_failure(
-                    &code,
-                    now,
-                    self.inner.settings.disable_after,
-                )? {
+                if let Some(disabled) = self
+                    .inner
+                    .endpoints
+                    .record_failure(&code, now, self.inner.settings.disable_after)
+                    .await?
+                {
                     self.endpoint_disabled(bank, &disabled).await?;
                 }
                 let t = Transition::Retry {
@@ -363,10 +374,11 @@ impl BankPusher {
                 Some(summary(reason, excerpt)),
             ),
             SendOutcome::Gone { excerpt } => {
-                if let Some(disabled) =
-                    self.inner
-                        .endpoints
-                        .disable(&code, now, "the endpoint answered 410 Gone")?
+                if let Some(disabled) = self
+                    .inner
+                    .endpoints
+                    .disable(&code, now, "the endpoint answered 410 Gone")
+                    .await?
                 {
                     self.endpoint_disabled(bank, &disabled).await?;
                 }
@@ -391,7 +403,8 @@ impl BankPusher {
         let recorded = self
             .inner
             .outbox
-            .record_attempt(message.id, attempt, transition)?;
+            .record_attempt(&message, attempt, transition)
+            .await?;
         metrics::counter!(ATTEMPTS_TOTAL, "destination" => "bank", "outcome" => label).increment(1);
         tracing::info!(
             message_id = %message.id,
@@ -406,7 +419,7 @@ impl BankPusher {
     }
 
     /// Records a permanent failure found before (or instead of) sending.
-    fn fail(
+    async fn fail(
         &self,
         message: &Message,
         started_at: DateTime<Utc>,
@@ -425,7 +438,8 @@ impl BankPusher {
         };
         self.inner
             .outbox
-            .record_attempt(message.id, attempt, Transition::Failed)?;
+            .record_attempt(message, attempt, Transition::Failed)
+            .await?;
         metrics::counter!(ATTEMPTS_TOTAL, "destination" => "bank", "outcome" => code.to_owned())
             .increment(1);
         tracing::warn!(message_id = %message.id, bank, error_code = code, reason, "bank message failed");
@@ -464,13 +478,9 @@ impl BankPusher {
                     "disabled_at": disabled.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 }),
                 mapping_version: None,
-            })?;
+            })
+            .await?;
         }
-        self.inner
-            .outbox
-            .durable()
-            .await
-            .map_err(RelayError::Store)?;
         Ok(())
     }
 }

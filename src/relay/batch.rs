@@ -146,6 +146,7 @@ mod tests {
             updated_at: now,
             next_attempt_at: now,
             lease_until: None,
+            lease_token: None,
             last_error: None,
             remote_id: None,
             completed_at: None,

@@ -69,6 +69,9 @@ struct Inner {
     wake: Notify,
 }
 
+/// The SMTP transport's timeout: the longest one attempt can take (the outbox lease must be longer).
+const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Builds the SMTP transport: STARTTLS required unless the config says otherwise, a 30 s timeout.
 pub fn smtp_transport(
     config: &NotificationsConfig,
@@ -88,7 +91,7 @@ pub fn smtp_transport(
     let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
         .port(config.smtp_port)
         .tls(tls)
-        .timeout(Some(Duration::from_secs(30)));
+        .timeout(Some(SMTP_TIMEOUT));
     if let (Some(user), Some(password)) = (&config.smtp_username, &config.smtp_password) {
         builder = builder.credentials(Credentials::new(
             user.expose_secret().to_owned(),
@@ -143,12 +146,16 @@ impl EmailPusher {
     #[tracing::instrument(name = "email_pusher_step", skip_all)]
     pub async fn try_execute_task(&self) -> Result<StepOutcome, RelayError> {
         let max = self.inner.settings.concurrency;
-        let claimed = self.inner.outbox.claim_due(
-            Lane::Interactive,
-            DestinationKind::Email,
-            max,
-            Utc::now(),
-        )?;
+        let outbox = &self.inner.outbox;
+        let claimed = outbox
+            .claim_due(
+                Lane::Interactive,
+                DestinationKind::Email,
+                max,
+                outbox.now(),
+                SMTP_TIMEOUT,
+            )
+            .await?;
         super::worker::attempt_all(claimed, max, |m| self.deliver(m)).await
     }
 
@@ -215,7 +222,8 @@ impl EmailPusher {
         let recorded = self
             .inner
             .outbox
-            .record_attempt(message.id, attempt, transition)?;
+            .record_attempt(&message, attempt, transition)
+            .await?;
         metrics::counter!(ATTEMPTS_TOTAL, "destination" => "email", "outcome" => label)
             .increment(1);
         tracing::info!(

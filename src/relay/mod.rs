@@ -25,8 +25,7 @@
 //!   a single record failing touches only its message.
 //! - **Effectively once.** Writes are upserts by the External ID creditlink assigned, so sending a
 //!   message again (after a crash, a lost answer or a lease expiry) updates the same record.
-//!   Attempts are therefore recorded without waiting for a flush: losing that write in a crash only
-//!   causes a harmless resend.
+//!   Attempts of one call are recorded concurrently, so their durable writes share a group commit.
 //! - **API budget.** `governor.rs` reads the usage Salesforce reports with every answer: above
 //!   `api_usage_slow_pct` it spaces batches out, above `api_usage_pause_pct` it stops sending
 //!   ([`StepOutcome::Paused`], [`SalesforcePusher::paused`]) and re-checks with one `GET /limits`

@@ -193,7 +193,7 @@ impl SalesforcePusher {
     /// wake-up re-claims) until the batch is full or the linger is over.
     async fn take(&self) -> Result<Vec<Message>, RelayError> {
         let settings = &self.inner.settings;
-        let mut batch = self.claim(settings.batch_max)?;
+        let mut batch = self.claim(settings.batch_max).await?;
         if batch.is_empty() || settings.linger.is_zero() {
             return Ok(batch);
         }
@@ -203,7 +203,7 @@ impl SalesforcePusher {
                 _ = self.inner.wake.notified() => true,
                 _ = tokio::time::sleep_until(deadline) => false,
             };
-            batch.extend(self.claim(settings.batch_max - batch.len())?);
+            batch.extend(self.claim(settings.batch_max - batch.len()).await?);
             if !woken || Instant::now() >= deadline {
                 break;
             }
@@ -212,14 +212,17 @@ impl SalesforcePusher {
     }
 
     /// Interactive first, Bulk only with the room left: report requests never wait behind feeds.
-    fn claim(&self, room: usize) -> Result<Vec<Message>, OutboxError> {
+    async fn claim(&self, room: usize) -> Result<Vec<Message>, OutboxError> {
         let outbox = &self.inner.outbox;
-        let now = Utc::now();
-        let mut claimed =
-            outbox.claim_due(Lane::Interactive, DestinationKind::Salesforce, room, now)?;
+        let now = outbox.now();
+        let timeout = self.inner.settings.request_timeout;
+        let sf = DestinationKind::Salesforce;
+        let mut claimed = outbox
+            .claim_due(Lane::Interactive, sf, room, now, timeout)
+            .await?;
         if claimed.len() < room {
             let left = room - claimed.len();
-            claimed.extend(outbox.claim_due(Lane::Bulk, DestinationKind::Salesforce, left, now)?);
+            claimed.extend(outbox.claim_due(Lane::Bulk, sf, left, now, timeout).await?);
         }
         Ok(claimed)
     }
@@ -241,7 +244,7 @@ impl SalesforcePusher {
             let verdict = verdict::malformed(item.reason);
             tally(
                 &mut total,
-                self.record(&item.message, verdict, now, now),
+                self.record(&item.message, verdict, now, now).await,
                 &mut first_error,
             );
         }
@@ -302,13 +305,24 @@ impl SalesforcePusher {
             ..BatchDone::default()
         };
         let mut first_error = None;
+        let mut judged = Vec::with_capacity(call.messages.len());
         for (message, verdict) in call.messages.iter().zip(verdicts) {
             let verdict = match verdict {
                 Verdict::SuccessIdUnknown(why) => self.look_up_id(message, why).await,
                 other => other,
             };
-            let recorded = self.record(message, verdict, started_at, finished_at);
-            tally(&mut done, recorded, &mut first_error);
+            judged.push((message, verdict));
+        }
+        // Recorded concurrently: each write is durable on return, and concurrent writes share one group
+        // commit instead of paying one flush each.
+        let recorded = futures::future::join_all(
+            judged
+                .into_iter()
+                .map(|(message, verdict)| self.record(message, verdict, started_at, finished_at)),
+        )
+        .await;
+        for one in recorded {
+            tally(&mut done, one, &mut first_error);
         }
         done.emit(latency, call_error.as_deref());
         (done, first_error)
@@ -316,7 +330,7 @@ impl SalesforcePusher {
 
     /// Records one attempt; `None` when the message was no longer ours (its lease ran out and
     /// another step handled it: the outbox's lease caveat).
-    fn record(
+    async fn record(
         &self,
         message: &Message,
         verdict: Verdict,
@@ -334,7 +348,8 @@ impl SalesforcePusher {
         match self
             .inner
             .outbox
-            .record_attempt(message.id, attempt, transition)
+            .record_attempt(message, attempt, transition)
+            .await
         {
             Ok(updated) => {
                 events::attempt(outcome, &code);
@@ -343,8 +358,8 @@ impl SalesforcePusher {
                 }
                 Ok(Some(updated.state))
             }
-            Err(OutboxError::WrongState { actual, .. }) => {
-                tracing::debug!(message_id = %message.id, state = ?actual, "attempt already handled elsewhere");
+            Err(OutboxError::LeaseLost(_)) => {
+                tracing::debug!(message_id = %message.id, "lease lost: attempt already handled elsewhere");
                 Ok(None)
             }
             Err(error) => Err(error),

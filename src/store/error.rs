@@ -16,6 +16,17 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The store's files are damaged (truncated, emptied, corrupt pages). Starting anyway would lose or
+    /// invent data, so the daemon refuses to start.
+    #[error(
+        "the store file {} is damaged ({reason}); restore the data directory from a backup, or move the \
+         store directory aside to start empty (every queued message and idempotency key in it is then lost)",
+        path.display()
+    )]
+    Damaged {
+        path: std::path::PathBuf,
+        reason: String,
+    },
     /// The background flusher is gone (the store is shutting down), so durability cannot be promised.
     #[error("store is closed: the flusher has stopped")]
     Closed,

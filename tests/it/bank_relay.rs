@@ -27,9 +27,10 @@ type Captured = Arc<Mutex<Option<(HeaderMap, Bytes)>>>;
 async fn events_arrive_signed_with_the_message_id_as_webhook_id() {
     let h = Harness::start(fast_policy(20, 8)).await;
     let pusher = h.bank_pusher(DAY);
-    let ids: Vec<_> = (0..3)
-        .map(|n| h.enqueue_event("report_request.completed", n))
-        .collect();
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(h.enqueue_event("report_request.completed", n).await);
+    }
     assert_eq!(
         pusher.try_execute_task().await.expect("step"),
         StepOutcome::Worked(3)
@@ -39,8 +40,8 @@ async fn events_arrive_signed_with_the_message_id_as_webhook_id() {
         StepOutcome::Idle
     );
     for id in &ids {
-        assert_eq!(h.message(*id).state, State::Delivered);
-        let attempts = h.outbox.attempts(*id).expect("attempts");
+        assert_eq!(h.message(*id).await.state, State::Delivered);
+        let attempts = h.outbox.attempts(*id).await.expect("attempts");
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].http_status, Some(200));
     }
@@ -56,7 +57,7 @@ async fn events_arrive_signed_with_the_message_id_as_webhook_id() {
         assert!(event.verified);
         assert_eq!(event.body["type"], "report_request.completed");
         assert_eq!(event.body["data"]["status"], "Completed");
-        let created = h.message(*id).created_at;
+        let created = h.message(*id).await.created_at;
         let ts = event.body["timestamp"].as_str().expect("timestamp");
         let parsed = chrono::DateTime::parse_from_rfc3339(ts).expect("RFC 3339");
         assert_eq!(parsed.timestamp_millis(), created.timestamp_millis());
@@ -84,18 +85,21 @@ async fn an_outage_is_ridden_out_and_each_event_is_accepted_once() {
         process: true,
     };
     assert!(h.receivers.set_behaviour(SLUG, lost_acks));
-    let ids: Vec<_> = (0..4)
-        .map(|n| h.enqueue_event("report_request.updated", n))
-        .collect();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(h.enqueue_event("report_request.updated", n).await);
+    }
     until(LIMIT, "three attempts on every event", || async {
         pusher.try_execute_task().await.expect("step");
-        ids.iter()
-            .all(|id| h.message(*id).attempts >= 3)
-            .then_some(())
+        let mut all = true;
+        for id in &ids {
+            all &= h.message(*id).await.attempts >= 3;
+        }
+        all.then_some(())
     })
     .await;
     for id in &ids {
-        let m = h.message(*id);
+        let m = h.message(*id).await;
         assert_eq!(m.state, State::Pending);
         let last = m.last_error.expect("last error");
         assert_eq!(last.class, ErrorClass::Retryable);
@@ -115,9 +119,11 @@ async fn an_outage_is_ridden_out_and_each_event_is_accepted_once() {
     assert_eq!(answer.status(), 204);
     until(LIMIT, "every event delivered", || async {
         pusher.try_execute_task().await.expect("step");
-        ids.iter()
-            .all(|id| h.message(*id).state == State::Delivered)
-            .then_some(())
+        let mut all = true;
+        for id in &ids {
+            all &= h.message(*id).await.state == State::Delivered;
+        }
+        all.then_some(())
     })
     .await;
 
@@ -143,6 +149,7 @@ async fn an_outage_is_ridden_out_and_each_event_is_accepted_once() {
     let state = h
         .bank_pusher(DAY)
         .endpoint_state(super::bank_relay_support::CODE)
+        .await
         .expect("state");
     assert!(
         state.health.first_failure_at.is_none(),
@@ -161,17 +168,17 @@ async fn retry_after_of_a_429_is_respected() {
         process: false,
     };
     assert!(h.receivers.set_behaviour(SLUG, throttled));
-    let id = h.enqueue_event("report_request.updated", 1);
+    let id = h.enqueue_event("report_request.updated", 1).await;
     assert_eq!(
         pusher.try_execute_task().await.expect("step"),
         StepOutcome::Worked(1)
     );
-    let m = h.message(id);
+    let m = h.message(id).await;
     assert_eq!(m.state, State::Pending);
     let last = m.last_error.expect("last error");
     assert_eq!(last.class, ErrorClass::RateLimited);
     assert_eq!(last.http_status, Some(429));
-    let attempt = &h.outbox.attempts(id).expect("attempts")[0];
+    let attempt = &h.outbox.attempts(id).await.expect("attempts")[0];
     assert!(
         m.next_attempt_at >= attempt.finished_at + chrono::Duration::seconds(120),
         "next attempt {} is before the Retry-After hint",
@@ -189,19 +196,20 @@ async fn gone_disables_the_endpoint_and_later_events_fail_until_enabled() {
     let h = Harness::start(fast_policy(20, 8)).await;
     let pusher = h.bank_pusher(DAY);
     assert!(h.receivers.set_behaviour(SLUG, Behaviour::failing(410)));
-    let first = h.enqueue_event("report_request.completed", 1);
+    let first = h.enqueue_event("report_request.completed", 1).await;
     pusher.try_execute_task().await.expect("step");
-    assert_eq!(h.message(first).state, State::Failed);
+    assert_eq!(h.message(first).await.state, State::Failed);
     let state = pusher
         .endpoint_state(super::bank_relay_support::CODE)
+        .await
         .expect("state");
     assert!(state.disabled.expect("disabled").reason.contains("410"));
 
     // The receiver is healthy again, but the endpoint stays disabled until an admin says otherwise.
     assert!(h.receivers.set_behaviour(SLUG, Behaviour::ok()));
-    let second = h.enqueue_event("report_request.completed", 2);
+    let second = h.enqueue_event("report_request.completed", 2).await;
     pusher.try_execute_task().await.expect("step");
-    let m = h.message(second);
+    let m = h.message(second).await;
     assert_eq!(m.state, State::Failed);
     assert_eq!(
         m.last_error.and_then(|e| e.code).as_deref(),
@@ -209,7 +217,7 @@ async fn gone_disables_the_endpoint_and_later_events_fail_until_enabled() {
     );
     assert_eq!(h.receivers.inbox(SLUG).expect("bank").events.len(), 0);
     assert_eq!(
-        failing_notices(&h).len(),
+        failing_notices(&h).await.len(),
         2,
         "bank contact and bureau, once"
     );
@@ -217,11 +225,12 @@ async fn gone_disables_the_endpoint_and_later_events_fail_until_enabled() {
     assert!(
         pusher
             .enable_endpoint(super::bank_relay_support::CODE)
+            .await
             .expect("enable")
     );
-    h.outbox.retry(second).expect("admin retry");
+    h.outbox.retry(second).await.expect("admin retry");
     pusher.try_execute_task().await.expect("step");
-    assert_eq!(h.message(second).state, State::Delivered);
+    assert_eq!(h.message(second).await.state, State::Delivered);
 }
 
 #[tokio::test]
@@ -229,21 +238,22 @@ async fn continuous_failure_disables_and_mails_the_contacts() {
     let h = Harness::start(fast_policy(10, 1000)).await;
     let pusher = h.bank_pusher(Duration::from_millis(200));
     assert!(h.receivers.set_behaviour(SLUG, Behaviour::failing(500)));
-    let id = h.enqueue_event("report_request.action_required", 1);
+    let id = h.enqueue_event("report_request.action_required", 1).await;
     until(LIMIT, "the endpoint to be disabled", || async {
         pusher.try_execute_task().await.expect("step");
         pusher
             .endpoint_state(super::bank_relay_support::CODE)
+            .await
             .expect("state")
             .disabled
     })
     .await;
     until(LIMIT, "the pending event to fail", || async {
         pusher.try_execute_task().await.expect("step");
-        (h.message(id).state == State::Failed).then_some(())
+        (h.message(id).await.state == State::Failed).then_some(())
     })
     .await;
-    let notices = failing_notices(&h);
+    let notices = failing_notices(&h).await;
     let mut to: Vec<_> = notices
         .iter()
         .map(|m| match &m.destination {
@@ -298,9 +308,9 @@ async fn a_real_delivery_verifies_with_the_standardwebhooks_package() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let pusher = h.bank_pusher_to(url, DAY);
-    let id = h.enqueue_event("report_request.rejected", 7);
+    let id = h.enqueue_event("report_request.rejected", 7).await;
     pusher.try_execute_task().await.expect("step");
-    assert_eq!(h.message(id).state, State::Delivered);
+    assert_eq!(h.message(id).await.state, State::Delivered);
     let (headers, body) = captured.lock().clone().expect("captured a delivery");
     let get = |name: &str| {
         headers
@@ -321,14 +331,14 @@ async fn a_real_delivery_verifies_with_the_standardwebhooks_package() {
 }
 
 /// The `endpoint_failing` e-mails queued for the demo bank.
-fn failing_notices(h: &Harness) -> Vec<Message> {
+async fn failing_notices(h: &Harness) -> Vec<Message> {
     h.outbox
         .list(&ListFilter {
             tenant: Some(ACCOUNT.into()),
             lane: Some(Lane::Interactive),
             limit: 100,
             ..ListFilter::default()
-        })
+        }).await
         .expect("list")
         .into_iter()
         .filter(|m| {
@@ -351,7 +361,7 @@ async fn events_for_unknown_banks_or_banks_without_a_url_fail_with_a_reason() {
         Default::default(),
     )
     .expect("pusher");
-    let without_url = h.enqueue_event("report_request.updated", 1);
+    let without_url = h.enqueue_event("report_request.updated", 1).await;
     let unknown = h
         .outbox
         .enqueue(creditlink::outbox::NewMessage {
@@ -364,13 +374,14 @@ async fn events_for_unknown_banks_or_banks_without_a_url_fail_with_a_reason() {
             payload: serde_json::json!({}),
             mapping_version: None,
         })
+        .await
         .expect("enqueue");
     assert_eq!(
         pusher.try_execute_task().await.expect("step"),
         StepOutcome::Worked(2)
     );
     for (id, code) in [(without_url, "no_webhook_url"), (unknown, "unknown_bank")] {
-        let m = h.message(id);
+        let m = h.message(id).await;
         assert_eq!(m.state, State::Failed);
         let last = m.last_error.expect("last error");
         assert_eq!(last.code.as_deref(), Some(code));
@@ -385,10 +396,10 @@ async fn the_run_loop_delivers_on_wake_up_and_stops_on_shutdown() {
     let heartbeat = creditlink::ops::Heartbeat::new();
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(pusher.clone().run(stop.clone(), heartbeat.clone()));
-    let id = h.enqueue_event("report_request.completed", 1);
+    let id = h.enqueue_event("report_request.completed", 1).await;
     pusher.wake();
     until(LIMIT, "delivery by the run loop", || async {
-        (h.message(id).state == State::Delivered).then_some(())
+        (h.message(id).await.state == State::Delivered).then_some(())
     })
     .await;
     assert!(heartbeat.check(Duration::from_secs(5))().is_ok());

@@ -116,9 +116,9 @@ async fn a_receiver_that_still_holds_the_previous_secret_accepts_deliveries() {
     .expect("sender");
     let pusher = BankPusher::new(h.outbox.clone(), sender, vec![target], Default::default())
         .expect("pusher");
-    let id = h.enqueue_event("report_request.updated", 1);
+    let id = h.enqueue_event("report_request.updated", 1).await;
     pusher.try_execute_task().await.expect("step");
-    assert_eq!(h.message(id).state, State::Delivered);
+    assert_eq!(h.message(id).await.state, State::Delivered);
     assert_eq!(h.receivers.inbox(SLUG).expect("bank").events.len(), 1);
 }
 

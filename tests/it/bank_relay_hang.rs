@@ -41,8 +41,8 @@ async fn a_hanging_endpoint_does_not_hold_up_another_banks_webhooks() {
         contacts: Vec::new(),
     };
     let sender = WebhookSender::new(SenderConfig {
-        // Far longer than the test waits for the other bank.
-        timeout: Duration::from_secs(60),
+        // Far longer than the test waits for the other bank (and below the outbox lease, as it must be).
+        timeout: Duration::from_secs(25),
         policy: UrlPolicy {
             allow_http: true,
             allow_private: true,
@@ -79,9 +79,10 @@ async fn a_hanging_endpoint_does_not_hold_up_another_banks_webhooks() {
                 payload: serde_json::json!({ "request_id": format!("hung-{n}") }),
                 mapping_version: None,
             })
+            .await
             .expect("enqueue");
     }
-    let other = h.enqueue_event("report_request.completed", 1);
+    let other = h.enqueue_event("report_request.completed", 1).await;
 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let running = tokio::spawn(
@@ -92,7 +93,7 @@ async fn a_hanging_endpoint_does_not_hold_up_another_banks_webhooks() {
     until(
         Duration::from_secs(10),
         "the other bank's event delivered",
-        || async { (h.message(other).state == State::Delivered).then_some(()) },
+        || async { (h.message(other).await.state == State::Delivered).then_some(()) },
     )
     .await;
     // The hanging bank is still waiting on its sends, two at a time; none of its events was delivered or
@@ -104,6 +105,7 @@ async fn a_hanging_endpoint_does_not_hold_up_another_banks_webhooks() {
             limit: 100,
             ..Default::default()
         })
+        .await
         .expect("list");
     assert_eq!(hung_messages.len(), 8);
     let in_flight = hung_messages
@@ -112,7 +114,7 @@ async fn a_hanging_endpoint_does_not_hold_up_another_banks_webhooks() {
         .count();
     assert!(in_flight <= 2, "{in_flight} in flight to the hanging bank");
     for m in &hung_messages {
-        assert!(h.outbox.attempts(m.id).expect("attempts").is_empty());
+        assert!(h.outbox.attempts(m.id).await.expect("attempts").is_empty());
     }
     running.abort();
     receiver.abort();

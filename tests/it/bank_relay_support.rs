@@ -160,7 +160,7 @@ impl Harness {
         )
     }
 
-    pub fn enqueue_event(&self, event: &str, n: u32) -> MessageId {
+    pub async fn enqueue_event(&self, event: &str, n: u32) -> MessageId {
         self.outbox
             .enqueue(NewMessage {
                 tenant: ACCOUNT.into(),
@@ -171,12 +171,12 @@ impl Harness {
                 },
                 payload: serde_json::json!({ "request_id": format!("req-{n}"), "status": "Completed" }),
                 mapping_version: None,
-            })
+            }).await
             .expect("enqueue")
     }
 
-    pub fn message(&self, id: MessageId) -> Message {
-        self.outbox.get(id).expect("get").expect("exists")
+    pub async fn message(&self, id: MessageId) -> Message {
+        self.outbox.get(id).await.expect("get").expect("exists")
     }
 }
 

@@ -14,8 +14,8 @@ use crate::e2e_support::{
 };
 
 /// Outbox messages of every state, and records in the org: what "nothing stored" compares.
-fn stored(sb: &Sandbox) -> (u64, usize) {
-    let c = sb.outbox.counts();
+async fn stored(sb: &Sandbox) -> (u64, usize) {
+    let c = sb.outbox.counts().await.expect("counts");
     (
         c.pending + c.in_flight + c.delivered + c.failed + c.dead + c.discarded,
         sb.sim.records(CRR).len(),
@@ -127,7 +127,7 @@ async fn answers_201_202_and_replays_by_idempotency_key() {
 async fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
     let (sb, _dir) = sandbox(SimOptions::default()).await;
     let (bank, _) = sandbox_banks(&sb).await;
-    let before = stored(&sb);
+    let before = stored(&sb).await;
 
     // Several validation problems, all listed at once.
     let bad = json!({"subject": {"type": "person", "national_id": "??"}, "purpose": "lunch"});
@@ -212,7 +212,7 @@ async fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
     assert!(resp.headers().contains_key("www-authenticate"));
 
     assert_eq!(
-        stored(&sb),
+        stored(&sb).await,
         before,
         "no refusal stored anything (outbox, org)"
     );
@@ -281,7 +281,7 @@ async fn demo_bank_b_posts_xml_and_hostile_xml_is_refused() {
     assert_eq!(r["Purpose__c"], "Loan Application");
     assert_eq!(r["Subject_Type__c"], "Person");
 
-    let before = stored(&sb);
+    let before = stored(&sb).await;
     let entity = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x "xxxxxxxx"><!ENTITY y "&x;&x;&x;&x;">]>
 <CreditReportRequest><loanReference>&y;</loanReference></CreditReportRequest>"#;
     let (status, _, problem) =
@@ -298,7 +298,7 @@ async fn demo_bank_b_posts_xml_and_hostile_xml_is_refused() {
     let (status, _, problem) =
         json_of(xml(&bank_a, DBB_XML.to_owned()).send().await.expect("post")).await;
     assert_eq!(status, 415, "{problem}");
-    assert_eq!(stored(&sb), before, "nothing stored for refused XML");
+    assert_eq!(stored(&sb).await, before, "nothing stored for refused XML");
     sb.stop().await.expect("stop");
 }
 

@@ -178,7 +178,7 @@ async fn expired_tokens_mid_run_are_renewed() {
     // Every token the org issued (the daemon's and the bank's) expires once 20 of 60 requests are in.
     let expire = async {
         poll_until("20 requests accepted", Duration::from_secs(30), || async {
-            let c = sb.outbox.counts();
+            let c = sb.outbox.counts().await.expect("counts");
             (c.pending + c.in_flight + c.delivered >= 20).then_some(())
         })
         .await;

@@ -10,7 +10,7 @@ use super::bank_relay_support::{ACCOUNT, Harness, fast_policy, until};
 const LIMIT: Duration = Duration::from_secs(20);
 const TO: &str = "maria@bank-a.example";
 
-fn enqueue_rejected(h: &Harness, reference: &str) -> MessageId {
+async fn enqueue_rejected(h: &Harness, reference: &str) -> MessageId {
     h.outbox
         .enqueue(NewMessage {
             tenant: ACCOUNT.into(),
@@ -28,6 +28,7 @@ fn enqueue_rejected(h: &Harness, reference: &str) -> MessageId {
             }),
             mapping_version: None,
         })
+        .await
         .expect("enqueue")
 }
 
@@ -35,13 +36,13 @@ fn enqueue_rejected(h: &Harness, reference: &str) -> MessageId {
 async fn a_notice_arrives_with_its_subject_body_and_no_injected_headers() {
     let h = Harness::start(fast_policy(20, 5)).await;
     let mailer = h.email_pusher();
-    let id = enqueue_rejected(&h, "LN-2026-000123\r\nBcc: thief@evil.example");
+    let id = enqueue_rejected(&h, "LN-2026-000123\r\nBcc: thief@evil.example").await;
     assert_eq!(
         mailer.try_execute_task().await.expect("step"),
         StepOutcome::Worked(1)
     );
     assert_eq!(
-        h.outbox.get(id).expect("get").expect("exists").state,
+        h.outbox.get(id).await.expect("get").expect("exists").state,
         State::Delivered
     );
 
@@ -83,9 +84,9 @@ async fn a_permanent_smtp_refusal_fails_the_message() {
     let h = Harness::start(fast_policy(20, 5)).await;
     let mailer = h.email_pusher();
     h.sink.reject_rcpt(550, 1);
-    let id = enqueue_rejected(&h, "LN-1");
+    let id = enqueue_rejected(&h, "LN-1").await;
     mailer.try_execute_task().await.expect("step");
-    let m = h.outbox.get(id).expect("get").expect("exists");
+    let m = h.outbox.get(id).await.expect("get").expect("exists");
     assert_eq!(m.state, State::Failed);
     let last = m.last_error.expect("last error");
     assert_eq!(last.class, ErrorClass::Permanent);
@@ -98,9 +99,9 @@ async fn a_transient_smtp_refusal_is_retried_until_delivered() {
     let h = Harness::start(fast_policy(20, 5)).await;
     let mailer = h.email_pusher();
     h.sink.reject_rcpt(451, 2);
-    let id = enqueue_rejected(&h, "LN-2");
+    let id = enqueue_rejected(&h, "LN-2").await;
     mailer.try_execute_task().await.expect("step");
-    let m = h.outbox.get(id).expect("get").expect("exists");
+    let m = h.outbox.get(id).await.expect("get").expect("exists");
     assert_eq!(m.state, State::Pending);
     assert_eq!(
         m.last_error.and_then(|e| e.code).as_deref(),
@@ -108,11 +109,11 @@ async fn a_transient_smtp_refusal_is_retried_until_delivered() {
     );
     until(LIMIT, "the mail to be delivered", || async {
         mailer.try_execute_task().await.expect("step");
-        let m = h.outbox.get(id).expect("get").expect("exists");
+        let m = h.outbox.get(id).await.expect("get").expect("exists");
         (m.state == State::Delivered).then_some(m)
     })
     .await;
-    assert_eq!(h.outbox.attempts(id).expect("attempts").len(), 3);
+    assert_eq!(h.outbox.attempts(id).await.expect("attempts").len(), 3);
     assert_eq!(h.sink.mails().len(), 1);
 }
 
@@ -132,9 +133,10 @@ async fn unknown_templates_and_missing_variables_fail_at_once() {
             payload: serde_json::json!({ "bank_name": "Demo Bank A" }),
             mapping_version: None,
         })
+        .await
         .expect("enqueue");
     mailer.try_execute_task().await.expect("step");
-    let m = h.outbox.get(id).expect("get").expect("exists");
+    let m = h.outbox.get(id).await.expect("get").expect("exists");
     assert_eq!(m.state, State::Failed);
     assert_eq!(
         m.last_error.and_then(|e| e.code).as_deref(),

@@ -42,7 +42,7 @@ async fn an_idle_poll_is_one_call_and_rereads_nothing() {
     let first = h.inbound.poll_once().await.expect("poll");
     assert_eq!(first.hinted, 30, "{first:?}");
     h.drain().await;
-    assert_eq!(h.bank_events().len(), 30);
+    assert_eq!(h.bank_events().await.len(), 30);
 
     // Nothing changes any more: each poll is one query and hints nothing, so the mirror reads nothing.
     for round in 0..3 {
@@ -52,23 +52,23 @@ async fn an_idle_poll_is_one_call_and_rereads_nothing() {
         assert!(h.drain().await.is_empty());
         assert_eq!(api_calls(&h).await - before, 1, "round {round}");
     }
-    assert_eq!(h.bank_events().len(), 30);
+    assert_eq!(h.bank_events().await.len(), 30);
 
     // A change after the idle polls is still found.
     h.bureau_edit(
-        &first_request(&h),
+        &first_request(&h).await,
         json!({ "Status__c": "Rejected", "Status_Reason__c": "Subject unknown" }),
         None,
     )
     .await;
     assert_eq!(h.inbound.poll_once().await.expect("poll").hinted, 1);
     h.drain().await;
-    assert_eq!(h.bank_events().len(), 31);
+    assert_eq!(h.bank_events().await.len(), 31);
 }
 
 /// The Salesforce id of the first event's record.
-fn first_request(h: &Harness) -> String {
-    h.bank_events()[0].payload["salesforce_id"]
+async fn first_request(h: &Harness) -> String {
+    h.bank_events().await[0].payload["salesforce_id"]
         .as_str()
         .expect("salesforce_id")
         .to_owned()
@@ -79,11 +79,11 @@ async fn hinted_records_are_reread_in_one_query_per_batch() {
     let h = inbound_support::start().await;
     let ids = requests_in(&h, 30, "In Progress").await;
     for id in &ids {
-        h.inbound.state().add_hint(id).expect("hint");
+        h.inbound.state().add_hint(id).await.expect("hint");
     }
     let before = api_calls(&h).await;
     h.drain().await;
-    assert_eq!(h.bank_events().len(), 30);
+    assert_eq!(h.bank_events().await.len(), 30);
     assert_eq!(api_calls(&h).await - before, 1, "{}", stats(&h).await);
 }
 
@@ -101,13 +101,13 @@ async fn a_completed_request_costs_at_most_1_2_calls() {
         ids.push(id);
     }
     for id in &ids {
-        h.inbound.state().add_hint(id).expect("hint");
+        h.inbound.state().add_hint(id).await.expect("hint");
     }
     let before = api_calls(&h).await;
     h.drain().await;
     let calls = api_calls(&h).await - before;
     let completed = h
-        .bank_events()
+        .bank_events().await
         .iter()
         .filter(|m| matches!(&m.destination, Destination::Bank { event, .. } if event == "report_request.completed"))
         .count();
@@ -161,7 +161,7 @@ async fn measure_idle_poll_cost() {
     println!(
         "{n} requests: first poll hinted {}, poll + mirror used {mirrored} calls; {} bank events",
         first.hinted,
-        h.bank_events().len()
+        h.bank_events().await.len()
     );
     let interval = chrono::Duration::seconds(30);
     let mut per_poll = Vec::new();

@@ -43,7 +43,7 @@ async fn a_repeated_transition_reaches_the_bank_every_time() {
     ];
     for fields in steps {
         h.bureau_edit(&id, fields, None).await;
-        h.inbound.state().add_hint(&id).expect("hint");
+        h.inbound.state().add_hint(&id).await.expect("hint");
         let outcomes = h.drain().await;
         assert!(
             matches!(outcomes.as_slice(), [MirrorOutcome::Mirrored { .. }]),
@@ -52,6 +52,7 @@ async fn a_repeated_transition_reaches_the_bank_every_time() {
     }
     let events: Vec<String> = h
         .bank_events()
+        .await
         .iter()
         .map(|m| match &m.destination {
             Destination::Bank { event, .. } => event.clone(),
@@ -69,19 +70,20 @@ async fn a_repeated_transition_reaches_the_bank_every_time() {
     );
     let emails = h
         .messages()
+        .await
         .into_iter()
         .filter(|m| matches!(m.destination, Destination::Email { .. }))
         .count();
     assert_eq!(emails, 2, "one e-mail per Action Required");
 
     // A replay of the last hint is still no second event.
-    h.inbound.state().add_hint(&id).expect("hint");
+    h.inbound.state().add_hint(&id).await.expect("hint");
     let outcomes = h.drain().await;
     assert!(
         matches!(outcomes.as_slice(), [MirrorOutcome::Unchanged { .. }]),
         "{outcomes:?}"
     );
-    assert_eq!(h.bank_events().len(), 4);
+    assert_eq!(h.bank_events().await.len(), 4);
 }
 
 #[tokio::test]
@@ -96,7 +98,7 @@ async fn a_report_larger_than_the_vault_accepts_is_not_downloaded() {
     h.attach_pdf(&id, &pdf).await;
     h.bureau_edit(&id, json!({ "Status__c": "Completed" }), None)
         .await;
-    h.inbound.state().add_hint(&id).expect("hint");
+    h.inbound.state().add_hint(&id).await.expect("hint");
     let outcomes = h.drain().await;
     assert!(
         matches!(outcomes.as_slice(), [MirrorOutcome::Dropped { error, .. }] if error.contains("1024")),
@@ -108,7 +110,7 @@ async fn a_report_larger_than_the_vault_accepts_is_not_downloaded() {
     h.attach_pdf(&small, &pdf_with_marker("small")).await;
     h.bureau_edit(&small, json!({ "Status__c": "Completed" }), None)
         .await;
-    h.inbound.state().add_hint(&small).expect("hint");
+    h.inbound.state().add_hint(&small).await.expect("hint");
     let outcomes = h.drain().await;
     assert!(
         matches!(outcomes.as_slice(), [MirrorOutcome::Mirrored { .. }]),
@@ -158,10 +160,11 @@ async fn the_email_payload_is_the_mapped_event_not_the_raw_record() {
         None,
     )
     .await;
-    h.inbound.state().add_hint(&id).expect("hint");
+    h.inbound.state().add_hint(&id).await.expect("hint");
     h.drain().await;
     let email = h
         .messages()
+        .await
         .into_iter()
         .find(|m| matches!(m.destination, Destination::Email { .. }))
         .expect("an e-mail");

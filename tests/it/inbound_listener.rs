@@ -22,8 +22,14 @@ async fn a_valid_message_is_acknowledged_with_the_exact_bytes_once_hinted() {
         body,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">\n <soapenv:Body>\n  <notificationsResponse xmlns=\"http://soap.sforce.com/2005/09/outbound\">\n   <Ack>true</Ack>\n  </notificationsResponse>\n </soapenv:Body>\n</soapenv:Envelope>\n"
     );
-    assert_eq!(h.inbound.state().hint_count(), 1);
-    assert!(h.inbound.state().is_seen("04l5Y00002lRDRNQA4").unwrap());
+    assert_eq!(h.inbound.state().hint_count().await.expect("hint count"), 1);
+    assert!(
+        h.inbound
+            .state()
+            .is_seen("04l5Y00002lRDRNQA4")
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -88,8 +94,14 @@ async fn refused_messages_record_nothing() {
     let (status, _) = h.post(None, not_outbound).await;
     assert_eq!(status, 500, "wrong namespace");
 
-    assert_eq!(h.inbound.state().hint_count(), 0);
-    assert!(!h.inbound.state().is_seen("04l5Y00002lRDRNQA4").unwrap());
+    assert_eq!(h.inbound.state().hint_count().await.expect("hint count"), 0);
+    assert!(
+        !h.inbound
+            .state()
+            .is_seen("04l5Y00002lRDRNQA4")
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -97,14 +109,14 @@ async fn a_redelivered_notification_is_acknowledged_but_not_hinted_again() {
     let h = inbound_support::start().await;
     let msg = envelope(ORG_ID, &[("04l5Y00002lRDRNQA4", RECORD, "In Progress")]);
     assert_eq!(h.post(None, msg.clone()).await.0, 200);
-    assert_eq!(h.inbound.state().hint_count(), 1);
+    assert_eq!(h.inbound.state().hint_count().await.expect("hint count"), 1);
     // The mirror takes the hint (the record does not exist in the sim: it is skipped as deleted).
     h.drain().await;
-    assert_eq!(h.inbound.state().hint_count(), 0);
+    assert_eq!(h.inbound.state().hint_count().await.expect("hint count"), 0);
     let (status, body) = h.post(None, msg).await;
     assert_eq!((status, body.as_str()), (200, ACK));
     assert_eq!(
-        h.inbound.state().hint_count(),
+        h.inbound.state().hint_count().await.expect("hint count"),
         0,
         "same notification id: no new hint"
     );
@@ -129,5 +141,5 @@ async fn the_bare_path_accepts_only_allowed_sources() {
     // With both protections set, the secret path checks the source too.
     let (status, _) = h.post(None, msg).await;
     assert_eq!(status, 403);
-    assert_eq!(h.inbound.state().hint_count(), 0);
+    assert_eq!(h.inbound.state().hint_count().await.expect("hint count"), 0);
 }

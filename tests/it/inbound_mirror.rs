@@ -54,7 +54,7 @@ async fn duplicated_and_reordered_pushes_give_one_event_per_change_and_the_lates
     .await;
     h.drain().await;
 
-    let events = h.bank_events();
+    let events = h.bank_events().await;
     let kinds: Vec<_> = events
         .iter()
         .map(|m| match &m.destination {
@@ -85,7 +85,7 @@ async fn duplicated_and_reordered_pushes_give_one_event_per_change_and_the_lates
             .iter()
             .all(|m| m.tenant == crate::sim_support::BANK_A)
     );
-    assert_eq!(h.inbound.state().hint_count(), 0);
+    assert_eq!(h.inbound.state().hint_count().await.expect("hint count"), 0);
 }
 
 #[tokio::test]
@@ -114,7 +114,7 @@ async fn a_change_by_the_integration_user_is_not_echoed() {
         ),
         "{outcomes:?}"
     );
-    assert!(h.messages().is_empty());
+    assert!(h.messages().await.is_empty());
 }
 
 #[tokio::test]
@@ -132,7 +132,7 @@ async fn a_lost_push_is_caught_by_the_poll() {
     assert!(poll.hinted >= 1, "{poll:?}");
     h.drain().await;
 
-    let messages = h.messages();
+    let messages = h.messages().await;
     let event = messages
         .iter()
         .find(|m| matches!(m.destination, Destination::Bank { .. }))
@@ -161,7 +161,7 @@ async fn a_lost_push_is_caught_by_the_poll() {
     // The next poll sees the same record in its overlap window: no new event.
     h.inbound.poll_once().await.expect("poll again");
     h.drain().await;
-    assert_eq!(h.messages().len(), 2);
+    assert_eq!(h.messages().await.len(), 2);
 }
 
 #[tokio::test]
@@ -180,7 +180,7 @@ async fn a_completed_report_is_in_the_vault_encrypted_and_nowhere_in_clear() {
     .await;
     h.drain().await;
 
-    let events = h.bank_events();
+    let events = h.bank_events().await;
     assert_eq!(events.len(), 1);
     let report = &events[0].payload["report"];
     let sha = hex::encode(Sha256::digest(&pdf));
@@ -195,7 +195,6 @@ async fn a_completed_report_is_in_the_vault_encrypted_and_nowhere_in_clear() {
     assert_eq!(bytes, pdf);
     assert_eq!(stored.sha256_hex, sha);
 
-    h.store.durable().await.expect("flush");
     assert_eq!(
         inbound_support::any_file_contains(h.dir.path(), marker.as_bytes()),
         None,
@@ -233,42 +232,43 @@ async fn replaying_a_hint_or_reopening_enqueues_no_second_event() {
         .unwrap();
     assert!(resp.status().is_success());
 
-    inbound.state().add_hint(&id).unwrap();
+    inbound.state().add_hint(&id).await.unwrap();
     let first = inbound.mirror_step().await.unwrap();
     assert!(
         matches!(first.as_slice(), [MirrorOutcome::Mirrored { event, .. }] if event == "report_request.rejected"),
         "{first:?}"
     );
-    let count = |outbox: &creditlink::outbox::Outbox| {
+    async fn count(outbox: &creditlink::outbox::Outbox) -> usize {
         outbox
             .list(&ListFilter {
                 limit: 100,
                 ..Default::default()
             })
+            .await
             .unwrap()
             .len()
-    };
-    assert_eq!(count(&outbox), 2, "one event and one e-mail");
+    }
+    assert_eq!(count(&outbox).await, 2, "one event and one e-mail");
 
     // The same hint processed again: unchanged, nothing queued.
-    inbound.state().add_hint(&id).unwrap();
+    inbound.state().add_hint(&id).await.unwrap();
     assert!(matches!(
         inbound.mirror_step().await.unwrap().as_slice(),
         [MirrorOutcome::Unchanged { .. }]
     ));
-    assert_eq!(count(&outbox), 2);
+    assert_eq!(count(&outbox).await, 2);
 
     // A restart on the same data dir: the mirrored state survived.
     drop((inbound, outbox, client, store));
     let (_store, outbox, _client, reopened) =
         inbound_support::open(&sim, dir.path(), settings()).await;
-    reopened.state().add_hint(&id).unwrap();
+    reopened.state().add_hint(&id).await.unwrap();
     let outcome = reopened.mirror_step().await.expect("step");
     assert!(
         matches!(outcome.as_slice(), [MirrorOutcome::Unchanged { .. }]),
         "{outcome:?}"
     );
-    assert_eq!(count(&outbox), 2);
+    assert_eq!(count(&outbox).await, 2);
 }
 
 #[tokio::test]
@@ -290,14 +290,14 @@ async fn the_running_worker_is_woken_by_a_push_and_stops_on_shutdown() {
     )
     .await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    while h.bank_events().is_empty() {
+    while h.bank_events().await.is_empty() {
         assert!(
             tokio::time::Instant::now() < deadline,
             "no event within 10 s"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(h.bank_events().len(), 1);
+    assert_eq!(h.bank_events().await.len(), 1);
     shutdown.cancel();
     tokio::time::timeout(std::time::Duration::from_secs(10), worker)
         .await
@@ -323,11 +323,11 @@ async fn completed_before_the_file_is_attached_is_retried_not_lost() {
         "{outcomes:?}"
     );
     assert_eq!(
-        h.inbound.state().hint_count(),
+        h.inbound.state().hint_count().await.expect("hint count"),
         1,
         "the hint waits for its retry"
     );
-    assert!(h.messages().is_empty());
+    assert!(h.messages().await.is_empty());
 
     h.attach_pdf(&id, &pdf_with_marker("late-file")).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -343,6 +343,6 @@ async fn completed_before_the_file_is_attached_is_retried_not_lost() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(h.bank_events().len(), 1);
-    assert_eq!(h.inbound.state().hint_count(), 0);
+    assert_eq!(h.bank_events().await.len(), 1);
+    assert_eq!(h.inbound.state().hint_count().await.expect("hint count"), 0);
 }

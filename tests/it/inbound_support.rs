@@ -37,7 +37,8 @@ pub const MAX_SOAP_BYTES: usize = 64 * 1024;
 pub struct Harness {
     pub sim: SimHandle,
     pub dir: TempDir,
-    pub store: Store,
+    /// Held so the store stays open for the whole test.
+    _store: Store,
     pub outbox: Outbox,
     pub client: SalesforceClient,
     pub inbound: Inbound,
@@ -80,7 +81,7 @@ pub async fn start_with_vault(settings: InboundSettings, limits: VaultLimits) ->
     Harness {
         sim,
         dir,
-        store,
+        _store: store,
         outbox,
         client,
         inbound,
@@ -270,18 +271,20 @@ impl Harness {
     }
 
     /// Every queued message, oldest first.
-    pub fn messages(&self) -> Vec<Message> {
+    pub async fn messages(&self) -> Vec<Message> {
         self.outbox
             .list(&ListFilter {
                 limit: 1000,
                 ..ListFilter::default()
             })
+            .await
             .expect("list")
     }
 
     /// Bank events only (no e-mails), oldest first.
-    pub fn bank_events(&self) -> Vec<Message> {
+    pub async fn bank_events(&self) -> Vec<Message> {
         self.messages()
+            .await
             .into_iter()
             .filter(|m| matches!(m.destination, creditlink::outbox::Destination::Bank { .. }))
             .collect()

@@ -1,7 +1,7 @@
 //! Nothing acknowledged is lost to `kill -9`.
 //!
 //! The test re-runs its own binary as a child (selected by `CREDITLINK_CRASH_CHILD`, which names the
-//! data dir). The child enqueues from several tasks and prints `ACK <id>` only after `durable()`
+//! data dir). The child enqueues from several tasks and prints `ACK <id>` only after `enqueue`
 //! returned; the parent SIGKILLs it at a random moment, reopens the store and checks every
 //! acknowledged id is there. Three rounds share one data dir, so recovery of a crashed store is
 //! itself crashed into.
@@ -47,12 +47,12 @@ fn kill_9_loses_no_acknowledged_message() {
             let outbox = open(dir.path());
             for id in &acked {
                 assert!(
-                    outbox.get(*id).expect("get").is_some(),
+                    outbox.get(*id).await.expect("get").is_some(),
                     "round {round}: acknowledged {id} lost"
                 );
             }
             assert_eq!(
-                outbox.counts().in_flight,
+                outbox.counts().await.expect("counts").in_flight,
                 0,
                 "recovery released every lease"
             );
@@ -121,8 +121,8 @@ fn run_child(dir: &Path) -> ! {
                             Lane::Interactive,
                             worker * 1_000_000 + n,
                         ))
+                        .await
                         .expect("enqueue");
-                    outbox.durable().await.expect("durable");
                     let mut out = out.lock().expect("stdout");
                     writeln!(out, "ACK {id}").expect("write");
                     out.flush().expect("flush");

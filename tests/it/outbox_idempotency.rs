@@ -19,10 +19,12 @@ async fn same_key_returns_the_existing_message_and_compares_bodies() {
         let new = salesforce("001A", Lane::Interactive, 1);
         let first = outbox
             .enqueue_idempotent("001A", "key-1", hash("a"), new.clone(), t0)
+            .await
             .expect("enqueue");
         assert!(matches!(first, Enqueued::Created(_)));
         let again = outbox
             .enqueue_idempotent("001A", "key-1", hash("a"), new.clone(), t0 + secs(1))
+            .await
             .expect("again");
         assert_eq!(
             again,
@@ -33,6 +35,7 @@ async fn same_key_returns_the_existing_message_and_compares_bodies() {
         );
         let changed = outbox
             .enqueue_idempotent("001A", "key-1", hash("b"), new.clone(), t0 + secs(2))
+            .await
             .expect("changed");
         assert_eq!(
             changed,
@@ -44,9 +47,9 @@ async fn same_key_returns_the_existing_message_and_compares_bodies() {
         // Keys are per tenant.
         let other = outbox
             .enqueue_idempotent("001B", "key-1", hash("a"), new, t0)
+            .await
             .expect("other");
         assert!(matches!(other, Enqueued::Created(id) if id != first.id()));
-        outbox.durable().await.expect("durable");
         first.id()
     };
     // Keys survive a restart, expire after the TTL and are then purged.
@@ -54,6 +57,7 @@ async fn same_key_returns_the_existing_message_and_compares_bodies() {
     let new = salesforce("001A", Lane::Interactive, 1);
     let again = outbox
         .enqueue_idempotent("001A", "key-1", hash("a"), new.clone(), t0 + secs(3600))
+        .await
         .expect("after restart");
     assert_eq!(
         again,
@@ -63,13 +67,17 @@ async fn same_key_returns_the_existing_message_and_compares_bodies() {
         }
     );
     assert_eq!(
-        outbox.purge_expired_keys(t0 + secs(3600)).expect("purge"),
+        outbox
+            .purge_expired_keys(t0 + secs(3600))
+            .await
+            .expect("purge"),
         0
     );
     let day = t0 + secs(24 * 3600 + 1);
-    assert_eq!(outbox.purge_expired_keys(day).expect("purge"), 2);
+    assert_eq!(outbox.purge_expired_keys(day).await.expect("purge"), 2);
     let fresh = outbox
         .enqueue_idempotent("001A", "key-1", hash("a"), new, day)
+        .await
         .expect("fresh");
     assert!(matches!(fresh, Enqueued::Created(id) if id != first));
 }
@@ -86,7 +94,9 @@ async fn fifty_concurrent_posts_with_one_key_make_one_message() {
             tokio::spawn(async move {
                 barrier.wait().await;
                 let new = salesforce("001A", Lane::Interactive, 7);
-                outbox.enqueue_idempotent("001A", "same", hash("x"), new, now)
+                outbox
+                    .enqueue_idempotent("001A", "same", hash("x"), new, now)
+                    .await
             })
         })
         .collect();
@@ -106,7 +116,8 @@ async fn fifty_concurrent_posts_with_one_key_make_one_message() {
             limit: 100,
             ..ListFilter::default()
         })
+        .await
         .expect("list");
     assert_eq!(all.len(), 1);
-    assert_eq!(outbox.counts().pending, 1);
+    assert_eq!(outbox.counts().await.expect("counts").pending, 1);
 }

@@ -7,7 +7,9 @@ use creditlink::outbox::{
     AttemptOutcome, DestinationKind, ErrorClass, Lane, ListFilter, OutboxError, State, Transition,
 };
 
-use crate::outbox_support::{attempt, bank, open, open_with_policy, policy, salesforce, secs};
+use crate::outbox_support::{
+    attempt, bank, held, open, open_with_policy, policy, salesforce, secs,
+};
 
 const SF: DestinationKind = DestinationKind::Salesforce;
 
@@ -18,18 +20,33 @@ async fn delivered_after_a_retry_keeps_its_attempt_log() {
     let t0 = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Interactive, 1), t0)
+        .await
         .expect("enqueue");
-    assert_eq!(outbox.counts().pending, 1);
+    assert_eq!(outbox.counts().await.expect("counts").pending, 1);
 
     let claimed = outbox
-        .claim_due(Lane::Interactive, SF, 10, t0)
+        .claim_due(
+            Lane::Interactive,
+            SF,
+            10,
+            t0,
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].state, State::InFlight);
     assert_eq!(claimed[0].lease_until, Some(t0 + secs(30)));
     assert!(
         outbox
-            .claim_due(Lane::Interactive, SF, 10, t0)
+            .claim_due(
+                Lane::Interactive,
+                SF,
+                10,
+                t0,
+                std::time::Duration::from_secs(5)
+            )
+            .await
             .expect("claim")
             .is_empty()
     );
@@ -39,7 +56,12 @@ async fn delivered_after_a_retry_keeps_its_attempt_log() {
         rate_limited: false,
     };
     let m = outbox
-        .record_attempt(id, attempt(t0, AttemptOutcome::Retryable, Some(503)), retry)
+        .record_attempt(
+            &held(&outbox, id).await,
+            attempt(t0, AttemptOutcome::Retryable, Some(503)),
+            retry,
+        )
+        .await
         .expect("record");
     assert_eq!((m.state, m.attempts), (State::Pending, 1));
     assert_eq!(m.next_attempt_at, t0 + secs(10));
@@ -51,14 +73,28 @@ async fn delivered_after_a_retry_keeps_its_attempt_log() {
     // Not due before its time, due after.
     assert!(
         outbox
-            .claim_due(Lane::Interactive, SF, 10, t0 + secs(9))
+            .claim_due(
+                Lane::Interactive,
+                SF,
+                10,
+                t0 + secs(9),
+                std::time::Duration::from_secs(5)
+            )
+            .await
             .expect("claim")
             .is_empty()
     );
     let t1 = t0 + secs(10);
     assert_eq!(
         outbox
-            .claim_due(Lane::Interactive, SF, 10, t1)
+            .claim_due(
+                Lane::Interactive,
+                SF,
+                10,
+                t1,
+                std::time::Duration::from_secs(5)
+            )
+            .await
             .expect("claim")
             .len(),
         1
@@ -67,22 +103,27 @@ async fn delivered_after_a_retry_keeps_its_attempt_log() {
         remote_id: Some("a0B000000000001".into()),
     };
     let m = outbox
-        .record_attempt(id, attempt(t1, AttemptOutcome::Success, Some(201)), done)
+        .record_attempt(
+            &held(&outbox, id).await,
+            attempt(t1, AttemptOutcome::Success, Some(201)),
+            done,
+        )
+        .await
         .expect("record");
     assert_eq!(m.state, State::Delivered);
     assert_eq!(m.remote_id.as_deref(), Some("a0B000000000001"));
     assert_eq!(m.completed_at, Some(t1));
 
-    let log = outbox.attempts(id).expect("attempts");
+    let log = outbox.attempts(id).await.expect("attempts");
     assert_eq!(log.len(), 2);
     assert_eq!(log[0].outcome, AttemptOutcome::Retryable);
     assert_eq!(log[1].http_status, Some(201));
-    let counts = outbox.counts();
+    let counts = outbox.counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.in_flight, counts.delivered),
         (0, 0, 1)
     );
-    assert_eq!(outbox.oldest_pending_age(t1).expect("age"), None);
+    assert_eq!(outbox.oldest_pending_age(t1).await.expect("age"), None);
 }
 
 #[tokio::test]
@@ -92,11 +133,13 @@ async fn retries_end_dead_by_attempts() {
     let mut now = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Bulk, 1), now)
+        .await
         .expect("enqueue");
     for n in 1..=3u32 {
         assert_eq!(
             outbox
-                .claim_due(Lane::Bulk, SF, 1, now)
+                .claim_due(Lane::Bulk, SF, 1, now, std::time::Duration::from_secs(5))
+                .await
                 .expect("claim")
                 .len(),
             1
@@ -107,10 +150,11 @@ async fn retries_end_dead_by_attempts() {
         };
         let m = outbox
             .record_attempt(
-                id,
+                &held(&outbox, id).await,
                 attempt(now, AttemptOutcome::Retryable, Some(500)),
                 retry,
             )
+            .await
             .expect("record");
         assert_eq!(m.attempts, n);
         if n < 3 {
@@ -122,12 +166,19 @@ async fn retries_end_dead_by_attempts() {
     }
     assert!(
         outbox
-            .claim_due(Lane::Bulk, SF, 1, now + secs(86400))
+            .claim_due(
+                Lane::Bulk,
+                SF,
+                1,
+                now + secs(86400),
+                std::time::Duration::from_secs(5)
+            )
+            .await
             .expect("claim")
             .is_empty()
     );
-    assert_eq!(outbox.counts().dead, 1);
-    assert_eq!(outbox.attempts(id).expect("attempts").len(), 3);
+    assert_eq!(outbox.counts().await.expect("counts").dead, 1);
+    assert_eq!(outbox.attempts(id).await.expect("attempts").len(), 3);
 }
 
 #[tokio::test]
@@ -137,23 +188,31 @@ async fn retries_end_dead_by_age_and_rate_limits_wait_longer() {
     let t0 = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Bulk, 1), t0)
+        .await
         .expect("enqueue");
-    outbox.claim_due(Lane::Bulk, SF, 1, t0).expect("claim");
+    outbox
+        .claim_due(Lane::Bulk, SF, 1, t0, std::time::Duration::from_secs(5))
+        .await
+        .expect("claim");
     let limited = Transition::Retry {
         hint: None,
         rate_limited: true,
     };
     let m = outbox
         .record_attempt(
-            id,
+            &held(&outbox, id).await,
             attempt(t0, AttemptOutcome::RateLimited, Some(429)),
             limited,
         )
+        .await
         .expect("record");
     assert_eq!(m.next_attempt_at, t0 + secs(60), "rate-limit floor applies");
 
     let t1 = m.next_attempt_at;
-    outbox.claim_due(Lane::Bulk, SF, 1, t1).expect("claim");
+    outbox
+        .claim_due(Lane::Bulk, SF, 1, t1, std::time::Duration::from_secs(5))
+        .await
+        .expect("claim");
     // Retry-After of 50 s would land at t0+110 s, past the 100 s max age: Dead.
     let hinted = Transition::Retry {
         hint: Some(Duration::from_secs(50)),
@@ -161,10 +220,11 @@ async fn retries_end_dead_by_age_and_rate_limits_wait_longer() {
     };
     let m = outbox
         .record_attempt(
-            id,
+            &held(&outbox, id).await,
             attempt(t1, AttemptOutcome::Retryable, Some(503)),
             hinted,
         )
+        .await
         .expect("record");
     assert_eq!(m.state, State::Dead);
 }
@@ -176,22 +236,38 @@ async fn failed_is_never_claimed_until_an_admin_retries_it() {
     let t0 = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Interactive, 1), t0)
+        .await
         .expect("enqueue");
     outbox
-        .claim_due(Lane::Interactive, SF, 1, t0)
+        .claim_due(
+            Lane::Interactive,
+            SF,
+            1,
+            t0,
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     let m = outbox
         .record_attempt(
-            id,
+            &held(&outbox, id).await,
             attempt(t0, AttemptOutcome::Permanent, Some(400)),
             Transition::Failed,
         )
+        .await
         .expect("record");
     assert_eq!(m.state, State::Failed);
     let later = t0 + secs(7 * 86400);
     assert!(
         outbox
-            .claim_due(Lane::Interactive, SF, 10, later)
+            .claim_due(
+                Lane::Interactive,
+                SF,
+                10,
+                later,
+                std::time::Duration::from_secs(5)
+            )
+            .await
             .expect("claim")
             .is_empty()
     );
@@ -199,23 +275,31 @@ async fn failed_is_never_claimed_until_an_admin_retries_it() {
     // Wrong-state admin actions are refused with a clear error.
     let other = outbox
         .enqueue_at(salesforce("001A", Lane::Interactive, 2), t0)
+        .await
         .expect("enqueue");
     assert!(matches!(
-        outbox.retry(other),
+        outbox.retry(other).await,
         Err(OutboxError::WrongState {
             actual: State::Pending,
             ..
         })
     ));
 
-    let m = outbox.retry(id).expect("retry");
+    let m = outbox.retry(id).await.expect("retry");
     assert_eq!((m.state, m.attempts), (State::Pending, 1));
     let claimed = outbox
-        .claim_due(Lane::Interactive, SF, 10, Utc::now() + secs(1))
+        .claim_due(
+            Lane::Interactive,
+            SF,
+            10,
+            Utc::now() + secs(1),
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     assert!(claimed.iter().any(|m| m.id == id));
     assert_eq!(
-        outbox.attempts(id).expect("attempts").len(),
+        outbox.attempts(id).await.expect("attempts").len(),
         1,
         "history kept"
     );
@@ -228,28 +312,36 @@ async fn discard_keeps_the_message_for_audit() {
     let t0 = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Bulk, 1), t0)
+        .await
         .expect("enqueue");
-    let m = outbox.discard(id).expect("discard");
+    let m = outbox.discard(id).await.expect("discard");
     assert_eq!(m.state, State::Discarded);
     assert!(
         outbox
-            .claim_due(Lane::Bulk, SF, 10, t0 + secs(1))
+            .claim_due(
+                Lane::Bulk,
+                SF,
+                10,
+                t0 + secs(1),
+                std::time::Duration::from_secs(5)
+            )
+            .await
             .expect("claim")
             .is_empty()
     );
     assert_eq!(
-        outbox.get(id).expect("get").map(|m| m.state),
+        outbox.get(id).await.expect("get").map(|m| m.state),
         Some(State::Discarded)
     );
     assert!(matches!(
-        outbox.discard(id),
+        outbox.discard(id).await,
         Err(OutboxError::WrongState { .. })
     ));
     assert!(matches!(
-        outbox.retry(id),
+        outbox.retry(id).await,
         Err(OutboxError::WrongState { .. })
     ));
-    assert_eq!(outbox.counts().discarded, 1);
+    assert_eq!(outbox.counts().await.expect("counts").discarded, 1);
 }
 
 #[tokio::test]
@@ -259,22 +351,38 @@ async fn expired_lease_makes_a_message_claimable_again() {
     let t0 = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Bulk, 1), t0)
+        .await
         .expect("enqueue");
     assert_eq!(
         outbox
-            .claim_due(Lane::Bulk, SF, 1, t0)
+            .claim_due(Lane::Bulk, SF, 1, t0, std::time::Duration::from_secs(5))
+            .await
             .expect("claim")
             .len(),
         1
     );
     assert!(
         outbox
-            .claim_due(Lane::Bulk, SF, 1, t0 + secs(29))
+            .claim_due(
+                Lane::Bulk,
+                SF,
+                1,
+                t0 + secs(29),
+                std::time::Duration::from_secs(5)
+            )
+            .await
             .expect("claim")
             .is_empty()
     );
     let again = outbox
-        .claim_due(Lane::Bulk, SF, 1, t0 + secs(31))
+        .claim_due(
+            Lane::Bulk,
+            SF,
+            1,
+            t0 + secs(31),
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     assert_eq!(again.len(), 1);
     assert_eq!((again[0].id, again[0].attempts), (id, 0));
@@ -287,23 +395,30 @@ async fn release_without_attempt_does_not_count() {
     let t0 = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Bulk, 1), t0)
+        .await
         .expect("enqueue");
-    outbox.claim_due(Lane::Bulk, SF, 1, t0).expect("claim");
+    outbox
+        .claim_due(Lane::Bulk, SF, 1, t0, std::time::Duration::from_secs(5))
+        .await
+        .expect("claim");
     let m = outbox
         .record_attempt(
-            id,
+            &held(&outbox, id).await,
             attempt(t0, AttemptOutcome::Retryable, None),
             Transition::ReleaseNoAttempt,
         )
+        .await
         .expect("release");
     assert_eq!((m.state, m.attempts), (State::Pending, 0));
-    assert!(outbox.attempts(id).expect("attempts").is_empty());
+    assert!(outbox.attempts(id).await.expect("attempts").is_empty());
     // Recording on a message that is not InFlight is refused.
-    let refused = outbox.record_attempt(
-        id,
-        attempt(t0, AttemptOutcome::Success, None),
-        Transition::Failed,
-    );
+    let refused = outbox
+        .record_attempt(
+            &held(&outbox, id).await,
+            attempt(t0, AttemptOutcome::Success, None),
+            Transition::Failed,
+        )
+        .await;
     assert!(matches!(refused, Err(OutboxError::WrongState { .. })));
 }
 
@@ -315,19 +430,29 @@ async fn lanes_and_kinds_are_claimed_separately_oldest_due_first() {
     for n in 0..20 {
         outbox
             .enqueue_at(salesforce("001A", Lane::Bulk, n), t0)
+            .await
             .expect("bulk");
     }
     let late = outbox
         .enqueue_at(salesforce("001A", Lane::Interactive, 100), t0 + secs(2))
+        .await
         .expect("late");
     let early = outbox
         .enqueue_at(salesforce("001A", Lane::Interactive, 101), t0 + secs(1))
+        .await
         .expect("early");
-    let hook = outbox.enqueue_at(bank("001A"), t0).expect("bank");
+    let hook = outbox.enqueue_at(bank("001A"), t0).await.expect("bank");
 
     let now = t0 + secs(5);
     let interactive = outbox
-        .claim_due(Lane::Interactive, SF, 10, now)
+        .claim_due(
+            Lane::Interactive,
+            SF,
+            10,
+            now,
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     let ids: Vec<_> = interactive.iter().map(|m| m.id).collect();
     assert_eq!(
@@ -337,15 +462,25 @@ async fn lanes_and_kinds_are_claimed_separately_oldest_due_first() {
     );
 
     let banks = outbox
-        .claim_due(Lane::Interactive, DestinationKind::Bank, 10, now)
+        .claim_due(
+            Lane::Interactive,
+            DestinationKind::Bank,
+            10,
+            now,
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     assert_eq!(banks.iter().map(|m| m.id).collect::<Vec<_>>(), vec![hook]);
 
-    let bulk = outbox.claim_due(Lane::Bulk, SF, 15, now).expect("claim");
+    let bulk = outbox
+        .claim_due(Lane::Bulk, SF, 15, now, std::time::Duration::from_secs(5))
+        .await
+        .expect("claim");
     assert_eq!(bulk.len(), 15);
     assert!(bulk.iter().all(|m| m.lane == Lane::Bulk));
-    assert_eq!(outbox.counts().in_flight, 18);
-    assert_eq!(outbox.counts().pending, 5);
+    assert_eq!(outbox.counts().await.expect("counts").in_flight, 18);
+    assert_eq!(outbox.counts().await.expect("counts").pending, 5);
 }
 
 #[tokio::test]
@@ -356,43 +491,60 @@ async fn reopen_returns_in_flight_messages_to_pending() {
         let outbox = open(dir.path());
         let a = outbox
             .enqueue_at(salesforce("001A", Lane::Bulk, 1), t0)
+            .await
             .expect("a");
         let b = outbox
             .enqueue_at(salesforce("001A", Lane::Bulk, 2), t0)
+            .await
             .expect("b");
         assert_eq!(
             outbox
-                .claim_due(Lane::Bulk, SF, 2, t0)
+                .claim_due(Lane::Bulk, SF, 2, t0, std::time::Duration::from_secs(5))
+                .await
                 .expect("claim")
                 .len(),
             2
         );
         let done = Transition::Delivered { remote_id: None };
         outbox
-            .record_attempt(b, attempt(t0, AttemptOutcome::Success, Some(200)), done)
+            .record_attempt(
+                &held(&outbox, b).await,
+                attempt(t0, AttemptOutcome::Success, Some(200)),
+                done,
+            )
+            .await
             .expect("record");
-        outbox.durable().await.expect("durable");
         (a, b)
     };
     let outbox = open(dir.path());
-    let m = outbox.get(claimed_id).expect("get").expect("present");
+    let m = outbox.get(claimed_id).await.expect("get").expect("present");
     assert_eq!(
         (m.state, m.lease_until, m.attempts),
         (State::Pending, None, 0)
     );
-    let counts = outbox.counts();
+    let counts = outbox.counts().await.expect("counts");
     assert_eq!(
         (counts.pending, counts.in_flight, counts.delivered),
         (1, 0, 1)
     );
     let again = outbox
-        .claim_due(Lane::Bulk, SF, 10, Utc::now() + secs(1))
+        .claim_due(
+            Lane::Bulk,
+            SF,
+            10,
+            Utc::now() + secs(1),
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     assert_eq!(
         again.iter().map(|m| m.id).collect::<Vec<_>>(),
         vec![claimed_id]
     );
-    assert_eq!(outbox.attempts(delivered_id).expect("attempts").len(), 1);
+    assert_eq!(
+        outbox.attempts(delivered_id).await.expect("attempts").len(),
+        1
+    );
 }
 
 #[tokio::test]
@@ -405,13 +557,15 @@ async fn list_filters_by_tenant_state_and_pages() {
         a_ids.push(
             outbox
                 .enqueue_at(salesforce("001A", Lane::Bulk, n), t0)
+                .await
                 .expect("a"),
         );
         outbox
             .enqueue_at(salesforce("001AB", Lane::Bulk, n), t0)
+            .await
             .expect("ab");
     }
-    outbox.discard(a_ids[1]).expect("discard");
+    outbox.discard(a_ids[1]).await.expect("discard");
     let filter = |after, state| ListFilter {
         tenant: Some("001A".into()),
         state,
@@ -419,18 +573,22 @@ async fn list_filters_by_tenant_state_and_pages() {
         limit: 2,
         after,
     };
-    let page1 = outbox.list(&filter(None, None)).expect("list");
+    let page1 = outbox.list(&filter(None, None)).await.expect("list");
     assert_eq!(
         page1.iter().map(|m| m.id).collect::<Vec<_>>(),
         a_ids[..2].to_vec()
     );
-    let page2 = outbox.list(&filter(Some(a_ids[1]), None)).expect("list");
+    let page2 = outbox
+        .list(&filter(Some(a_ids[1]), None))
+        .await
+        .expect("list");
     assert_eq!(
         page2.iter().map(|m| m.id).collect::<Vec<_>>(),
         a_ids[2..4].to_vec()
     );
     let discarded = outbox
         .list(&filter(None, Some(State::Discarded)))
+        .await
         .expect("list");
     assert_eq!(
         discarded.iter().map(|m| m.id).collect::<Vec<_>>(),
@@ -441,9 +599,10 @@ async fn list_filters_by_tenant_state_and_pages() {
             limit: 100,
             ..ListFilter::default()
         })
+        .await
         .expect("list");
     assert_eq!(all.len(), 10);
-    let age = outbox.oldest_pending_age(t0 + secs(3)).expect("age");
+    let age = outbox.oldest_pending_age(t0 + secs(3)).await.expect("age");
     assert_eq!(age, Some(Duration::from_secs(3)));
 }
 
@@ -454,6 +613,7 @@ async fn wait_terminal_wakes_on_delivery_and_times_out_otherwise() {
     let t0 = Utc::now();
     let id = outbox
         .enqueue_at(salesforce("001A", Lane::Interactive, 1), t0)
+        .await
         .expect("enqueue");
     assert_eq!(
         outbox
@@ -468,13 +628,25 @@ async fn wait_terminal_wakes_on_delivery_and_times_out_otherwise() {
         tokio::spawn(async move { outbox.wait_terminal(id, Duration::from_secs(10)).await })
     };
     outbox
-        .claim_due(Lane::Interactive, SF, 1, t0)
+        .claim_due(
+            Lane::Interactive,
+            SF,
+            1,
+            t0,
+            std::time::Duration::from_secs(5),
+        )
+        .await
         .expect("claim");
     let done = Transition::Delivered {
         remote_id: Some("a0B1".into()),
     };
     outbox
-        .record_attempt(id, attempt(t0, AttemptOutcome::Success, Some(201)), done)
+        .record_attempt(
+            &held(&outbox, id).await,
+            attempt(t0, AttemptOutcome::Success, Some(201)),
+            done,
+        )
+        .await
         .expect("record");
     let m = waiter
         .await

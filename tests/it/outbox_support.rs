@@ -75,6 +75,14 @@ pub fn attempt(at: DateTime<Utc>, outcome: AttemptOutcome, status: Option<u16>) 
     }
 }
 
+/// The message as the store holds it now (after a claim: InFlight, with its lease token).
+pub async fn held(
+    outbox: &Outbox,
+    id: creditlink::outbox::MessageId,
+) -> creditlink::outbox::Message {
+    outbox.get(id).await.expect("get").expect("message exists")
+}
+
 pub fn secs(n: i64) -> chrono::Duration {
     chrono::Duration::seconds(n)
 }

@@ -100,9 +100,11 @@ async fn own_key_duplicates_are_delivered_with_the_existing_id() {
     .expect("client");
     let named = outbox
         .enqueue(request("dup-named", Lane::Interactive))
+        .await
         .expect("enqueue");
     let anonymous = outbox
         .enqueue(request("dup-anonymous", Lane::Interactive))
+        .await
         .expect("enqueue");
     let pusher = SalesforcePusher::new(outbox.clone(), client, settings()).expect("pusher");
 
@@ -115,10 +117,10 @@ async fn own_key_duplicates_are_delivered_with_the_existing_id() {
         }
     );
     for (id, remote) in [(named, PARSED_ID), (anonymous, LOOKED_UP_ID)] {
-        let message = outbox.get(id).expect("get").expect("message");
+        let message = outbox.get(id).await.expect("get").expect("message");
         assert_eq!(message.state, MessageState::Delivered);
         assert_eq!(message.remote_id.as_deref(), Some(remote));
-        let attempts = outbox.attempts(id).expect("attempts");
+        let attempts = outbox.attempts(id).await.expect("attempts");
         assert_eq!(attempts[0].outcome, AttemptOutcome::Success);
         assert_eq!(attempts[0].error_code.as_deref(), Some("DUPLICATE_VALUE"));
     }

@@ -23,7 +23,7 @@ async fn drain(pusher: &SalesforcePusher) -> Vec<StepOutcome> {
 #[tokio::test]
 async fn four_hundred_fifty_requests_take_three_calls() {
     let rig = Rig::start(slow_policy()).await;
-    let ids = rig.enqueue_requests("crr", 450, Lane::Interactive);
+    let ids = rig.enqueue_requests("crr", 450, Lane::Interactive).await;
     let pusher = rig.pusher(settings());
 
     let outcomes = drain(&pusher).await;
@@ -58,13 +58,13 @@ async fn four_hundred_fifty_requests_take_three_calls() {
         })
         .collect();
     for (i, id) in ids.iter().enumerate() {
-        let message = rig.message(*id);
+        let message = rig.message(*id).await;
         assert_eq!(message.state, State::Delivered);
         assert_eq!(message.attempts, 1);
         let key = format!("crr-{i}");
         assert_eq!(message.remote_id.as_ref(), ids_by_key.get(&key), "{key}");
     }
-    let attempts = rig.outbox.attempts(ids[0]).expect("attempts");
+    let attempts = rig.outbox.attempts(ids[0]).await.expect("attempts");
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0].http_status, Some(200));
 }
@@ -72,10 +72,11 @@ async fn four_hundred_fifty_requests_take_three_calls() {
 #[tokio::test]
 async fn a_permanent_record_error_fails_only_that_message() {
     let rig = Rig::start(slow_policy()).await;
-    let good = rig.enqueue_requests("ok", 4, Lane::Interactive);
+    let good = rig.enqueue_requests("ok", 4, Lane::Interactive).await;
     let bad = rig
         .outbox
         .enqueue(request_with("bad-1", Lane::Interactive, "Curiosity"))
+        .await
         .expect("enqueue");
     let pusher = rig.pusher(settings());
 
@@ -88,9 +89,9 @@ async fn a_permanent_record_error_fails_only_that_message() {
             failed: 1
         }
     );
-    assert_eq!(rig.states(&good).get(&State::Delivered), Some(&4));
+    assert_eq!(rig.states(&good).await.get(&State::Delivered), Some(&4));
 
-    let failed = rig.message(bad);
+    let failed = rig.message(bad).await;
     assert_eq!(failed.state, State::Failed, "failed at once, not retried");
     assert_eq!(failed.attempts, 1);
     let last = failed.last_error.expect("last error");
@@ -100,7 +101,7 @@ async fn a_permanent_record_error_fails_only_that_message() {
     );
     let text = last.message.expect("Salesforce's message");
     assert!(text.contains("bad value for restricted picklist"), "{text}");
-    let attempts = rig.outbox.attempts(bad).expect("attempts");
+    let attempts = rig.outbox.attempts(bad).await.expect("attempts");
     assert_eq!(attempts.len(), 1);
     assert_eq!(
         attempts[0].error_code.as_deref(),
@@ -117,8 +118,8 @@ async fn a_permanent_record_error_fails_only_that_message() {
 async fn interactive_messages_go_first() {
     let rig = Rig::start(slow_policy()).await;
     // Bulk is queued first (older) and still must not hold the report requests back.
-    let bulk = rig.enqueue_requests("feed", 300, Lane::Bulk);
-    let interactive = rig.enqueue_requests("report", 5, Lane::Interactive);
+    let bulk = rig.enqueue_requests("feed", 300, Lane::Bulk).await;
+    let interactive = rig.enqueue_requests("report", 5, Lane::Interactive).await;
     let pusher = rig.pusher(settings());
 
     let first = pusher.try_execute_task().await.expect("step");
@@ -131,13 +132,16 @@ async fn interactive_messages_go_first() {
         }
     );
     assert_eq!(rig.collection_upserts().await, 1);
-    assert_eq!(rig.states(&interactive).get(&State::Delivered), Some(&5));
-    let bulk_states = rig.states(&bulk);
+    assert_eq!(
+        rig.states(&interactive).await.get(&State::Delivered),
+        Some(&5)
+    );
+    let bulk_states = rig.states(&bulk).await;
     assert_eq!(bulk_states.get(&State::Delivered), Some(&195));
     assert_eq!(bulk_states.get(&State::Pending), Some(&105));
 
     drain(&pusher).await;
-    assert_eq!(rig.states(&bulk).get(&State::Delivered), Some(&300));
+    assert_eq!(rig.states(&bulk).await.get(&State::Delivered), Some(&300));
     assert_eq!(rig.collection_upserts().await, 2);
 }
 
@@ -148,25 +152,28 @@ async fn a_second_message_for_the_same_record_updates_it() {
     let first = rig
         .outbox
         .enqueue(request("same-key", Lane::Interactive))
+        .await
         .expect("enqueue");
     drain(&pusher).await;
     let replay = rig
         .outbox
         .enqueue(request("same-key", Lane::Interactive))
+        .await
         .expect("enqueue");
     // Two more for one record in one step: they go in consecutive calls, never together.
     let third = rig
         .outbox
         .enqueue(request("same-key", Lane::Interactive))
+        .await
         .expect("enqueue");
     drain(&pusher).await;
 
     let by_key = rig.records_by_key().await;
     assert_eq!(by_key.get("same-key"), Some(&1));
-    let remote = rig.message(first).remote_id;
+    let remote = rig.message(first).await.remote_id;
     assert!(remote.is_some());
     for id in [replay, third] {
-        let message = rig.message(id);
+        let message = rig.message(id).await;
         assert_eq!(message.state, State::Delivered);
         assert_eq!(message.remote_id, remote);
     }
@@ -182,6 +189,7 @@ async fn resending_after_a_crash_creates_no_second_record() {
     } = Rig::start(slow_policy()).await;
     let id = outbox
         .enqueue(request("crash-1", Lane::Interactive))
+        .await
         .expect("enqueue");
     // A worker claims the message and reaches Salesforce, then dies before recording the attempt.
     let claimed = outbox
@@ -190,7 +198,9 @@ async fn resending_after_a_crash_creates_no_second_record() {
             creditlink::outbox::DestinationKind::Salesforce,
             10,
             chrono::Utc::now(),
+            std::time::Duration::from_secs(5),
         )
+        .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
     let record = claimed[0]
@@ -203,19 +213,18 @@ async fn resending_after_a_crash_creates_no_second_record() {
         .await
         .expect("direct upsert");
     assert!(results[0].success);
-    outbox.durable().await.expect("durable");
     drop(outbox);
 
     // Restart: the InFlight message is Pending again and is sent a second time.
     let outbox = open_outbox(&dir, slow_policy());
     assert_eq!(
-        outbox.get(id).expect("get").expect("message").state,
+        outbox.get(id).await.expect("get").expect("message").state,
         State::Pending
     );
     let pusher = SalesforcePusher::new(outbox.clone(), client, settings()).expect("pusher");
     drain(&pusher).await;
 
-    let message = outbox.get(id).expect("get").expect("message");
+    let message = outbox.get(id).await.expect("get").expect("message");
     assert_eq!(message.state, State::Delivered);
     assert_eq!(message.remote_id, results[0].id);
     let with_key: Vec<_> = sim
@@ -238,6 +247,7 @@ async fn a_lingering_batch_collects_a_burst_and_goes_when_full() {
     let first = rig
         .outbox
         .enqueue(request("burst-0", Lane::Interactive))
+        .await
         .expect("enqueue");
     let outbox = rig.outbox.clone();
     let wake = pusher.notifier();
@@ -245,12 +255,15 @@ async fn a_lingering_batch_collects_a_burst_and_goes_when_full() {
         // Once the step holds the first message, the rest of the burst arrives.
         until(Duration::from_secs(10), "the first claim", || {
             let outbox = outbox.clone();
-            async move { outbox.get(first).ok().flatten().map(|m| m.state) == Some(State::InFlight) }
+            async move {
+                outbox.get(first).await.ok().flatten().map(|m| m.state) == Some(State::InFlight)
+            }
         })
         .await;
         for i in 1..10 {
             outbox
                 .enqueue(request(&format!("burst-{i}"), Lane::Interactive))
+                .await
                 .expect("enqueue");
             wake.notify_one();
         }
@@ -275,9 +288,10 @@ async fn a_lingering_batch_collects_a_burst_and_goes_when_full() {
 async fn attempts_usage_and_latency_reach_the_metrics() {
     let handle = creditlink::ops::metrics::install();
     let rig = Rig::start(slow_policy()).await;
-    rig.enqueue_requests("metrics", 3, Lane::Interactive);
+    rig.enqueue_requests("metrics", 3, Lane::Interactive).await;
     rig.outbox
         .enqueue(request_with("metrics-bad", Lane::Interactive, "Curiosity"))
+        .await
         .expect("enqueue");
     let pusher = rig.pusher(settings());
     drain(&pusher).await;

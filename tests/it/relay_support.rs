@@ -54,24 +54,27 @@ impl Rig {
     }
 
     /// Queues `n` report requests with keys `{prefix}-{i}`; returns their ids in order.
-    pub fn enqueue_requests(&self, prefix: &str, n: usize, lane: Lane) -> Vec<MessageId> {
-        (0..n)
-            .map(|i| {
-                self.outbox
-                    .enqueue(request(&format!("{prefix}-{i}"), lane))
-                    .expect("enqueue")
-            })
-            .collect()
+    pub async fn enqueue_requests(&self, prefix: &str, n: usize, lane: Lane) -> Vec<MessageId> {
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = self.outbox.enqueue(request(&format!("{prefix}-{i}"), lane));
+            ids.push(id.await.expect("enqueue"));
+        }
+        ids
     }
 
-    pub fn message(&self, id: MessageId) -> Message {
-        self.outbox.get(id).expect("get").expect("message exists")
+    pub async fn message(&self, id: MessageId) -> Message {
+        self.outbox
+            .get(id)
+            .await
+            .expect("get")
+            .expect("message exists")
     }
 
-    pub fn states(&self, ids: &[MessageId]) -> HashMap<State, usize> {
+    pub async fn states(&self, ids: &[MessageId]) -> HashMap<State, usize> {
         let mut counts = HashMap::new();
         for id in ids {
-            *counts.entry(self.message(*id).state).or_insert(0) += 1;
+            *counts.entry(self.message(*id).await.state).or_insert(0) += 1;
         }
         counts
     }

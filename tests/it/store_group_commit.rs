@@ -1,4 +1,4 @@
-//! Group commit: concurrent `durable()` calls share flushes.
+//! Group commit: concurrent durable writes share flushes.
 
 use std::sync::Arc;
 
@@ -19,11 +19,11 @@ async fn concurrent_durable_calls_share_flushes() {
         let (outbox, store, barrier) = (outbox.clone(), store.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
+            let before = store.flush_count();
             outbox
                 .enqueue(salesforce("001A", Lane::Bulk, i as u32))
+                .await
                 .expect("enqueue");
-            let before = store.flush_count();
-            store.durable().await.expect("durable");
             // Released only by a flush that completed after this call was made.
             assert!(store.flush_count() > before);
         }));
@@ -37,20 +37,24 @@ async fn concurrent_durable_calls_share_flushes() {
         flushes <= (N / 4) as u64,
         "{flushes} flushes for {N} callers"
     );
-    assert_eq!(outbox.counts().pending, N as u64);
+    assert_eq!(outbox.counts().await.expect("counts").pending, N as u64);
 }
 
 #[tokio::test]
 async fn per_request_flushes_every_call_and_none_never_flushes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let per = Store::open(&dir.path().join("per"), Durability::PerRequest).expect("open");
-    for _ in 0..3 {
-        per.durable().await.expect("durable");
+    let outbox = Outbox::open(per.clone(), RetryPolicy::default()).expect("outbox");
+    for i in 0..3 {
+        let new = salesforce("001A", Lane::Bulk, i);
+        outbox.enqueue(new).await.expect("enqueue");
     }
     assert_eq!(per.flush_count(), 3);
 
     let none = Store::open(&dir.path().join("none"), Durability::None).expect("open");
-    none.durable().await.expect("durable");
+    let outbox = Outbox::open(none.clone(), RetryPolicy::default()).expect("outbox");
+    let new = salesforce("001A", Lane::Bulk, 1);
+    outbox.enqueue(new).await.expect("enqueue");
     assert_eq!(none.flush_count(), 0);
     none.check_writable().await.expect("writable");
 }
@@ -60,12 +64,11 @@ async fn store_reopens_after_drop() {
     let dir = tempfile::tempdir().expect("tempdir");
     let id = {
         let outbox = crate::outbox_support::open(dir.path());
-        let id = outbox
+        outbox
             .enqueue(salesforce("001A", Lane::Bulk, 1))
-            .expect("enqueue");
-        outbox.durable().await.expect("durable");
-        id
+            .await
+            .expect("enqueue")
     };
     let outbox = crate::outbox_support::open(dir.path());
-    assert!(outbox.get(id).expect("get").is_some());
+    assert!(outbox.get(id).await.expect("get").is_some());
 }

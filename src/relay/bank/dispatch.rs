@@ -90,12 +90,12 @@ impl BankPusher {
             let free = concurrency.saturating_sub(tasks.len());
             let mut started = 0;
             if free > 0 {
-                match self.claim(free) {
+                match self.claim(free).await {
                     Ok(claimed) => {
                         for message in claimed {
                             let code = bank_code(&message);
                             if busy.in_flight(&code) >= per_endpoint {
-                                self.release(&message);
+                                self.release(&message).await;
                                 continue;
                             }
                             started += 1;
@@ -124,7 +124,7 @@ impl BankPusher {
     }
 
     /// Puts a claimed message back, due now, without counting an attempt.
-    fn release(&self, message: &Message) {
+    async fn release(&self, message: &Message) {
         let now = Utc::now();
         let attempt = Attempt {
             started_at: now,
@@ -135,10 +135,11 @@ impl BankPusher {
             message: None,
             latency_ms: 0,
         };
-        if let Err(e) =
-            self.inner
-                .outbox
-                .record_attempt(message.id, attempt, Transition::ReleaseNoAttempt)
+        if let Err(e) = self
+            .inner
+            .outbox
+            .record_attempt(message, attempt, Transition::ReleaseNoAttempt)
+            .await
         {
             // The lease runs out and the message is claimed again later: delayed, not lost.
             tracing::warn!(message_id = %message.id, error = %e, "could not release a message for a busy endpoint");

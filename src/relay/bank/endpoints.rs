@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::bank::EndpointHealth;
@@ -34,7 +33,7 @@ pub struct Disabled {
 #[derive(Clone)]
 pub struct EndpointStore {
     tree: KvTree,
-    lock: std::sync::Arc<Mutex<()>>,
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl EndpointStore {
@@ -46,8 +45,8 @@ impl EndpointStore {
     }
 
     /// The state of `code`'s endpoint (healthy and enabled when never seen).
-    pub fn get(&self, code: &str) -> Result<EndpointState, StoreError> {
-        match self.tree.get(code.as_bytes())? {
+    pub async fn get(&self, code: &str) -> Result<EndpointState, StoreError> {
+        match self.tree.get(code.as_bytes()).await? {
             None => Ok(EndpointState::default()),
             Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| StoreError::Decode {
                 what: "bank.endpoints",
@@ -57,28 +56,29 @@ impl EndpointStore {
     }
 
     /// Every endpoint with stored state, by bank code.
-    pub fn list(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
+    pub async fn list(&self) -> Result<Vec<(String, EndpointState)>, StoreError> {
         let mut out = Vec::new();
-        for key in self.tree.keys()? {
+        for key in self.tree.keys().await? {
             let code = String::from_utf8_lossy(&key).into_owned();
-            let state = self.get(&code)?;
+            let state = self.get(&code).await?;
             out.push((code, state));
         }
         Ok(out)
     }
 
     /// A delivery succeeded: the failure clock stops.
-    pub fn record_success(&self, code: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn record_success(&self, code: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.update(code, |state| {
             state.health.record_success(now);
             true
         })
+        .await
         .map(|_| ())
     }
 
     /// An attempt failed. Returns the new [`Disabled`] when this failure is the one that crossed
     /// `disable_after` (the caller then notifies, once).
-    pub fn record_failure(
+    pub async fn record_failure(
         &self,
         code: &str,
         now: DateTime<Utc>,
@@ -100,12 +100,13 @@ impl EndpointStore {
                 newly = Some(disabled);
             }
             true
-        })?;
+        })
+        .await?;
         Ok(newly)
     }
 
     /// Disables the endpoint now (410 Gone). Returns the new [`Disabled`] unless it already was.
-    pub fn disable(
+    pub async fn disable(
         &self,
         code: &str,
         now: DateTime<Utc>,
@@ -123,35 +124,37 @@ impl EndpointStore {
             state.disabled = Some(disabled.clone());
             newly = Some(disabled);
             true
-        })?;
+        })
+        .await?;
         Ok(newly)
     }
 
     /// Enables the endpoint again with a fresh failure clock. Returns whether it was disabled.
-    pub fn enable(&self, code: &str) -> Result<bool, StoreError> {
+    pub async fn enable(&self, code: &str) -> Result<bool, StoreError> {
         let mut was = false;
         self.update(code, |state| {
             was = state.disabled.take().is_some();
             state.health.first_failure_at = None;
             true
-        })?;
+        })
+        .await?;
         Ok(was)
     }
 
     /// Read, change, write under the lock; `change` returns whether to write.
-    fn update(
+    async fn update(
         &self,
         code: &str,
         change: impl FnOnce(&mut EndpointState) -> bool,
     ) -> Result<EndpointState, StoreError> {
-        let _guard = self.lock.lock();
-        let mut state = self.get(code)?;
+        let _guard = self.lock.lock().await;
+        let mut state = self.get(code).await?;
         if change(&mut state) {
             let bytes = serde_json::to_vec(&state).map_err(|source| StoreError::Decode {
                 what: "bank.endpoints",
                 source,
             })?;
-            self.tree.insert(code.as_bytes(), &bytes)?;
+            self.tree.insert(code.as_bytes(), &bytes).await?;
         }
         Ok(state)
     }

@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// The public sandbox certificate that creditlink's demo connected app verifies JWT assertions with.
-const SANDBOX_CERT_PEM: &str = include_str!("../../config/sandbox/jwt_cert.pem");
-const DEFAULT_SEED: &str = include_str!("../../config/sim/default-seed.json");
+const SANDBOX_CERT_PEM: &str = include_str!("../../../config/sandbox/jwt_cert.pem");
+const DEFAULT_SEED: &str = include_str!("../../../config/sim/default-seed.json");
 
 /// A parsed, validated seed.
 #[derive(Debug, Clone, Serialize, Deserialize)]

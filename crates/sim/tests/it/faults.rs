@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::sim_support::*;
+use creditlink_sim::testkit::*;
 
 async fn set_faults(base: &str, faults: Value) {
     let resp = client()

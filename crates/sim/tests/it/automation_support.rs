@@ -9,11 +9,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use creditlink::sim::SimHandle;
+use creditlink_sim::SimHandle;
 use quick_xml::events::Event;
 use serde_json::{Value, json};
 
-use super::sim_support::{BANK_A, api, client, send};
+use creditlink_sim::testkit::{BANK_A, api, client, send};
 
 pub const ACK_TRUE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>

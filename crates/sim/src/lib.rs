@@ -1,17 +1,25 @@
-//! A simulated Salesforce org: the real OAuth and REST paths with Salesforce's shapes, plus a `/__sim/`
-//! control surface so tests can inspect records, count API calls and inject faults.
+//! `creditlink-sim`: the simulated world creditlink talks to. Mainly a simulated Salesforce org (the real OAuth
+//! and REST paths with Salesforce's shapes, plus a `/__sim/` control surface so tests can inspect records, count
+//! API calls and inject faults); also the sandbox's other demo actors, bank webhook receivers and an SMTP sink.
+//!
+//! A crate of its own so the production build (`creditlink` without its `sim` feature) holds none of it, and so
+//! Cargo keeps the layering: nothing here can reach the daemon's outbox, store or Salesforce client; the only
+//! code shared with the daemon is `creditlink-signing` (Standard Webhooks, which the demo banks verify).
 //!
 //! Entry points: [`serve`] runs on a listener until cancelled; [`spawn`] binds and runs it in the background
 //! (tests, the sandbox); [`run_standalone`] is `creditlink sim salesforce`. The org starts from a [`Seed`]
 //! (`config/sim/default-seed.json` by default) and all state lives in memory behind `parking_lot` locks.
 //!
-//! Code map: `seed` (seed format), `ids` (18-char ids), `org` (records and record-level rules), `validate` (field-level
-//! write checks), `oauth` (token,
-//! introspect, userinfo, identity), `gate` (auth, limits, faults around every REST call), `rest` (route table and
-//! single-record routes), `describe` (versions, limits, describe), `query`, `collections` (sObject Collections), `files` (ContentVersion),
-//! `control` (`/__sim/`), `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and evaluation).
-//! The bureau's side: `journal` (the org's log of applied writes), `automation` and `automation_options` (the
-//! analyst working new requests), `pdf` (the generated reports), `outbound` and `envelope` (Outbound Messaging).
+//! Code map (one file per concern; a new API surface is a new file, or a folder like `soql/`, whose `routes()`
+//! `router` merges): `seed` (seed format), `ids` (18-char ids), `org` (records and record-level rules),
+//! `validate` (field-level write checks), `oauth` (token, introspect, userinfo, identity), `gate` (auth, limits,
+//! faults around every REST call), `rest` (route table and single-record routes), `describe` (versions, limits,
+//! describe), `query`, `collections` (sObject Collections), `files` (ContentVersion), `control` (`/__sim/`),
+//! `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and
+//! evaluation). The bureau's side: `journal` (the org's log of applied writes), `automation` and
+//! `automation_options` (the analyst working new requests), `pdf` (the generated reports), `outbound` and
+//! `envelope` (Outbound Messaging). Demo actors: `banks`, `smtp`. `testkit`: the default seed's constants and HTTP
+//! helpers for tests (this crate's and the daemon's).
 
 mod automation;
 mod automation_options;
@@ -38,6 +46,7 @@ mod seed;
 pub mod smtp;
 mod snapshot;
 pub mod soql;
+pub mod testkit;
 mod validate;
 
 use std::net::SocketAddr;

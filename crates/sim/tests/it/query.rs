@@ -4,10 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use creditlink::sim::SimHandle;
+use creditlink_sim::SimHandle;
 use serde_json::{Value, json};
 
-use crate::sim_support::*;
+use creditlink_sim::testkit::*;
 
 /// `GET {base}/services/data/v62.0{path}?q=…` with optional `Sforce-Query-Options`.
 async fn query_at(

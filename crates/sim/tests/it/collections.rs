@@ -3,7 +3,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::sim_support::*;
+use creditlink_sim::testkit::*;
 
 fn record(i: usize, purpose: &str) -> Value {
     json!({"attributes": {"type": "Credit_Report_Request__c"}, "Request_Key__c": format!("C-{i}"),

@@ -3,13 +3,13 @@
 
 use std::time::Duration;
 
-use creditlink::sim::{AutomationOptions, OutboundOptions, SimHandle, SimOptions};
+use creditlink_sim::{AutomationOptions, OutboundOptions, SimHandle, SimOptions};
 use serde_json::{Value, json};
 
-use super::sim_automation_support::{
+use crate::automation_support::{
     ACK_FALSE, Listener, create_request, parse_envelope, request, wait_for,
 };
-use super::sim_support::{api, client, integration_token, send, start_with};
+use creditlink_sim::testkit::{api, client, integration_token, send, start_with};
 
 const ANALYST_ID: &str = "0055Y00000ANLSTQA5";
 const ORG_ID: &str = "00D5Y000001CLNKUA4";
@@ -191,7 +191,7 @@ async fn outbound_messages_carry_the_latest_data() {
     let last = notes.last().unwrap();
     assert_eq!(last.fields["Request_Key__c"], "KEY-OM");
     assert_eq!(last.fields["LastModifiedById"], ANALYST_ID);
-    assert_eq!(last.fields["Bank__c"], super::sim_support::BANK_A);
+    assert_eq!(last.fields["Bank__c"], creditlink_sim::testkit::BANK_A);
     assert!(
         !listener
             .received()

@@ -1,7 +1,7 @@
 //! Every error: its code, its Salesforce wording and its caret position.
 
 use super::*;
-use crate::sim::soql::{execute, parse};
+use crate::soql::{execute, parse};
 
 /// Salesforce's caret block for a one-line query, error at 1-based `column`.
 fn at(soql: &str, column: usize, message: &str) -> String {

@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::sim_support::*;
+use creditlink_sim::testkit::*;
 
 fn request_body(key: &str) -> Value {
     json!({"Request_Key__c": key, "Bank__c": BANK_A, "Subject_Type__c": "Person", "National_Id__c": "CW-1",
@@ -355,12 +355,12 @@ async fn info_file_is_written_for_standalone() {
     let dir = tempfile::tempdir().unwrap();
     let info_path = dir.path().join("sim.json");
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let opts = creditlink::sim::StandaloneOptions {
+    let opts = creditlink_sim::StandaloneOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         seed: None,
         info_file: Some(info_path.clone()),
     };
-    let task = tokio::spawn(creditlink::sim::run_standalone(opts, shutdown.clone()));
+    let task = tokio::spawn(creditlink_sim::run_standalone(opts, shutdown.clone()));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !info_path.exists() {
         assert!(
@@ -407,7 +407,7 @@ async fn info_file_is_written_for_standalone() {
 #[tokio::test]
 async fn ambiguous_external_id_answers_300() {
     // Writes keep external ids unique, so only seed data (loaded unvalidated) can hold duplicates.
-    let mut seed = creditlink::sim::Seed::default_org();
+    let mut seed = creditlink_sim::Seed::default_org();
     let accounts = seed.records.get_mut("Account").unwrap();
     for name in ["Dup One", "Dup Two"] {
         accounts.push(
@@ -417,7 +417,7 @@ async fn ambiguous_external_id_answers_300() {
                 .clone(),
         );
     }
-    let sim = start_with(creditlink::sim::SimOptions {
+    let sim = start_with(creditlink_sim::SimOptions {
         seed,
         ..Default::default()
     })
@@ -468,7 +468,7 @@ async fn unknown_paths_and_debug_output() {
         (status, body[0]["errorCode"].clone()),
         (404, json!("NOT_FOUND"))
     );
-    let debug = format!("{:?}", creditlink::sim::SimOptions::default());
+    let debug = format!("{:?}", creditlink_sim::SimOptions::default());
     for secret in [
         "demo-creditlink-secret",
         "demo-bank-a-secret",
@@ -481,7 +481,7 @@ async fn unknown_paths_and_debug_output() {
 #[tokio::test]
 async fn snapshot_keeps_records_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = creditlink::sim::SimOptions {
+    let opts = creditlink_sim::SimOptions {
         snapshot: Some(dir.path().join("org.json")),
         ..Default::default()
     };

@@ -1,10 +1,8 @@
 //! Key encodings for the outbox trees. Every integer is big-endian so byte order is value order,
 //! and every key that sorts by time puts the time before the id.
 
+use crate::outbox::{DestinationKind, Lane, MessageId};
 use chrono::{DateTime, TimeZone, Utc};
-use sha2::{Digest, Sha256};
-
-use super::types::{DestinationKind, Lane, MessageId};
 
 /// Milliseconds since the epoch, clamped at 0 so it fits an unsigned, order-preserving key.
 pub(crate) fn millis(t: DateTime<Utc>) -> u64 {
@@ -90,16 +88,6 @@ pub(crate) fn tenant(tenant: &str, id: MessageId) -> Vec<u8> {
     let mut k = tenant_prefix(tenant);
     k.extend_from_slice(&id.to_bytes());
     k
-}
-
-/// `idempotency`: SHA-256 of `tenant NUL key`. Only the hash is stored: a bank's key may embed
-/// personal data (a national id), and the store keeps none in keys.
-pub(crate) fn idempotency(tenant: &str, key: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(tenant.as_bytes());
-    h.update([0u8]);
-    h.update(key.as_bytes());
-    h.finalize().into()
 }
 
 /// `idem_expiry`: `expires_at ms | key hash` — purging is a range scan up to "now".

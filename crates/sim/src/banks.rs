@@ -1,7 +1,7 @@
 //! Demo bank webhook receivers for the sandbox and tests: what a well-behaved bank runs.
 //!
 //! `POST /hooks/{bank}` verifies the Standard Webhooks signature with that bank's secret
-//! ([`crate::bank::verify`], 5-minute tolerance), dedupes on `webhook-id` (a retry of an event already
+//! ([`creditlink_signing::verify`], 5-minute tolerance), dedupes on `webhook-id` (a retry of an event already
 //! accepted is answered 200 and counted, not stored twice) and keeps what it accepted. An operator or a
 //! test simulates an outage with `PUT /hooks/{bank}/behaviour {"status": 500}` (optionally
 //! `"retry_after": <seconds>`); `{"status": 200}` restores it. `GET /hooks/{bank}` lists the events with
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::smtp::SmtpSink;
-use crate::bank::{WebhookSecret, verify};
+use creditlink_signing::{WebhookSecret, verify};
 
 /// Timestamp tolerance of the receivers, as in every reference library.
 const TOLERANCE_SECS: i64 = 300;

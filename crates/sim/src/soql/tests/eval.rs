@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::*;
-use crate::sim::soql::{QueryResult, execute, parse};
+use crate::soql::{QueryResult, execute, parse};
 
 #[test]
 fn filters_by_text_number_boolean_null_and_connectives() {

@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use base64::Engine;
-use creditlink::sim::SimOptions;
+use creditlink_sim::SimOptions;
 use serde_json::{Value, json};
 
-use crate::sim_support::*;
+use creditlink_sim::testkit::*;
 
 const JWT_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 

@@ -3,15 +3,17 @@
 
 use std::cell::RefCell;
 
-use crate::store::raw::{
+use sled::Tree;
+use sled::transaction::{
     ConflictableTransactionError, ConflictableTransactionResult, TransactionError, Transactional,
-    TransactionalTree, Tree,
+    TransactionalTree,
 };
-use crate::store::{Store, StoreError};
 
-use super::OutboxError;
+use crate::outbox::{Message, MessageId, OutboxError, State};
+use crate::store::StoreError;
+use crate::store::sled::db::SledDb;
+
 use super::keys;
-use super::types::{Message, MessageId, State};
 
 /// The trees of the key layout (see the module documentation).
 pub(crate) struct Trees {
@@ -45,16 +47,17 @@ pub(crate) struct Tx<'a> {
 }
 
 impl Trees {
-    pub(crate) fn open(store: &Store) -> Result<Trees, StoreError> {
+    pub(crate) fn open(db: &SledDb) -> Result<Trees, StoreError> {
+        let tree = |name: &str| db.db().open_tree(name);
         Ok(Trees {
-            messages: store.tree("outbox.messages")?,
-            due: store.tree("outbox.due")?,
-            leases: store.tree("outbox.leases")?,
-            live: store.tree("outbox.live")?,
-            attempts: store.tree("outbox.attempts")?,
-            by_tenant: store.tree("outbox.by_tenant")?,
-            idempotency: store.tree("outbox.idempotency")?,
-            idem_expiry: store.tree("outbox.idem_expiry")?,
+            messages: tree("outbox.messages")?,
+            due: tree("outbox.due")?,
+            leases: tree("outbox.leases")?,
+            live: tree("outbox.live")?,
+            attempts: tree("outbox.attempts")?,
+            by_tenant: tree("outbox.by_tenant")?,
+            idempotency: tree("outbox.idempotency")?,
+            idem_expiry: tree("outbox.idem_expiry")?,
         })
     }
 

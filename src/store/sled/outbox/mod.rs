@@ -1,0 +1,193 @@
+//! The outbox's [`Queue`] in sled.
+//!
+//! ## Key layout (see `keys.rs`; integers big-endian so byte order is value order)
+//!
+//! | tree | key | value |
+//! |---|---|---|
+//! | `outbox.messages` | id (16 B, UUID v7: creation order) | the [`Message`] as JSON |
+//! | `outbox.due` | kind (1) · lane (1) · next_attempt_at ms (8) · id | empty; only Pending |
+//! | `outbox.leases` | lease_until ms (8) · id | empty; only InFlight |
+//! | `outbox.live` | id | empty; Pending or InFlight (oldest-pending age) |
+//! | `outbox.attempts` | id · attempt number (4) | the [`crate::outbox::Attempt`] as JSON |
+//! | `outbox.by_tenant` | len (2) · tenant · id | empty; a bank's messages in order |
+//! | `outbox.idempotency` | SHA-256(tenant · NUL · key) | id · body hash · expires_at |
+//! | `outbox.idem_expiry` | expires_at ms (8) · key hash | empty; purge is a range scan |
+//!
+//! Every write is one sled transaction over the trees (`tx.rs`; `Tx::put` is the only writer of the
+//! derived indexes `due`, `leases`, `live`), run on a blocking thread, then awaited through group
+//! commit. Claiming is a range scan over one `(kind, lane)` prefix of `due` up to "now", so its cost
+//! depends on how many messages are due, not on the queue length.
+//!
+//! Counters per state live in memory, maintained from each committed transaction's changes and rebuilt
+//! at open by decoding every message once (O(messages) time at startup, O(1) memory).
+//!
+//! At open every InFlight message goes back to Pending (this process owns the store).
+
+mod keys;
+mod read;
+mod tx;
+mod write;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+
+use crate::outbox::backend::{AdminMove, Claim, IdemKey, Resolution};
+use crate::outbox::{
+    Attempt, Counts, Enqueued, LeaseToken, ListFilter, Message, MessageId, OutboxError, Queue,
+    State,
+};
+use crate::store::StoreError;
+
+use super::db::{SledDb, blocking};
+use tx::{Change, Trees};
+
+/// The sled queue. The trees and counters are shared with blocking threads.
+pub(crate) struct SledQueue {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    db: SledDb,
+    trees: Trees,
+    /// Per-state counters, signed: changes are applied after their transactions commit, so a claim may
+    /// be counted before the enqueue it follows; a counter then dips below zero for an instant instead of
+    /// losing the decrement (reads clamp at zero).
+    counts: Mutex<HashMap<State, i64>>,
+}
+
+impl SledQueue {
+    /// Opens the trees, releases every lease left by a previous process and rebuilds the counters.
+    /// Blocking.
+    pub(crate) fn open(db: &SledDb) -> Result<SledQueue, StoreError> {
+        let trees = Trees::open(db)?;
+        trees.release_all(Utc::now()).map_err(into_store)?;
+        let counts = trees.count_states().map_err(into_store)?;
+        Ok(SledQueue {
+            shared: Arc::new(Shared {
+                db: db.clone(),
+                trees,
+                counts: Mutex::new(counts),
+            }),
+        })
+    }
+
+    /// Runs a write on a blocking thread, applies its changes to the counters, then waits for durability.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Trees) -> Result<(T, Vec<Change>), OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let shared = self.shared.clone();
+        let out = blocking(move || {
+            let (out, changes) = f(&shared.trees)?;
+            shared.apply(&changes);
+            Ok::<_, OutboxError>(out)
+        })
+        .await?;
+        self.shared.db.durable().await?;
+        Ok(out)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Trees) -> Result<T, OutboxError> + Send + 'static,
+    ) -> Result<T, OutboxError> {
+        let shared = self.shared.clone();
+        blocking(move || f(&shared.trees)).await
+    }
+}
+
+impl Shared {
+    fn apply(&self, changes: &[Change]) {
+        let mut counts = self.counts.lock();
+        for &(_, old, new) in changes {
+            if let Some(old) = old {
+                *counts.entry(old).or_default() -= 1;
+            }
+            *counts.entry(new).or_default() += 1;
+        }
+    }
+}
+
+/// Errors met while opening are store errors (the outbox is not built yet).
+fn into_store(e: OutboxError) -> StoreError {
+    match e {
+        OutboxError::Store(e) => e,
+        other => StoreError::Fatal(other.to_string()),
+    }
+}
+
+#[async_trait]
+impl Queue for SledQueue {
+    async fn insert(&self, message: Message) -> Result<(), OutboxError> {
+        self.write(move |t| Ok(((), t.insert(&message)?))).await
+    }
+
+    async fn insert_idempotent(
+        &self,
+        message: Message,
+        key: IdemKey,
+    ) -> Result<Enqueued, OutboxError> {
+        self.write(move |t| t.insert_idempotent(&message, &key))
+            .await
+    }
+
+    async fn claim(&self, claim: Claim) -> Result<Vec<Message>, OutboxError> {
+        self.write(move |t| t.claim(&claim)).await
+    }
+
+    async fn resolve(
+        &self,
+        id: MessageId,
+        token: LeaseToken,
+        resolution: Resolution,
+    ) -> Result<Message, OutboxError> {
+        self.write(move |t| t.resolve(id, token, &resolution)).await
+    }
+
+    async fn admin_move(&self, id: MessageId, mv: AdminMove) -> Result<Message, OutboxError> {
+        self.write(move |t| t.admin_move(id, mv)).await
+    }
+
+    async fn release_all(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
+        self.write(move |t| {
+            let changes = t.release_all(now)?;
+            Ok((changes.len(), changes))
+        })
+        .await
+    }
+
+    async fn get(&self, id: MessageId) -> Result<Option<Message>, OutboxError> {
+        self.read(move |t| t.get(id)).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
+        let filter = filter.clone();
+        self.read(move |t| t.list(&filter)).await
+    }
+
+    async fn attempts(&self, id: MessageId) -> Result<Vec<Attempt>, OutboxError> {
+        self.read(move |t| t.attempts(id)).await
+    }
+
+    async fn counts(&self) -> Result<Counts, OutboxError> {
+        let signed = self.shared.counts.lock();
+        let mut counts = Counts::default();
+        for (state, n) in signed.iter() {
+            *counts.slot(*state) = u64::try_from(*n).unwrap_or(0);
+        }
+        Ok(counts)
+    }
+
+    async fn oldest_live(&self) -> Result<Option<DateTime<Utc>>, OutboxError> {
+        self.read(|t| t.oldest_live()).await
+    }
+
+    async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
+        self.write(move |t| Ok((t.purge_expired_keys(now)?, Vec::new())))
+            .await
+    }
+}

@@ -1,0 +1,242 @@
+//! The sled queue's writes, each one transaction over the outbox trees. Synchronous: `mod.rs` runs
+//! them on a blocking thread and then waits for group commit.
+
+use chrono::{DateTime, Utc};
+
+use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution};
+use crate::outbox::{Enqueued, LeaseToken, Message, MessageId, OutboxError, State};
+use crate::store::StoreError;
+
+use super::keys;
+use super::tx::{Change, Trees, abort};
+
+impl Trees {
+    pub(crate) fn insert(&self, message: &Message) -> Result<Vec<Change>, OutboxError> {
+        Ok(self.transact(|tx| tx.put(None, message))?.1)
+    }
+
+    pub(crate) fn insert_idempotent(
+        &self,
+        message: &Message,
+        key: &IdemKey,
+    ) -> Result<(Enqueued, Vec<Change>), OutboxError> {
+        self.transact(|tx| {
+            if let Some(bytes) = tx.idempotency.get(key.hash)? {
+                let record = IdemRecord::decode(&bytes).map_err(abort)?;
+                if record.expires_at > key.now {
+                    return Ok(Enqueued::Existing {
+                        id: record.id,
+                        same_body: record.body_hash == key.body_hash,
+                    });
+                }
+                tx.idem_expiry
+                    .remove(&keys::idem_expiry(record.expires_at, &key.hash)[..])?;
+            }
+            tx.put(None, message)?;
+            let record = IdemRecord {
+                id: message.id,
+                body_hash: key.body_hash,
+                expires_at: key.expires_at,
+            };
+            tx.idempotency.insert(&key.hash, record.encode())?;
+            tx.idem_expiry
+                .insert(&keys::idem_expiry(key.expires_at, &key.hash)[..], &[][..])?;
+            Ok(Enqueued::Created(message.id))
+        })
+    }
+
+    pub(crate) fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
+        let mut purged = 0;
+        for entry in self.idem_expiry.range(..=keys::idem_expiry_until(now)) {
+            let (expiry_key, _) = entry.map_err(StoreError::from)?;
+            let Ok(key_hash) = <[u8; 32]>::try_from(&expiry_key[8..]) else {
+                continue;
+            };
+            self.transact(|tx| {
+                tx.idem_expiry.remove(&expiry_key)?;
+                if let Some(bytes) = tx.idempotency.get(key_hash)? {
+                    let record = IdemRecord::decode(&bytes).map_err(abort)?;
+                    if record.expires_at <= now {
+                        tx.idempotency.remove(&key_hash)?;
+                    }
+                }
+                Ok(())
+            })?;
+            purged += 1;
+        }
+        Ok(purged)
+    }
+
+    pub(crate) fn claim(&self, claim: &Claim) -> Result<(Vec<Message>, Vec<Change>), OutboxError> {
+        let mut changes = self.release_expired(claim.now)?;
+        let start = keys::due_prefix(claim.kind, claim.lane);
+        let mut candidates = Vec::with_capacity(claim.max.min(1024));
+        for entry in self
+            .due
+            .range(&start[..]..=&keys::due_until(claim.kind, claim.lane, claim.now)[..])
+            .take(claim.max)
+        {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            if let Some(id) = keys::trailing_id(&key) {
+                candidates.push((key, id));
+            }
+        }
+        if candidates.is_empty() {
+            return Ok((Vec::new(), changes));
+        }
+        let (claimed, more) = self.transact(|tx| {
+            let mut claimed = Vec::with_capacity(candidates.len());
+            for (key, id) in &candidates {
+                // Reading the due key makes a concurrent claimer of the same message conflict.
+                if tx.due.get(key)?.is_none() {
+                    continue;
+                }
+                let Some(old) = tx.get(*id)? else { continue };
+                if old.state != State::Pending {
+                    continue;
+                }
+                let new = backend::claimed(&old, claim.now, claim.lease_until, LeaseToken::new());
+                tx.put(Some(&old), &new)?;
+                claimed.push(new);
+            }
+            Ok(claimed)
+        })?;
+        changes.extend(more);
+        Ok((claimed, changes))
+    }
+
+    pub(crate) fn resolve(
+        &self,
+        id: MessageId,
+        token: LeaseToken,
+        resolution: &Resolution,
+    ) -> Result<(Message, Vec<Change>), OutboxError> {
+        let attempt_bytes = resolution
+            .attempt
+            .as_ref()
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(OutboxError::Encode)?;
+        self.transact(|tx| {
+            let old = tx.get_existing(id)?;
+            if old.state != State::InFlight || old.lease_token != Some(token) {
+                return Err(abort(OutboxError::LeaseLost(id)));
+            }
+            let new = resolution.apply(&old);
+            if let Some(bytes) = &attempt_bytes {
+                tx.attempts
+                    .insert(&keys::attempt(id, new.attempts), bytes.clone())?;
+            }
+            tx.put(Some(&old), &new)?;
+            Ok(new)
+        })
+    }
+
+    pub(crate) fn admin_move(
+        &self,
+        id: MessageId,
+        mv: AdminMove,
+    ) -> Result<(Message, Vec<Change>), OutboxError> {
+        self.transact(|tx| {
+            let old = tx.get_existing(id)?;
+            let new = mv.apply(&old).map_err(abort)?;
+            tx.put(Some(&old), &new)?;
+            Ok(new)
+        })
+    }
+
+    /// Every InFlight message back to Pending, due `now` (crash recovery at open).
+    pub(crate) fn release_all(&self, now: DateTime<Utc>) -> Result<Vec<Change>, OutboxError> {
+        self.release_where(None, now)
+    }
+
+    /// Messages whose lease expired by `now` back to Pending, due now.
+    fn release_expired(&self, now: DateTime<Utc>) -> Result<Vec<Change>, OutboxError> {
+        self.release_where(Some(now), now)
+    }
+
+    fn release_where(
+        &self,
+        expired_by: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Change>, OutboxError> {
+        let mut changes = Vec::new();
+        loop {
+            let leased = self.leased_ids(expired_by, 256)?;
+            if leased.is_empty() {
+                return Ok(changes);
+            }
+            let (_, more) = self.transact(|tx| {
+                for (key, id) in &leased {
+                    let old = match tx.get(*id)? {
+                        Some(m) if m.state == State::InFlight => m,
+                        _ => {
+                            tx.leases.remove(&key[..])?;
+                            continue;
+                        }
+                    };
+                    if let (Some(limit), Some(until)) = (expired_by, old.lease_until)
+                        && until > limit
+                    {
+                        continue;
+                    }
+                    tx.put(Some(&old), &backend::released(&old, now))?;
+                }
+                Ok(())
+            })?;
+            changes.extend(more);
+        }
+    }
+
+    /// Lease entries (key, id), oldest lease first, optionally only those expired by `until`.
+    fn leased_ids(
+        &self,
+        until: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, MessageId)>, OutboxError> {
+        let iter = match until {
+            Some(now) => self.leases.range(..=keys::lease_until(now)),
+            None => self.leases.iter(),
+        };
+        let mut out = Vec::new();
+        for entry in iter.take(limit) {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            if let Some(id) = keys::trailing_id(&key) {
+                out.push((key.to_vec(), id));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The value under an idempotency key: `id (16) | body hash (32) | expires_at ms (8)`.
+struct IdemRecord {
+    id: MessageId,
+    body_hash: [u8; 32],
+    expires_at: DateTime<Utc>,
+}
+
+impl IdemRecord {
+    fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(56);
+        v.extend_from_slice(&self.id.to_bytes());
+        v.extend_from_slice(&self.body_hash);
+        v.extend_from_slice(&keys::millis(self.expires_at).to_be_bytes());
+        v
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, OutboxError> {
+        let (Ok(id), Ok(body_hash), Ok(ms)) = (
+            <[u8; 16]>::try_from(bytes.get(..16).unwrap_or_default()),
+            <[u8; 32]>::try_from(bytes.get(16..48).unwrap_or_default()),
+            <[u8; 8]>::try_from(bytes.get(48..56).unwrap_or_default()),
+        ) else {
+            return Err(OutboxError::Corrupt("idempotency record"));
+        };
+        Ok(IdemRecord {
+            id: MessageId::from_bytes(id),
+            body_hash,
+            expires_at: keys::from_millis(u64::from_be_bytes(ms)),
+        })
+    }
+}
