@@ -11,6 +11,17 @@
 //! - PostgreSQL (planned) — implements the same [`Backend`]: its `Queue` and `Kv` commit a transaction
 //!   per write; callers do not change.
 //!
+//! ## Adding a backend (PostgreSQL)
+//! 1. Implement [`Backend`]: `queue()` returns one shared [`crate::outbox::Queue`], `kv(name)` a [`Kv`] per
+//!    name, `check_writable()` a cheap durable probe.
+//! 2. In the `Queue`, apply the pure transitions of `outbox::backend` (`claimed`, `released`,
+//!    `Resolution::apply`, `AdminMove::apply`) inside one transaction per call; `claim` releases expired
+//!    leases first and must never hand one message to two callers (`FOR UPDATE SKIP LOCKED`); `resolve`
+//!    checks state *and* token; `counts` must not scan history. Do not release leases at open: other
+//!    daemons may hold them.
+//! 3. Add the backend to `tests/it/outbox_contract_support.rs` (`Backend` and `Rig::open`) and one
+//!    `backend_tests!` line in `tests/it/outbox_contract.rs`; the whole contract must pass.
+//!
 //! # Key-value trees
 //! [`KvTree`] is a named, ordered byte map for modules' own bookkeeping (the inbound listener's hints,
 //! seen-sets, watermarks; bank endpoint health). Each write is atomic and durable on return, so a
