@@ -358,8 +358,15 @@ fn rotate_vault(config: &Config) -> Result<(), CliError> {
 /// running daemon may open the store. Prints the JSON answer.
 async fn run_outbox(config: Config, command: OutboxCommand) -> Result<(), CliError> {
     use secrecy::ExposeSecret;
-    let base = config.server.public_url().to_string();
-    let base = base.trim_end_matches('/');
+    // The admin API listens on its own address (`[admin] listen`), never the bank listener's.
+    let admin = config.admin.listen;
+    let host = if admin.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), admin.port())
+    } else {
+        admin
+    };
+    let base = format!("http://{host}");
+    let base = base.as_str();
     let http = reqwest::Client::new();
     let request = match &command {
         OutboxCommand::List(_) => http.get(format!("{base}/admin/v1/outbox?limit=100")),

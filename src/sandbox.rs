@@ -58,6 +58,8 @@ impl SandboxOptions {
 /// A running sandbox: the simulated org and the daemon.
 pub struct Sandbox {
     pub daemon_url: String,
+    /// The admin API's own listener (loopback, ephemeral port).
+    pub admin_url: String,
     pub sim: SimHandle,
     /// The `sandbox.json` document.
     pub info: Value,
@@ -94,6 +96,8 @@ impl Sandbox {
             .await
             .with_context(|| format!("binding {}", opts.listen))?;
         let daemon_url = format!("http://{}", listener.local_addr()?);
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await?;
+        let admin_url = format!("http://{}", admin_listener.local_addr()?);
         let admin_token = random_hex();
         let listener_secret = random_hex();
         let config_path = opts.data_dir.join("sandbox.toml");
@@ -140,7 +144,11 @@ impl Sandbox {
         let daemon = Daemon::build(config).await?;
         let outbox = daemon.outbox().clone();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(daemon.run(listener, shutdown.clone()));
+        let listeners = crate::app::Listeners {
+            api: listener,
+            admin: admin_listener,
+        };
+        let task = tokio::spawn(daemon.run_with(listeners, shutdown.clone()));
         // The simulated bureau works each new request and pushes Outbound Messages to the daemon's listener.
         let mut automation = opts.sim.automation.clone();
         if opts.automate {
@@ -154,6 +162,7 @@ impl Sandbox {
 
         let mut info = sim.info();
         info["daemon_url"] = json!(daemon_url);
+        info["admin_url"] = json!(admin_url);
         if let Some(banks) = info["banks"].as_array_mut() {
             for (bank, slug) in banks.iter_mut().zip(BANK_SLUGS) {
                 bank["webhook_url"] = json!(receivers.url_for(slug).to_string());
@@ -166,6 +175,7 @@ impl Sandbox {
         std::fs::rename(&tmp, &info_path)?;
         Ok(Sandbox {
             daemon_url,
+            admin_url,
             sim,
             info,
             admin_token,
@@ -243,7 +253,7 @@ creditlink sandbox is running.
   bank receivers:      {hooks}   (and demo-bank-b), e-mail sink: {mail}
   simulated org:       {sf}   (/__sim/records/Credit_Report_Request__c, /__sim/stats)
   info for scripts:    {info}
-  admin token:         {admin}   (GET {d}/admin/v1/outbox)
+  admin token:         {admin}   (GET {a}/admin/v1/outbox)
 
 Try it (bash; {bank_name} posts a credit-report request):
 
@@ -275,6 +285,7 @@ Stop with Ctrl-C.
 "#,
         info = data_dir.join("sandbox.json").display(),
         admin = s.admin_token,
+        a = s.admin_url,
         bank_name = bank["name"].as_str().unwrap_or_default(),
         token_url = req["url"].as_str().unwrap_or_default(),
         form = form.join(" "),

@@ -95,6 +95,23 @@ impl<T> fmt::Display for Redacted<T> {
     }
 }
 
+/// Path prefixes whose next segment is a secret: the Outbound Message listener's path *is* its credential
+/// (Salesforce cannot sign messages), so it must never reach a log line or a span.
+const SECRET_PATH_PREFIXES: &[&str] = &["/salesforce/outbound-messages/"];
+
+/// A request path safe to log: the secret segment of a [`SECRET_PATH_PREFIXES`] path (and anything after it)
+/// becomes `[redacted]`. Used for the request span's `path` field, which every log line of a request carries.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    for prefix in SECRET_PATH_PREFIXES {
+        if let Some(rest) = path.strip_prefix(prefix)
+            && !rest.is_empty()
+        {
+            return std::borrow::Cow::Owned(format!("{prefix}[redacted]"));
+        }
+    }
+    std::borrow::Cow::Borrowed(path)
+}
+
 /// A national id reduced to its last two characters (`"CW-1980013101"` → `"****01"`), for the rare log line or
 /// message that must tell two subjects apart. The mask has a fixed width so it does not leak the id's length;
 /// ids of two characters or fewer are masked entirely.
@@ -110,6 +127,26 @@ pub fn mask_national_id(id: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_path_segments_are_redacted() {
+        assert_eq!(
+            loggable_path("/salesforce/outbound-messages/s3cr3t"),
+            "/salesforce/outbound-messages/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/salesforce/outbound-messages/s3cr3t/x"),
+            "/salesforce/outbound-messages/[redacted]"
+        );
+        assert_eq!(
+            loggable_path("/salesforce/outbound-messages"),
+            "/salesforce/outbound-messages"
+        );
+        assert_eq!(
+            loggable_path("/api/v1/report-requests"),
+            "/api/v1/report-requests"
+        );
+    }
 
     #[test]
     fn masks_keep_only_the_last_two_characters() {

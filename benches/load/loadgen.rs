@@ -197,8 +197,9 @@ struct Shared {
 impl Shared {
     async fn send_one(&self, n: u64, out: &mut Outcome) {
         let token = &self.tokens[(n as usize) % self.tokens.len()];
+        let consent = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%dT%H:%M:%SZ");
         let body = format!(
-            r#"{{"reference":"LN-BENCH-{n:09}","subject":{{"type":"person","national_id":"CW-1980013101","first_name":"Maria","last_name":"Martina","date_of_birth":"1980-01-31"}},"purpose":"loan_application","consent":{{"given_at":"2026-11-20T10:00:00Z"}}}}"#
+            r#"{{"reference":"LN-BENCH-{n:09}","subject":{{"type":"person","national_id":"CW-1980013101","first_name":"Maria","last_name":"Martina","date_of_birth":"1980-01-31"}},"purpose":"loan_application","consent":{{"given_at":"{consent}"}}}}"#
         );
         let started = Instant::now();
         let result = self

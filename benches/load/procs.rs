@@ -211,6 +211,7 @@ dir = {mappings:?}
 
 [admin]
 token = {{ file = {admin:?} }}
+listen = "127.0.0.1:0"
 
 [[banks]]
 account_id = "0015Y00000BANKAQA5"

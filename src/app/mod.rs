@@ -9,9 +9,9 @@
 //! A store that stays unwritable (full disk) stops the daemon the same way, with an error exit, so the
 //! supervisor restarts it on a reopened store (`tasks::StoreWatch`).
 
+mod serve;
 mod tasks;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower::limit::ConcurrencyLimitLayer;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{self, Config};
@@ -40,6 +40,16 @@ use crate::vault::Vault;
 
 /// A worker silent for longer than this makes `/readyz` fail (workers beat every loop, idle or not).
 const WORKER_SILENCE: Duration = Duration::from_secs(30);
+
+/// Connections the admin listener serves at once (operators and the `creditlink outbox` CLI).
+const ADMIN_CONNECTIONS: usize = 64;
+
+/// The daemon's two listeners: the bank API (with the Outbound Message listener and the ops endpoints) and
+/// the admin API (with the ops endpoints).
+pub struct Listeners {
+    pub api: TcpListener,
+    pub admin: TcpListener,
+}
 
 /// A daemon whose parts are built but not yet running; [`Daemon::run`] serves it.
 pub struct Daemon {
@@ -180,12 +190,37 @@ impl Daemon {
         &self.outbox
     }
 
-    /// Serves on `listener` until `shutdown` fires, then drains and flushes within the grace period.
+    /// Serves the bank API on `listener` and the admin API on `[admin] listen` until `shutdown` fires, then
+    /// drains and flushes within the grace period.
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
+        let admin_listen = self.config.admin.listen;
+        let admin = TcpListener::bind(admin_listen)
+            .await
+            .with_context(|| format!("binding the admin listener {admin_listen}"))?;
+        self.run_with(
+            Listeners {
+                api: listener,
+                admin,
+            },
+            shutdown,
+        )
+        .await
+    }
+
+    /// [`Daemon::run`] on listeners bound by the caller (the sandbox binds ephemeral ports).
+    pub async fn run_with(
+        self,
+        listeners: Listeners,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Listeners {
+            api: listener,
+            admin: admin_listener,
+        } = listeners;
         let Daemon {
             config,
             store,
@@ -270,41 +305,75 @@ impl Daemon {
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;
-        let api = Router::new()
-            .merge(intake::router(intake_state))
-            .merge(ops::admin::router(
-                outbox.clone(),
-                bank_pusher.clone(),
-                &config.admin.token,
-            ))
-            .layer(DefaultBodyLimit::max(
-                usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
-            ))
-            .layer(TimeoutLayer::with_status_code(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                request_timeout,
-            ))
-            .layer(ConcurrencyLimitLayer::new(config.server.max_concurrency));
+        let body_budget = intake::BodyBudget::new(
+            config.server.max_body_memory_bytes,
+            config.server.max_body_bytes,
+        );
+        let api = limit_api(
+            intake::router(intake_state),
+            &config.server,
+            request_timeout,
+        )
+        .layer(axum::Extension(body_budget));
         let mut app = Router::new().merge(api);
         if let Some(inbound) = &inbound {
             app = app.merge(inbound.router());
         }
-        let app = app
+        let ops = Router::new()
             .merge(health.router())
-            .merge(ops::metrics::router())
+            .merge(ops::metrics::router());
+        // Unknown paths answer the same problem document as unknown resources, never an empty 404.
+        let app = app
+            .merge(ops.clone())
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn(intake::request_id_middleware));
+        let admin_app = Router::new()
+            .merge(ops::admin::router(
+                outbox.clone(),
+                bank_pusher.clone(),
+                ops::admin::AdminSettings {
+                    token: &config.admin.token,
+                    bank_codes: config.banks.iter().map(|b| b.code.clone()).collect(),
+                    rate_per_second: config.admin.rate_per_second,
+                },
+            ))
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                config.server.request_timeout,
+            ))
+            .merge(ops)
+            .fallback(not_found)
             .layer(axum::middleware::from_fn(intake::request_id_middleware));
 
         let addr = listener.local_addr()?;
-        tracing::info!(%addr, data_dir = %config.store.data_dir.display(), "creditlink listening");
+        let admin_addr = admin_listener.local_addr()?;
+        let max_connections = serve::fd_budget(config.server.max_connections);
+        if max_connections < config.server.max_connections {
+            tracing::warn!(
+                configured = config.server.max_connections,
+                max_connections,
+                "[server] max_connections lowered to fit the file-descriptor limit (raise LimitNOFILE)"
+            );
+        }
+        tracing::info!(%addr, %admin_addr, max_connections, data_dir = %config.store.data_dir.display(),
+            "creditlink listening");
         ops::notify_ready();
         ops::notify_status("accepting requests");
-        let server_shutdown = stopping.clone();
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
-        let served = tokio::spawn(async move { server.await });
+        let limits = serve::Limits {
+            header_read_timeout: config.server.header_read_timeout,
+            max_connections,
+        };
+        let admin_limits = serve::Limits {
+            header_read_timeout: config.server.header_read_timeout,
+            max_connections: ADMIN_CONNECTIONS,
+        };
+        let served = tokio::spawn(serve::serve(listener, app, limits, stopping.clone()));
+        let admin_served = tokio::spawn(serve::serve(
+            admin_listener,
+            admin_app,
+            admin_limits,
+            stopping.clone(),
+        ));
 
         tokio::select! {
             _ = shutdown.cancelled() => {}
@@ -316,6 +385,7 @@ impl Daemon {
         let grace = config.server.shutdown_grace;
         let drained = tokio::time::timeout(grace, async {
             let _ = served.await;
+            let _ = admin_served.await;
             workers.cancel();
             tracker.close();
             tracker.wait().await;
@@ -335,6 +405,26 @@ impl Daemon {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The answer to a path no route serves: the problem document of an unknown resource.
+async fn not_found() -> intake::ApiError {
+    intake::ApiError::NotFound
+}
+
+/// The bank API's limits: the request timeout (waiting for a slot included) around one in-flight cap shared by
+/// every route. `Router::layer` wraps each route separately, so a per-layer limit (`ConcurrencyLimitLayer`)
+/// would give each route its own cap; the global layer shares one semaphore.
+fn limit_api(api: Router, server: &config::ServerConfig, request_timeout: Duration) -> Router {
+    let slots = Arc::new(tokio::sync::Semaphore::new(server.max_concurrency));
+    api.layer(DefaultBodyLimit::max(
+        usize::try_from(server.max_body_bytes).unwrap_or(usize::MAX),
+    ))
+    .layer(GlobalConcurrencyLimitLayer::with_semaphore(slots))
+    .layer(TimeoutLayer::with_status_code(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        request_timeout,
+    ))
 }
 
 /// Starts a worker loop with its own heartbeat, registered as a readiness check under `name`.
@@ -387,5 +477,71 @@ pub fn client_settings(config: &Config) -> ClientSettings {
         auth,
         introspection: Some(app),
         timeout: sf.timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tokio::sync::Notify;
+    use tower::ServiceExt;
+
+    use super::limit_api;
+    use crate::config::ServerConfig;
+
+    fn server(max_concurrency: usize) -> ServerConfig {
+        ServerConfig {
+            listen: "127.0.0.1:0".parse().expect("literal"),
+            public_url: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(3600),
+            max_concurrency,
+            max_body_memory_bytes: 64 * 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 100,
+            shutdown_grace: Duration::from_secs(1),
+            bank_quota_per_hour: None,
+        }
+    }
+
+    fn get_request(path: &str) -> Request<Body> {
+        Request::get(path).body(Body::empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn max_concurrency_is_one_cap_for_every_route() {
+        let entered = Arc::new(Notify::new());
+        let release = Arc::new(Notify::new());
+        let (e, r) = (entered.clone(), release.clone());
+        let routes = Router::new()
+            .route(
+                "/slow",
+                get(move || async move {
+                    e.notify_one();
+                    r.notified().await;
+                    "slow"
+                }),
+            )
+            .route("/fast", get(|| async { "fast" }));
+        let api = limit_api(routes, &server(1), Duration::from_secs(3600));
+
+        let slow = tokio::spawn(api.clone().oneshot(get_request("/slow")));
+        entered.notified().await;
+        // The one slot is taken by /slow: /fast, another route, must wait for it.
+        let mut fast = Box::pin(api.clone().oneshot(get_request("/fast")));
+        assert!(
+            futures::poll!(&mut fast).is_pending(),
+            "/fast got its own slot: the cap is per route"
+        );
+
+        release.notify_one();
+        assert_eq!(slow.await.expect("join").expect("slow").status(), 200);
+        assert_eq!(fast.await.expect("fast").status(), 200);
     }
 }

@@ -55,6 +55,9 @@ pub struct SenderConfig {
     /// How much of a response body is read (the rest is discarded unread).
     pub max_response_bytes: usize,
     pub policy: UrlPolicy,
+    /// The only proxy webhooks go through. `None` means none at all: system proxy variables are ignored,
+    /// because a proxy connects on its own and would bypass the connect-time address check.
+    pub proxy: Option<Url>,
 }
 
 impl Default for SenderConfig {
@@ -64,6 +67,7 @@ impl Default for SenderConfig {
             user_agent: format!("creditlink/{} (webhooks)", env!("CARGO_PKG_VERSION")),
             max_response_bytes: 4096,
             policy: UrlPolicy::default(),
+            proxy: None,
         }
     }
 }
@@ -134,7 +138,12 @@ impl WebhookSender {
     }
 
     pub fn new(config: SenderConfig) -> Result<Self, SendError> {
-        let client = reqwest::Client::builder()
+        let builder = match &config.proxy {
+            Some(proxy) => reqwest::Client::builder()
+                .proxy(reqwest::Proxy::all(proxy.clone()).map_err(SendError::Client)?),
+            None => reqwest::Client::builder().no_proxy(),
+        };
+        let client = builder
             .timeout(config.timeout)
             .connect_timeout(config.timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())

@@ -148,17 +148,15 @@ impl reqwest::dns::Resolve for PolicyResolver {
     }
 }
 
-/// The class of a non-public address, or `None` for a public one. IPv4-mapped and NAT64 IPv6 addresses are
-/// judged by the IPv4 address they carry.
+/// The class of a non-public address, or `None` for a public one. An IPv6 address that carries an IPv4
+/// address (see [`embedded_v4`]) is non-public when any IPv4 address it carries is.
 pub fn non_public_class(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_class(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = embedded_v4(v6) {
-                return v4_class(v4);
-            }
-            v6_class(v6)
-        }
+        IpAddr::V6(v6) => embedded_v4(v6)
+            .into_iter()
+            .find_map(v4_class)
+            .or_else(|| v6_class(v6)),
     }
 }
 
@@ -174,6 +172,7 @@ fn v4_class(ip: Ipv4Addr) -> Option<&'static str> {
         _ if ip.is_broadcast() => "broadcast",
         (192, 0, 0) => "IETF protocol assignment",
         (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
+        (192, 88, 99) => "6to4 relay anycast",
         (198, 18..=19, _) => "benchmarking",
         (240..=255, _, _) => "reserved",
         _ => return None,
@@ -191,33 +190,61 @@ fn v6_class(ip: Ipv6Addr) -> Option<&'static str> {
         s if s & 0xff00 == 0xff00 => "multicast",
         0x2001 if seg[1] == 0x0db8 => "documentation",
         0x0100 if seg[1..4] == [0, 0, 0] => "discard-only",
+        // The rest of the deprecated IPv4-compatible block (`::/96`) and NAT64 local-use: never public.
+        0 if seg[1..6] == [0, 0, 0, 0, 0] => "IPv4-compatible",
+        0x64 if seg[1..3] == [0xff9b, 1] => "NAT64 local-use",
         _ => return None,
     })
 }
 
-/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`) or NAT64 (`64:ff9b::a.b.c.d`) address.
-fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return Some(v4);
-    }
+/// Every IPv4 address an IPv6 address may deliver packets to, by the transition mechanisms a router on the
+/// path might implement:
+/// - IPv4-mapped `::ffff:a.b.c.d` and the deprecated IPv4-compatible `::a.b.c.d`;
+/// - NAT64: the well-known `64:ff9b::/96` and the local-use `64:ff9b:1::/48` (RFC 8215; the IPv4 address
+///   at the RFC 6052 position for a /48 and, as many deployments use a /96 inside it, in the last 32 bits);
+/// - 6to4 `2002:AABB:CCDD::/48` (RFC 3056);
+/// - Teredo `2001:0::/32` (RFC 4380): the server address, and the client's, stored inverted in the last 32 bits;
+/// - ISATAP interface ids `…:0:5efe:a.b.c.d` / `…:200:5efe:a.b.c.d` (RFC 5214).
+pub fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
     let seg = ip.segments();
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-        let o = ip.octets();
-        return Some(Ipv4Addr::new(o[12], o[13], o[14], o[15]));
+    let o = ip.octets();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    let mut found = Vec::new();
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        found.push(v4);
     }
-    None
+    if seg[..6] == [0; 6] && !ip.is_unspecified() && !ip.is_loopback() {
+        found.push(last);
+    }
+    match (seg[0], seg[1], seg[2]) {
+        (0x64, 0xff9b, _) if seg[2..6] == [0; 4] => found.push(last),
+        (0x64, 0xff9b, 1) => {
+            found.push(Ipv4Addr::new(o[6], o[7], o[9], o[10]));
+            found.push(last);
+        }
+        (0x2002, _, _) => found.push(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        (0x2001, 0, _) => {
+            found.push(Ipv4Addr::new(o[4], o[5], o[6], o[7]));
+            found.push(Ipv4Addr::from(u32::from(last) ^ u32::MAX));
+        }
+        _ => {}
+    }
+    if seg[5] == 0x5efe && (seg[4] == 0 || seg[4] == 0x0200) {
+        found.push(last);
+    }
+    found
 }
 
 /// Instance-metadata endpoints of the big clouds (AWS/GCP/Azure/OpenStack, Alibaba, AWS IPv6).
 fn is_metadata(ip: IpAddr) -> bool {
-    let v4 = match ip {
-        IpAddr::V4(v4) => Some(v4),
-        IpAddr::V6(v6) => embedded_v4(v6),
+    let metadata_v4 = |v4: Ipv4Addr| {
+        v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(100, 100, 100, 200)
     };
-    match v4 {
-        Some(v4) => {
-            v4 == Ipv4Addr::new(169, 254, 169, 254) || v4 == Ipv4Addr::new(100, 100, 100, 200)
+    match ip {
+        IpAddr::V4(v4) => metadata_v4(v4),
+        IpAddr::V6(v6) => {
+            v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || embedded_v4(v6).into_iter().any(metadata_v4)
         }
-        None => ip == IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
     }
 }

@@ -26,6 +26,9 @@ pub struct WebhooksConfig {
     pub disable_after: Duration,
     /// The SSRF policy for webhook URLs; both switches are for the sandbox and local runs only.
     pub url_policy: UrlPolicy,
+    /// An explicit egress proxy for webhooks. Without one, webhooks never use a proxy, whatever
+    /// `HTTPS_PROXY`/`HTTP_PROXY` say: a proxy resolves and connects on its own, past the SSRF check.
+    pub proxy: Option<url::Url>,
 }
 
 /// `[notifications]`: the SMTP relay notification e-mails go through.
@@ -87,6 +90,7 @@ pub(crate) fn read_webhooks(s: &mut Section<'_>) -> WebhooksConfig {
             allow_http: s.or("allow_http", false, boolean),
             allow_private: s.or("allow_private", false, boolean),
         },
+        proxy: s.optional("proxy", reader::http_url),
     }
 }
 

@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::reader::{self, MS, Section};
 use crate::telemetry::LogFormat;
@@ -19,8 +19,17 @@ pub struct ServerConfig {
     /// Bodies above this are refused with 413 before any parsing.
     pub max_body_bytes: u64,
     pub request_timeout: Duration,
-    /// In-flight request cap: beyond it requests wait (load shedding happens upstream of the store).
+    /// In-flight request cap of the bank API, shared by all its routes: beyond it requests wait (bounded by
+    /// the request timeout; load shedding happens upstream of the store).
     pub max_concurrency: usize,
+    /// Bytes of request bodies held in memory at once, all requests together; a request waits for room
+    /// before its body is read. At least `max_body_bytes`.
+    pub max_body_memory_bytes: u64,
+    /// How long a client has to send a request's headers; also how long an idle keep-alive connection is kept.
+    pub header_read_timeout: Duration,
+    /// Connections served at once (kept below the file-descriptor limit); past it, a few overflow connections
+    /// answer `/livez` and 503, and the rest are closed.
+    pub max_connections: usize,
     /// How long shutdown waits for in-flight requests and workers before giving up.
     pub shutdown_grace: Duration,
     /// Report requests each bank may send per hour (a token bucket of that size); `None` = no quota.
@@ -87,9 +96,16 @@ pub struct MappingsConfig {
 /// `[admin]`: access to the admin endpoints (dead-letter queue, replays).
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
-    /// Bearer token the admin endpoints require.
+    /// Bearer token the admin endpoints require (at least [`MIN_ADMIN_TOKEN_BYTES`]).
     pub token: SecretString,
+    /// The admin API's own listener, loopback by default: the admin API is never on the bank listener.
+    pub listen: SocketAddr,
+    /// Admin requests allowed per second (with a burst of twice as many), failed ones included.
+    pub rate_per_second: u32,
 }
+
+/// Shortest admin token accepted: 32 bytes, e.g. `openssl rand -hex 32` (64 characters).
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
 pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
     let listen = s.or(
@@ -97,7 +113,7 @@ pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
         SocketAddr::from(([127, 0, 0, 1], 8080)),
         reader::socket_addr,
     );
-    ServerConfig {
+    let server = ServerConfig {
         listen,
         public_url: s.optional("public_url", reader::http_url),
         max_body_bytes: s.or(
@@ -111,6 +127,17 @@ pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
             reader::duration(MS, 100, 600_000),
         ),
         max_concurrency: s.or("max_concurrency", 1024, reader::integer(1, 1_000_000)) as usize,
+        max_body_memory_bytes: s.or(
+            "max_body_memory_bytes",
+            64 * 1024 * 1024,
+            reader::integer(1024, 64 * 1024 * 1024 * 1024),
+        ),
+        header_read_timeout: s.or(
+            "header_read_timeout_ms",
+            Duration::from_secs(10),
+            reader::duration(MS, 100, 600_000),
+        ),
+        max_connections: s.or("max_connections", 4096, reader::integer(1, 1_000_000)) as usize,
         shutdown_grace: s.or(
             "shutdown_grace_ms",
             Duration::from_secs(20),
@@ -119,7 +146,17 @@ pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
         bank_quota_per_hour: s
             .optional("bank_quota_per_hour", reader::integer(1, 100_000_000))
             .map(|n| n as u32),
+    };
+    if server.max_body_memory_bytes < server.max_body_bytes {
+        s.invalid(
+            "max_body_memory_bytes",
+            format!(
+                "must be at least max_body_bytes ({}), or no body could ever be read",
+                server.max_body_bytes
+            ),
+        );
     }
+    server
 }
 
 pub(crate) fn read_store(s: &mut Section<'_>) -> StoreConfig {
@@ -163,7 +200,25 @@ pub(crate) fn read_mappings(s: &mut Section<'_>) -> MappingsConfig {
 
 pub(crate) fn read_admin(s: &mut Section<'_>) -> Option<AdminConfig> {
     let secret = reader::secret(s.ctx());
+    let listen = s.or(
+        "listen",
+        SocketAddr::from(([127, 0, 0, 1], 8081)),
+        reader::socket_addr,
+    );
+    let rate_per_second = s.or("rate_per_second", 20, reader::integer(1, 100_000)) as u32;
+    let token = s.required("token", secret)?;
+    if token.expose_secret().len() < MIN_ADMIN_TOKEN_BYTES {
+        s.invalid(
+            "token",
+            format!(
+                "the admin token is shorter than {MIN_ADMIN_TOKEN_BYTES} bytes; generate one with `openssl rand -hex 32`"
+            ),
+        );
+        return None;
+    }
     Some(AdminConfig {
-        token: s.required("token", secret)?,
+        token,
+        listen,
+        rate_per_second,
     })
 }

@@ -88,7 +88,7 @@ impl Listener {
             max_bytes: self.max_soap_bytes,
             ..XmlLimits::default()
         };
-        let message = match soap::parse(&bytes, &limits) {
+        let message = match soap::parse_off_thread(bytes, limits).await {
             Ok(message) => message,
             Err(e) => {
                 tracing::warn!(error = %e, "Outbound Message refused");

@@ -73,6 +73,20 @@ pub enum SoapError {
     /// Well-formed XML that is not an Outbound Messaging envelope.
     #[error("not an Outbound Messaging envelope: {0}")]
     Shape(String),
+    /// The blocking parse task did not finish (the runtime is shutting down).
+    #[error("the envelope could not be parsed now")]
+    Interrupted,
+}
+
+/// [`parse`] on the blocking pool: a large envelope is up to a few milliseconds of CPU that must not stall the
+/// async workers serving everyone else.
+pub async fn parse_off_thread(
+    bytes: bytes::Bytes,
+    limits: XmlLimits,
+) -> Result<OutboundMessage, SoapError> {
+    tokio::task::spawn_blocking(move || parse(&bytes, &limits))
+        .await
+        .map_err(|_| SoapError::Interrupted)?
 }
 
 /// Parses a `notifications` envelope with the given limits.

@@ -14,7 +14,7 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::sync::Notify;
 
-use super::auth::{Authenticator, Principal};
+use super::auth::{Authenticated, Authenticator, Principal};
 use super::body::{BodyFormat, BodyPolicy, RawBody};
 use super::error::ApiError;
 use super::headers::{BearerToken, IdempotencyKey, Prefer};
@@ -66,13 +66,13 @@ pub fn router(state: IntakeState) -> Router {
 
 async fn create_report_request(
     State(state): State<IntakeState>,
-    token: BearerToken,
+    Authenticated(principal): Authenticated,
     key: Option<IdempotencyKey>,
     prefer: Prefer,
     body: RawBody,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let result = accept(&state, token, key, &prefer, body).await;
+    let result = accept(&state, principal, key, &prefer, body).await;
     let outcome = match &result {
         Ok(_) => "accepted",
         Err(ApiError::Validation(_)) => "invalid",
@@ -87,12 +87,11 @@ async fn create_report_request(
 
 async fn accept(
     state: &IntakeState,
-    token: BearerToken,
+    principal: Principal,
     key: Option<IdempotencyKey>,
     prefer: &Prefer,
     body: RawBody,
 ) -> Result<Response, ApiError> {
-    let principal = state.auth.authenticate(&token).await?;
     if let Some(quota) = &state.quota {
         quota
             .take(&principal.bank_code, Instant::now())
@@ -105,7 +104,7 @@ async fn accept(
             .map(str::to_owned),
         ..BodyPolicy::default()
     };
-    let parsed = body.parse(&policy)?;
+    let parsed = body.parse_off_thread(policy).await?;
     if parsed.format == BodyFormat::Json
         && !mappings.accepts_json(REPORT_REQUEST_KIND, Some(&principal.bank_code))
     {

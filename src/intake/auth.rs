@@ -8,11 +8,17 @@
 //!
 //! When Salesforce cannot be reached, a token that is not in the cache cannot be checked: the bank gets 503
 //! with `Retry-After`, never a false 401.
+//!
+//! Handlers take the caller as an [`Authenticated`] extractor, which axum runs before the body extractor:
+//! the token is checked from the headers alone, so a caller without a valid token is refused before a byte of
+//! its body is read (otherwise unauthenticated uploads could make the daemon buffer bodies at will).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use secrecy::ExposeSecret;
@@ -125,6 +131,30 @@ impl Authenticator {
         }
         cache.insert(key, (principal.clone(), until));
         Ok(principal)
+    }
+}
+
+/// The authenticated caller of a request, checked from its `Authorization` header before the body is read.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Principal);
+
+impl FromRef<super::api::IntakeState> for Authenticator {
+    fn from_ref(state: &super::api::IntakeState) -> Self {
+        state.auth.clone()
+    }
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    S: Send + Sync,
+    Authenticator: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let token = BearerToken::from_request_parts(parts, state).await?;
+        let principal = Authenticator::from_ref(state).authenticate(&token).await?;
+        Ok(Authenticated(principal))
     }
 }
 

@@ -5,6 +5,14 @@
 //! element. Both parse to the same `serde_json::Value`, so the mappings see one shape. The body size is
 //! limited by a layer before we see it (axum's `DefaultBodyLimit`); [`RawBody`] turns that layer's refusal
 //! into a 413 problem document.
+//!
+//! Memory: handlers take the caller's identity from the headers *before* the body (see
+//! `intake::auth::Authenticated`), so an unauthenticated caller never makes the daemon buffer a body. Bodies
+//! that are read first reserve their size in one [`BodyBudget`] shared by all requests (the `Content-Length`,
+//! or the per-request maximum when the length is not declared) and wait for room, so the memory held by bodies
+//! in flight never exceeds `[server] max_body_memory_bytes` however many connections are open.
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,6 +21,7 @@ use axum::http::HeaderValue;
 use axum::http::header::CONTENT_TYPE;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 use super::json::{self, JsonError};
@@ -152,6 +161,64 @@ pub fn parse_body(
     })
 }
 
+/// The memory all request bodies in flight may hold together, in KiB-sized permits (a request extension put
+/// there by the daemon; without it bodies are read without a global bound, as in handler tests).
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    kib: Arc<Semaphore>,
+    per_request_max: u64,
+}
+
+impl BodyBudget {
+    /// `total` bytes for all bodies together; `per_request_max` is `[server] max_body_bytes`.
+    pub fn new(total: u64, per_request_max: u64) -> Self {
+        let kib = usize::try_from(total.div_ceil(1024))
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        BodyBudget {
+            kib: Arc::new(Semaphore::new(kib)),
+            per_request_max,
+        }
+    }
+
+    /// Reserves room for a body of `declared` bytes (the per-request maximum when unknown), waiting for
+    /// bodies in flight to be released. A declared length over the maximum is refused without reading.
+    pub async fn reserve(&self, declared: Option<u64>) -> Result<Reservation, BodyError> {
+        if let Some(len) = declared
+            && len > self.per_request_max
+        {
+            return Err(BodyError::TooLarge {
+                limit: usize::try_from(self.per_request_max).ok(),
+            });
+        }
+        let kib = declared
+            .unwrap_or(self.per_request_max)
+            .div_ceil(1024)
+            .max(1);
+        let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+        let permit = self
+            .kib
+            .clone()
+            .acquire_many_owned(kib)
+            .await
+            .map_err(|_| BodyError::Unreadable)?;
+        Ok(Reservation {
+            _permit: Arc::new(permit),
+        })
+    }
+
+    /// KiB currently free (for tests and metrics).
+    pub fn available_kib(&self) -> usize {
+        self.kib.available_permits()
+    }
+}
+
+/// Room reserved in the [`BodyBudget`]; released when the last clone of the body is dropped.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    _permit: Arc<OwnedSemaphorePermit>,
+}
+
 /// The body as received, with its `Content-Type`, read through the body-size layer.
 ///
 /// Extracting this instead of `Bytes` makes a too-large or broken body a problem document.
@@ -159,11 +226,21 @@ pub fn parse_body(
 pub struct RawBody {
     pub content_type: Option<HeaderValue>,
     pub bytes: Bytes,
+    /// This body's room in the [`BodyBudget`], when the daemon installed one.
+    pub reservation: Option<Reservation>,
 }
 
 impl RawBody {
     pub fn parse(&self, policy: &BodyPolicy) -> Result<ParsedBody, BodyError> {
         parse_body(self.content_type.as_ref(), &self.bytes, policy)
+    }
+
+    /// [`RawBody::parse`] on the blocking pool: parsing a large body is CPU work that must not stall the async
+    /// workers serving other requests.
+    pub async fn parse_off_thread(self, policy: BodyPolicy) -> Result<ParsedBody, BodyError> {
+        tokio::task::spawn_blocking(move || self.parse(&policy))
+            .await
+            .map_err(|_| BodyError::Unreadable)?
     }
 }
 
@@ -172,6 +249,18 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let content_type = req.headers().get(CONTENT_TYPE).cloned();
+        let budget = req.extensions().get::<BodyBudget>().cloned();
+        let reservation = match budget {
+            Some(budget) => {
+                let declared = req
+                    .headers()
+                    .get(axum::http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok());
+                Some(budget.reserve(declared).await?)
+            }
+            None => None,
+        };
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|rejection| match rejection {
@@ -183,6 +272,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
         Ok(Self {
             content_type,
             bytes,
+            reservation,
         })
     }
 }

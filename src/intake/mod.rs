@@ -7,11 +7,13 @@
 //!
 //! 1. **Request id** — [`request_id::request_id_middleware`], the outermost layer, gives the request a
 //!    UUID v7, a tracing span, and the `x-request-id` response header; problem documents quote it.
-//! 2. **Size** — axum's `DefaultBodyLimit` caps the body; [`body::RawBody`] turns its refusal into 413.
-//! 3. **Authentication** — [`headers::BearerToken`] takes the token (401 when absent or malformed); the
-//!    token is then introspected at Salesforce (Salesforce client, not here) to find the user's bank
-//!    (401 `invalid_token` when inactive, 403 when the user belongs to no member bank). Then the bank's
-//!    intake quota ([`quota`], `[server] bank_quota_per_hour`): 429 with `Retry-After` when it is spent.
+//! 2. **Authentication, from the headers alone** — [`auth::Authenticated`] takes the bearer token
+//!    ([`headers::BearerToken`], 401 when absent or malformed) and introspects it at Salesforce to find the
+//!    user's bank (401 `invalid_token` when inactive, 403 when the user belongs to no member bank) *before*
+//!    any byte of the body is read: an unauthenticated caller never makes the daemon buffer a body.
+//! 3. **Size** — axum's `DefaultBodyLimit` caps the body and [`body::BodyBudget`] caps all bodies in flight
+//!    together; [`body::RawBody`] turns a refusal into 413. Then the bank's intake quota ([`quota`],
+//!    `[server] bank_quota_per_hour`): 429 with `Retry-After` when it is spent, before anything is parsed.
 //! 4. **Headers** — [`headers::IdempotencyKey`] (400 when malformed) and [`headers::Prefer`] (`wait=N`,
 //!    `respond-async`; unknown or malformed preferences ignored, as RFC 7240 requires).
 //! 5. **Parse** — [`body::parse_body`] negotiates JSON/XML (415 otherwise), parses strictly
@@ -47,8 +49,8 @@ pub mod request_id;
 pub mod xml;
 
 pub use api::{IntakeState, router};
-pub use auth::{Authenticator, Principal};
-pub use body::{BodyError, BodyFormat, BodyPolicy, ParsedBody, RawBody, parse_body};
+pub use auth::{Authenticated, Authenticator, Principal};
+pub use body::{BodyBudget, BodyError, BodyFormat, BodyPolicy, ParsedBody, RawBody, parse_body};
 pub use error::ApiError;
 pub use headers::{BearerToken, IdempotencyKey, Prefer};
 pub use openapi::openapi_json;

@@ -38,7 +38,9 @@ impl std::fmt::Display for RequestId {
 pub async fn request_id_middleware(mut req: Request, next: Next) -> Response {
     let id = Uuid::now_v7();
     req.extensions_mut().insert(RequestId(id));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let path = crate::telemetry::loggable_path(req.uri().path());
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %req.method(), path = %path);
     let mut response = REQUEST_ID.scope(id, next.run(req).instrument(span)).await;
     if let Ok(value) = HeaderValue::from_str(&id.to_string()) {
         response.headers_mut().insert(X_REQUEST_ID, value);

@@ -7,6 +7,7 @@
 //! when the field is required, else is left out. Every field is processed so that every problem
 //! in the body is reported at once.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::compile::{Mapping, When};
@@ -100,7 +101,14 @@ pub(crate) fn map_inbound(
             Source::Context(var) => context_value(*var, rule, ctx),
         };
         let ty = context_ty.as_ref().unwrap_or(&rule.ty);
-        match map_value(rule, ty, raw, ctx.lenient_scalars, Target::Salesforce) {
+        match map_value(
+            rule,
+            ty,
+            raw,
+            ctx.lenient_scalars,
+            Target::Salesforce,
+            Some(ctx.received_at),
+        ) {
             Ok(Some(v)) => {
                 fields.insert(rule.to.clone(), v);
             }
@@ -148,7 +156,8 @@ pub(crate) fn map_outbound(mapping: &Mapping, input: &Value) -> Result<Value, Ve
             continue;
         };
         let raw = get_path(input, path).cloned();
-        match map_value(rule, &rule.ty, raw, false, Target::Bank) {
+        // Dates from Salesforce are the org's business: plausibility rules are for bank input.
+        match map_value(rule, &rule.ty, raw, false, Target::Bank, None) {
             Ok(Some(v)) => set_path(&mut out, &rule.to, v),
             Ok(None) => {}
             Err(failures) => problems.extend(
@@ -200,6 +209,7 @@ fn map_value(
     raw: Option<Value>,
     lenient: bool,
     target: Target,
+    now: Option<DateTime<Utc>>,
 ) -> Result<Option<Value>, Vec<Failure>> {
     let present = match raw {
         None | Some(Value::Null) => None,
@@ -228,7 +238,10 @@ fn map_value(
     let converted = ty
         .convert(&value, lenient, target, rule.sensitive)
         .map_err(|f| vec![f])?;
-    let failures = rule.validate.check(&converted, rule.sensitive);
+    let mut failures = rule.validate.check(&converted, rule.sensitive, now);
+    if let (FieldType::String | FieldType::Picklist, Value::String(text)) = (ty, &converted) {
+        failures.extend(rule.chars.check(text));
+    }
     if failures.is_empty() {
         Ok(Some(converted))
     } else {

@@ -87,6 +87,88 @@ pub(crate) struct Validate {
     pub min: Option<f64>,
     pub max: Option<f64>,
     pub allowed: Option<Vec<String>>,
+    /// Dates and datetimes: not after the request's receipt (a day of slack for dates, for time zones
+    /// ahead of UTC; five minutes for datetimes, for clock skew).
+    pub not_future: bool,
+    /// Dates of birth: the subject's age in full years at receipt.
+    pub min_age_years: Option<u32>,
+    pub max_age_years: Option<u32>,
+    /// Dates and datetimes: not older than this many days at receipt (e.g. a consent's validity).
+    pub max_age_days: Option<u32>,
+}
+
+/// Which characters a text field accepts (`chars` in a `[[field]]`). Names and references with control or
+/// invisible characters are echoed into webhooks, e-mails and the bureau's screens: a NUL truncates, CR/LF
+/// forges lines, U+202E reverses what a reader sees, and a flood of combining marks buries text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CharPolicy {
+    /// No C0/C1 controls (tab and line breaks included), no bidirectional controls, no invisible format
+    /// characters (zero-width space, word joiner, BOM...), at most [`MAX_COMBINING_RUN`] combining marks in a row.
+    Plain,
+    /// As `Plain`, but tab, LF and CR are allowed (free-text fields).
+    Multiline,
+    /// Anything (values from Salesforce, or a field that really carries raw text).
+    Any,
+}
+
+/// Combining marks (and zero-width joiners / variation selectors) allowed in a row: real scripts stack two or
+/// three; "Zalgo" text stacks dozens.
+pub(crate) const MAX_COMBINING_RUN: usize = 4;
+
+impl CharPolicy {
+    /// The first rule `text` breaks. The detail names the code point, never the value.
+    pub(crate) fn check(self, text: &str) -> Option<Failure> {
+        if self == CharPolicy::Any {
+            return None;
+        }
+        let mut run = 0;
+        for c in text.chars() {
+            let why = match c {
+                '\t' | '\n' | '\r' if self == CharPolicy::Multiline => None,
+                c if c.is_control() => Some("a control character"),
+                '\u{202A}'..='\u{202E}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{061C}' => Some("a bidirectional control"),
+                '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}' | '\u{180E}' => {
+                    Some("an invisible character")
+                }
+                _ => None,
+            };
+            if let Some(why) = why {
+                return Some(fail(
+                    "invalid_characters",
+                    format!(
+                        "contains U+{:04X} ({why}), which is not allowed",
+                        u32::from(c)
+                    ),
+                ));
+            }
+            run = if is_combining(c) { run + 1 } else { 0 };
+            if run > MAX_COMBINING_RUN {
+                return Some(fail(
+                    "invalid_characters",
+                    format!("has more than {MAX_COMBINING_RUN} combining marks in a row"),
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// Combining marks of the combining-diacritics blocks, zero-width (non-)joiners and variation selectors.
+fn is_combining(c: char) -> bool {
+    matches!(c,
+        '\u{0300}'..='\u{036F}'
+        | '\u{0483}'..='\u{0489}'
+        | '\u{1AB0}'..='\u{1AFF}'
+        | '\u{1DC0}'..='\u{1DFF}'
+        | '\u{200C}' | '\u{200D}'
+        | '\u{20D0}'..='\u{20FF}'
+        | '\u{FE00}'..='\u{FE0F}'
+        | '\u{FE20}'..='\u{FE2F}'
+        | '\u{E0100}'..='\u{E01EF}')
 }
 
 /// Why one value failed: a `FieldProblem` code and a detail safe to show the bank.
@@ -369,9 +451,18 @@ pub(crate) fn write_datetime(dt: DateTime<Utc>, target: Target) -> String {
 }
 
 impl Validate {
-    /// Every rule the converted value breaks.
-    pub(crate) fn check(&self, value: &Value, sensitive: bool) -> Vec<Failure> {
+    /// Every rule the converted value breaks. `now` is the request's receipt time; without it (values from
+    /// Salesforce) the date plausibility rules are skipped.
+    pub(crate) fn check(
+        &self,
+        value: &Value,
+        sensitive: bool,
+        now: Option<DateTime<Utc>>,
+    ) -> Vec<Failure> {
         let mut out = Vec::new();
+        if let (Some(now), Value::String(s)) = (now, value) {
+            out.extend(self.check_dates(s, now));
+        }
         if let Value::String(s) = value {
             let len = s.chars().count();
             if let Some(re) = &self.regex
@@ -415,14 +506,78 @@ impl Validate {
             let below = self.min.is_some_and(|min| n < min);
             let above = self.max.is_some_and(|max| n > max);
             if below || above {
-                let range = match (self.min, self.max) {
-                    (Some(lo), Some(hi)) => format!("between {lo} and {hi}"),
-                    (Some(lo), None) => format!("at least {lo}"),
-                    (None, Some(hi)) => format!("at most {hi}"),
-                    (None, None) => String::new(),
-                };
+                let range = range_text(self.min, self.max);
                 out.push(fail("out_of_range", format!("{n} is not {range}")));
             }
+        }
+        out
+    }
+}
+
+/// "between 1 and 2", "at least 1", "at most 2" for a rule's bounds.
+fn range_text<T: std::fmt::Display>(lo: Option<T>, hi: Option<T>) -> String {
+    match (lo, hi) {
+        (Some(lo), Some(hi)) => format!("between {lo} and {hi}"),
+        (Some(lo), None) => format!("at least {lo}"),
+        (None, Some(hi)) => format!("at most {hi}"),
+        (None, None) => String::new(),
+    }
+}
+
+impl Validate {
+    fn has_date_rules(&self) -> bool {
+        self.not_future
+            || self.min_age_years.is_some()
+            || self.max_age_years.is_some()
+            || self.max_age_days.is_some()
+    }
+
+    /// The plausibility rules on a converted date (`YYYY-MM-DD`) or datetime (Salesforce or RFC 3339 text).
+    fn check_dates(&self, text: &str, now: DateTime<Utc>) -> Vec<Failure> {
+        if !self.has_date_rules() {
+            return Vec::new();
+        }
+        let (date, instant, slack) = match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            Ok(d) => (
+                d,
+                d.and_time(chrono::NaiveTime::MIN).and_utc(),
+                chrono::Duration::days(1),
+            ),
+            Err(_) => {
+                let Some(dt) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+                    .or_else(|_| DateTime::parse_from_rfc3339(text))
+                    .ok()
+                    .map(|d| d.with_timezone(&Utc))
+                else {
+                    return Vec::new();
+                };
+                (dt.date_naive(), dt, chrono::Duration::minutes(5))
+            }
+        };
+        let mut out = Vec::new();
+        if self.not_future && instant > now + slack {
+            out.push(fail("in_future", "is in the future".to_string()));
+        }
+        let today = now.date_naive();
+        if self.min_age_years.is_some() || self.max_age_years.is_some() {
+            let age = today.years_since(date).unwrap_or(0);
+            let too_young = self.min_age_years.is_some_and(|min| age < min);
+            let too_old = self.max_age_years.is_some_and(|max| age > max);
+            if too_young || too_old {
+                let range = range_text(self.min_age_years, self.max_age_years);
+                out.push(fail(
+                    "implausible_age",
+                    format!("gives an age of {age} years; the subject must be {range} years old"),
+                ));
+            }
+        }
+        if let Some(days) = self.max_age_days
+            && now - instant > chrono::Duration::days(i64::from(days))
+        {
+            out.push(fail(
+                "too_old",
+                format!("is more than {days} days before the request"),
+            ));
         }
         out
     }
@@ -431,6 +586,90 @@ impl Validate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_text_refuses_controls_bidi_invisibles_and_mark_floods() {
+        for ok in [
+            "Maria Martina",
+            "Nguyễn Văn A",
+            "Ærøskøbing",
+            "O'Neil-Smith",
+            "李小龙",
+            "👩\u{200D}💻",
+        ] {
+            assert_eq!(CharPolicy::Plain.check(ok), None, "{ok}");
+        }
+        for (bad, code_point) in [
+            ("Ann\u{0}a", "U+0000"),
+            ("line\r\nBcc: x", "U+000D"),
+            ("tab\there", "U+0009"),
+            ("c1\u{85}", "U+0085"),
+            ("evil\u{202E}fdp.exe", "U+202E"),
+            ("iso\u{2066}late", "U+2066"),
+            ("zero\u{200B}width", "U+200B"),
+            ("\u{FEFF}bom", "U+FEFF"),
+        ] {
+            let failure = CharPolicy::Plain.check(bad).expect(bad);
+            assert_eq!(failure.code, "invalid_characters");
+            assert!(failure.detail.contains(code_point), "{}", failure.detail);
+        }
+        let zalgo = format!("Z{}algo", "\u{0301}".repeat(MAX_COMBINING_RUN + 1));
+        assert!(CharPolicy::Plain.check(&zalgo).is_some());
+        let fine = format!("Z{}algo", "\u{0301}".repeat(MAX_COMBINING_RUN));
+        assert_eq!(CharPolicy::Plain.check(&fine), None);
+        assert_eq!(CharPolicy::Multiline.check("two\r\nlines\tok"), None);
+        assert!(CharPolicy::Multiline.check("nul\u{0}").is_some());
+        assert_eq!(CharPolicy::Any.check("anything\u{202E}\u{0}"), None);
+    }
+
+    #[test]
+    fn date_plausibility_rules() {
+        let now = DateTime::parse_from_rfc3339("2026-12-01T12:00:00Z")
+            .expect("literal")
+            .with_timezone(&Utc);
+        let birth = Validate {
+            not_future: true,
+            min_age_years: Some(16),
+            max_age_years: Some(120),
+            ..Validate::default()
+        };
+        let codes = |v: &Validate, text: &str| -> Vec<&'static str> {
+            v.check(&Value::String(text.into()), false, Some(now))
+                .into_iter()
+                .map(|f| f.code)
+                .collect()
+        };
+        assert!(codes(&birth, "1980-01-31").is_empty());
+        assert!(codes(&birth, "2010-12-01").is_empty(), "16 today");
+        assert_eq!(codes(&birth, "2010-12-02"), ["implausible_age"]);
+        assert_eq!(
+            codes(&birth, "2030-01-01"),
+            ["in_future", "implausible_age"]
+        );
+        assert_eq!(codes(&birth, "1900-01-01"), ["implausible_age"]);
+        // Without a receipt time (values from Salesforce) the rules do not apply.
+        assert!(
+            birth
+                .check(&Value::String("2030-01-01".into()), false, None)
+                .is_empty()
+        );
+
+        let consent = Validate {
+            not_future: true,
+            max_age_days: Some(365),
+            ..Validate::default()
+        };
+        assert!(codes(&consent, "2026-11-20T10:00:00.000+0000").is_empty());
+        assert!(
+            codes(&consent, "2026-12-01T12:04:00.000+0000").is_empty(),
+            "clock skew"
+        );
+        assert_eq!(
+            codes(&consent, "2026-12-01T13:00:00.000+0000"),
+            ["in_future"]
+        );
+        assert_eq!(codes(&consent, "2025-11-01T10:00:00.000+0000"), ["too_old"]);
+    }
 
     #[test]
     fn mask_keeps_the_last_four_characters_only() {

@@ -7,7 +7,8 @@ use toml::Spanned;
 
 use super::compile::{Direction, FileProblems};
 use super::convert::{
-    FieldType, RFC3339, Target, Transform, UnknownValue, Validate, ValueMap, format_is_valid,
+    CharPolicy, FieldType, RFC3339, Target, Transform, UnknownValue, Validate, ValueMap,
+    format_is_valid,
 };
 use super::spec::{RawField, RawTransform};
 
@@ -41,6 +42,8 @@ pub(crate) struct FieldRule {
     pub values: Option<ValueMap>,
     pub transforms: Vec<Transform>,
     pub validate: Validate,
+    /// Characters a text value may contain (inbound text fields refuse controls by default).
+    pub chars: CharPolicy,
 }
 
 pub(crate) fn parse_path(text: &str) -> Option<Vec<String>> {
@@ -146,6 +149,7 @@ pub(crate) fn compile_field(
     }
 
     let validate = compile_validate(&raw, &ty, p);
+    let chars = compile_chars(&raw, &ty, direction, p);
     let sensitive = raw.sensitive
         || [&from, &to].iter().any(|n| {
             let n = n.to_lowercase().replace('_', "");
@@ -180,7 +184,49 @@ pub(crate) fn compile_field(
         values: values.map(|map| ValueMap { map, unknown }),
         transforms,
         validate,
+        chars,
     })
+}
+
+/// `chars = "plain" | "multiline" | "any"`: text fields only; inbound defaults to `plain`, outbound (values
+/// that come from Salesforce) to `any`.
+fn compile_chars(
+    raw: &RawField,
+    ty: &FieldType,
+    direction: Direction,
+    p: &mut FileProblems<'_>,
+) -> CharPolicy {
+    let textual = matches!(ty, FieldType::String | FieldType::Picklist);
+    let default = match (direction, textual) {
+        (Direction::Inbound, true) => CharPolicy::Plain,
+        _ => CharPolicy::Any,
+    };
+    let Some(chars) = raw.chars.as_ref() else {
+        return default;
+    };
+    let at = chars.span().start;
+    if !textual {
+        p.at(
+            at,
+            format!(
+                "`chars` applies to string and picklist fields, not {}",
+                ty.name()
+            ),
+        );
+        return default;
+    }
+    match chars.get_ref().as_str() {
+        "plain" => CharPolicy::Plain,
+        "multiline" => CharPolicy::Multiline,
+        "any" => CharPolicy::Any,
+        other => {
+            p.at(
+                at,
+                format!("chars must be \"plain\", \"multiline\" or \"any\", not {other:?}"),
+            );
+            default
+        }
+    }
 }
 
 fn compile_type(
@@ -322,6 +368,28 @@ fn compile_validate(raw: &RawField, ty: &FieldType, p: &mut FileProblems<'_>) ->
     {
         p.at(at, format!("validate.min {lo} is greater than max {hi}"));
     }
+    let dated = matches!(ty, FieldType::Date { .. } | FieldType::Datetime { .. });
+    let plausibility = v.not_future.is_some()
+        || v.min_age_years.is_some()
+        || v.max_age_years.is_some()
+        || v.max_age_days.is_some();
+    if plausibility && !dated {
+        p.at(
+            at,
+            format!(
+                "validate.not_future/min_age_years/max_age_years/max_age_days apply to date and datetime fields, not {}",
+                ty.name()
+            ),
+        );
+    }
+    if let (Some(lo), Some(hi)) = (v.min_age_years, v.max_age_years)
+        && lo > hi
+    {
+        p.at(
+            at,
+            format!("validate.min_age_years {lo} is greater than max_age_years {hi}"),
+        );
+    }
     let regex = v.regex.as_ref().and_then(|r| match regex::Regex::new(r) {
         Ok(re) => Some(re),
         Err(e) => {
@@ -336,5 +404,9 @@ fn compile_validate(raw: &RawField, ty: &FieldType, p: &mut FileProblems<'_>) ->
         min: v.min,
         max: v.max,
         allowed: v.allowed.clone(),
+        not_future: v.not_future.unwrap_or(false),
+        min_age_years: v.min_age_years,
+        max_age_years: v.max_age_years,
+        max_age_days: v.max_age_days,
     }
 }

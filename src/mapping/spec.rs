@@ -53,6 +53,7 @@ pub(crate) struct RawField {
     pub falsy: Option<Spanned<Vec<String>>>,
     pub transform: Option<Spanned<Vec<RawTransform>>>,
     pub validate: Option<Spanned<RawValidate>>,
+    pub chars: Option<Spanned<String>>,
 }
 
 /// A transform step: a short string (`"pad_left:8:0"`) or, for regexes whose pattern or
@@ -77,6 +78,10 @@ pub(crate) struct RawValidate {
     pub max: Option<f64>,
     #[serde(rename = "enum")]
     pub allowed: Option<Vec<String>>,
+    pub not_future: Option<bool>,
+    pub min_age_years: Option<u32>,
+    pub max_age_years: Option<u32>,
+    pub max_age_days: Option<u32>,
 }
 
 const TOP_KEYS: &[&str] = &[
@@ -107,8 +112,20 @@ const FIELD_KEYS: &[&str] = &[
     "falsy",
     "transform",
     "validate",
+    "chars",
 ];
-const VALIDATE_KEYS: &[&str] = &["regex", "min_len", "max_len", "min", "max", "enum"];
+const VALIDATE_KEYS: &[&str] = &[
+    "regex",
+    "min_len",
+    "max_len",
+    "min",
+    "max",
+    "enum",
+    "not_future",
+    "min_age_years",
+    "max_age_years",
+    "max_age_days",
+];
 const TRANSFORM_TABLE_KEYS: &[&str] = &["regex_replace", "replacement"];
 
 /// Every key the format does not know, as (byte offset, message). `constants` and `values` hold

@@ -1,13 +1,18 @@
 //! Outbox administration over HTTP for bureau admins: list, show (with the attempt log), retry, discard.
 //!
-//! Authenticated with the `[admin] token` bearer secret, compared in constant time. The `creditlink outbox`
-//! CLI is a thin client of these routes, because sled lets only one process (the daemon) open the store.
+//! Authenticated with the `[admin] token` bearer secret (at least 32 bytes, checked by `check-config`;
+//! `Bearer` matched case-insensitively as RFC 6750 says), compared in constant time. Served only on the admin
+//! listener (`[admin] listen`, loopback by default), never on the bank listener, and rate-limited as a whole
+//! (`[admin] rate_per_second`, failed attempts included) so a token cannot be guessed at line rate. The
+//! `creditlink outbox` CLI is a thin client of these routes, because sled lets only one process (the daemon)
+//! open the store.
 
+use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -16,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::intake::ApiError;
+use crate::intake::{ApiError, BearerToken};
 use crate::outbox::{ListFilter, MessageId, Outbox, OutboxError, State as MsgState};
 use crate::relay::bank::BankPusher;
 
@@ -26,11 +31,22 @@ struct AdminState {
     /// Bank webhook endpoints (state, re-enable after a 410 or continuous failure).
     banks: BankPusher,
     token_digest: Arc<[u8; 32]>,
+    /// Codes of the configured banks: any other endpoint code is 404.
+    codes: Arc<HashSet<String>>,
+    limiter: Arc<RateLimiter>,
+}
+
+/// What the admin routes need besides the outbox and the bank pusher.
+pub struct AdminSettings<'a> {
+    pub token: &'a SecretString,
+    /// `[[banks]] code`s.
+    pub bank_codes: HashSet<String>,
+    pub rate_per_second: u32,
 }
 
 /// The `/admin/v1/outbox...` and `/admin/v1/endpoints/...` routes.
-pub fn router(outbox: Outbox, banks: BankPusher, token: &SecretString) -> Router {
-    let token_digest = Arc::new(Sha256::digest(token.expose_secret().as_bytes()).into());
+pub fn router(outbox: Outbox, banks: BankPusher, settings: AdminSettings<'_>) -> Router {
+    let token_digest = Arc::new(Sha256::digest(settings.token.expose_secret().as_bytes()).into());
     Router::new()
         .route("/admin/v1/outbox", get(list))
         .route("/admin/v1/outbox/{id}", get(show))
@@ -42,7 +58,50 @@ pub fn router(outbox: Outbox, banks: BankPusher, token: &SecretString) -> Router
             outbox,
             banks,
             token_digest,
+            codes: Arc::new(settings.bank_codes),
+            limiter: Arc::new(RateLimiter::new(settings.rate_per_second)),
         })
+}
+
+/// A token bucket over all admin requests: `rate` per second, bursts of `2 × rate`.
+struct RateLimiter {
+    rate: f64,
+    state: parking_lot::Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate.max(1));
+        RateLimiter {
+            rate,
+            state: parking_lot::Mutex::new((2.0 * rate, Instant::now())),
+        }
+    }
+
+    /// Takes one token, or says how long until one is available.
+    fn take(&self) -> Result<(), Duration> {
+        let mut state = self.state.lock();
+        let (tokens, at) = &mut *state;
+        let now = Instant::now();
+        *tokens =
+            (*tokens + now.duration_since(*at).as_secs_f64() * self.rate).min(2.0 * self.rate);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate).max(Duration::from_secs(1)))
+        }
+    }
+}
+
+/// 404 for a code no `[[banks]]` entry has (the same answer as for any unknown resource).
+fn known_code(state: &AdminState, code: &str) -> Result<(), ApiError> {
+    if state.codes.contains(code) {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound)
+    }
 }
 
 async fn endpoint(
@@ -51,6 +110,7 @@ async fn endpoint(
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
+    known_code(&s, &code)?;
     let state = s
         .banks
         .endpoint_state(&code)
@@ -65,6 +125,7 @@ async fn enable_endpoint(
     Path(code): Path<String>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
+    known_code(&s, &code)?;
     let was_disabled = s
         .banks
         .enable_endpoint(&code)
@@ -73,17 +134,15 @@ async fn enable_endpoint(
     Ok(Json(json!({ "bank": code, "was_disabled": was_disabled })).into_response())
 }
 
-/// Compares SHA-256 digests of the presented and configured tokens: equal-length inputs, and the digest
-/// hides the token length from timing.
+/// Rate limit first (so failed attempts count), then compares SHA-256 digests of the presented and configured
+/// tokens: equal-length inputs, and the digest hides the token length from timing.
 fn authorize(state: &AdminState, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| ApiError::TokenRejected {
-            reason: "admin: no bearer token".into(),
-        })?;
-    let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    if let Err(retry_after) = state.limiter.take() {
+        metrics::counter!(crate::ops::metrics::ADMIN_RATE_LIMITED_TOTAL).increment(1);
+        return Err(ApiError::RateLimited { retry_after });
+    }
+    let presented = BearerToken::from_headers(headers)?;
+    let digest: [u8; 32] = Sha256::digest(presented.0.expose_secret().as_bytes()).into();
     let diff = digest
         .iter()
         .zip(state.token_digest.iter())

@@ -23,6 +23,12 @@ pub const SF_BATCH_SIZE: &str = "creditlink_salesforce_batch_records";
 pub const MAPPING_RELOADS_TOTAL: &str = "creditlink_mapping_reloads_total";
 pub const STORE_FLUSHES_TOTAL: &str = "creditlink_store_flushes_total";
 pub const BUILD_INFO: &str = "creditlink_build_info";
+/// Accept errors that were not about one connection (descriptors or memory exhausted).
+pub const HTTP_ACCEPT_ERRORS_TOTAL: &str = "creditlink_http_accept_errors_total";
+/// Connections past `[server] max_connections`: `how` = `overflow` (answered 503, `/livez` 200) or `closed`.
+pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "creditlink_http_connections_refused_total";
+/// Admin API requests refused by its rate limit.
+pub const ADMIN_RATE_LIMITED_TOTAL: &str = "creditlink_admin_rate_limited_total";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 

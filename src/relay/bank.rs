@@ -187,6 +187,7 @@ impl BankPusher {
         let sender = WebhookSender::new(SenderConfig {
             timeout: config.webhooks.timeout,
             policy: config.webhooks.url_policy,
+            proxy: config.webhooks.proxy.clone(),
             ..SenderConfig::default()
         })?;
         let banks = config

@@ -68,8 +68,10 @@ pub enum SfError {
         error: String,
         description: String,
     },
-    /// A success status with a body that is not the documented shape. Retrying the same call will not fix a
-    /// protocol mismatch, so this is permanent.
+    /// A success status with a body that is not the documented shape: most often not Salesforce at all (a proxy
+    /// or captive portal answering 200 with an HTML page, a body cut short). Retryable: failing every message of
+    /// the call for good on such an answer would lose up to 200 requests to one bad hop; a real protocol
+    /// mismatch ends in `Dead` after the retry policy's max attempts/age.
     #[error("unexpected Salesforce response ({status}): {message}")]
     Decode { status: u16, message: String },
     /// The client settings cannot work (unparsable private key, unusable URL, missing introspection credentials).
@@ -95,10 +97,10 @@ impl SfError {
             } => ErrorClass::Retryable,
             SfError::Api { status, errors, .. } => classify_all(Some(*status), errors),
             SfError::OAuth { status, error, .. } => classify_oauth(*status, error),
-            SfError::Decode { .. }
-            | SfError::Config(_)
-            | SfError::Usage(_)
-            | SfError::TooLarge { .. } => ErrorClass::Permanent,
+            SfError::Decode { .. } => ErrorClass::Retryable,
+            SfError::Config(_) | SfError::Usage(_) | SfError::TooLarge { .. } => {
+                ErrorClass::Permanent
+            }
         }
     }
 

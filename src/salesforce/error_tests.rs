@@ -257,13 +257,13 @@ fn single_error_object_is_accepted() {
 fn local_errors_are_permanent() {
     assert_eq!(SfError::Usage("x".into()).class(), ErrorClass::Permanent);
     assert_eq!(SfError::Config("x".into()).class(), ErrorClass::Permanent);
-    assert_eq!(
-        SfError::Decode {
-            status: 200,
-            message: "x".into()
-        }
-        .class(),
-        ErrorClass::Permanent
-    );
     assert_eq!(SfError::Usage("x".into()).http_status(), None);
+}
+
+#[test]
+fn undecodable_success_body_is_retryable() {
+    // e.g. a proxy answering 200 with an HTML page: not a reason to fail 200 messages for good.
+    let error = SfError::decode(StatusCode::OK, "expected JSON, got text/html");
+    assert_eq!(error.class(), ErrorClass::Retryable);
+    assert_eq!(error.code(), Some("UNEXPECTED_RESPONSE"));
 }

@@ -130,7 +130,7 @@ fn env_overrides_beat_the_file() {
         ("CREDITLINK__OUTBOX__RETRY_SCHEDULE_MS", "[0, 10]"),
         ("CREDITLINK__BANKS__0__NAME", "Renamed Bank"),
         ("CREDITLINK__ADMIN__TOKEN", "{ env = \"ADMIN_TOKEN_VAR\" }"),
-        ("ADMIN_TOKEN_VAR", "token-from-env"),
+        ("ADMIN_TOKEN_VAR", "token-from-env-0123456789abcdef-0123"),
     ]);
     let config = fixture.load(&env).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config.server.listen.to_string(), "0.0.0.0:9999");
@@ -145,7 +145,10 @@ fn env_overrides_beat_the_file() {
         [Duration::ZERO, Duration::from_millis(10)]
     );
     assert_eq!(config.banks[0].name, "Renamed Bank");
-    assert_eq!(config.admin.token.expose_secret(), "token-from-env");
+    assert_eq!(
+        config.admin.token.expose_secret(),
+        "token-from-env-0123456789abcdef-0123"
+    );
 }
 
 #[test]

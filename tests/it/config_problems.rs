@@ -266,3 +266,17 @@ fn env_debug_shows_names_not_values() {
         "{debug}"
     );
 }
+
+#[test]
+fn a_short_admin_token_is_a_problem() {
+    let dir = crate::config_support::ConfigDir::valid();
+    std::fs::write(dir.root().join("admin_token"), "short-token\n").expect("write");
+    let problems = dir
+        .load(crate::config_support::VALID_ENV)
+        .expect_err("a 11-byte admin token must be refused")
+        .to_string();
+    assert!(
+        problems.contains("'token' in [admin]") && problems.contains("shorter than 32 bytes"),
+        "{problems}"
+    );
+}

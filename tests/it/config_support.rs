@@ -38,13 +38,13 @@ impl ConfigDir {
 
 pub const PRIVATE_KEY: &str =
     "-----BEGIN PRIVATE KEY-----\nMIIEvTESTKEYVALUE\n-----END PRIVATE KEY-----\n";
-pub const ADMIN_TOKEN: &str = "admin-token-value-7f3a9c";
+pub const ADMIN_TOKEN: &str = "admin-token-value-7f3a9c-0123456789abcdef";
 pub const CLIENT_SECRET: &str = "client-secret-value-51bd";
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 pub const SECRET_FILES: &[(&str, &str)] = &[
     ("key.pem", PRIVATE_KEY),
-    ("admin_token", "admin-token-value-7f3a9c\n"),
+    ("admin_token", "admin-token-value-7f3a9c-0123456789abcdef\n"),
     ("hook_secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n"),
 ];
 

@@ -256,8 +256,16 @@ const DBB_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
   <applicantKind>P</applicantKind>
   <applicant><idNumber>CW-1975061502</idNumber><givenName>Jan</givenName>
     <familyName>Janssen</familyName><birthDate>15-06-1975</birthDate></applicant>
-  <reason>LOAN</reason><consentAt>20-11-2026 10:00</consentAt>
+  <reason>LOAN</reason><consentAt>{consent}</consentAt>
 </CreditReportRequest>"#;
+
+/// [`DBB_XML`] with a consent given yesterday (consents older than the mapping allows are refused).
+fn dbb_xml() -> String {
+    DBB_XML.replace(
+        "{consent}",
+        &crate::e2e_support::recent_consent("%d-%m-%Y %H:%M"),
+    )
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_bank_b_posts_xml_and_hostile_xml_is_refused() {
@@ -269,8 +277,7 @@ async fn demo_bank_b_posts_xml_and_hostile_xml_is_refused() {
             .header("Prefer", "wait=5")
             .body(body)
     };
-    let (status, _, doc) =
-        json_of(xml(&bank_b, DBB_XML.to_owned()).send().await.expect("post")).await;
+    let (status, _, doc) = json_of(xml(&bank_b, dbb_xml()).send().await.expect("post")).await;
     assert_eq!(status, 201, "{doc}");
     let records = sb.sim.records(CRR);
     assert_eq!(records.len(), 1);
@@ -295,8 +302,7 @@ async fn demo_bank_b_posts_xml_and_hostile_xml_is_refused() {
     let (status, _, problem) = json_of(xml(&bank_b, deep).send().await.expect("post")).await;
     assert_eq!(status, 400, "deep nesting refused: {problem}");
     // Bank A's mapping takes JSON only.
-    let (status, _, problem) =
-        json_of(xml(&bank_a, DBB_XML.to_owned()).send().await.expect("post")).await;
+    let (status, _, problem) = json_of(xml(&bank_a, dbb_xml()).send().await.expect("post")).await;
     assert_eq!(status, 415, "{problem}");
     assert_eq!(stored(&sb).await, before, "nothing stored for refused XML");
     sb.stop().await.expect("stop");
@@ -367,7 +373,7 @@ async fn admin_lists_shows_and_retries_a_failed_message() {
     let client = http();
     let admin = |path: &str| {
         client
-            .get(format!("{}/admin/v1/outbox{path}", sb.daemon_url))
+            .get(format!("{}/admin/v1/outbox{path}", sb.admin_url))
             .bearer_auth(&sb.admin_token)
     };
     let (status, _, list) = json_of(admin("?state=failed").send().await.expect("list")).await;
@@ -387,7 +393,7 @@ async fn admin_lists_shows_and_retries_a_failed_message() {
     );
 
     // A retry queues it again; the org refuses again, so it fails again with a second attempt.
-    let retry = format!("{}/admin/v1/outbox/{id}/retry", sb.daemon_url);
+    let retry = format!("{}/admin/v1/outbox/{id}/retry", sb.admin_url);
     let (status, _, retried) = json_of(
         client
             .post(&retry)
@@ -418,7 +424,7 @@ async fn admin_lists_shows_and_retries_a_failed_message() {
         .expect("retry");
     assert_eq!(resp.status().as_u16(), 401);
     let resp = client
-        .get(format!("{}/admin/v1/outbox", sb.daemon_url))
+        .get(format!("{}/admin/v1/outbox", sb.admin_url))
         .bearer_auth(bank.token())
         .send()
         .await

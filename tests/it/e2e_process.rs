@@ -240,6 +240,7 @@ dir = {mappings_dir:?}
 
 [admin]
 token = {admin}
+listen = "127.0.0.1:0"
 
 [[banks]]
 account_id = "0015Y00000BANKAQA5"

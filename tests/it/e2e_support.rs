@@ -124,8 +124,16 @@ pub fn person_body(reference: &str) -> Value {
         "subject": { "type": "person", "national_id": "CW-1980013101", "first_name": "Maria",
                      "last_name": "Martina", "date_of_birth": "1980-01-31" },
         "purpose": "loan_application",
-        "consent": { "given_at": "2026-11-20T10:00:00Z" }
+        "consent": { "given_at": recent_consent("%Y-%m-%dT%H:%M:%SZ") }
     })
+}
+
+/// A consent time a day before now in `format`: the mappings refuse consents from the future or older than
+/// they allow, so fixed dates would expire.
+pub fn recent_consent(format: &str) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(1))
+        .format(format)
+        .to_string()
 }
 
 /// Demo Bank B's own shape of a person request (`mappings/banks/DBB/`), as JSON.
@@ -136,7 +144,7 @@ pub fn dbb_person_body(reference: &str) -> Value {
         "applicant": { "idNumber": "CW-1975061502", "givenName": "Jan", "familyName": "Janssen",
                        "birthDate": "15-06-1975" },
         "reason": "LOAN",
-        "consentAt": "20-11-2026 10:00"
+        "consentAt": recent_consent("%d-%m-%Y %H:%M")
     })
 }
 

@@ -267,3 +267,24 @@ fn soap_envelopes_parse_as_a_tree_with_namespaces() {
     );
     assert_eq!(status.position.line, 11);
 }
+
+#[test]
+fn comments_and_events_are_bounded() {
+    let comments = format!("<report_request>{}</report_request>", "<!---->".repeat(257));
+    let err = parse_xml(comments.as_bytes(), "report_request", &XmlLimits::default()).unwrap_err();
+    assert_eq!(err.kind, XmlErrorKind::TooManyComments { limit: 256 });
+    assert_eq!(err.code(), "xml_too_many_comments");
+    assert!(err.position.is_some());
+
+    let limits = XmlLimits {
+        max_events: 50,
+        ..XmlLimits::default()
+    };
+    let refs = format!(
+        "<report_request><r>{}</r></report_request>",
+        "&amp;".repeat(60)
+    );
+    let err = parse_xml(refs.as_bytes(), "report_request", &limits).unwrap_err();
+    assert_eq!(err.kind, XmlErrorKind::TooManyEvents { limit: 50 });
+    assert!(!err.is_content_error());
+}

@@ -152,7 +152,7 @@ async fn a_request_comes_back_to_its_bank_as_signed_events_a_report_and_an_email
 
     // Admins see each bank endpoint's health; enabling a healthy endpoint is a no-op.
     let state: Value = http
-        .get(format!("{}/admin/v1/endpoints/DBA", sandbox.daemon_url))
+        .get(format!("{}/admin/v1/endpoints/DBA", sandbox.admin_url))
         .bearer_auth(&sandbox.admin_token)
         .send()
         .await
@@ -164,7 +164,7 @@ async fn a_request_comes_back_to_its_bank_as_signed_events_a_report_and_an_email
     let enabled: Value = http
         .post(format!(
             "{}/admin/v1/endpoints/DBA/enable",
-            sandbox.daemon_url
+            sandbox.admin_url
         ))
         .bearer_auth(&sandbox.admin_token)
         .send()

@@ -48,6 +48,31 @@ fn policy_table() {
         ("https://[::ffff:127.0.0.1]/", false, true),
         ("https://[::ffff:10.0.0.1]/", false, true),
         ("https://[64:ff9b::a00:1]/", false, true),
+        // IPv4 carried inside IPv6 by transition mechanisms is judged by that IPv4 address.
+        ("https://[2002:7f00:1::]/", false, true), // 6to4 → 127.0.0.1
+        ("https://[2002:a00:1::1]/", false, true), // 6to4 → 10.0.0.1
+        ("https://[2002:5db8:d822::1]/", true, true), // 6to4 → 93.184.216.34
+        (
+            "https://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+            false,
+            true,
+        ), // Teredo client → 127.0.0.1
+        ("https://[2001:0:a00:1::1]/", false, true), // Teredo server → 10.0.0.1
+        ("https://[64:ff9b:1::7f00:1]/", false, true), // NAT64 local-use /96 → 127.0.0.1
+        ("https://[64:ff9b:1:7f00:0:100::]/", false, true), // NAT64 local-use /48 → 127.0.0.1
+        ("https://[::127.0.0.1]/", false, true),   // IPv4-compatible
+        ("https://[::8.8.8.8]/", false, true),     // IPv4-compatible: deprecated, never public
+        ("https://[fe80::5efe:a00:1]/", false, true), // ISATAP
+        ("https://[2606:4700::5efe:a00:1]/", false, true), // ISATAP id on a public prefix → 10.0.0.1
+        ("https://192.88.99.1/", false, true),             // 6to4 relay anycast
+        ("https://[2002:a9fe:a9fe::]/", false, false),     // 6to4 → metadata
+        ("https://[64:ff9b::a9fe:a9fe]/", false, false),   // NAT64 → metadata
+        (
+            "https://[2001:0:4136:e378:8000:63bf:5601:5601]/",
+            false,
+            false,
+        ), // Teredo client → metadata
+        ("https://[::169.254.169.254]/", false, false),    // IPv4-compatible → metadata
         // Metadata services are refused even in the sandbox.
         ("https://169.254.169.254/latest/meta-data/", false, false),
         ("http://169.254.169.254/", false, false),

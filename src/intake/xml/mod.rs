@@ -46,6 +46,12 @@ pub struct XmlLimits {
     pub max_attributes: usize,
     /// Maximum length in bytes of one element's text, and of one attribute value.
     pub max_text_len: usize,
+    /// Maximum number of comments and processing instructions: they carry nothing for us, so a document
+    /// made of them is only work.
+    pub max_comments: usize,
+    /// Maximum number of parser events of any kind (tags, text pieces, references, comments): bounds the
+    /// work per document whatever it is made of.
+    pub max_events: usize,
 }
 
 impl Default for XmlLimits {
@@ -56,6 +62,8 @@ impl Default for XmlLimits {
             max_elements: 10_000,
             max_attributes: 16,
             max_text_len: 64 * 1024,
+            max_comments: 256,
+            max_events: 100_000,
         }
     }
 }
@@ -151,6 +159,10 @@ pub enum XmlErrorKind {
     TooManyAttributes { limit: usize },
     #[error("a text or attribute value is longer than {limit} bytes")]
     TextTooLong { limit: usize },
+    #[error("the document has more than {limit} comments and processing instructions")]
+    TooManyComments { limit: usize },
+    #[error("the document has more than {limit} parts (tags, texts, references, comments)")]
+    TooManyEvents { limit: usize },
     #[error("the document has no root element")]
     NoRoot,
     #[error("content after the root element is not allowed")]
@@ -203,6 +215,8 @@ impl XmlError {
             K::TooManyElements { .. } => "xml_too_many_elements",
             K::TooManyAttributes { .. } => "xml_too_many_attributes",
             K::TextTooLong { .. } => "xml_text_too_long",
+            K::TooManyComments { .. } => "xml_too_many_comments",
+            K::TooManyEvents { .. } => "xml_too_many_events",
             K::NoRoot | K::ContentAfterRoot | K::TextOutsideRoot | K::Syntax(_) => "xml_syntax",
             K::WrongRoot { .. } => "xml_wrong_root",
             K::MixedContent { .. } => "xml_mixed_content",

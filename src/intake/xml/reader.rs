@@ -1,4 +1,8 @@
 //! Bytes → [`XmlElement`] tree, refusing everything hostile while streaming.
+//!
+//! The work per document is linear in its size: line/column positions are tracked incrementally
+//! ([`Positions`], offsets only move forward) rather than recomputed from the start for every event, and the
+//! number of events (comments and processing instructions separately) is bounded by [`XmlLimits`].
 
 use quick_xml::NsReader;
 use quick_xml::XmlVersion;
@@ -44,14 +48,68 @@ fn decode(bytes: &[u8]) -> Result<&str, XmlError> {
     })
 }
 
-struct Parser<'a> {
+/// Line/column of byte offsets in one text, for offsets that (almost always) only grow: each call scans only
+/// the bytes since the previous one. An offset behind the last one (an error position quick-xml reports
+/// inside an event it already passed) is computed from the start, once.
+pub(crate) struct Positions<'a> {
     text: &'a str,
+    offset: usize,
+    at: SourcePosition,
+    /// Bytes examined so far, for the test that proves there is no rescan.
+    scanned: usize,
+}
+
+impl<'a> Positions<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self {
+            text,
+            offset: 0,
+            at: SourcePosition { line: 1, column: 1 },
+            scanned: 0,
+        }
+    }
+
+    pub(crate) fn at(&mut self, offset: u64) -> SourcePosition {
+        let mut end = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        if end < self.offset {
+            self.scanned += end;
+            return SourcePosition::from_offset(self.text, end);
+        }
+        let piece = &self.text[self.offset..end];
+        self.scanned += piece.len();
+        for c in piece.chars() {
+            if c == '\n' {
+                self.at.line += 1;
+                self.at.column = 1;
+            } else {
+                self.at.column += 1;
+            }
+        }
+        self.offset = end;
+        self.at
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn scanned(&self) -> usize {
+        self.scanned
+    }
+}
+
+struct Parser<'a> {
+    positions: Positions<'a>,
     limits: &'a XmlLimits,
     reader: NsReader<&'a [u8]>,
     /// Open elements, innermost last.
     stack: Vec<XmlElement>,
     root: Option<XmlElement>,
     elements: usize,
+    comments: usize,
+    events: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -70,20 +128,43 @@ impl<'a> Parser<'a> {
             .resolver_mut()
             .set_max_namespace_bindings(limits.max_attributes.saturating_mul(4));
         Self {
-            text,
+            positions: Positions::new(text),
             limits,
             reader,
             stack: Vec::new(),
             root: None,
             elements: 0,
+            comments: 0,
+            events: 0,
         }
     }
 
-    fn position(&self, offset: u64) -> SourcePosition {
-        SourcePosition::from_offset(self.text, usize::try_from(offset).unwrap_or(usize::MAX))
+    fn position(&mut self, offset: u64) -> SourcePosition {
+        self.positions.at(offset)
+    }
+
+    /// Counts one event (and one comment when `comment`) against the limits.
+    fn count(&mut self, comment: bool, at: SourcePosition) -> Result<(), XmlError> {
+        self.events += 1;
+        if self.events > self.limits.max_events {
+            let limit = self.limits.max_events;
+            return Err(XmlError::at(XmlErrorKind::TooManyEvents { limit }, at));
+        }
+        if comment {
+            self.comments += 1;
+            if self.comments > self.limits.max_comments {
+                let limit = self.limits.max_comments;
+                return Err(XmlError::at(XmlErrorKind::TooManyComments { limit }, at));
+            }
+        }
+        Ok(())
     }
 
     fn run(mut self) -> Result<XmlElement, XmlError> {
+        self.read_all()
+    }
+
+    fn read_all(&mut self) -> Result<XmlElement, XmlError> {
         loop {
             let at = self.position(self.reader.buffer_position());
             let event = match self.reader.read_event() {
@@ -93,6 +174,7 @@ impl<'a> Parser<'a> {
                     return Err(XmlError::at(XmlErrorKind::Syntax(err.to_string()), pos));
                 }
             };
+            self.count(matches!(event, Event::Comment(_) | Event::PI(_)), at)?;
             match event {
                 Event::Start(start) => self.open(&start, at)?,
                 Event::End(_) => self.close(at)?,
@@ -141,7 +223,9 @@ impl<'a> Parser<'a> {
             ));
         }
         let end = self.position(self.reader.buffer_position());
-        self.root.ok_or(XmlError::at(XmlErrorKind::NoRoot, end))
+        self.root
+            .take()
+            .ok_or(XmlError::at(XmlErrorKind::NoRoot, end))
     }
 
     fn open(&mut self, start: &BytesStart<'_>, at: SourcePosition) -> Result<(), XmlError> {
@@ -310,4 +394,44 @@ fn check_chars(data: &str) -> Result<(), XmlErrorKind> {
 
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..='\u{10FFFF}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_match_a_full_scan_and_scan_each_byte_once() {
+        let text = "<a>\n  <b>é</b>\n<!-- x -->\n</a>";
+        let mut positions = Positions::new(text);
+        for offset in 0..=text.len() {
+            let mut boundary = offset;
+            while !text.is_char_boundary(boundary) {
+                boundary -= 1;
+            }
+            assert_eq!(
+                positions.at(offset as u64),
+                SourcePosition::from_offset(text, boundary),
+                "offset {offset}"
+            );
+        }
+        assert_eq!(positions.scanned(), text.len());
+    }
+
+    #[test]
+    fn parsing_scans_the_text_once_however_many_events() {
+        let text = format!("<r>{}</r>", "<!---->".repeat(200));
+        let limits = XmlLimits {
+            max_comments: 1_000,
+            ..XmlLimits::default()
+        };
+        let mut parser = Parser::new(&text, &limits);
+        parser.read_all().expect("parses");
+        // A rescan per event would be ~200 × the length.
+        assert!(
+            parser.positions.scanned() <= text.len(),
+            "{}",
+            parser.positions.scanned()
+        );
+    }
 }
