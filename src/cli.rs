@@ -101,7 +101,7 @@ pub struct SimSalesforceArgs {
 #[derive(Debug, Subcommand)]
 pub enum OutboxCommand {
     /// List messages that need attention.
-    List(ConfigArg),
+    List(AdminTarget),
     /// Show one message and its attempts.
     Show(OutboxIdArgs),
     /// Queue a failed or dead message again.
@@ -110,12 +110,24 @@ pub enum OutboxCommand {
     Discard(OutboxIdArgs),
 }
 
+/// Which running daemon the admin commands talk to: one started with a config file, or a sandbox.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct AdminTarget {
+    /// The daemon's config file (its public URL and `[admin] token`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The data dir of a running `creditlink sandbox` (reads its sandbox.json).
+    #[arg(long, value_name = "DIR")]
+    pub sandbox: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct OutboxIdArgs {
     /// The message id.
     pub id: String,
     #[command(flatten)]
-    pub config: ConfigArg,
+    pub target: AdminTarget,
 }
 
 /// Why a command failed, and so which exit code it ends with.
@@ -172,7 +184,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), CliError> {
     match command {
-        Command::CheckConfig(args) => check_config(&args.config),
+        Command::CheckConfig(args) => check_config(&args.config).await,
         Command::Run(args) => {
             let mut config = load_config(&args.config.config)?;
             config.override_from_flags(args.listen, args.data_dir);
@@ -192,23 +204,81 @@ async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), C
             rotate_vault(&config)
         }
         Command::Outbox(command) => {
-            let path = match &command {
-                OutboxCommand::List(c) => &c.config,
+            let target = match &command {
+                OutboxCommand::List(t) => t,
                 OutboxCommand::Show(a) | OutboxCommand::Retry(a) | OutboxCommand::Discard(a) => {
-                    &a.config.config
+                    &a.target
                 }
             };
-            let config = load_config(path)?;
-            init_telemetry(config.telemetry.format, &config.telemetry.level)?;
-            run_outbox(config, command).await
+            let admin = admin_endpoint(target)?;
+            run_outbox(admin, command).await
         }
     }
 }
 
-/// `check-config`: load with the real environment, validate mappings, print a one-line summary when valid.
-fn check_config(path: &Path) -> Result<(), CliError> {
+/// Where the admin API is and its token.
+struct AdminEndpoint {
+    base: String,
+    token: secrecy::SecretString,
+    /// What to say when the daemon cannot be reached.
+    hint: String,
+}
+
+fn admin_endpoint(target: &AdminTarget) -> Result<AdminEndpoint, CliError> {
+    if let Some(dir) = &target.sandbox {
+        let path = dir.join(crate::sandbox::INFO_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            CliError::Usage(format!(
+                "cannot read {} ({e}): is `creditlink sandbox --data-dir {}` running?",
+                path.display(),
+                dir.display()
+            ))
+        })?;
+        let info: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| CliError::Usage(format!("{} is not valid JSON: {e}", path.display())))?;
+        let base = info["admin_url"].as_str();
+        let token = info["admin"]["token"].as_str();
+        let (Some(base), Some(token)) = (base, token) else {
+            return Err(CliError::Usage(format!(
+                "{} has no admin_url or admin.token (written by an older creditlink? restart the sandbox)",
+                path.display()
+            )));
+        };
+        return Ok(AdminEndpoint {
+            base: base.trim_end_matches('/').to_owned(),
+            token: token.into(),
+            hint: format!(
+                "is `creditlink sandbox --data-dir {}` running?",
+                dir.display()
+            ),
+        });
+    }
+    let Some(path) = &target.config else {
+        return Err(CliError::Usage(
+            "pass --config <FILE> or --sandbox <DIR>".into(),
+        ));
+    };
     let config = load_config(path)?;
-    let problems = check_mappings(&config);
+    init_telemetry(config.telemetry.format, &config.telemetry.level)?;
+    // The admin API listens on its own address (`[admin] listen`), never the bank listener's.
+    let listen = config.admin.listen;
+    let host = if listen.ip().is_unspecified() {
+        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), listen.port())
+    } else {
+        listen
+    };
+    Ok(AdminEndpoint {
+        base: format!("http://{host}"),
+        token: config.admin.token.clone(),
+        hint: "is `creditlink run` up?".into(),
+    })
+}
+
+/// `check-config`: load with the real environment, validate mappings, print a one-line summary when valid.
+async fn check_config(path: &Path) -> Result<(), CliError> {
+    let config = load_config(path)?;
+    let mut problems = check_mappings(&config);
+    problems.extend(check_database(&config).await);
     if !problems.is_empty() {
         return Err(ConfigErrors::new(problems).into());
     }
@@ -222,6 +292,21 @@ fn check_config(path: &Path) -> Result<(), CliError> {
         config.store.data_dir.display(),
     );
     Ok(())
+}
+
+/// With `[store] backend = "postgres"`: the database is reachable and its schema is the one this
+/// binary migrates to (changing nothing).
+async fn check_database(config: &Config) -> Option<Problem> {
+    let crate::config::StoreBackend::Postgres { url } = &config.store.backend else {
+        return None;
+    };
+    let check = crate::store::postgres::PgBackend::check(url);
+    let message = match tokio::time::timeout(std::time::Duration::from_secs(10), check).await {
+        Ok(Ok(_)) => return None,
+        Ok(Err(e)) => format!("[store.postgres] url: {e}"),
+        Err(_) => "[store.postgres] url: the database did not answer within 10 s".to_string(),
+    };
+    Some(Problem::in_file(&config.path, message))
 }
 
 /// Validates the mapping files the config points to.
@@ -356,17 +441,9 @@ fn rotate_vault(config: &Config) -> Result<(), CliError> {
 
 /// `outbox list|show|retry|discard`: a client of the daemon's admin API (`/admin/v1/outbox`), because only the
 /// running daemon may open the store. Prints the JSON answer.
-async fn run_outbox(config: Config, command: OutboxCommand) -> Result<(), CliError> {
+async fn run_outbox(admin: AdminEndpoint, command: OutboxCommand) -> Result<(), CliError> {
     use secrecy::ExposeSecret;
-    // The admin API listens on its own address (`[admin] listen`), never the bank listener's.
-    let admin = config.admin.listen;
-    let host = if admin.ip().is_unspecified() {
-        std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), admin.port())
-    } else {
-        admin
-    };
-    let base = format!("http://{host}");
-    let base = base.as_str();
+    let base = &admin.base;
     let http = reqwest::Client::new();
     let request = match &command {
         OutboxCommand::List(_) => http.get(format!("{base}/admin/v1/outbox?limit=100")),
@@ -375,12 +452,10 @@ async fn run_outbox(config: Config, command: OutboxCommand) -> Result<(), CliErr
         OutboxCommand::Discard(a) => http.post(format!("{base}/admin/v1/outbox/{}/discard", a.id)),
     };
     let response = request
-        .bearer_auth(config.admin.token.expose_secret())
+        .bearer_auth(admin.token.expose_secret())
         .send()
         .await
-        .map_err(|e| {
-            anyhow::anyhow!("cannot reach the daemon at {base} (is `creditlink run` up?): {e}")
-        })?;
+        .map_err(|e| anyhow::anyhow!("cannot reach the daemon at {base} ({}): {e}", admin.hint))?;
     let status = response.status();
     let body: serde_json::Value = response.json().await.map_err(anyhow::Error::from)?;
     println!(

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod inbound;
 pub mod intake;
+pub mod lifecycle;
 pub mod mapping;
 pub mod notify;
 pub mod ops;

@@ -1,10 +1,24 @@
 //! `creditlink sandbox`: the daemon wired to an in-process simulated Salesforce org, on one machine.
 //!
-//! The sandbox writes its generated config to `<data-dir>/sandbox.toml` with every secret as an `{ env = .. }`
-//! reference resolved from an in-process environment map, so no secret is written to disk: the demo JWT key is
-//! compiled in (it is public, `config/sandbox/README.md`), the admin token is fresh per run. It then writes
-//! `<data-dir>/sandbox.json` (DESIGN.md §4) and prints a copy-paste walk-through. Tests use [`Sandbox::start`]
-//! directly to get a whole running loop with their own overrides.
+//! **A data dir is one whole sandbox world**: the daemon's store (messages, idempotency keys, report vault)
+//! *and* the simulated org's records (`<data-dir>/org.json`, saved when the sandbox stops). A second run on
+//! the same data dir therefore continues where the first stopped: an idempotency key replayed within its
+//! 24 hours answers with a Salesforce id the org still has. A store without its org (the last sandbox was
+//! killed before it could save) is refused with what to do, rather than mixing a fresh org with old keys.
+//!
+//! Start-up order: the data dir's lock (`sandbox.lock`) is taken before anything is written, so a second
+//! sandbox on a busy dir stops with "another creditlink is using <dir>; pass --data-dir" and leaves the
+//! running one's files alone. The generated config is loaded from a private temporary file and becomes
+//! `<data-dir>/sandbox.toml` only once the daemon holds its store. Every secret in it is an `{ env = .. }`
+//! reference resolved from an in-process environment map, so no secret is in the config: the demo JWT key is
+//! compiled in (it is public, `config/sandbox/README.md`), the admin token is fresh per run and is written to
+//! `<data-dir>/sandbox.json` (mode 0600) for scripts and `creditlink outbox --sandbox <dir>`.
+//!
+//! Ports: the daemon listens on 127.0.0.1:8080 and its companions on the next ports (org 8081, bank
+//! receivers 8082, mail sink 8083, admin API 8084), so commands copied from an earlier run keep working. A taken port falls
+//! back to a free one, with a line saying so (and `sandbox.json` has the real URLs).
+//!
+//! Tests use [`Sandbox::start`] directly (with port 0 everywhere) to get a whole running loop.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -41,6 +55,10 @@ pub struct SandboxOptions {
     pub overrides: Vec<(String, String)>,
     /// Let the simulated bureau complete or reject requests and push Outbound Messages to the daemon.
     pub automate: bool,
+    /// When a companion's fixed port (next to the daemon's) is taken, use a free one and say so.
+    pub fallback_ports: bool,
+    /// Likewise for the daemon's own port (only when it was not chosen explicitly).
+    pub daemon_fallback: bool,
 }
 
 impl SandboxOptions {
@@ -51,9 +69,16 @@ impl SandboxOptions {
             sim: SimOptions::default(),
             overrides: Vec::new(),
             automate: true,
+            fallback_ports: false,
+            daemon_fallback: false,
         }
     }
 }
+
+/// The file whose lock says "a sandbox is using this data dir".
+const LOCK_FILE: &str = "sandbox.lock";
+/// The simulated org's records, saved when the sandbox stops.
+const ORG_FILE: &str = "org.json";
 
 /// A running sandbox: the simulated org and the daemon.
 pub struct Sandbox {
@@ -65,44 +90,74 @@ pub struct Sandbox {
     pub info: Value,
     pub admin_token: String,
     pub outbox: Outbox,
+    /// The bureau automation this sandbox set on its org (tests change and re-apply it).
+    pub automation: sim::AutomationOptions,
     shutdown: CancellationToken,
     daemon: JoinHandle<anyhow::Result<()>>,
     /// Stops the bank receivers and the SMTP sink.
     helpers: CancellationToken,
+    /// Lines about ports that were taken and replaced (printed before the walk-through).
+    pub notes: Vec<String>,
+    pub data_dir: PathBuf,
+    /// Held while the sandbox runs; released when it is dropped.
+    _lock: std::fs::File,
 }
 
 impl Sandbox {
     /// Starts the simulated org, then the daemon against it; returns once the daemon is listening.
     pub async fn start(opts: SandboxOptions) -> anyhow::Result<Sandbox> {
-        std::fs::create_dir_all(&opts.data_dir)
-            .with_context(|| format!("creating {}", opts.data_dir.display()))?;
-        let sim = sim::spawn("127.0.0.1:0".parse()?, opts.sim.clone()).await?;
+        let lock = lock_data_dir(&opts.data_dir)?;
+        let store_dir = opts.data_dir.join("store");
+        let org_file = opts.data_dir.join(ORG_FILE);
+        if store_dir.exists() && !org_file.exists() {
+            anyhow::bail!(
+                "{} holds a creditlink store but no simulated org ({ORG_FILE}): the last sandbox was stopped \
+                 before it could save the org. Delete the directory to start afresh, or pass another --data-dir",
+                opts.data_dir.display()
+            );
+        }
+        let mut sim_opts = opts.sim.clone();
+        sim_opts.snapshot.get_or_insert(org_file);
+        let mut notes = Vec::new();
+        let near = |offset: u16| companion(opts.listen, offset);
+        // The daemon's port first: the companions' ports are next to it.
+        let listener = bind_daemon(opts.listen, opts.daemon_fallback, &mut notes).await?;
+        let daemon_url = format!("http://{}", listener.local_addr()?);
+        let sim_addr = free_or_fallback(near(1), "simulated org", opts.fallback_ports, &mut notes);
+        let sim = sim::spawn(sim_addr, sim_opts).await?;
         // The demo banks' webhook receivers (verifying signatures) and a local SMTP sink for notifications.
         let helpers = CancellationToken::new();
         let secrets: Vec<(String, WebhookSecret)> = BANK_SLUGS
             .iter()
             .map(|slug| (slug.to_string(), WebhookSecret::generate()))
             .collect();
-        let mail = spawn_smtp_sink("127.0.0.1:0".parse()?, helpers.clone()).await?;
+        let smtp_addr = free_or_fallback(near(3), "mail sink", opts.fallback_ports, &mut notes);
+        let mail = spawn_smtp_sink(smtp_addr, helpers.clone()).await?;
         let smtp_port = mail.addr.port();
+        let receivers_addr =
+            free_or_fallback(near(2), "bank receivers", opts.fallback_ports, &mut notes);
         let receivers = spawn_bank_receivers_with_mail(
-            "127.0.0.1:0".parse()?,
+            receivers_addr,
             secrets.clone(),
             Some(mail),
             helpers.clone(),
         )
         .await?;
-        let listener = TcpListener::bind(opts.listen)
+        // The admin API has its own listener (never the bank listener), next to the others.
+        let admin_addr = free_or_fallback(near(4), "admin API", opts.fallback_ports, &mut notes);
+        let admin_listener = TcpListener::bind(admin_addr)
             .await
-            .with_context(|| format!("binding {}", opts.listen))?;
-        let daemon_url = format!("http://{}", listener.local_addr()?);
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await?;
+            .with_context(|| format!("binding the admin API to {admin_addr}"))?;
         let admin_url = format!("http://{}", admin_listener.local_addr()?);
         let admin_token = random_hex();
         let listener_secret = random_hex();
+        // Loaded from a private file; it becomes sandbox.toml once the daemon holds the store.
         let config_path = opts.data_dir.join("sandbox.toml");
+        let pending_config = opts
+            .data_dir
+            .join(format!(".sandbox.toml.{}", std::process::id()));
         std::fs::write(
-            &config_path,
+            &pending_config,
             config_text(
                 sim.base_url(),
                 &daemon_url,
@@ -139,9 +194,18 @@ impl Sandbox {
         ));
         env.extend(opts.overrides.iter().cloned());
         let env: Env = env.into_iter().collect();
-        let config = config::load(&config_path, &env)
-            .map_err(|e| anyhow::anyhow!("sandbox config:\n{e}"))?;
-        let daemon = Daemon::build(config).await?;
+        let built = match config::load(&pending_config, &env) {
+            Ok(config) => Daemon::build(config).await,
+            Err(e) => Err(anyhow::anyhow!("sandbox config:\n{e}")),
+        };
+        let daemon = match built {
+            Ok(daemon) => daemon,
+            Err(e) => {
+                let _ = std::fs::remove_file(&pending_config);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&pending_config, &config_path)?;
         let outbox = daemon.outbox().clone();
         let shutdown = CancellationToken::new();
         let listeners = crate::app::Listeners {
@@ -157,7 +221,7 @@ impl Sandbox {
                 "{daemon_url}{}/{listener_secret}",
                 crate::inbound::LISTENER_PATH
             )));
-            sim.set_automation(automation);
+            sim.set_automation(automation.clone());
         }
 
         let mut info = sim.info();
@@ -169,10 +233,12 @@ impl Sandbox {
             }
         }
         info["mail_url"] = json!(format!("{}mail", receivers.base_url));
-        let info_path = opts.data_dir.join("sandbox.json");
-        let tmp = opts.data_dir.join("sandbox.json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
-        std::fs::rename(&tmp, &info_path)?;
+        info["admin"] = json!({ "url": format!("{admin_url}/admin/v1"), "token": admin_token });
+        info["data_dir"] = json!(std::fs::canonicalize(&opts.data_dir)?.display().to_string());
+        write_private(
+            &opts.data_dir.join(INFO_FILE),
+            &serde_json::to_vec_pretty(&info)?,
+        )?;
         Ok(Sandbox {
             daemon_url,
             admin_url,
@@ -183,6 +249,10 @@ impl Sandbox {
             shutdown,
             daemon: task,
             helpers,
+            automation,
+            notes,
+            data_dir: opts.data_dir,
+            _lock: lock,
         })
     }
 
@@ -219,6 +289,12 @@ impl Sandbox {
     }
 }
 
+/// The daemon's default address; the companions take the next ports.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+/// The info file for scripts, in the data dir.
+pub const INFO_FILE: &str = "sandbox.json";
+
 /// `creditlink sandbox`: start, print the walk-through, run until `shutdown`.
 pub async fn run(
     data_dir: Option<PathBuf>,
@@ -226,15 +302,115 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let data_dir = data_dir.unwrap_or_else(|| PathBuf::from("creditlink-sandbox"));
-    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let sandbox = Sandbox::start(SandboxOptions::new(data_dir.clone(), listen)).await?;
-    println!("{}", walkthrough(&sandbox, &data_dir));
+    let mut opts = SandboxOptions::new(data_dir, listen.unwrap_or(DEFAULT_LISTEN));
+    opts.fallback_ports = true;
+    opts.daemon_fallback = listen.is_none();
+    let sandbox = Sandbox::start(opts).await?;
+    for note in &sandbox.notes {
+        println!("note: {note}");
+    }
+    println!("{}", walkthrough_text(&sandbox));
     shutdown.cancelled().await;
     sandbox.stop().await
 }
 
-fn walkthrough(s: &Sandbox, data_dir: &Path) -> String {
-    let bank = &s.info["banks"][0];
+/// Takes `<dir>/sandbox.lock` (creating the dir), or says who has it.
+fn lock_data_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another creditlink is using {}; stop it or pass --data-dir",
+            dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("locking {}", path.display()))
+        }
+    }
+}
+
+/// The port `offset` above the daemon's (port 0 stays 0: tests want free ports everywhere).
+fn companion(daemon: SocketAddr, offset: u16) -> SocketAddr {
+    match daemon.port() {
+        0 => SocketAddr::new(daemon.ip(), 0),
+        port => SocketAddr::new(daemon.ip(), port.saturating_add(offset)),
+    }
+}
+
+/// `addr` when it can be bound now; otherwise, with `fallback`, a free port and a note saying so (the
+/// companion then fails to bind with its own error if someone takes the port in between).
+fn free_or_fallback(
+    addr: SocketAddr,
+    what: &str,
+    fallback: bool,
+    notes: &mut Vec<String>,
+) -> SocketAddr {
+    if addr.port() == 0 || !fallback || std::net::TcpListener::bind(addr).is_ok() {
+        return addr;
+    }
+    notes.push(format!(
+        "{addr} is taken: the {what} got a free port this time (sandbox.json has its URL)"
+    ));
+    SocketAddr::new(addr.ip(), 0)
+}
+
+async fn bind_daemon(
+    addr: SocketAddr,
+    fallback: bool,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<TcpListener> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(e) if fallback && e.kind() == std::io::ErrorKind::AddrInUse => {
+            let listener = TcpListener::bind(SocketAddr::new(addr.ip(), 0)).await?;
+            notes.push(format!(
+                "{addr} is taken, so the daemon listens on {} this time (pass --listen to choose)",
+                listener.local_addr()?
+            ));
+            Ok(listener)
+        }
+        Err(e) => Err(e)
+            .with_context(|| format!("cannot listen on {addr}; pass --listen with a free address")),
+    }
+}
+
+/// Writes `bytes` to `path` atomically, readable by the owner only (it holds the admin token).
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("json.tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(true).write(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// One step of the printed walk-through: what it shows, and the bash command (curl and sed only).
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub says: String,
+    pub command: String,
+}
+
+/// The walk-through's steps for this sandbox. Run in order in one bash, they post a request under a fresh
+/// `Idempotency-Key`, replay it, wait until the bureau worked it, and download the report; the end-to-end
+/// test runs exactly these commands.
+pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
+    let info = &s.info;
+    let bank = &info["banks"][0];
     let req = &bank["token_request"];
     let form: Vec<String> = req["form"]
         .as_object()
@@ -246,52 +422,129 @@ fn walkthrough(s: &Sandbox, data_dir: &Path) -> String {
         .unwrap_or_default();
     let d = &s.daemon_url;
     let sf = s.sim.base_url();
-    format!(
-        r#"
-creditlink sandbox is running.
-  daemon:              {d}   (/livez /readyz /metrics /api/v1/openapi.json)
-  bank receivers:      {hooks}   (and demo-bank-b), e-mail sink: {mail}
-  simulated org:       {sf}   (/__sim/records/Credit_Report_Request__c, /__sim/stats)
-  info for scripts:    {info}
-  admin token:         {admin}   (GET {a}/admin/v1/outbox)
+    let hooks = bank["webhook_url"].as_str().unwrap_or_default();
+    let mail = info["mail_url"].as_str().unwrap_or_default();
+    let token_url = req["url"].as_str().unwrap_or_default();
+    let form = form.join(" ");
+    let body = r#"{"reference":"LN-2026-000123","subject":{"type":"person","national_id":"CW-1980013101","first_name":"Maria","last_name":"Martina","date_of_birth":"1980-01-31"},"purpose":"loan_application","consent":{"given_at":"2026-11-20T10:00:00Z"}}"#;
+    let bank_name = bank["name"].as_str().unwrap_or_default();
+    let step = |says: &str, command: String| Step {
+        says: says.to_owned(),
+        command,
+    };
+    vec![
+        step(
+            &format!(
+                "A user of {bank_name} gets a token (it stops here, saying so, if that fails):"
+            ),
+            format!(
+                "TOKEN=$(curl -s {token_url} {form} | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')\n\
+                 [ -n \"$TOKEN\" ] && echo 'got a token' || {{ echo 'no token: is the sandbox running?'; false; }}"
+            ),
+        ),
+        step(
+            "A fresh Idempotency-Key for this run (every run of the walk-through posts a new request):",
+            "KEY=demo-$(date +%s)-$RANDOM".to_owned(),
+        ),
+        step(
+            "Post a credit-report request; the answer (201 within the 5 s wait, else 202) carries its id:",
+            format!(
+                "RESP=$(curl -s {d}/api/v1/report-requests -H \"Authorization: Bearer $TOKEN\" \\\n    \
+                 -H 'Content-Type: application/json' -H \"Idempotency-Key: $KEY\" -H 'Prefer: wait=5' \\\n    \
+                 -d '{body}')\n\
+                 echo \"$RESP\"\n\
+                 ID=$(echo \"$RESP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p'); echo \"request id: $ID\""
+            ),
+        ),
+        step(
+            "Posting again with the same key is answered from the first request (same id, no second request):",
+            format!(
+                "curl -s -i {d}/api/v1/report-requests -H \"Authorization: Bearer $TOKEN\" \\\n    \
+                 -H 'Content-Type: application/json' -H \"Idempotency-Key: $KEY\" \\\n    \
+                 -d '{body}' | grep -i -e '^HTTP/' -e '^idempotent-replayed'"
+            ),
+        ),
+        step(
+            "It is in the simulated org:",
+            format!("curl -s {sf}/__sim/records/Credit_Report_Request__c; echo"),
+        ),
+        step(
+            "Its status goes received -> submitted -> in_progress -> completed (the simulated bureau rejects \
+             every 5th request: see /__sim/automation); wait for the bureau (at most a minute):",
+            format!(
+                "for i in $(seq 60); do\n    \
+                 STATUS=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/report-requests/$ID \
+                 | sed -n 's/.*\"status\":\"\\([a-z_]*\\)\".*/\\1/p')\n    \
+                 echo \"status: $STATUS\"\n    \
+                 case \"$STATUS\" in completed|rejected|action_required|failed) break;; esac\n    \
+                 sleep 1\n\
+                 done"
+            ),
+        ),
+        step(
+            "The whole status document (the same members as the webhooks' data, plus delivery detail):",
+            format!(
+                "curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/report-requests/$ID; echo"
+            ),
+        ),
+        step(
+            "The bank's receiver got signed webhooks (report_request.in_progress, then .completed with the \
+             report's link, size and SHA-256):",
+            format!("curl -s {hooks}; echo"),
+        ),
+        step(
+            "Download the report (owner only, decrypted from the vault; a request without a report answers \
+             409 saying why):",
+            format!(
+                "curl -s -o report.pdf -w '%{{http_code}} %{{content_type}}\\n' -H \"Authorization: Bearer $TOKEN\" \
+                 {d}/api/v1/report-requests/$ID/report"
+            ),
+        ),
+        step(
+            "Rejections, requests needing action and failures also reach the bank's contacts by e-mail:",
+            format!("curl -s {mail}; echo"),
+        ),
+        step(
+            "A bad request gets every problem at once (RFC 9457):",
+            format!(
+                "curl -s {d}/api/v1/report-requests -H \"Authorization: Bearer $TOKEN\" \
+                 -H 'Content-Type: application/json' \\\n    -d '{{\"subject\":{{\"type\":\"person\"}},\"purpose\":\"lunch\"}}'; echo"
+            ),
+        ),
+    ]
+}
 
-Try it (bash; {bank_name} posts a credit-report request):
-
-  TOKEN=$(curl -s {token_url} {form} | python3 -c 'import sys,json; print(json.load(sys.stdin)["access_token"])')
-
-  curl -s -i {d}/api/v1/report-requests \
-    -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -H 'Idempotency-Key: demo-001' -H 'Prefer: wait=5' \
-    -d '{{"reference":"LN-2026-000123","subject":{{"type":"person","national_id":"CW-1980013101","first_name":"Maria","last_name":"Martina","date_of_birth":"1980-01-31"}},"purpose":"loan_application","consent":{{"given_at":"2026-11-20T10:00:00Z"}}}}'
-
-  # 201 with the Salesforce id (or 202 and a status URL). See it in the org:
-  curl -s {sf}/__sim/records/Credit_Report_Request__c | python3 -m json.tool
-
-  # A few seconds later the simulated bureau completes it (every 5th request is rejected) and the bank's
-  # receiver gets signed webhooks (report_request.updated, then .completed with a link and a SHA-256):
-  curl -s {hooks} | python3 -m json.tool
-
-  # Download the finished report (owner only; decrypted from the vault):
-  curl -s -o report.pdf -D - -H "Authorization: Bearer $TOKEN" {d}/api/v1/report-requests/<id>/report
-
-  # Rejections and requests needing action also reach the bank's contacts by e-mail:
-  curl -s {mail} | python3 -m json.tool
-
-  # A bad request gets every problem at once (RFC 9457):
-  curl -s {d}/api/v1/report-requests -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-    -d '{{"subject":{{"type":"person"}},"purpose":"lunch"}}' | python3 -m json.tool
-
-Stop with Ctrl-C.
-"#,
-        info = data_dir.join("sandbox.json").display(),
-        admin = s.admin_token,
-        a = s.admin_url,
-        bank_name = bank["name"].as_str().unwrap_or_default(),
-        token_url = req["url"].as_str().unwrap_or_default(),
-        form = form.join(" "),
-        hooks = bank["webhook_url"].as_str().unwrap_or_default(),
+/// The walk-through as printed: URLs, then each step as a comment and its command.
+fn walkthrough_text(s: &Sandbox) -> String {
+    let d = &s.daemon_url;
+    let info_path = s.data_dir.join(INFO_FILE);
+    let mut out = format!(
+        "\ncreditlink sandbox is running.\n  \
+         daemon:            {d}   (/livez /readyz /metrics /api/v1/openapi.json)\n  \
+         simulated org:     {sf}   (/__sim/records/Credit_Report_Request__c, /__sim/stats)\n  \
+         bank receivers:    {hooks}   (and demo-bank-b), e-mail sink: {mail}\n  \
+         info for scripts:  {info}   (URLs, token requests, the admin token)\n  \
+         admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n\n\
+         The data dir keeps this sandbox's store and its simulated org (saved on Ctrl-C): run it again on the\n\
+         same dir and earlier requests, keys and reports are still there; delete the dir to start afresh.\n\n\
+         Try it (bash, curl and sed; paste the steps in order into one shell):\n",
+        sf = s.sim.base_url(),
+        hooks = s.info["banks"][0]["webhook_url"]
+            .as_str()
+            .unwrap_or_default(),
         mail = s.info["mail_url"].as_str().unwrap_or_default(),
-    )
+        info = info_path.display(),
+        dir = s.data_dir.display(),
+        admin = s.admin_url,
+    );
+    for step in walkthrough(s) {
+        out.push_str(&format!("\n  # {}\n", step.says));
+        for line in step.command.lines() {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
+    out.push_str("\nStop with Ctrl-C.\n");
+    out
 }
 
 /// A directory the sandbox reads from the source tree (`mappings`, the demo vault key): relative to the working

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo bench --bench load                              # every scenario (about 5 minutes)
-//! BENCH_SCENARIOS=intake,vault cargo bench --bench load # a subset: intake, api, latency, rss, vault
+//! BENCH_SCENARIOS=intake,vault cargo bench --bench load # a subset: intake, api, latency, rss, vault, sandbox
 //! BENCH_SECS=15 BENCH_QUEUE=100000 cargo bench --bench load
 //! ```
 //! Speed is never asserted: the bench prints figures (and a Markdown summary at the end) and exits 0 unless
@@ -93,6 +93,9 @@ async fn run_all() -> anyhow::Result<Vec<String>> {
     }
     if settings.wants("rss") {
         summary.extend(scenarios::rss_and_restart(&http, settings.queue).await?);
+    }
+    if settings.wants("sandbox") {
+        summary.extend(scenarios::sandbox_vs_run(&http, settings.secs).await?);
     }
     if settings.wants("vault") {
         let v = tokio::task::spawn_blocking(vault::run).await??;

@@ -136,15 +136,7 @@ impl Sim {
             .spawn()
             .context("spawning the simulator")?;
         let proc = Proc { child };
-        let info: Value = poll_until(Duration::from_secs(20), "the simulator's info file", || {
-            let path = info_file.clone();
-            async move {
-                std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-            }
-        })
-        .await?;
+        let info = json_file_when_written(&info_file, "the simulator's info file", 20).await?;
         let url = info["salesforce_url"]
             .as_str()
             .context("salesforce_url")?
@@ -155,6 +147,54 @@ impl Sim {
             info,
         })
     }
+}
+
+/// `creditlink sandbox`: the daemon and the simulated org (with its bureau automation, demo banks and mail
+/// sink) in one process, as a newcomer runs it.
+pub struct Sandbox {
+    pub proc: Proc,
+    pub url: String,
+    /// The `sandbox.json` document (its `banks[].token_request` give the bank tokens).
+    pub info: Value,
+}
+
+impl Sandbox {
+    pub async fn start(dir: &Path) -> anyhow::Result<Sandbox> {
+        let data_dir = dir.join("sandbox");
+        let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let log = std::fs::File::create(dir.join("sandbox.log"))?;
+        let child = Command::new(BIN)
+            .arg("sandbox")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("spawning the sandbox")?;
+        let proc = Proc { child };
+        let info_file = data_dir.join("sandbox.json");
+        let info = json_file_when_written(&info_file, "the sandbox's sandbox.json", 30).await?;
+        let url = info["daemon_url"]
+            .as_str()
+            .context("daemon_url")?
+            .to_owned();
+        Ok(Sandbox { proc, url, info })
+    }
+}
+
+/// The JSON document a child process writes at `path` once it is up (bounded wait).
+async fn json_file_when_written(path: &Path, what: &str, secs: u64) -> anyhow::Result<Value> {
+    poll_until(Duration::from_secs(secs), what, || {
+        let path = path.to_path_buf();
+        async move {
+            std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+        }
+    })
+    .await
 }
 
 /// What varies between scenarios: `CREDITLINK__SECTION__KEY` overrides.

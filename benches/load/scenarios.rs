@@ -279,9 +279,11 @@ pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Resu
     .await;
     let line = match drained {
         Ok(_) => format!(
-            "- after restart the {} queued requests drained to Salesforce in {:.1} s",
+            "- after restart the {} queued requests drained to Salesforce in {:.1} s = {:.0} records/s (load {})",
             out.ok,
-            drain_start.elapsed().as_secs_f64()
+            drain_start.elapsed().as_secs_f64(),
+            out.ok as f64 / drain_start.elapsed().as_secs_f64(),
+            probes::load_average()
         ),
         Err(_) => {
             let c = probes::counts(http, &restarted.url, &setup.admin_token).await?;
@@ -291,5 +293,60 @@ pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Resu
     println!("{line}");
     lines.push(line);
     restarted.proc.terminate(Duration::from_secs(60)).await?;
+    Ok(lines)
+}
+
+/// Scenario 6: `creditlink sandbox` (one process) against `creditlink run` + `creditlink sim salesforce` under
+/// the same intake load, one after the other in the same run; the ratio of their request rates.
+pub async fn sandbox_vs_run(http: &reqwest::Client, secs: u64) -> anyhow::Result<Vec<String>> {
+    let load = || Load::Duration {
+        clients: CLIENTS,
+        time: Duration::from_secs(secs),
+    };
+    let stack = Stack::start(http, &Vec::new()).await?;
+    let run = stack.load(http, "run", load()).await;
+    let mut lines = vec![describe(
+        &format!("creditlink run + sim salesforce, {CLIENTS} clients, {secs} s"),
+        &run,
+    )];
+    drop(stack);
+
+    let dir = tempfile::Builder::new()
+        .prefix("creditlink-bench-")
+        .tempdir()?;
+    let sandbox = procs::Sandbox::start(dir.path()).await?;
+    let tokens = loadgen::bank_tokens(http, &sandbox.info).await?;
+    let warm = loadgen::run(
+        http,
+        &sandbox.url,
+        &tokens,
+        "sandbox-warm",
+        Load::Count {
+            clients: 2,
+            requests: 8,
+        },
+    )
+    .await;
+    anyhow::ensure!(
+        warm.errors == 0,
+        "sandbox warm-up failed: {:?}",
+        warm.error_samples
+    );
+    let cpu0 = procs::cpu_seconds(sandbox.proc.pid()).unwrap_or(0.0);
+    let boxed = loadgen::run(http, &sandbox.url, &tokens, "sandbox", load()).await;
+    let cpu1 = procs::cpu_seconds(sandbox.proc.pid()).unwrap_or(0.0);
+    lines.push(describe(
+        &format!("creditlink sandbox, {CLIENTS} clients, {secs} s"),
+        &boxed,
+    ));
+    let line = format!(
+        "- sandbox / run+sim request rate: {:.2} (sandbox CPU {:.0} µs per request; load {})",
+        boxed.rate() / run.rate(),
+        (cpu1 - cpu0) * 1e6 / boxed.ok.max(1) as f64,
+        probes::load_average()
+    );
+    println!("{line}");
+    lines.push(line);
+    sandbox.proc.terminate(Duration::from_secs(60)).await?;
     Ok(lines)
 }

@@ -28,6 +28,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::config::{self, Config};
 use crate::inbound::{Inbound, InboundSettings, open_vault};
 use crate::intake::{self, Authenticator, BankQuota, IntakeState};
+use crate::lifecycle::FailureNotice;
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
 use crate::outbox::{DestinationKind, Outbox, RetryPolicy};
@@ -68,6 +69,28 @@ pub struct Daemon {
     health: Health,
 }
 
+/// Opens the configured backend: the embedded sled store under `data_dir`, or PostgreSQL (schema
+/// migrations applied here, before anything is accepted).
+async fn open_store(
+    config: &config::StoreConfig,
+    data_dir: &std::path::Path,
+    durability: Durability,
+) -> anyhow::Result<Store> {
+    match &config.backend {
+        config::StoreBackend::Sled => {
+            let store_dir = data_dir.join("store");
+            Ok(
+                tokio::task::spawn_blocking(move || Store::open(&store_dir, durability))
+                    .await?
+                    .context("opening the store")?,
+            )
+        }
+        config::StoreBackend::Postgres { url } => Store::connect_postgres(url)
+            .await
+            .context("connecting to PostgreSQL ([store.postgres] url)"),
+    }
+}
+
 impl Daemon {
     /// Opens the store (recovering in-flight messages), loads mappings and builds every part. No network I/O.
     pub async fn build(config: Config) -> anyhow::Result<Daemon> {
@@ -79,10 +102,7 @@ impl Daemon {
             config::Durability::PerRequest => Durability::PerRequest,
             config::Durability::None => Durability::None,
         };
-        let store_dir = data_dir.join("store");
-        let store = tokio::task::spawn_blocking(move || Store::open(&store_dir, durability))
-            .await?
-            .context("opening the store")?;
+        let store = open_store(&config.store, data_dir, durability).await?;
         let o = &config.outbox;
         let policy = RetryPolicy::new(
             o.retry_schedule.clone(),
@@ -138,6 +158,13 @@ impl Daemon {
         let pusher = SalesforcePusher::new(outbox.clone(), client.clone(), settings)
             .context("[pusher] settings")?;
         let mappings = Arc::new(ArcSwap::from_pointee(mappings));
+        pusher.set_failure_notice(FailureNotice::new(
+            outbox.clone(),
+            mappings.clone(),
+            config.banks.clone(),
+            config.notifications.bureau_contacts.clone(),
+            config.server.public_url().as_str(),
+        ));
         let (inbound, vault) = match (InboundSettings::from_config(&config), &config.inbound) {
             (Some(settings), Some(inbound_config)) => {
                 let vault = Arc::new(
@@ -258,6 +285,14 @@ impl Daemon {
         spawn_worker(&tracker, &health, "bank_pusher", |beat| {
             bank_pusher.clone().run(workers.clone(), beat)
         });
+        spawn_shared_wakeups(
+            &tracker,
+            &workers,
+            &store,
+            &pusher,
+            &bank_pusher,
+            mailer.as_ref(),
+        );
         if let Some(mailer) = mailer {
             spawn_worker(&tracker, &health, "email_pusher", |beat| {
                 mailer.run(workers.clone(), beat)
@@ -302,6 +337,7 @@ impl Daemon {
                 .server
                 .bank_quota_per_hour
                 .map(|n| Arc::new(BankQuota::new(n))),
+            views: inbound.as_ref().map(|i| i.state().clone()),
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
         let request_timeout = config.server.request_timeout + config.intake.max_prefer_wait;
@@ -428,6 +464,53 @@ fn limit_api(api: Router, server: &config::ServerConfig, request_timeout: Durati
 }
 
 /// Starts a worker loop with its own heartbeat, registered as a readiness check under `name`.
+/// With a store other daemons share: wakes this daemon's pusher of each kind another daemon enqueued
+/// for (or made due by an admin retry), instead of waiting for its next poll.
+fn spawn_shared_wakeups(
+    tracker: &TaskTracker,
+    stop: &CancellationToken,
+    store: &Store,
+    pusher: &SalesforcePusher,
+    bank_pusher: &crate::relay::bank::BankPusher,
+    mailer: Option<&EmailPusher>,
+) {
+    let Some(mut woken) = store.enqueued() else {
+        return;
+    };
+    let (salesforce, bank, mailer, stop) = (
+        pusher.notifier(),
+        bank_pusher.clone(),
+        mailer.cloned(),
+        stop.clone(),
+    );
+    tracker.spawn(async move {
+        loop {
+            let kind = tokio::select! {
+                kind = woken.recv() => kind,
+                () = stop.cancelled() => return,
+            };
+            let wake_all = matches!(
+                kind,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_))
+            );
+            if wake_all || matches!(kind, Ok(DestinationKind::Salesforce)) {
+                salesforce.notify_one();
+            }
+            if wake_all || matches!(kind, Ok(DestinationKind::Bank)) {
+                bank.wake();
+            }
+            if (wake_all || matches!(kind, Ok(DestinationKind::Email)))
+                && let Some(mailer) = &mailer
+            {
+                mailer.wake();
+            }
+            if matches!(kind, Err(tokio::sync::broadcast::error::RecvError::Closed)) {
+                return;
+            }
+        }
+    });
+}
+
 fn spawn_worker<Fut>(
     tracker: &TaskTracker,
     health: &Health,

@@ -37,7 +37,8 @@ pub use salesforce::{
     AuthFlow, IntakeConfig, SalesforceAuth, SalesforceConfig, check_salesforce_id,
 };
 pub use server::{
-    AdminConfig, Durability, MappingsConfig, ServerConfig, StoreConfig, TelemetryConfig,
+    AdminConfig, Durability, MappingsConfig, ServerConfig, StoreBackend, StoreConfig,
+    TelemetryConfig,
 };
 
 use reader::{Ctx, Section};

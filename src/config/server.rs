@@ -64,8 +64,21 @@ fn derived_public_url(listen: SocketAddr) -> url::Url {
 /// `[store]`: where the durable state lives and how hard it tries to keep it.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    /// Local state (the embedded store with `backend = "sled"`, the report vault).
     pub data_dir: PathBuf,
+    /// sled only: PostgreSQL commits every transaction durably by itself.
     pub durability: Durability,
+    pub backend: StoreBackend,
+}
+
+/// `[store] backend`: where the outbox and the other durable state live.
+#[derive(Debug, Clone)]
+pub enum StoreBackend {
+    /// The embedded sled database under `data_dir` (one daemon per data directory).
+    Sled,
+    /// A PostgreSQL database that several daemons share; `[store.postgres] url` (a secret: it may
+    /// hold a password), by default `{ env = "DATABASE_URL" }`.
+    Postgres { url: SecretString },
 }
 
 /// When an acknowledged write is on disk.
@@ -161,7 +174,25 @@ pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
 
 pub(crate) fn read_store(s: &mut Section<'_>) -> StoreConfig {
     let path = reader::path(s.ctx());
+    let postgres = s.or(
+        "backend",
+        false,
+        reader::one_of(&[("sled", false), ("postgres", true)]),
+    );
+    let mut pg = Section::table(s, "postgres", "[store.postgres]");
+    let url = if postgres {
+        read_postgres_url(&mut pg)
+    } else {
+        pg.allow(&["url"]);
+        None
+    };
+    pg.finish();
+    let backend = match url {
+        Some(url) => StoreBackend::Postgres { url },
+        None => StoreBackend::Sled,
+    };
     StoreConfig {
+        backend,
         data_dir: s.or("data_dir", s.ctx().resolve("/var/lib/creditlink"), path),
         durability: s.or(
             "durability",
@@ -172,6 +203,23 @@ pub(crate) fn read_store(s: &mut Section<'_>) -> StoreConfig {
                 ("none", Durability::None),
             ]),
         ),
+    }
+}
+
+/// `[store.postgres] url`, defaulting to the `DATABASE_URL` environment variable.
+fn read_postgres_url(pg: &mut Section<'_>) -> Option<SecretString> {
+    if pg.has("url") {
+        return pg.required("url", reader::secret(pg.ctx()));
+    }
+    match pg.ctx().env.get("DATABASE_URL") {
+        Some(url) if !url.trim().is_empty() => Some(SecretString::from(url.to_string())),
+        _ => {
+            pg.missing(
+                "url",
+                " (backend = \"postgres\" needs it, or the DATABASE_URL environment variable)",
+            );
+            None
+        }
     }
 }
 

@@ -15,7 +15,9 @@
 //!    report in the vault when Completed (its `ContentSize` checked against the vault's limit *before* the
 //!    download, and the download cut off at that limit), then enqueue the bank event (plus e-mails for Rejected
 //!    and Action Required) under keys that carry the record's change sequence (see `events`).
-//! 4. Save the new sequence and hash, settle the hint (every write durable when it returns).
+//! 4. Save the event's `data` as the request's view (what `GET /api/v1/report-requests/{id}` shows, so the
+//!    status document and the webhooks agree), the new sequence and hash, settle the hint (every write
+//!    durable when it returns).
 //!
 //! The object and field names come from the mappings (`names`). Limitation: echo suppression looks only at
 //! `LastModifiedById`. A bureau change immediately overwritten by a creditlink write before the hint is
@@ -32,6 +34,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::config::BankConfig;
+use crate::lifecycle::Lifecycle;
 use crate::mapping::MappingSet;
 use crate::outbox::Outbox;
 use crate::salesforce::{ContentVersionRef, JsonMap, SalesforceClient, SfError, soql_id_list};
@@ -321,7 +324,16 @@ impl Mirror {
         object.insert("report".into(), report);
 
         let sequence = previous.map_or(0, |p| p.sequence) + 1;
-        let event = event_name(status);
+        // The bank's vocabulary (`crate::lifecycle`): the outbound mapping names the state.
+        let event = body
+            .get("status")
+            .and_then(Value::as_str)
+            .and_then(Lifecycle::parse)
+            .ok_or_else(|| {
+                InboundError::Shape("the outbound mapping produced no lifecycle status".into())
+            })?
+            .as_str();
+        self.state.set_view(request_key, &body).await?;
         events::enqueue(
             &self.outbox,
             Change {
@@ -394,16 +406,6 @@ impl Mirror {
 /// Retry delay after `attempts` failures: 1 s doubling, capped at [`MAX_BACKOFF`].
 pub fn backoff(attempts: u32) -> Duration {
     Duration::from_secs(1u64 << attempts.min(16)).min(MAX_BACKOFF)
-}
-
-/// The event suffix for a status (`report_request.<suffix>`).
-pub fn event_name(status: &str) -> &'static str {
-    match status {
-        "Completed" => "completed",
-        "Rejected" => "rejected",
-        "Action Required" => "action_required",
-        _ => "updated",
-    }
 }
 
 fn email_template(status: &str) -> Option<&'static str> {

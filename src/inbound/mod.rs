@@ -21,7 +21,7 @@
 //! | `events.rs` | the enqueued event and e-mails of one change, keyed by the record's change sequence |
 //! | `names.rs` | the Salesforce object and field names, from the mappings |
 //! | `poller.rs` | the reconciliation poll and its watermark |
-//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, watermark |
+//! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, request views, watermark |
 //! | `error.rs` | [`InboundError`] with its retryable/permanent split |
 //!
 //! Architecture invariants:
@@ -44,7 +44,7 @@ mod state;
 
 pub use error::InboundError;
 pub use listener::{PATH as LISTENER_PATH, SEEN_TTL};
-pub use mirror::{BATCH as MIRROR_BATCH, MirrorOutcome, SkipReason, event_name};
+pub use mirror::{BATCH as MIRROR_BATCH, MirrorOutcome, SkipReason};
 pub use names::{MAPPING_KIND, RequestNames};
 pub use poller::{PollOutcome, soql_datetime};
 pub use soap::{ACK, Notification, OutboundMessage, SoapError, parse as parse_envelope};
@@ -132,6 +132,8 @@ pub struct Inbound {
     poller: Poller,
     poll_interval: Duration,
     wake: Arc<Notify>,
+    /// For leadership: with a shared store one daemon at a time runs the poller.
+    store: Store,
 }
 
 impl Inbound {
@@ -175,6 +177,7 @@ impl Inbound {
             },
             poller: Poller::new(state, client, mappings, settings.poll_overlap),
             poll_interval: settings.poll_interval,
+            store: store.clone(),
             wake,
         })
     }
@@ -248,10 +251,22 @@ impl Inbound {
         }
     }
 
+    /// Polls every interval while this daemon leads the `inbound.poller` role (always, with an
+    /// embedded store; one daemon at a time, with a shared database — a standby takes over at its
+    /// next interval after the leader dies).
     async fn run_poller(&self, shutdown: CancellationToken, heartbeat: Heartbeat) {
+        let mut leadership = match self.store.lead("inbound.poller").await {
+            Ok(leadership) => leadership,
+            Err(e) => {
+                tracing::error!(error = %e, "poller: leader election unavailable; not polling");
+                return;
+            }
+        };
         while !shutdown.is_cancelled() {
             heartbeat.beat();
-            if let Err(e) = self.poll_once().await {
+            if !leadership.is_leader().await {
+                tracing::debug!("poller: another daemon leads; standing by");
+            } else if let Err(e) = self.poll_once().await {
                 tracing::warn!(error = %e, "reconciliation poll failed; retrying next interval");
                 metrics::counter!("creditlink_inbound_poll_errors_total").increment(1);
             }

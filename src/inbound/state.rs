@@ -6,6 +6,7 @@
 //! | `inbound.seen` | notification id | expires_at ms (8 B, big-endian) |
 //! | `inbound.seen_expiry` | expires_at ms (8) · notification id | empty; purging is a range scan |
 //! | `inbound.mirrored` | record id | hex SHA-256 of the last state turned into a bank event |
+//! | `inbound.views` | creditlink request id | the `data` of the last bank event (JSON): what the status document shows |
 //! | `inbound.meta` | `watermark` | the poll watermark, RFC 3339 |
 //!
 //! Invariants:
@@ -58,6 +59,7 @@ pub struct InboundState {
     seen: KvTree,
     seen_expiry: KvTree,
     mirrored: KvTree,
+    views: KvTree,
     meta: KvTree,
 }
 
@@ -68,6 +70,7 @@ impl InboundState {
             seen: store.kv_tree("inbound.seen")?,
             seen_expiry: store.kv_tree("inbound.seen_expiry")?,
             mirrored: store.kv_tree("inbound.mirrored")?,
+            views: store.kv_tree("inbound.views")?,
             meta: store.kv_tree("inbound.meta")?,
         })
     }
@@ -283,6 +286,29 @@ impl InboundState {
         self.mirrored
             .insert(record_id.as_bytes(), state_hash.as_bytes())
             .await?;
+        Ok(())
+    }
+
+    /// The `data` of the last bank event sent for a request, by its creditlink id (the request's lifecycle as
+    /// the bureau last left it; see `crate::lifecycle`).
+    pub async fn view(&self, request_key: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        Ok(self
+            .views
+            .get(request_key.as_bytes())
+            .await?
+            .and_then(|v| serde_json::from_slice(&v).ok()))
+    }
+
+    pub async fn set_view(
+        &self,
+        request_key: &str,
+        data: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(data).map_err(|source| StoreError::Decode {
+            what: "request view",
+            source,
+        })?;
+        self.views.insert(request_key.as_bytes(), &bytes).await?;
         Ok(())
     }
 

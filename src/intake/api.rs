@@ -11,7 +11,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
-use serde_json::json;
 use tokio::sync::Notify;
 
 use super::auth::{Authenticated, Authenticator, Principal};
@@ -20,6 +19,8 @@ use super::error::ApiError;
 use super::headers::{BearerToken, IdempotencyKey, Prefer};
 use super::problem::FieldError;
 use super::quota::BankQuota;
+use crate::inbound::InboundState;
+use crate::lifecycle::{self, Lifecycle};
 use crate::mapping::{FieldProblem, MapContext, MappingSet};
 use crate::ops::metrics as m;
 use crate::outbox::{
@@ -27,8 +28,7 @@ use crate::outbox::{
 };
 use crate::vault::{Actor, Vault, VaultError};
 
-/// The mapping kind report requests are mapped with (`mappings/report_request.*.toml`).
-pub const REPORT_REQUEST_KIND: &str = "report_request";
+pub use crate::lifecycle::REPORT_REQUEST_KIND;
 
 /// Everything the bank API handlers share.
 #[derive(Clone)]
@@ -46,6 +46,9 @@ pub struct IntakeState {
     pub vault: Option<Arc<Vault>>,
     /// `[server] bank_quota_per_hour`; `None` = no quota.
     pub quota: Option<Arc<BankQuota>>,
+    /// The bureau's side of each request's lifecycle, as the mirror last told the bank (`None` without
+    /// `[inbound]`: then requests stay `submitted` once in Salesforce).
+    pub views: Option<InboundState>,
 }
 
 /// `/api/v1/...` routes of the bank API.
@@ -58,10 +61,36 @@ pub fn router(state: IntakeState) -> Router {
         .route("/api/v1/report-requests/{id}", get(get_report_request))
         .route("/api/v1/report-requests/{id}/report", get(get_report))
         .route(
+            "/api/v1/uploads",
+            axum::routing::post(uploads_not_implemented),
+        )
+        .route("/api/v1/uploads/{id}", get(uploads_not_implemented))
+        .route(
+            "/api/v1/uploads/{id}/errors.csv",
+            get(uploads_not_implemented),
+        )
+        .route(
             "/api/v1/openapi.json",
             get(|| async { Json(super::openapi_json()) }),
         )
+        // axum adds `Allow`; the body is a problem document like every other 4xx.
+        .method_not_allowed_fallback(method_not_allowed)
+        // Any path no router serves: a problem document too (this router is the daemon's only fallback).
+        .fallback(|| async { ApiError::NotFound })
         .with_state(state)
+}
+
+/// The 405 of every bank API and admin route (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed { allow: None }
+}
+
+/// Data-feed uploads are announced but not built: 501, not a bare 404, and the OpenAPI document does not
+/// list them.
+async fn uploads_not_implemented() -> ApiError {
+    ApiError::NotImplemented(
+        "Data-feed uploads are not available yet; only report requests are served.".into(),
+    )
 }
 
 async fn create_report_request(
@@ -193,7 +222,11 @@ async fn accept(
     } else {
         StatusCode::ACCEPTED
     };
-    let mut response = (status, Json(status_body(state, &message))).into_response();
+    let mut response = (
+        status,
+        Json(status_body(state, &message, &principal.bank_code).await),
+    )
+        .into_response();
     let headers = response.headers_mut();
     let url = status_url(state, &message.id);
     if let Ok(v) = HeaderValue::from_str(&url) {
@@ -218,12 +251,13 @@ async fn get_report_request(
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
     let message = owned_message(&state, &principal, &id).await?;
-    Ok(Json(status_body(&state, &message)).into_response())
+    Ok(Json(status_body(&state, &message, &principal.bank_code).await).into_response())
 }
 
 /// The finished PDF, decrypted from the vault for the owning bank only, with its SHA-256 as `ETag` and
-/// `Repr-Digest`. Every access (granted or not) is in the vault's audit log. Another bank's id, an unknown id
-/// and a report not yet available all answer 404.
+/// `Repr-Digest`. Every access (granted or not) is in the vault's audit log. Another bank's id and an unknown
+/// id answer the same 404; a request without a report (not completed yet, rejected, failed) answers 409 with
+/// its status and the bureau's reason.
 async fn get_report(
     State(state): State<IntakeState>,
     token: BearerToken,
@@ -232,6 +266,14 @@ async fn get_report(
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
     let message = owned_message(&state, &principal, &id).await?;
+    let doc = status_body(&state, &message, &principal.bank_code).await;
+    let status = doc["status"].as_str().unwrap_or_default();
+    if status != Lifecycle::Completed.as_str() {
+        return Err(ApiError::ReportNotAvailable {
+            status: status.to_owned(),
+            reason: doc["reason"].as_str().map(str::to_owned),
+        });
+    }
     let vault = state.vault.clone().ok_or(ApiError::NotFound)?;
     let actor = Actor::Bank(principal.account_id.clone());
     let report_id = message.id.to_string();
@@ -280,17 +322,29 @@ async fn get_report(
     Ok(response)
 }
 
-/// The message `id` if it exists, is a report request, and belongs to the caller's bank; otherwise the same
-/// 404 in every case, so ids of other banks cannot be probed.
+/// The message `id` if it exists, is a report request (its destination is the report-request object in
+/// Salesforce: bank events and e-mails share the outbox and the lane, and their ids are the `webhook-id`s
+/// banks receive), and belongs to the caller's bank; otherwise the same 404 in every case, so ids of other
+/// banks cannot be probed.
 async fn owned_message(
     state: &IntakeState,
     principal: &Principal,
     id: &str,
 ) -> Result<Message, ApiError> {
-    let id: MessageId = id.parse().map_err(|_| ApiError::NotFound)?;
+    let id: MessageId = id.parse().map_err(|_| ApiError::RequestNotFound)?;
+    let object = state
+        .mappings
+        .load()
+        .object(REPORT_REQUEST_KIND, Some(&principal.bank_code))
+        .map(str::to_owned);
     match state.outbox.get(id).await.map_err(ApiError::internal)? {
-        Some(m) if m.tenant == principal.account_id && m.lane == Lane::Interactive => Ok(m),
-        _ => Err(ApiError::NotFound),
+        Some(m)
+            if m.tenant == principal.account_id
+                && lifecycle::is_report_request(&m, object.as_deref()) =>
+        {
+            Ok(m)
+        }
+        _ => Err(ApiError::RequestNotFound),
     }
 }
 
@@ -301,19 +355,26 @@ fn status_url(state: &IntakeState, id: &MessageId) -> String {
     )
 }
 
-/// The status document of a report request (the OpenAPI `ReportRequestStatus`).
-fn status_body(state: &IntakeState, message: &Message) -> serde_json::Value {
-    let status = serde_json::to_value(message.state).unwrap_or(serde_json::Value::Null);
-    json!({
-        "id": message.id.to_string(),
-        "status": status,
-        "salesforce_id": message.remote_id,
-        "attempts": message.attempts,
-        "last_error": message.last_error.as_ref().map(|e| json!({ "code": e.code, "message": e.message })),
-        "created_at": message.created_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "updated_at": message.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "status_url": status_url(state, &message.id),
-    })
+/// The status document of a report request (the OpenAPI `ReportRequestStatus`; see `crate::lifecycle`).
+async fn status_body(state: &IntakeState, message: &Message, bank_code: &str) -> serde_json::Value {
+    let mirrored = match &state.views {
+        Some(views) if message.state == MsgState::Delivered => views
+            .view(&message.id.to_string())
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "request view unreadable; showing the delivery state");
+                None
+            }),
+        _ => None,
+    };
+    let mappings = state.mappings.load();
+    lifecycle::status_document(
+        message,
+        mirrored,
+        &mappings,
+        Some(bank_code),
+        &status_url(state, &message.id),
+    )
 }
 
 /// A mapping problem as a problem-document field error: the bank's dotted path becomes a JSON Pointer.

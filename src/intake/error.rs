@@ -38,9 +38,23 @@ pub enum ApiError {
     /// Authenticated but not allowed; `detail` is shown to the client.
     #[error("forbidden: {0}")]
     Forbidden(String),
-    /// Unknown id, or an id of another bank: the same answer for both.
-    #[error("not found (or not visible to this caller)")]
+    /// Unknown route or resource.
+    #[error("not found")]
     NotFound,
+    /// Unknown report request id, or an id of another bank: the same answer for both.
+    #[error("report request not found (or not visible to this caller)")]
+    RequestNotFound,
+    /// The request has no report to download; `status` is its lifecycle state.
+    #[error("no report: the request is {status}")]
+    ReportNotAvailable {
+        status: String,
+        reason: Option<String>,
+    },
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Option<String> },
+    /// Announced but not built; `detail` is shown to the client.
+    #[error("not implemented: {0}")]
+    NotImplemented(String),
     #[error("{} invalid field(s)", .0.len())]
     Validation(Vec<FieldError>),
     #[error("Idempotency-Key reused with a different body")]
@@ -85,6 +99,12 @@ impl ApiError {
             Self::InvalidRequest(detail) => Problem::invalid_request(detail.clone()),
             Self::Forbidden(detail) => Problem::forbidden(detail.clone()),
             Self::NotFound => Problem::not_found(),
+            Self::RequestNotFound => Problem::request_not_found(),
+            Self::ReportNotAvailable { status, reason } => {
+                Problem::report_not_available(status, reason.as_deref())
+            }
+            Self::MethodNotAllowed { allow } => Problem::method_not_allowed(allow.as_deref()),
+            Self::NotImplemented(detail) => Problem::not_implemented(detail.clone()),
             Self::Validation(errors) => Problem::validation(errors.clone()),
             Self::IdempotencyKeyReused => Problem::idempotency_key_reused(),
             Self::RequestInFlight => Problem::request_in_flight(),

@@ -6,17 +6,17 @@
 //! A hand-built document also keeps every status, header and problem type visible in one file. Tests
 //! check it parses, validates with an independent validator, and that its example is the DESIGN.md body.
 //!
-//! Truthfulness: endpoints the daemon does not serve yet carry `x-creditlink-status: planned`.
+//! Truthfulness: the document lists only what the daemon serves (data-feed uploads answer 501 until they are
+//! built, and are not listed). Its status vocabulary is `crate::lifecycle`'s, for the status document and
+//! the `webhooks` alike.
 
 use serde_json::{Value, json};
 
 use super::problem::{PROBLEM_JSON, ProblemType};
+use crate::lifecycle::Lifecycle;
 
 /// Local name of the root element of an XML report request (`<report_request>…</report_request>`).
 pub const REPORT_REQUEST_XML_ROOT: &str = "report_request";
-
-/// The vendor extension marking an operation the server does not serve yet.
-pub const PLANNED: (&str, &str) = ("x-creditlink-status", "planned");
 
 /// The whole document.
 pub fn openapi_json() -> Value {
@@ -25,7 +25,7 @@ pub fn openapi_json() -> Value {
         "info": {
             "title": "creditlink bank API",
             "version": "1.0.0",
-            "description": "Credit report requests and data feeds from member banks. Authenticate with the \
+            "description": "Credit report requests from member banks. Authenticate with the \
                 Salesforce access token of a bank user. Errors are RFC 9457 problem documents \
                 (application/problem+json); 400 means a body that cannot be parsed, 422 a well-formed body \
                 whose content is invalid, with every field problem listed."
@@ -34,10 +34,10 @@ pub fn openapi_json() -> Value {
         "security": [{ "bearerAuth": [] }],
         "tags": [
             { "name": "report-requests", "description": "Credit report requests" },
-            { "name": "uploads", "description": "Data feeds of credit records (planned)" },
             { "name": "meta", "description": "This document" }
         ],
         "paths": paths(),
+        "webhooks": webhooks(),
         "components": {
             "securitySchemes": {
                 "bearerAuth": {
@@ -75,47 +75,6 @@ fn example_company_request() -> Value {
 }
 
 fn paths() -> Value {
-    let mut uploads = json!({
-        "post": {
-            "tags": ["uploads"], "operationId": "createUpload", "summary": "Upload a data feed of credit records",
-            "parameters": [{ "$ref": "#/components/parameters/IdempotencyKey" }],
-            "requestBody": { "required": true, "content": {
-                "text/csv": { "schema": { "type": "string" } },
-                "application/json": { "schema": { "type": "array", "items": { "type": "object" } } }
-            } },
-            "responses": with_problems(json!({
-                "202": { "description": "Upload stored; records are checked one by one.",
-                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/UploadStatus" } } } }
-            }), &["400", "401", "403", "409", "413", "415", "422", "429"])
-        }
-    });
-    let mut upload = json!({
-        "get": {
-            "tags": ["uploads"], "operationId": "getUpload", "summary": "Status and per-record outcome counts",
-            "parameters": [{ "$ref": "#/components/parameters/UploadId" }],
-            "responses": with_problems(json!({
-                "200": { "description": "The upload.",
-                         "content": { "application/json": { "schema": { "$ref": "#/components/schemas/UploadStatus" } } } }
-            }), &["401", "404", "429"])
-        }
-    });
-    let mut upload_errors = json!({
-        "get": {
-            "tags": ["uploads"], "operationId": "getUploadErrors", "summary": "Rejected records with reason codes",
-            "parameters": [{ "$ref": "#/components/parameters/UploadId" }],
-            "responses": with_problems(json!({
-                "200": { "description": "One line per rejected record.",
-                         "content": { "text/csv": { "schema": { "type": "string" } } } }
-            }), &["401", "404", "429"])
-        }
-    });
-    for planned in [
-        &mut uploads["post"],
-        &mut upload["get"],
-        &mut upload_errors["get"],
-    ] {
-        planned[PLANNED.0] = PLANNED.1.into();
-    }
     json!({
         "/api/v1/report-requests": { "post": create_report_request() },
         "/api/v1/report-requests/{id}": { "get": {
@@ -125,19 +84,18 @@ fn paths() -> Value {
                 "200": { "description": "The request's status.",
                          "headers": { "x-request-id": { "$ref": "#/components/headers/XRequestId" } },
                          "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ReportRequestStatus" } } } }
-            }), &["401", "404", "429"])
+            }), &["401", "404", "405", "429"])
         } },
         "/api/v1/report-requests/{id}/report": { "get": {
             "tags": ["report-requests"], "operationId": "getReport", "summary": "The finished credit report",
+            "description": "Only for a `completed` request; otherwise 409 `report-not-available` with the request's \
+                `request_status` and the bureau's `reason`.",
             "parameters": [{ "$ref": "#/components/parameters/ReportRequestId" }],
             "responses": with_problems(json!({
-                "200": { "description": "The report PDF.",
+                "200": { "description": "The report PDF; `ETag` and `Repr-Digest` carry its SHA-256.",
                          "content": { "application/pdf": { "schema": { "type": "string", "contentMediaType": "application/pdf" } } } }
-            }), &["401", "404", "429"])
+            }), &["401", "404", "405", "409", "429"])
         } },
-        "/api/v1/uploads": uploads,
-        "/api/v1/uploads/{id}": upload,
-        "/api/v1/uploads/{id}/errors.csv": upload_errors,
         "/api/v1/openapi.json": { "get": {
             "tags": ["meta"], "operationId": "getOpenApi", "summary": "This document", "security": [],
             "responses": { "200": { "description": "OpenAPI 3.1 document.",
@@ -184,7 +142,7 @@ fn create_report_request() -> Value {
             "201": { "description": "Stored and created in Salesforce within the preferred wait; `salesforce_id` is set.",
                      "headers": headers.clone(), "content": status.clone() },
             "202": { "description": "Durably stored; follow `status_url`.", "headers": headers, "content": status }
-        }), &["400", "401", "403", "409", "413", "415", "422", "429", "500", "503"])
+        }), &["400", "401", "403", "405", "409", "413", "415", "422", "429", "500", "503"])
     })
 }
 
@@ -213,8 +171,8 @@ fn parameters() -> Value {
             "examples": { "wait": { "value": "wait=5" }, "async": { "value": "respond-async, wait=10" } }
         },
         "ReportRequestId": { "name": "id", "in": "path", "required": true,
-                             "description": "The creditlink id returned at creation.", "schema": { "type": "string" } },
-        "UploadId": { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }
+                             "description": "The creditlink id returned at creation (a UUID; not the Salesforce id).",
+                             "schema": { "type": "string", "format": "uuid" } }
     })
 }
 
@@ -225,6 +183,7 @@ fn headers() -> Value {
         "XRequestId": { "description": "Id of this request (UUID v7); quote it when reporting a problem.",
                         "schema": { "type": "string", "format": "uuid" } },
         "RetryAfter": { "description": "Seconds to wait before retrying.", "schema": { "type": "integer", "minimum": 1 } },
+        "Allow": { "description": "The methods this path supports.", "schema": { "type": "string" } },
         "WWWAuthenticate": { "description": "`Bearer realm=\"creditlink\"`, with `error=\"invalid_token\"` for a bad token.",
                              "schema": { "type": "string" } }
     })
@@ -264,16 +223,7 @@ fn schemas() -> Value {
             }
         },
         "ReportRequestStatus": report_request_status(),
-        "UploadStatus": {
-            "type": "object", "required": ["id", "status"],
-            "properties": {
-                "id": { "type": "string" },
-                "status": { "type": "string", "enum": ["pending", "processing", "completed", "failed"] },
-                "records_accepted": { "type": "integer", "minimum": 0 },
-                "records_rejected": { "type": "integer", "minimum": 0 },
-                "errors_url": { "type": "string", "format": "uri-reference" }
-            }
-        },
+        "ReportRequestEvent": report_request_event(),
         "Problem": problem_schema(),
         "FieldError": {
             "type": "object", "required": ["field", "code", "detail"],
@@ -286,32 +236,106 @@ fn schemas() -> Value {
     })
 }
 
-fn report_request_status() -> Value {
+fn lifecycle_names() -> Vec<&'static str> {
+    Lifecycle::ALL.iter().map(|s| s.as_str()).collect()
+}
+
+/// The members a webhook's `data` and the status document share (the lifecycle's one vocabulary).
+fn request_view_properties() -> Value {
+    let meanings: Vec<String> = Lifecycle::ALL
+        .iter()
+        .map(|s| format!("`{}`: {}", s.as_str(), s.meaning()))
+        .collect();
     json!({
-        "type": "object",
-        "required": ["id", "status", "salesforce_id", "attempts", "last_error", "created_at", "updated_at", "status_url"],
+        "id": { "type": "string", "format": "uuid", "description": "The creditlink id (what every URL takes)." },
+        "reference": { "type": ["string", "null"], "description": "The bank's own reference, as posted." },
+        "status": { "type": "string", "enum": lifecycle_names(), "description": meanings.join("; ") },
+        "reason": { "type": ["string", "null"],
+                    "description": "Why: the bureau's reason (rejected, action_required) or why delivery failed (failed)." },
+        "salesforce_id": { "type": ["string", "null"], "description": "The record id in the bureau's org, once submitted." },
+        "report": { "oneOf": [
+            { "type": "null" },
+            { "type": "object", "required": ["url", "sha256", "size"], "properties": {
+                "url": { "type": "string", "format": "uri" },
+                "sha256": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                "size": { "type": "integer", "minimum": 0 } } }
+        ], "description": "Set when completed: where to download the PDF, its SHA-256 and size in bytes." },
+        "changed_at": { "type": "string", "format": "date-time", "description": "When the request entered this status." }
+    })
+}
+
+fn report_request_status() -> Value {
+    let mut properties = request_view_properties();
+    properties["created_at"] = json!({ "type": "string", "format": "date-time" });
+    properties["status_url"] = json!({ "type": "string", "format": "uri-reference" });
+    properties["delivery"] = json!({
+        "type": "object", "required": ["state", "attempts", "last_error", "updated_at"],
+        "description": "creditlink's delivery of the request to Salesforce.",
         "properties": {
-            "id": { "type": "string", "description": "The creditlink id (Request_Key__c in Salesforce)." },
-            "status": { "type": "string", "enum": ["pending", "in_flight", "delivered", "failed", "dead"],
-                        "description": "pending: stored, not yet sent; in_flight: being sent; delivered: in Salesforce; \
-                            failed: refused permanently; dead: retries exhausted." },
-            "salesforce_id": { "type": ["string", "null"] },
+            "state": { "type": "string", "enum": ["pending", "in_flight", "delivered", "failed", "dead", "discarded"],
+                       "description": "pending: waiting for its next attempt; in_flight: being sent; delivered: in \
+                           Salesforce; failed: refused; dead: attempts exhausted; discarded: cancelled by an operator." },
             "attempts": { "type": "integer", "minimum": 0 },
             "last_error": { "oneOf": [
                 { "type": "null" },
                 { "type": "object", "required": ["code", "message"],
-                  "properties": { "code": { "type": "string" }, "message": { "type": "string" } } }
+                  "properties": { "code": { "type": "string" }, "message": { "type": ["string", "null"] } } }
             ] },
-            "created_at": { "type": "string", "format": "date-time" },
-            "updated_at": { "type": "string", "format": "date-time" },
-            "status_url": { "type": "string", "format": "uri-reference" }
-        },
+            "updated_at": { "type": "string", "format": "date-time" }
+        }
+    });
+    json!({
+        "type": "object",
+        "description": "The request's lifecycle. Every member of a webhook's `data` appears here with the same value.",
+        "required": ["id", "status", "reason", "salesforce_id", "report", "changed_at", "created_at", "status_url", "delivery"],
+        "properties": properties,
         "example": {
-            "id": "0193a5f2-7c1e-7d2a-9b4e-3f6a1c2d4e5f", "status": "delivered", "salesforce_id": "a015Y00001Suvw6QAB",
-            "attempts": 1, "last_error": null, "created_at": "2026-11-20T10:00:01Z", "updated_at": "2026-11-20T10:00:02Z",
-            "status_url": "/api/v1/report-requests/0193a5f2-7c1e-7d2a-9b4e-3f6a1c2d4e5f"
+            "id": "0193a5f2-7c1e-7d2a-9b4e-3f6a1c2d4e5f", "reference": "LN-2026-000123", "status": "completed",
+            "reason": null, "salesforce_id": "a015Y00001Suvw6QAB",
+            "report": { "url": "https://creditlink.bureau.example/api/v1/report-requests/0193a5f2-7c1e-7d2a-9b4e-3f6a1c2d4e5f/report",
+                        "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "size": 48213 },
+            "changed_at": "2026-11-20T10:12:40.000Z", "created_at": "2026-11-20T10:00:01.000Z",
+            "status_url": "/api/v1/report-requests/0193a5f2-7c1e-7d2a-9b4e-3f6a1c2d4e5f",
+            "delivery": { "state": "delivered", "attempts": 1, "last_error": null, "updated_at": "2026-11-20T10:00:02.000Z" }
         }
     })
+}
+
+/// The webhook `data` of every `report_request.<status>` event.
+fn report_request_event() -> Value {
+    json!({
+        "type": "object",
+        "required": ["type", "timestamp", "data"],
+        "description": "A Standard Webhooks event (`webhook-id`, `webhook-timestamp`, `webhook-signature` headers). \
+            `type` is `report_request.<status>`; `data` carries the same members, with the same values, as the \
+            status document.",
+        "properties": {
+            "type": { "type": "string", "enum": Lifecycle::ALL.iter().filter(|s| !matches!(s, Lifecycle::Received | Lifecycle::Submitted)).map(|s| s.event_type()).collect::<Vec<_>>() },
+            "timestamp": { "type": "string", "format": "date-time" },
+            "data": { "type": "object", "required": ["id", "status", "reason", "salesforce_id", "report", "changed_at"],
+                      "properties": request_view_properties() }
+        }
+    })
+}
+
+/// OpenAPI 3.1 `webhooks`: what creditlink posts to a bank's endpoint.
+fn webhooks() -> Value {
+    let mut hooks = serde_json::Map::new();
+    for state in Lifecycle::ALL {
+        if matches!(state, Lifecycle::Received | Lifecycle::Submitted) {
+            continue;
+        }
+        hooks.insert(
+            state.event_type(),
+            json!({ "post": {
+            "summary": format!("The request is {}: {}", state.as_str(), state.meaning()),
+            "requestBody": { "required": true, "content": { "application/json": {
+                "schema": { "$ref": "#/components/schemas/ReportRequestEvent" } } } },
+            "responses": { "2XX": { "description": "Received; any 2xx stops the retries." } }
+        } }),
+        );
+    }
+    Value::Object(hooks)
 }
 
 fn problem_schema() -> Value {
@@ -330,7 +354,9 @@ fn problem_schema() -> Value {
             "errors": { "type": "array", "items": { "$ref": "#/components/schemas/FieldError" } },
             "line": { "type": "integer", "minimum": 1 },
             "column": { "type": "integer", "minimum": 1 },
-            "code": { "type": "string" }
+            "code": { "type": "string" },
+            "request_status": { "type": "string", "enum": lifecycle_names() },
+            "reason": { "type": "string" }
         }
     })
 }
@@ -356,8 +382,14 @@ fn problem_responses() -> Value {
             &[],
         ),
         (
+            "405",
+            "This path does not support this method (`Allow` lists the ones it does).",
+            &["Allow"][..],
+        ),
+        (
             "409",
-            "The request with this Idempotency-Key is still in flight.",
+            "The request with this Idempotency-Key is still in flight; or (report download) the request has no \
+             report: `request_status` and `reason` say why.",
             &[],
         ),
         ("413", "Body too large.", &[]),

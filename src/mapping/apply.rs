@@ -25,7 +25,7 @@ pub(crate) fn select<'a>(
         return Err(vec![problem(
             "",
             "not_allowed",
-            format!("no mapping is configured for {kind:?}"),
+            format!("{kind} bodies are not accepted for your bank"),
         )]);
     }
     if !input.is_object() {
@@ -268,7 +268,7 @@ fn unknown_fields(mapping: &Mapping, input: &Value) -> Vec<FieldProblem> {
             problem(
                 &path,
                 "unknown_field",
-                format!("is not a field of mapping {:?}", mapping.name),
+                "is not a field of this request".to_owned(),
             )
         })
         .collect()

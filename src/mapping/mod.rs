@@ -222,6 +222,14 @@ impl MappingSet {
             })
     }
 
+    /// The Salesforce object the inbound mappings of `kind` write for this bank (the first, when several
+    /// variants exist; report-request variants all write one object).
+    pub fn object(&self, kind: &str, bank_code: Option<&str>) -> Option<&str> {
+        self.effective(kind, Direction::Inbound, bank_code)
+            .first()
+            .map(|m| m.object.as_str())
+    }
+
     /// Names of every mapping in the set with its source file, for `check-config` listings.
     pub fn describe(&self) -> Vec<(String, PathBuf)> {
         self.defaults

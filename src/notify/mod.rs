@@ -21,6 +21,8 @@ pub enum Template {
     ActionRequired,
     /// A bank's webhook endpoint was disabled.
     EndpointFailing,
+    /// A report request never reached Salesforce (refused or retries exhausted).
+    Failed,
 }
 
 /// Why a notification could not be rendered or built. Every variant is permanent: the same message
@@ -52,6 +54,7 @@ impl Template {
             Template::Rejected => "rejected",
             Template::ActionRequired => "action_required",
             Template::EndpointFailing => "endpoint_failing",
+            Template::Failed => "failed",
         }
     }
 
@@ -60,6 +63,7 @@ impl Template {
             Template::Rejected => include_str!("templates/rejected.txt"),
             Template::ActionRequired => include_str!("templates/action_required.txt"),
             Template::EndpointFailing => include_str!("templates/endpoint_failing.txt"),
+            Template::Failed => include_str!("templates/failed.txt"),
         }
     }
 
@@ -93,6 +97,7 @@ impl std::str::FromStr for Template {
             Template::Rejected,
             Template::ActionRequired,
             Template::EndpointFailing,
+            Template::Failed,
         ]
         .into_iter()
         .find(|t| t.name() == s)

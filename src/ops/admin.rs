@@ -54,6 +54,7 @@ pub fn router(outbox: Outbox, banks: BankPusher, settings: AdminSettings<'_>) ->
         .route("/admin/v1/outbox/{id}/discard", post(discard))
         .route("/admin/v1/endpoints/{code}", get(endpoint))
         .route("/admin/v1/endpoints/{code}/enable", post(enable_endpoint))
+        .method_not_allowed_fallback(crate::intake::api::method_not_allowed)
         .with_state(AdminState {
             outbox,
             banks,

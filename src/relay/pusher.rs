@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::instrument;
 
+use crate::lifecycle::FailureNotice;
 use crate::ops::Heartbeat;
 use crate::outbox::{Destination, DestinationKind, Lane, Message, Outbox, OutboxError, State};
 use crate::salesforce::SalesforceClient;
@@ -43,6 +44,8 @@ struct Inner {
     /// Intake's "something was queued" signal.
     wake: Arc<Notify>,
     governor: Governor,
+    /// Tells banks and the bureau about report requests that end Failed or Dead (set once at assembly).
+    failure_notice: std::sync::OnceLock<FailureNotice>,
 }
 
 impl SalesforcePusher {
@@ -61,8 +64,15 @@ impl SalesforcePusher {
                 settings,
                 wake: Arc::new(Notify::new()),
                 governor: Governor::default(),
+                failure_notice: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// From now on, a report request recorded Failed or Dead enqueues a `report_request.failed` webhook and
+    /// e-mails (`crate::lifecycle::FailureNotice`). Set once; later calls are ignored.
+    pub fn set_failure_notice(&self, notice: FailureNotice) {
+        let _ = self.inner.failure_notice.set(notice);
     }
 
     /// The wake-up intake calls (`notify_one()`) after each durable enqueue, so a new message is
@@ -355,6 +365,9 @@ impl SalesforcePusher {
                 events::attempt(outcome, &code);
                 if updated.state == State::Delivered {
                     events::delivered(message.created_at, finished_at);
+                }
+                if let Some(notice) = self.inner.failure_notice.get() {
+                    notice.report_failed(&updated).await?;
                 }
                 Ok(Some(updated.state))
             }

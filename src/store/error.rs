@@ -16,6 +16,9 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The database (PostgreSQL) failed or is unreachable. Retrying later may succeed.
+    #[error("database error: {0}")]
+    Database(String),
     /// The store's files are damaged (truncated, emptied, corrupt pages). Starting anyway would lose or
     /// invent data, so the daemon refuses to start.
     #[error(
@@ -36,7 +39,7 @@ impl StoreError {
     /// True when the same operation may succeed if tried again later (transient disk trouble).
     /// Everything else is fatal for the process: the data directory needs attention.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Io(_))
+        matches!(self, StoreError::Io(_) | StoreError::Database(_))
     }
 }
 

@@ -8,10 +8,12 @@
 //!   thread, then wait for *group commit*: one flusher thread coalesces every concurrent waiter into one
 //!   `flush` (see `sled/db.rs` for why it is sled's blocking flush and never `flush_async`).
 //! - `memory/` — for tests: nothing survives the process, every write is "durable" at once.
-//! - PostgreSQL (planned) — implements the same [`Backend`]: its `Queue` and `Kv` commit a transaction
-//!   per write; callers do not change.
+//! - `postgres/` — one database shared by several daemons (`[store] backend = "postgres"`): its
+//!   `Queue` and `Kv` commit a transaction per write; it also wakes workers across daemons
+//!   ([`Backend::enqueued`], `LISTEN/NOTIFY`) and elects one leader per singleton role
+//!   ([`Backend::lead`], advisory locks). Only that directory writes SQL.
 //!
-//! ## Adding a backend (PostgreSQL)
+//! ## Adding a backend
 //! 1. Implement [`Backend`]: `queue()` returns one shared [`crate::outbox::Queue`], `kv(name)` a [`Kv`] per
 //!    name, `check_writable()` a cheap durable probe.
 //! 2. In the `Queue`, apply the pure transitions of `outbox::backend` (`claimed`, `released`,
@@ -36,6 +38,7 @@ mod error;
 mod files;
 mod kv;
 pub mod memory;
+pub mod postgres;
 mod sled;
 
 pub use error::StoreError;
@@ -76,6 +79,35 @@ pub trait Backend: Send + Sync + 'static {
     fn flush_count(&self) -> u64 {
         0
     }
+    /// Destination kinds of messages other processes sharing the store made due (so this process's
+    /// workers wake at once instead of at their next poll); `None` when nobody else shares it.
+    fn enqueued(&self) -> Option<tokio::sync::broadcast::Receiver<crate::outbox::DestinationKind>> {
+        None
+    }
+    /// A candidate for the singleton `role` (one process at a time runs it). A store that one process
+    /// owns makes that process the leader for good.
+    async fn lead(&self, role: &str) -> Result<Box<dyn Leadership>, StoreError> {
+        let _ = role;
+        Ok(Box::new(SoleLeader))
+    }
+}
+
+/// Whether this process currently holds a singleton role; see [`Backend::lead`].
+#[async_trait]
+pub trait Leadership: Send + Sync {
+    /// Campaigns when not leading and re-checks when leading; call it before each round of the
+    /// singleton's work, and skip the round on `false`.
+    async fn is_leader(&mut self) -> bool;
+}
+
+/// The only process of an embedded store: always the leader.
+struct SoleLeader;
+
+#[async_trait]
+impl Leadership for SoleLeader {
+    async fn is_leader(&mut self) -> bool {
+        true
+    }
 }
 
 /// A handle to the store. Cheap to clone; the database closes when the last clone drops.
@@ -99,6 +131,14 @@ impl Store {
         Store::from_backend(Arc::new(memory::MemoryBackend::default()))
     }
 
+    /// Connects to PostgreSQL and applies missing schema migrations. Other daemons may share the
+    /// database: nothing in flight is released (their leases end on their own).
+    pub async fn connect_postgres(url: &secrecy::SecretString) -> Result<Store, StoreError> {
+        Ok(Store::from_backend(Arc::new(
+            postgres::PgBackend::connect(url).await?,
+        )))
+    }
+
     /// A store over any backend.
     pub fn from_backend(backend: Arc<dyn Backend>) -> Store {
         Store { backend }
@@ -117,6 +157,18 @@ impl Store {
     /// Checks that the store still accepts durable writes (for `/readyz`).
     pub async fn check_writable(&self) -> Result<(), StoreError> {
         self.backend.check_writable().await
+    }
+
+    /// See [`Backend::enqueued`].
+    pub fn enqueued(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::outbox::DestinationKind>> {
+        self.backend.enqueued()
+    }
+
+    /// See [`Backend::lead`].
+    pub async fn lead(&self, role: &str) -> Result<Box<dyn Leadership>, StoreError> {
+        self.backend.lead(role).await
     }
 
     /// How many flushes durability has performed since open: lets tests prove coalescing and

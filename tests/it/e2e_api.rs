@@ -410,7 +410,7 @@ async fn admin_lists_shows_and_retries_a_failed_message() {
         Duration::from_secs(20),
         || async {
             let doc = bank.status(&id).await.1;
-            (doc["status"] == "failed" && doc["attempts"] == 2).then_some(())
+            (doc["status"] == "failed" && doc["delivery"]["attempts"] == 2).then_some(())
         },
     )
     .await;

@@ -81,7 +81,7 @@ async fn transient_errors_and_latency_deliver_everything_once() {
         let docs = bank.wait_delivered(&wave, Duration::from_secs(60)).await;
         retried += docs
             .values()
-            .filter(|d| d["attempts"].as_u64().unwrap_or(0) > 1)
+            .filter(|d| d["delivery"]["attempts"].as_u64().unwrap_or(0) > 1)
             .count();
         ids.extend(wave);
     }
@@ -228,16 +228,21 @@ async fn a_permanent_refusal_fails_at_once_with_the_orgs_reason() {
 
     let status = poll_until("the request to fail", Duration::from_secs(20), || async {
         let (code, doc) = bank.status(&id).await;
-        (code == 200 && doc["status"] != "pending" && doc["status"] != "in_flight").then_some(doc)
+        (code == 200 && doc["status"] != "received").then_some(doc)
     })
     .await;
     assert_eq!(status["status"], "failed", "{status}");
     assert_eq!(
-        status["attempts"], 1,
+        status["delivery"]["attempts"], 1,
         "a permanent error is never retried: {status}"
     );
-    assert_eq!(status["last_error"]["code"], "STRING_TOO_LONG", "{status}");
-    let message = status["last_error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        status["delivery"]["last_error"]["code"], "STRING_TOO_LONG",
+        "{status}"
+    );
+    let message = status["delivery"]["last_error"]["message"]
+        .as_str()
+        .unwrap_or_default();
     assert!(
         message.contains("Bank_Reference__c"),
         "Salesforce's message is kept: {status}"

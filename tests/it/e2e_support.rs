@@ -343,10 +343,10 @@ impl Bank {
             let mut still = Vec::new();
             for id in waiting {
                 match self.status(&id).await {
-                    (200, doc) if doc["status"] == "delivered" => {
+                    (200, doc) if doc["delivery"]["state"] == "delivered" => {
                         done.insert(id, doc);
                     }
-                    (200, doc) if doc["status"] == "failed" || doc["status"] == "dead" => {
+                    (200, doc) if doc["status"] == "failed" => {
                         panic!("{id} ended {}: {doc}", doc["status"])
                     }
                     _ => still.push(id),

@@ -62,9 +62,9 @@ async fn a_repeated_transition_reaches_the_bank_every_time() {
     assert_eq!(
         events,
         [
-            "report_request.updated",
+            "report_request.in_progress",
             "report_request.action_required",
-            "report_request.updated",
+            "report_request.in_progress",
             "report_request.action_required",
         ]
     );

@@ -65,7 +65,7 @@ async fn duplicated_and_reordered_pushes_give_one_event_per_change_and_the_lates
     assert_eq!(
         kinds,
         [
-            ("DBA".to_string(), "report_request.updated".to_string()),
+            ("DBA".to_string(), "report_request.in_progress".to_string()),
             ("DBA".to_string(), "report_request.completed".to_string()),
         ]
     );

@@ -183,3 +183,162 @@ async fn a_request_comes_back_to_its_bank_as_signed_events_a_report_and_an_email
     );
     sandbox.stop().await.expect("clean stop");
 }
+
+/// Runs `script` in bash (`set -e`) in `dir`, off the async workers; returns stdout.
+async fn bash(script: String, dir: std::path::PathBuf) -> String {
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("set -e\n{script}"))
+            .current_dir(dir)
+            .output()
+            .expect("bash runs")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the walk-through failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// `creditlink sandbox` run twice on one data dir (issue 13): the second run continues the first (its org
+/// and store are kept), a second sandbox on a busy dir is refused before it writes anything, the admin CLI
+/// works against the running sandbox, and the printed walk-through (curl and sed only) runs both times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_walkthrough_runs_twice_on_one_data_dir() {
+    creditlink::telemetry::init_for_tests();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let any_port: std::net::SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    let mut first: Option<(String, String)> = None;
+    for run in 1..=2 {
+        let mut opts = SandboxOptions::new(data.clone(), any_port);
+        opts.sim.automation.complete_after = Duration::from_millis(300);
+        let sandbox = Sandbox::start(opts).await.expect("sandbox starts");
+
+        // A second sandbox on the same dir stops at the lock and leaves the running one's files alone.
+        let config_before = std::fs::read(data.join("sandbox.toml")).expect("sandbox.toml");
+        let refused = Sandbox::start(SandboxOptions::new(data.clone(), any_port))
+            .await
+            .err()
+            .expect("a second sandbox on a busy dir is refused");
+        assert!(
+            refused.to_string().contains("another creditlink is using"),
+            "{refused:#}"
+        );
+        assert_eq!(
+            std::fs::read(data.join("sandbox.toml")).expect("sandbox.toml"),
+            config_before
+        );
+
+        // The admin CLI finds the sandbox through its sandbox.json.
+        let cli = {
+            let data = data.clone();
+            tokio::task::spawn_blocking(move || {
+                std::process::Command::new(env!("CARGO_BIN_EXE_creditlink"))
+                    .args(["outbox", "list", "--sandbox"])
+                    .arg(&data)
+                    .output()
+                    .expect("creditlink runs")
+            })
+            .await
+            .expect("join")
+        };
+        assert!(
+            cli.status.success(),
+            "{}",
+            String::from_utf8_lossy(&cli.stderr)
+        );
+        assert!(String::from_utf8_lossy(&cli.stdout).contains("\"messages\""));
+
+        // The walk-through, as printed, in one shell.
+        let script: Vec<String> = creditlink::sandbox::walkthrough(&sandbox)
+            .into_iter()
+            .map(|s| s.command)
+            .collect();
+        let out = bash(script.join("\n"), dir.path().to_path_buf()).await;
+        assert!(out.contains("got a token"), "{out}");
+        assert!(
+            out.to_ascii_lowercase()
+                .contains("idempotent-replayed: true"),
+            "{out}"
+        );
+        assert!(out.contains("status: completed"), "{out}");
+        assert!(out.contains("200 application/pdf"), "{out}");
+        let pdf = std::fs::read(dir.path().join("report.pdf")).expect("report.pdf");
+        assert!(pdf.starts_with(b"%PDF-"));
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("request id: "))
+            .expect("the walk-through prints the id")
+            .to_owned();
+
+        // The receiver gets the completed event (moments after the status reads completed).
+        let hooks = sandbox.info["banks"][0]["webhook_url"]
+            .as_str()
+            .expect("webhook url")
+            .to_owned();
+        poll_until("the completed webhook", Duration::from_secs(20), || {
+            let (hooks, id) = (hooks.clone(), id.clone());
+            async move {
+                let inbox: Value = reqwest::get(&hooks).await.ok()?.json().await.ok()?;
+                inbox["events"].as_array()?.iter().find(|e| {
+                    e["body"]["type"] == "report_request.completed"
+                        && e["body"]["data"]["id"] == id.as_str()
+                })?;
+                Some(())
+            }
+        })
+        .await;
+        let token = sandbox.bank_token(0).await.expect("token");
+        let status = |id: String| {
+            let (url, token) = (
+                format!("{}/api/v1/report-requests/{id}", sandbox.daemon_url),
+                token.clone(),
+            );
+            async move {
+                let doc: Value = reqwest::Client::new()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await
+                    .expect("status")
+                    .json()
+                    .await
+                    .expect("json");
+                doc
+            }
+        };
+        match &first {
+            None => {
+                let doc = status(id.clone()).await;
+                let sf_id = doc["salesforce_id"].as_str().expect("sf id").to_owned();
+                first = Some((id, sf_id));
+            }
+            Some((first_id, first_sf_id)) => {
+                // The first run's request is still known, completed, and still in the org.
+                assert_ne!(
+                    &id, first_id,
+                    "each run of the walk-through posts a new request"
+                );
+                let doc = status(first_id.clone()).await;
+                assert_eq!(doc["status"], "completed", "{doc}");
+                assert_eq!(doc["salesforce_id"], first_sf_id.as_str(), "{doc}");
+                assert!(
+                    sandbox
+                        .sim
+                        .records("Credit_Report_Request__c")
+                        .iter()
+                        .any(|r| r["Id"] == first_sf_id.as_str()),
+                    "the org kept the first run's record"
+                );
+            }
+        }
+        sandbox.stop().await.expect("clean stop");
+        assert!(data.join("org.json").exists(), "run {run} saved its org");
+    }
+}

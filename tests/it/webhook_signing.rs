@@ -143,8 +143,10 @@ pub fn python_verifier_available() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        eprintln!(
-            "SKIPPED: python3 with the `standardwebhooks` package is not available (pip install standardwebhooks)"
+        crate::skips::skip(
+            "Standard Webhooks cross-check",
+            "python3 with the `standardwebhooks` package",
+            "pip install standardwebhooks",
         );
     }
     ok

@@ -167,7 +167,7 @@ impl Bureau {
     }
 
     fn take_changes(&mut self, st: &Shared, now: Instant) {
-        let changes = st.org.lock().journal.take();
+        let changes = st.org.write().journal.take();
         let opts = st.automation.options();
         if !opts.enabled {
             return;
@@ -203,7 +203,7 @@ impl Bureau {
             .find(|u| u.username.eq_ignore_ascii_case(&st.seed.bureau_user))
             .map(|u| u.id.clone())
             .ok_or_else(|| AutomationError::NoAnalyst(st.seed.bureau_user.clone()))?;
-        let mut org = st.org.lock();
+        let mut org = st.org.write();
         let Ok(current) = org.get(REQUEST_OBJECT, id) else {
             return Ok(()); // deleted or gone after a reset: nothing to work on
         };

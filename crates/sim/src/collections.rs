@@ -138,7 +138,7 @@ async fn create_all(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let batch = parse_batch(&body)?;
-    let mut org = st.org.lock();
+    let mut org = st.org.write();
     let results = run_batch(
         &mut org,
         &batch.records,
@@ -166,7 +166,7 @@ async fn update_all(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let batch = parse_batch(&body)?;
-    let mut org = st.org.lock();
+    let mut org = st.org.write();
     let now = chrono::Utc::now();
     let results = run_batch(
         &mut org,
@@ -199,7 +199,7 @@ async fn upsert_all(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let batch = parse_batch(&body)?;
-    let mut org = st.org.lock();
+    let mut org = st.org.write();
     let key = {
         let schema = org.schema_or_invalid(&object)?;
         schema
@@ -268,7 +268,7 @@ async fn delete_all(
     let all_or_none = q
         .get("allOrNone")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let mut org = st.org.lock();
+    let mut org = st.org.write();
     let now = chrono::Utc::now();
     let results = run_batch(&mut org, &ids, all_or_none, fault, |org, r| {
         let id = record_id(r).unwrap_or_default();
@@ -337,7 +337,7 @@ fn retrieve(
     if ids.len() > 2000 {
         return Err(ApiError::bad_request("EXCEEDED_ID_LIMIT", "too many ids"));
     }
-    let org = st.org.lock();
+    let org = st.org.read();
     let schema = org.schema_or_invalid(object)?;
     let fields = field_list(schema, fields.as_ref())?;
     let out: Vec<Value> = ids

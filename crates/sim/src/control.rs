@@ -30,7 +30,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Every stored record of an object, blob fields shown as their download URL.
 pub fn stored_records(st: &AppState, object: &str) -> Vec<Map<String, Value>> {
-    let org = st.org.lock();
+    let org = st.org.read();
     let Some(schema) = org.schema(object) else {
         return Vec::new();
     };
@@ -41,7 +41,7 @@ pub fn stored_records(st: &AppState, object: &str) -> Vec<Map<String, Value>> {
 }
 
 async fn records(State(st): State<AppState>, Path(object): Path<String>) -> Response {
-    if st.org.lock().schema(&object).is_none() {
+    if st.org.read().schema(&object).is_none() {
         return ApiError::new(
             StatusCode::NOT_FOUND,
             "INVALID_TYPE",
@@ -76,7 +76,7 @@ async fn edit_record(
         .ok_or_else(|| {
             ApiError::bad_request("INVALID_USER", format!("no such user: {username}"))
         })?;
-    let mut org = st.org.lock();
+    let mut org = st.org.write();
     let id = org.update(&object, &id, &edit.fields, &user.id, chrono::Utc::now())?;
     let schema = org.schema_or_invalid(&object)?;
     let rec = org.get(&schema.name, &id)?;
@@ -127,7 +127,7 @@ async fn reset(State(st): State<AppState>) -> Result<StatusCode, ApiError> {
             e.to_string(),
         )
     })?;
-    *st.org.lock() = org;
+    *st.org.write() = org;
     *st.faults.lock() = Faults::default();
     *st.stats.lock() = Default::default();
     *st.cursors.lock() = Default::default();

@@ -44,7 +44,7 @@ pub(super) async fn describe_global(
     State(st): State<AppState>,
     Extension(v): Extension<ApiVersion>,
 ) -> Json<Value> {
-    let org = st.org.lock();
+    let org = st.org.read();
     let sobjects: Vec<Value> = org
         .objects()
         .iter()
@@ -58,7 +58,7 @@ pub(super) async fn object_info(
     Extension(v): Extension<ApiVersion>,
     Path((_, object)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let org = st.org.lock();
+    let org = st.org.read();
     let schema = org.schema_or_invalid(&object)?;
     Ok(Json(
         json!({"objectDescribe": object_summary(schema, &v.0), "recentItems": []}),
@@ -70,7 +70,7 @@ pub(super) async fn describe(
     Extension(v): Extension<ApiVersion>,
     Path((_, object)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let org = st.org.lock();
+    let org = st.org.read();
     let schema = org.schema_or_invalid(&object)?;
     let fields: Vec<Value> = schema.fields.iter().map(describe_field).collect();
     let mut body = object_summary(schema, &v.0);

@@ -54,7 +54,7 @@ pub fn build(st: &Shared, batch: &[Pending]) -> String {
         escape(format!("{base}/services/Soap/c/{SOAP_VERSION}/{org15}").as_str()),
         escape(format!("{base}/services/Soap/u/{SOAP_VERSION}/{org15}").as_str()),
     );
-    let org = st.org.lock();
+    let org = st.org.read();
     for p in batch {
         let live = org.get(REQUEST_OBJECT, &p.record_id).ok();
         let _ = write!(

@@ -12,9 +12,11 @@
 //!
 //! Code map (one file per concern; a new API surface is a new file, or a folder like `soql/`, whose `routes()`
 //! `router` merges): `seed` (seed format), `ids` (18-char ids), `org` (records and record-level rules),
+//! `table` (one object's records and indexes), `standard` (standard objects' common standard fields),
 //! `validate` (field-level write checks), `oauth` (token, introspect, userinfo, identity), `gate` (auth, limits,
 //! faults around every REST call), `rest` (route table and single-record routes), `describe` (versions, limits,
-//! describe), `query`, `collections` (sObject Collections), `files` (ContentVersion), `control` (`/__sim/`),
+//! describe), `query` (routes, paging) and `query_exec` (index choice), `collections` (sObject Collections),
+//! `files` (ContentVersion), `control` (`/__sim/`),
 //! `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and
 //! evaluation). The bureau's side: `journal` (the org's log of applied writes), `automation` and
 //! `automation_options` (the analyst working new requests), `pdf` (the generated reports), `outbound` and
@@ -41,11 +43,14 @@ mod org;
 mod outbound;
 mod pdf;
 mod query;
+mod query_exec;
 mod rest;
 mod seed;
 pub mod smtp;
 mod snapshot;
 pub mod soql;
+mod standard;
+mod table;
 pub mod testkit;
 mod validate;
 
@@ -238,7 +243,7 @@ async fn serve_state(
     shutdown.cancel();
     worker.await.context("simulator automation task panicked")?;
     if let Some(path) = &state.opts.snapshot {
-        let snap = state.org.lock().to_snapshot();
+        let snap = state.org.read().to_snapshot();
         snapshot::save(path, &snap)?;
     }
     Ok(())
@@ -286,11 +291,13 @@ fn strip_trailing_slash(mut req: Request) -> Request {
 }
 
 /// Everything a request handler can reach. Each piece has its own lock so token checks never wait on writes.
+/// The org is behind a reader-writer lock: queries, reads and describes run together; a write holds it for one
+/// indexed operation (a map read per look-up, never a scan of another object).
 pub(crate) struct Shared {
     pub base_url: String,
     pub seed: Seed,
     pub opts: SimOptions,
-    pub org: parking_lot::Mutex<org::Org>,
+    pub org: parking_lot::RwLock<org::Org>,
     pub tokens: parking_lot::Mutex<oauth::TokenStore>,
     pub faults: parking_lot::Mutex<faults::Faults>,
     pub stats: parking_lot::Mutex<limits::Stats>,
@@ -313,7 +320,7 @@ impl Shared {
         Ok(Arc::new(Shared {
             base_url,
             seed: opts.seed.clone(),
-            org: parking_lot::Mutex::new(org),
+            org: parking_lot::RwLock::new(org),
             tokens: parking_lot::Mutex::new(oauth::TokenStore::default()),
             faults: parking_lot::Mutex::new(faults::Faults::default()),
             stats: parking_lot::Mutex::new(limits::Stats::default()),

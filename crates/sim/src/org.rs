@@ -1,11 +1,13 @@
 //! The org's in-memory state: schema, records, blobs, and the write rules Salesforce enforces.
 //!
 //! Records are stored as JSON maps holding every field of the object (unset ones as `null`), keyed by their
-//! canonical field names. Deleted records stay in place with `IsDeleted = true` so `queryAll` and
+//! canonical field names, one [`Table`] per object with its indexes (by id, by unique / External ID value, by
+//! the standard datetimes), so look-ups and unique checks cost a map read, not a scan. Deleted records stay in place with `IsDeleted = true` so `queryAll` and
 //! `ENTITY_IS_DELETED` work. Blob (`base64`) field values live in `blobs`; the record holds `null` and readers
 //! render the relative download URL, as Salesforce does.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -15,6 +17,8 @@ use super::ids;
 use super::journal::{ChangeKind, Journal};
 use super::seed::{FieldSpec, FieldType, NameField, ObjectSpec, Seed};
 use super::snapshot::Snapshot;
+use super::standard;
+use super::table::Table;
 
 pub type Record = Map<String, Value>;
 
@@ -41,6 +45,16 @@ impl ObjectSchema {
         self.fields
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// An empty table indexing this object's unique and External ID fields.
+    fn new_table(&self) -> Table {
+        Table::new(
+            self.fields
+                .iter()
+                .filter(|f| f.unique || f.external_id)
+                .map(|f| f.name.clone()),
+        )
     }
 
     fn from_spec(spec: &ObjectSpec) -> Self {
@@ -76,6 +90,11 @@ impl ObjectSchema {
             }),
         }
         fields.extend(spec.fields.iter().cloned());
+        for f in standard::common_fields(&spec.name) {
+            if !fields.iter().any(|g| g.name.eq_ignore_ascii_case(&f.name)) {
+                fields.push(f);
+            }
+        }
         for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
             fields.push(std_field(f, FieldType::Datetime));
         }
@@ -104,8 +123,10 @@ pub enum UpsertOutcome {
 /// The whole org. Callers hold it behind one lock; every method is a complete, consistent operation.
 #[derive(Debug, Clone)]
 pub struct Org {
-    objects: Vec<ObjectSchema>,
-    records: HashMap<String, BTreeMap<String, Record>>,
+    /// Shared so a write can hold its object's schema while it changes the records.
+    objects: Vec<Arc<ObjectSchema>>,
+    /// One table per object, by canonical object name.
+    records: HashMap<String, Table>,
     pub(super) blobs: HashMap<String, Vec<u8>>,
     seq: u64,
     autonumbers: HashMap<String, u64>,
@@ -116,11 +137,15 @@ pub struct Org {
 impl Org {
     /// Build the org a seed describes; seed records skip validation but get every standard field.
     pub fn from_seed(seed: &Seed, now: DateTime<Utc>) -> anyhow::Result<Org> {
-        let objects: Vec<ObjectSchema> = seed.objects.iter().map(ObjectSchema::from_spec).collect();
+        let objects: Vec<Arc<ObjectSchema>> = seed
+            .objects
+            .iter()
+            .map(|spec| Arc::new(ObjectSchema::from_spec(spec)))
+            .collect();
         let mut org = Org {
             records: objects
                 .iter()
-                .map(|o| (o.name.clone(), BTreeMap::new()))
+                .map(|o| (o.name.clone(), o.new_table()))
                 .collect(),
             objects,
             blobs: HashMap::new(),
@@ -145,7 +170,7 @@ impl Org {
         }
         for (object, mut r) in seeded {
             let schema = org
-                .schema(&object)
+                .schema_arc(&object)
                 .ok_or_else(|| anyhow::anyhow!("seed record of unknown object {object}"))?
                 .clone();
             let id = match r.get("Id").and_then(Value::as_str) {
@@ -155,10 +180,7 @@ impl Org {
             };
             r.insert("Id".into(), id.clone().into());
             org.fill_new(&schema, &mut r, &creator, now);
-            org.records
-                .entry(schema.name.clone())
-                .or_default()
-                .insert(id, r);
+            org.put(&schema.name, id, r);
         }
         Ok(org)
     }
@@ -167,7 +189,11 @@ impl Org {
     pub fn to_snapshot(&self) -> Snapshot {
         let engine = &base64::engine::general_purpose::STANDARD;
         Snapshot {
-            records: self.records.clone(),
+            records: self
+                .records
+                .iter()
+                .map(|(name, table)| (name.clone(), table.records().clone()))
+                .collect(),
             blobs: self
                 .blobs
                 .iter()
@@ -186,8 +212,12 @@ impl Org {
             blobs.insert(k, base64::Engine::decode(engine, v)?);
         }
         for (object, recs) in snapshot.records {
-            if let Some(name) = self.schema(&object).map(|s| s.name.clone()) {
-                self.records.insert(name, recs);
+            if let Some(schema) = self.schema(&object) {
+                let mut table = schema.new_table();
+                for (id, rec) in recs {
+                    table.put(id, rec);
+                }
+                self.records.insert(schema.name.clone(), table);
             }
         }
         self.blobs = blobs;
@@ -198,9 +228,20 @@ impl Org {
 
     /// Canonical schema for a case-insensitive object name.
     pub fn schema(&self, object: &str) -> Option<&ObjectSchema> {
+        self.schema_arc(object).map(|s| &**s)
+    }
+
+    fn schema_arc(&self, object: &str) -> Option<&Arc<ObjectSchema>> {
         self.objects
             .iter()
             .find(|o| o.name.eq_ignore_ascii_case(object))
+    }
+
+    /// The schema of a write, held while the write changes the org.
+    fn write_schema(&self, object: &str) -> Result<Arc<ObjectSchema>, RecordError> {
+        self.schema_arc(object)
+            .cloned()
+            .ok_or_else(|| RecordError::invalid_type(object))
     }
 
     pub fn schema_or_invalid(&self, object: &str) -> Result<&ObjectSchema, RecordError> {
@@ -208,7 +249,7 @@ impl Org {
             .ok_or_else(|| RecordError::invalid_type(object))
     }
 
-    pub fn objects(&self) -> &[ObjectSchema] {
+    pub fn objects(&self) -> &[Arc<ObjectSchema>] {
         &self.objects
     }
 
@@ -217,7 +258,12 @@ impl Org {
         self.records
             .get(object)
             .into_iter()
-            .flat_map(|m| m.values())
+            .flat_map(|t| t.iter().map(|(_, r)| r))
+    }
+
+    /// An object's table (canonical name), for the query planner.
+    pub fn table(&self, object: &str) -> Option<&Table> {
+        self.records.get(object)
     }
 
     /// A live record by id. Unknown → `NOT_FOUND`, deleted → `ENTITY_IS_DELETED`, bad id → `MALFORMED_ID`.
@@ -227,7 +273,7 @@ impl Org {
         let rec = self
             .records
             .get(&schema.name)
-            .and_then(|m| m.get(&id18))
+            .and_then(|t| t.get(&id18))
             .ok_or_else(RecordError::not_found)?;
         if rec.get("IsDeleted") == Some(&Value::Bool(true)) {
             return Err(RecordError::deleted());
@@ -235,17 +281,30 @@ impl Org {
         Ok(rec)
     }
 
-    /// Live records whose external-id (or `Id`) field equals `value`, case-insensitively.
+    /// Live records whose external-id (or `Id`) field equals `value`, case-insensitively, in id order. An
+    /// indexed field (every unique and External ID field) is a map read; any other field scans the object.
     pub fn find_by_field(&self, object: &str, field: &str, value: &str) -> Vec<String> {
-        self.all(object)
-            .filter(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
-            .filter(|r| {
-                r.get(field)
+        let Some(table) = self.records.get(object) else {
+            return Vec::new();
+        };
+        let equal = |r: &Record| {
+            r.get("IsDeleted") != Some(&Value::Bool(true))
+                && r.get(field)
                     .and_then(Value::as_str)
                     .is_some_and(|v| v.eq_ignore_ascii_case(value))
-            })
-            .filter_map(|r| r.get("Id").and_then(Value::as_str).map(str::to_owned))
-            .collect()
+        };
+        match table.find_unique(field, value) {
+            Some(candidates) => candidates
+                .into_iter()
+                .filter(|id| table.get(id).is_some_and(equal))
+                .map(str::to_owned)
+                .collect(),
+            None => table
+                .iter()
+                .filter(|(_, r)| equal(r))
+                .map(|(id, _)| id.clone())
+                .collect(),
+        }
     }
 
     /// Insert a record after full validation; returns its id.
@@ -256,7 +315,7 @@ impl Org {
         user: &str,
         now: DateTime<Utc>,
     ) -> Result<String, RecordError> {
-        let schema = self.schema_or_invalid(object)?.clone();
+        let schema = self.write_schema(object)?;
         let (mut rec, blobs) = self.validate(&schema, input, None)?;
         let id = self.next_id(&schema.key_prefix);
         rec.insert("Id".into(), id.clone().into());
@@ -279,10 +338,7 @@ impl Org {
         for (field, bytes) in blobs {
             self.blobs.insert(blob_key(&id, &field), bytes);
         }
-        self.records
-            .entry(schema.name.clone())
-            .or_default()
-            .insert(id.clone(), rec);
+        self.put(&schema.name, id.clone(), rec);
         self.journal
             .record(&schema.name, &id, ChangeKind::Created, user);
         Ok(id)
@@ -297,7 +353,7 @@ impl Org {
         user: &str,
         now: DateTime<Utc>,
     ) -> Result<String, RecordError> {
-        let schema = self.schema_or_invalid(object)?.clone();
+        let schema = self.write_schema(object)?;
         let current = self.get(&schema.name, id)?.clone();
         let id18 = current
             .get("Id")
@@ -329,10 +385,7 @@ impl Org {
         for (field, bytes) in blobs {
             self.blobs.insert(blob_key(&id18, &field), bytes);
         }
-        self.records
-            .entry(schema.name.clone())
-            .or_default()
-            .insert(id18.clone(), rec);
+        self.put(&schema.name, id18.clone(), rec);
         self.journal
             .record(&schema.name, &id18, ChangeKind::Updated, user);
         Ok(id18)
@@ -353,15 +406,11 @@ impl Org {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        if let Some(rec) = self
-            .records
-            .get_mut(&schema_name)
-            .and_then(|m| m.get_mut(&id18))
-        {
+        self.change(&schema_name, &id18, |rec| {
             rec.insert("IsDeleted".into(), true.into());
             rec.insert("SystemModstamp".into(), sf_datetime(now).into());
             rec.insert("LastModifiedById".into(), user.into());
-        }
+        });
         self.journal
             .record(&schema_name, &id18, ChangeKind::Deleted, user);
         Ok(())
@@ -377,7 +426,7 @@ impl Org {
         user: &str,
         now: DateTime<Utc>,
     ) -> Result<UpsertOutcome, RecordError> {
-        let schema = self.schema_or_invalid(object)?.clone();
+        let schema = self.write_schema(object)?;
         let key = schema
             .field(field)
             .filter(|f| f.external_id || f.name == "Id")
@@ -413,8 +462,15 @@ impl Org {
     pub fn render(&self, schema: &ObjectSchema, rec: &Record, version: &str) -> Record {
         let mut out = rec.clone();
         let id = rec.get("Id").and_then(Value::as_str).unwrap_or_default();
+        self.render_blobs(schema, id, &mut out, version);
+        out
+    }
+
+    /// In a record or a row projected from record `id`: every blob field it holds becomes the blob's relative
+    /// download URL, when the blob exists.
+    pub fn render_blobs(&self, schema: &ObjectSchema, id: &str, out: &mut Record, version: &str) {
         for f in schema.fields.iter().filter(|f| f.kind == FieldType::Base64) {
-            if self.blobs.contains_key(&blob_key(id, &f.name)) {
+            if out.contains_key(&f.name) && self.blobs.contains_key(&blob_key(id, &f.name)) {
                 let url = format!(
                     "/services/data/v{version}/sobjects/{}/{id}/{}",
                     schema.name, f.name
@@ -422,7 +478,6 @@ impl Org {
                 out.insert(f.name.clone(), url.into());
             }
         }
-        out
     }
 
     pub fn blob(&self, id: &str, field: &str) -> Option<&Vec<u8>> {
@@ -431,8 +486,24 @@ impl Org {
 
     /// Set fields directly, bypassing createable/updateable (system-maintained fields such as `IsLatest`).
     pub(super) fn set_system(&mut self, object: &str, id: &str, fields: Record) {
-        if let Some(rec) = self.records.get_mut(object).and_then(|m| m.get_mut(id)) {
-            rec.extend(fields);
+        self.change(object, id, |rec| rec.extend(fields));
+    }
+
+    /// Store a record (canonical object name), re-indexing it.
+    fn put(&mut self, object: &str, id: String, rec: Record) {
+        if let Some(table) = self.records.get_mut(object) {
+            table.put(id, rec);
+        }
+    }
+
+    /// Change a stored record in place through its table, so the indexes follow.
+    fn change(&mut self, object: &str, id: &str, edit: impl FnOnce(&mut Record)) {
+        let Some(table) = self.records.get_mut(object) else {
+            return;
+        };
+        if let Some(mut rec) = table.get(id).cloned() {
+            edit(&mut rec);
+            table.put(id.to_owned(), rec);
         }
     }
 

@@ -1,20 +1,24 @@
 //! Query routes (reference §2.6): `query`, `queryAll` and paging through `nextRecordsUrl` locators.
 //!
-//! Parsing and evaluation belong to `soql`; this module feeds it the stored records, adds `attributes`, and
-//! pages results (2,000 rows a page unless `Sforce-Query-Options: batchSize=N`, 200..=2000).
+//! Parsing and evaluation belong to `soql`, choosing which records to read to `query_exec`; this module
+//! renders rows with their `attributes` and pages results (2,000 rows a page unless `Sforce-Query-Options:
+//! batchSize=N`, 200..=2000). Rows are rendered page by page, when the page is fetched.
 
 use std::collections::HashMap;
+use std::ops::Bound;
 
 use axum::Json;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::error::ApiError;
+use super::error::{ApiError, RecordError};
 use super::gate::ApiVersion;
-use super::org::{Org, Record};
+use super::org::Org;
+use super::query_exec::{self, Matches};
 use super::rest::attributes;
 use super::seed::FieldType;
+use super::table::StampKey;
 use super::{AppState, ids, soql};
 
 const DEFAULT_BATCH: usize = 2000;
@@ -33,9 +37,24 @@ pub struct Cursors {
 /// Cursors a client abandoned are dropped oldest first beyond this many.
 const MAX_OPEN_CURSORS: usize = 1000;
 
+/// The rest of a query's answer. Rows are rendered when their page is fetched, from the ids (or index entries)
+/// matched when the query ran, so an open cursor over a million rows holds ids, not rows.
 struct Cursor {
-    rows: Vec<Value>,
+    query: soql::Query,
+    total: usize,
     batch: usize,
+    rows: Rows,
+}
+
+enum Rows {
+    Ids(Vec<String>),
+    /// A covered range of an ordered index: each page resumes after the last entry of the page before it
+    /// (`resume`: row offset → that entry), so no page but the one fetched is ever read.
+    Range {
+        field: String,
+        upper: Bound<StampKey>,
+        resume: HashMap<usize, Bound<StampKey>>,
+    },
 }
 
 pub(super) async fn query(
@@ -71,49 +90,50 @@ fn run_query(
             ApiError::bad_request("MALFORMED_QUERY", "A query string has to be specified")
         })?;
     let soql_error = |e: soql::SoqlError| ApiError::bad_request(e.error_code(), e.to_string());
-    let (result, object) = {
-        let org = st.org.lock();
-        let parsed = soql::parse(soql_text, &SchemaView(&org)).map_err(soql_error)?;
-        let schema = org.schema_or_invalid(&parsed.object)?;
-        let records: Vec<Record> = org
-            .all(&schema.name)
-            .filter(|r| all || r.get("IsDeleted") != Some(&Value::Bool(true)))
-            .map(|r| org.render(schema, r, &v.0))
-            .collect();
-        (
-            soql::execute(&parsed, &records, chrono::Utc::now()).map_err(soql_error)?,
-            schema.name.clone(),
-        )
-    };
-    let rows = match result {
-        soql::QueryResult::Count(n) => {
-            return Ok(Json(json!({"totalSize": n, "done": true, "records": []})));
-        }
-        soql::QueryResult::Rows(rows) => rows,
-    };
-    let rows: Vec<Value> = rows
-        .into_iter()
-        .map(|mut row| {
-            let id = row.get("Id").and_then(Value::as_str).map(str::to_owned);
-            row.insert(
-                "attributes".into(),
-                attributes(&object, id.as_deref(), &v.0),
-            );
-            Value::Object(row)
-        })
-        .collect();
     let batch = batch_size(headers);
-    let total = rows.len();
+    let org = st.org.read();
+    let parsed = soql::parse(soql_text, &SchemaView(&org)).map_err(soql_error)?;
+    let schema = org.schema_or_invalid(&parsed.object)?;
+    let table = org
+        .table(&schema.name)
+        .ok_or_else(|| RecordError::invalid_type(&schema.name))?;
+    let (total, rows) =
+        match query_exec::run(&parsed, table, all, chrono::Utc::now()).map_err(soql_error)? {
+            Matches::Count(n) => {
+                return Ok(Json(json!({"totalSize": n, "done": true, "records": []})));
+            }
+            Matches::Ids(ids) => (ids.len(), Rows::Ids(ids)),
+            Matches::Range {
+                field,
+                start,
+                upper,
+                total,
+            } => (
+                total,
+                Rows::Range {
+                    field,
+                    upper,
+                    resume: HashMap::from([(0, start)]),
+                },
+            ),
+        };
+    let mut cursor = Cursor {
+        query: parsed,
+        total,
+        batch,
+        rows,
+    };
+    let first = cursor.page(&org, &v.0, 0);
+    drop(org);
     if total <= batch {
         return Ok(Json(
-            json!({"totalSize": total, "done": true, "records": rows}),
+            json!({"totalSize": total, "done": true, "records": first}),
         ));
     }
-    let first: Vec<Value> = rows[..batch].to_vec();
     let mut cursors = st.cursors.lock();
     cursors.seq += 1;
     let locator = ids::generate("01g", cursors.seq);
-    cursors.open.insert(locator.clone(), Cursor { rows, batch });
+    cursors.open.insert(locator.clone(), cursor);
     while cursors.open.len() > MAX_OPEN_CURSORS {
         cursors.open.pop_first();
     }
@@ -132,11 +152,15 @@ pub(super) async fn query_more(
     let invalid = || ApiError::bad_request("INVALID_QUERY_LOCATOR", "invalid query locator");
     let (id, offset) = locator.rsplit_once('-').ok_or_else(invalid)?;
     let offset: usize = offset.parse().map_err(|_| invalid())?;
+    let org = st.org.read();
     let mut cursors = st.cursors.lock();
-    let cursor = cursors.open.get(id).ok_or_else(invalid)?;
-    let total = cursor.rows.len();
+    let cursor = cursors.open.get_mut(id).ok_or_else(invalid)?;
+    let total = cursor.total;
+    if offset > total || !cursor.can_start_at(offset) {
+        return Err(invalid());
+    }
     let end = (offset + cursor.batch).min(total);
-    let page: Vec<Value> = cursor.rows.get(offset..end).ok_or_else(invalid)?.to_vec();
+    let page = cursor.page(&org, &v.0, offset);
     let mut body = json!({"totalSize": total, "done": end >= total, "records": page});
     if end < total {
         body["nextRecordsUrl"] = format!("/services/data/v{}/query/{id}-{end}", v.0).into();
@@ -144,6 +168,57 @@ pub(super) async fn query_more(
         cursors.open.remove(id);
     }
     Ok(Json(body))
+}
+
+impl Cursor {
+    /// Whether a page may start at row `offset` (any row of an id list; a page boundary of a range).
+    fn can_start_at(&self, offset: usize) -> bool {
+        match &self.rows {
+            Rows::Ids(_) => true,
+            Rows::Range { resume, .. } => resume.contains_key(&offset),
+        }
+    }
+
+    /// The rendered rows `offset..offset + batch` (fewer at the end), each with its `attributes`.
+    fn page(&mut self, org: &Org, version: &str, offset: usize) -> Vec<Value> {
+        let end = (offset + self.batch).min(self.total);
+        let Some(schema) = org.schema(&self.query.object) else {
+            return Vec::new();
+        };
+        let Some(table) = org.table(&schema.name) else {
+            return Vec::new();
+        };
+        let ids: Vec<String> = match &mut self.rows {
+            Rows::Ids(ids) => ids.get(offset..end).unwrap_or_default().to_vec(),
+            Rows::Range {
+                field,
+                upper,
+                resume,
+            } => {
+                let start = resume.get(&offset).cloned().unwrap_or(Bound::Unbounded);
+                let entries: Vec<&StampKey> = table
+                    .range(field, start, upper.clone())
+                    .map(|r| r.take(end - offset).collect())
+                    .unwrap_or_default();
+                if let Some(last) = entries.last() {
+                    resume.insert(end, Bound::Excluded((*last).clone()));
+                }
+                entries.into_iter().map(|(_, id)| id.clone()).collect()
+            }
+        };
+        ids.iter()
+            .filter_map(|id| table.get(id).map(|r| (id, r)))
+            .map(|(id, record)| {
+                let mut row = soql::project(&self.query, record);
+                org.render_blobs(schema, id, &mut row, version);
+                row.insert(
+                    "attributes".into(),
+                    attributes(&schema.name, Some(id), version),
+                );
+                Value::Object(row)
+            })
+            .collect()
+    }
 }
 
 /// `Sforce-Query-Options: batchSize=N`, clamped to 200..=2000.

@@ -157,7 +157,7 @@ async fn create(
     } else {
         parse_record(&body)?
     };
-    let mut org = st.org.lock();
+    let mut org = st.org.write();
     let id = create_record(&mut org, &object, &input, &session.user_id)?;
     let name = org.schema_or_invalid(&object)?.name.clone();
     Ok(created(
@@ -184,7 +184,7 @@ async fn retrieve(
     Path((_, object, id)): Path<(String, String, String)>,
     Query(q): Params,
 ) -> Result<Json<Value>, ApiError> {
-    let org = st.org.lock();
+    let org = st.org.read();
     let schema = org.schema_or_invalid(&object)?;
     let fields = field_list(schema, q.get("fields"))?;
     let rec = org.get(&schema.name, &id).map_err(hide_deleted)?;
@@ -211,7 +211,7 @@ async fn update(
 ) -> Result<StatusCode, ApiError> {
     let input = parse_record(&body)?;
     st.org
-        .lock()
+        .write()
         .update(&object, &id, &input, &session.user_id, chrono::Utc::now())?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -222,7 +222,7 @@ async fn delete(
     Path((_, object, id)): Path<(String, String, String)>,
 ) -> Result<StatusCode, ApiError> {
     st.org
-        .lock()
+        .write()
         .delete(&object, &id, &session.user_id, chrono::Utc::now())?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -257,7 +257,7 @@ async fn retrieve_by_field(
     Path((_, object, field, value)): Path<(String, String, String, String)>,
     Query(q): Params,
 ) -> Result<Response, ApiError> {
-    let org = st.org.lock();
+    let org = st.org.read();
     let schema = org.schema_or_invalid(&object)?;
     if let (Some(id), Some(blob_field)) = (ids::normalize(&field), schema.field(&value))
         && blob_field.kind == FieldType::Base64
@@ -309,7 +309,7 @@ async fn upsert(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let input = parse_record(&body)?;
-    let mut org = st.org.lock();
+    let mut org = st.org.write();
     let outcome = org.upsert(
         &object,
         &field,

@@ -88,6 +88,8 @@ pub enum FieldType {
     String,
     Textarea,
     Email,
+    Phone,
+    Url,
     Boolean,
     Int,
     Double,

@@ -83,7 +83,12 @@ impl Org {
             _ => None,
         };
         match f.kind {
-            FieldType::String | FieldType::Textarea | FieldType::Email | FieldType::Picklist => {
+            FieldType::String
+            | FieldType::Textarea
+            | FieldType::Email
+            | FieldType::Phone
+            | FieldType::Url
+            | FieldType::Picklist => {
                 let s = text().ok_or_else(|| bad_value(f, value))?;
                 if let Some(max) = f.length
                     && s.chars().count() > max

@@ -17,8 +17,12 @@ pub enum ProblemType {
     Forbidden,
     /// 404: no such resource, or it belongs to another bank.
     NotFound,
+    /// 405: the resource exists but not with this method (`Allow` lists the ones it has).
+    MethodNotAllowed,
     /// 409: the first request with this idempotency key is still being processed.
     RequestInFlight,
+    /// 409: the request has no report (yet): not completed, rejected, waiting for the bank, or failed.
+    ReportNotAvailable,
     /// 413: the body exceeds the configured size limit.
     BodyTooLarge,
     /// 415: the body's media type is not accepted here.
@@ -33,18 +37,22 @@ pub enum ProblemType {
     ServiceUnavailable,
     /// 500: a bug or an unexpected failure; details are in the log, not here.
     Internal,
+    /// 501: an endpoint that is announced but not built yet.
+    NotImplemented,
 }
 
 impl ProblemType {
     /// Every problem type, for documentation (the OpenAPI document lists them).
-    pub const ALL: [ProblemType; 14] = [
+    pub const ALL: [ProblemType; 17] = [
         Self::MalformedBody,
         Self::InvalidRequest,
         Self::IdempotencyKeyInvalid,
         Self::Unauthorized,
         Self::Forbidden,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::RequestInFlight,
+        Self::ReportNotAvailable,
         Self::BodyTooLarge,
         Self::UnsupportedMediaType,
         Self::Validation,
@@ -52,6 +60,7 @@ impl ProblemType {
         Self::RateLimited,
         Self::ServiceUnavailable,
         Self::Internal,
+        Self::NotImplemented,
     ];
 
     /// The stable `type` URI.
@@ -65,7 +74,9 @@ impl ProblemType {
             Self::Unauthorized => "https://creditlink.dev/problems/unauthorized",
             Self::Forbidden => "https://creditlink.dev/problems/forbidden",
             Self::NotFound => "https://creditlink.dev/problems/not-found",
+            Self::MethodNotAllowed => "https://creditlink.dev/problems/method-not-allowed",
             Self::RequestInFlight => "https://creditlink.dev/problems/request-in-flight",
+            Self::ReportNotAvailable => "https://creditlink.dev/problems/report-not-available",
             Self::BodyTooLarge => "https://creditlink.dev/problems/body-too-large",
             Self::UnsupportedMediaType => "https://creditlink.dev/problems/unsupported-media-type",
             Self::Validation => "https://creditlink.dev/problems/validation",
@@ -73,6 +84,7 @@ impl ProblemType {
             Self::RateLimited => "https://creditlink.dev/problems/rate-limited",
             Self::ServiceUnavailable => "https://creditlink.dev/problems/service-unavailable",
             Self::Internal => "https://creditlink.dev/problems/internal",
+            Self::NotImplemented => "https://creditlink.dev/problems/not-implemented",
         }
     }
 
@@ -85,13 +97,15 @@ impl ProblemType {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::RequestInFlight => StatusCode::CONFLICT,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RequestInFlight | Self::ReportNotAvailable => StatusCode::CONFLICT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation | Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NotImplemented => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -104,7 +118,9 @@ impl ProblemType {
             Self::Unauthorized => "Unauthorized",
             Self::Forbidden => "Forbidden",
             Self::NotFound => "Not found",
+            Self::MethodNotAllowed => "Method not allowed",
             Self::RequestInFlight => "Request with this Idempotency-Key is in flight",
+            Self::ReportNotAvailable => "No report for this request",
             Self::BodyTooLarge => "Request body too large",
             Self::UnsupportedMediaType => "Unsupported media type",
             Self::Validation => "Validation failed",
@@ -112,6 +128,7 @@ impl ProblemType {
             Self::RateLimited => "Too many requests",
             Self::ServiceUnavailable => "Service unavailable",
             Self::Internal => "Internal error",
+            Self::NotImplemented => "Not implemented yet",
         }
     }
 }

@@ -12,7 +12,12 @@
 //! - **422** `idempotency-key-reused`: the draft IETF `Idempotency-Key` specification asks for 422 when a
 //!   key is replayed with a different body; 409 is kept for `request-in-flight` (same key, first request
 //!   still being processed), which is also what the draft asks for.
-//! - **404** `not-found`: also for ids that exist but belong to another bank, so existence never leaks.
+//! - **404** `not-found`: also for ids that exist but belong to another bank, so existence never leaks; for
+//!   report requests the detail says which id is expected (the creditlink id, not a Salesforce id).
+//! - **405** `method-not-allowed`: with `Allow`.
+//! - **409** `report-not-available`: the report of a request that is not completed (or was rejected, or
+//!   failed), with the request's `request_status` and the bureau's `reason`.
+//! - **501** `not-implemented`: an endpoint that is announced but not built yet (data-feed uploads).
 //! - **500** `internal`: the detail is generic; the cause is logged with the request id, which the document
 //!   carries as `request_id` and as `instance` (`urn:uuid:<request id>`), so support can find the log line.
 
@@ -221,7 +226,69 @@ impl Problem {
 
     /// 404: also used for resources of another bank, so the detail never says which case it is.
     pub fn not_found() -> Self {
-        Self::new(ProblemType::NotFound, "No such resource.")
+        Self::new(
+            ProblemType::NotFound,
+            "There is no such resource; see /api/v1/openapi.json for the endpoints.",
+        )
+    }
+
+    /// 404 for a report request id that is unknown, malformed, or another bank's: the same words in every
+    /// case, saying which id is expected.
+    pub fn request_not_found() -> Self {
+        Self::new(
+            ProblemType::NotFound,
+            "No report request of your bank has this id. Use the creditlink request id (a UUID, the `id` \
+             returned when the request was created), not a Salesforce record id or your own reference.",
+        )
+    }
+
+    /// 405 with `Allow`.
+    pub fn method_not_allowed(allow: Option<&str>) -> Self {
+        let detail = match allow {
+            Some(allow) => {
+                format!("This resource does not support this method; it supports {allow}.")
+            }
+            None => {
+                "This resource does not support this method; the Allow header lists the ones it does."
+                    .to_owned()
+            }
+        };
+        let problem = Self::new(ProblemType::MethodNotAllowed, detail);
+        match allow {
+            Some(allow) => problem.with_header(axum::http::header::ALLOW, allow),
+            None => problem,
+        }
+    }
+
+    /// 409: why a request has no report to download, with its `status` (and `reason`) as extensions.
+    pub fn report_not_available(status: &str, reason: Option<&str>) -> Self {
+        let detail = match (status, reason) {
+            ("rejected", Some(r)) => {
+                format!("The bureau rejected this request, so there is no report: {r}")
+            }
+            ("rejected", None) => {
+                "The bureau rejected this request, so there is no report.".to_owned()
+            }
+            ("action_required", Some(r)) => {
+                format!("The bureau needs your action before it can finish the report: {r}")
+            }
+            ("failed", Some(r)) => format!("This request never reached the bureau: {r}"),
+            (status, _) => format!(
+                "The report is not ready yet: the request is {status}. A report_request.completed webhook \
+                 announces it."
+            ),
+        };
+        let problem =
+            Self::new(ProblemType::ReportNotAvailable, detail).with_extra("request_status", status);
+        match reason {
+            Some(r) => problem.with_extra("reason", r),
+            None => problem,
+        }
+    }
+
+    /// 501: announced, not built yet.
+    pub fn not_implemented(detail: impl Into<String>) -> Self {
+        Self::new(ProblemType::NotImplemented, detail)
     }
 
     /// 422: the idempotency key was first used with a different body.

@@ -11,44 +11,67 @@ use serde_json::{Map, Value};
 use super::lexer::{CmpOp, parse_datetime};
 use super::parser::RelativeDate;
 use super::resolve::{Filter, Operand, OrderKey, Predicate, Test};
-use super::{Query, QueryResult, Selection, SoqlError, ValueKind};
+use super::{Query, Selection, SoqlError, ValueKind};
 
 type Record = Map<String, Value>;
 
-pub(super) fn execute(
+/// Filter, order, then apply `OFFSET` and `LIMIT` to `records` (each with a key the caller knows it by),
+/// returning the keys of the page's rows in order, or their count for `COUNT()`. Records are read by
+/// reference; nothing is cloned. `presorted` says `records` already come in the query's order (an ordered
+/// index), so no sort is needed and reading stops once the page is full.
+pub(super) fn select<'r, K>(
     query: &Query,
-    records: &[Record],
+    records: impl Iterator<Item = (K, &'r Record)>,
     now: DateTime<Utc>,
-) -> Result<QueryResult, SoqlError> {
+    presorted: bool,
+) -> Result<Selected<K>, SoqlError> {
     let today = now.date_naive();
+    let offset = query.offset.unwrap_or(0);
+    let limit = query.limit.unwrap_or(usize::MAX);
+    let unsorted = query.order.is_empty() || presorted;
+    let enough = if unsorted {
+        offset.saturating_add(limit)
+    } else {
+        usize::MAX
+    };
     let mut matching = Vec::new();
-    for record in records {
+    for (key, record) in records {
+        if matching.len() >= enough {
+            break;
+        }
         let keep = match &query.filter {
             Some(filter) => matches(filter, record, today)?,
             None => true,
         };
         if keep {
-            matching.push(record);
+            matching.push((key, record));
         }
     }
-    // Stable sort: records equal on every key keep their stored order.
-    matching.sort_by(|a, b| compare_records(&query.order, a, b));
-    let page = matching
-        .into_iter()
-        .skip(query.offset.unwrap_or(0))
-        .take(query.limit.unwrap_or(usize::MAX));
+    if !unsorted {
+        // Stable sort: records equal on every key keep their stored order.
+        matching.sort_by(|(_, a), (_, b)| compare_records(&query.order, a, b));
+    }
+    let page = matching.into_iter().skip(offset).take(limit);
     Ok(match &query.selection {
-        Selection::Count => QueryResult::Count(page.count()),
-        Selection::Fields(fields) => QueryResult::Rows(
-            page.map(|record| {
-                fields
-                    .iter()
-                    .map(|f| (f.clone(), lookup(record, f).cloned().unwrap_or(Value::Null)))
-                    .collect()
-            })
-            .collect(),
-        ),
+        Selection::Count => Selected::Count(page.count()),
+        Selection::Fields(_) => Selected::Keys(page.map(|(key, _)| key).collect()),
     })
+}
+
+/// What [`select`] found.
+#[derive(Debug, PartialEq)]
+pub enum Selected<K> {
+    Count(usize),
+    Keys(Vec<K>),
+}
+
+/// A row of the result: the selected fields of `record` under their canonical names (null where absent).
+pub(super) fn project(query: &Query, record: &Record) -> Record {
+    query
+        .selected_fields()
+        .iter()
+        .map(|f| (f.clone(), lookup(record, f).cloned().unwrap_or(Value::Null)))
+        .collect()
 }
 
 /// A stored value read as its field's kind.

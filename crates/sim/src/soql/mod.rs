@@ -40,12 +40,16 @@
 mod eval;
 mod lexer;
 mod parser;
+mod plan;
 mod resolve;
 #[cfg(test)]
 mod tests;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+
+pub use eval::Selected;
+pub use plan::Access;
 
 /// The type of a field, as far as filtering and ordering care.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +103,11 @@ impl Query {
     /// Whether this is a `SELECT COUNT()` query (answered with `totalSize` and no records).
     pub fn is_count(&self) -> bool {
         matches!(self.selection, Selection::Count)
+    }
+
+    /// Whether the rows are ordered by `field` ascending and nothing else, the order of its index.
+    pub fn ordered_by_only(&self, field: &str) -> bool {
+        matches!(self.order.as_slice(), [key] if key.field == field && !key.descending)
     }
 
     /// The `LIMIT`, if any.
@@ -178,7 +187,33 @@ pub fn execute(
     records: &[Map<String, Value>],
     now: DateTime<Utc>,
 ) -> Result<QueryResult, SoqlError> {
-    eval::execute(query, records, now)
+    Ok(
+        match eval::select(query, records.iter().enumerate(), now, false)? {
+            Selected::Count(n) => QueryResult::Count(n),
+            Selected::Keys(keys) => QueryResult::Rows(
+                keys.into_iter()
+                    .map(|i| project(query, &records[i]))
+                    .collect(),
+            ),
+        },
+    )
+}
+
+/// [`execute`] over candidate records read by reference, each with the key the caller knows it by (the
+/// org's ids): the page's keys in order, or the count. `presorted`: the candidates already come in the
+/// query's `ORDER BY` order (read from an ordered index), so reading stops once the page is full.
+pub fn select<'r, K>(
+    query: &Query,
+    records: impl Iterator<Item = (K, &'r Map<String, Value>)>,
+    now: DateTime<Utc>,
+    presorted: bool,
+) -> Result<Selected<K>, SoqlError> {
+    eval::select(query, records, now, presorted)
+}
+
+/// One result row: the selected fields of `record` (no `attributes`).
+pub fn project(query: &Query, record: &Map<String, Value>) -> Map<String, Value> {
+    eval::project(query, record)
 }
 
 /// Salesforce's error location block: the offending line, a caret under the column, and the

@@ -4,6 +4,7 @@ mod automation;
 mod automation_support;
 mod collections;
 mod faults;
+mod indexes;
 mod oauth;
 mod query;
 mod rest;

@@ -1,0 +1,260 @@
+//! The simulator's own benchmark: the simulated org in this process, driven over HTTP on 127.0.0.1 the way
+//! creditlink's pusher and poller drive it, at 1,000 and at 1,000,000 stored credit report requests.
+//!
+//! ```text
+//! cargo bench -p creditlink-sim --bench sim                      # 1,000 and 1,000,000 records
+//! SIM_BENCH_LARGE=200000 cargo bench -p creditlink-sim --bench sim
+//! ```
+//! Figures (issue targets in brackets):
+//! - sObject Collections upsert of 200 new records by External ID: wall time per record with N stored, and the
+//!   ratio large / small [≤ 1.5];
+//! - CPU per upserted record: this process's user + system CPU time over the upserts divided by the records,
+//!   which includes the HTTP client's own work, so it is an upper bound of the simulator's [≤ 20 µs];
+//! - the reconciliation poller's query `SELECT Id, SystemModstamp … WHERE SystemModstamp > t ORDER BY
+//!   SystemModstamp` matching every stored record: time to its first page of 2,000 rows [≤ 20 ms].
+//!
+//! Stored records are loaded through the seed (no HTTP), then every figure is the median of several rounds.
+//! Speed is never asserted; the bench prints figures with the load average and exits 0 unless it could not run.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use creditlink_sim::testkit::{BANK_A, api, client, integration_token};
+use creditlink_sim::{Seed, SimHandle, SimOptions};
+use serde_json::{Map, Value, json};
+
+const OBJECT: &str = "Credit_Report_Request__c";
+const BATCH: usize = 200;
+const UPSERT_ROUNDS: usize = 50;
+const QUERY_ROUNDS: usize = 15;
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Figures {
+    stored: usize,
+    upsert_us_per_record: f64,
+    cpu_us_per_record: f64,
+    first_page_ms: f64,
+}
+
+async fn run() -> anyhow::Result<()> {
+    let large = std::env::var("SIM_BENCH_LARGE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let mut all = Vec::new();
+    for stored in [1_000, large] {
+        all.push(measure(stored).await?);
+    }
+    let (small, big) = (&all[0], &all[1]);
+    println!("\n## Summary (load average {})\n", load_average());
+    println!(
+        "| stored records | upsert µs/record (wall) | CPU µs/record (sim + client) | range query first page ms |"
+    );
+    println!("| --- | --- | --- | --- |");
+    for f in &all {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.2} |",
+            f.stored, f.upsert_us_per_record, f.cpu_us_per_record, f.first_page_ms
+        );
+    }
+    println!(
+        "\nupsert time per record, {} vs {} stored: {:.2}x [target ≤ 1.5]; CPU per record at {}: {:.1} µs \
+         [target ≤ 20]; first 2,000 rows of the range over {}: {:.2} ms [target ≤ 20]",
+        big.stored,
+        small.stored,
+        big.upsert_us_per_record / small.upsert_us_per_record,
+        big.stored,
+        big.cpu_us_per_record,
+        big.stored,
+        big.first_page_ms
+    );
+    Ok(())
+}
+
+async fn measure(stored: usize) -> anyhow::Result<Figures> {
+    let loading = Instant::now();
+    let sim = start(stored).await?;
+    println!(
+        "{stored} records stored in {:.1} s (load {})",
+        loading.elapsed().as_secs_f64(),
+        load_average()
+    );
+    let http = client();
+    let token = integration_token(&sim).await;
+    let url = api(
+        &sim,
+        &format!("/composite/sobjects/{OBJECT}/Request_Key__c"),
+    );
+    // Warm-up: connections, allocator, caches.
+    for round in 0..3 {
+        upsert(&http, &url, &token, &format!("warm-{round}")).await?;
+    }
+    let mut walls = Vec::new();
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    for round in 0..UPSERT_ROUNDS {
+        let t = Instant::now();
+        upsert(&http, &url, &token, &format!("round-{round}")).await?;
+        walls.push(t.elapsed());
+    }
+    let elapsed = started.elapsed();
+    let cpu = process_cpu() - cpu_before;
+    let records = (UPSERT_ROUNDS * BATCH) as f64;
+    let upsert_us = median(&mut walls).as_secs_f64() * 1e6 / BATCH as f64;
+    let cpu_us = cpu.as_secs_f64() * 1e6 / records;
+    println!(
+        "{stored} stored: collections upsert of {BATCH}: median {upsert_us:.1} µs/record wall, {cpu_us:.1} µs \
+         CPU/record ({records} records in {:.2} s) (load {})",
+        elapsed.as_secs_f64(),
+        load_average()
+    );
+    let soql = format!(
+        "SELECT Id, SystemModstamp FROM {OBJECT} WHERE SystemModstamp > 2000-01-01T00:00:00Z ORDER BY SystemModstamp"
+    );
+    let query_url = api(&sim, "/query");
+    let mut times = Vec::new();
+    let mut total = 0;
+    for _ in 0..QUERY_ROUNDS {
+        let t = Instant::now();
+        let body: Value = http
+            .get(&query_url)
+            .query(&[("q", soql.as_str())])
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        times.push(t.elapsed());
+        total = body["totalSize"].as_u64().unwrap_or_default();
+        anyhow::ensure!(
+            body["records"].as_array().map(Vec::len) == Some(2000.min(total as usize)),
+            "unexpected first page: {}",
+            body["records"].as_array().map(Vec::len).unwrap_or_default()
+        );
+    }
+    let first_page_ms = median(&mut times).as_secs_f64() * 1e3;
+    println!(
+        "{stored} stored: range query over {total} rows, first page of 2,000: median {first_page_ms:.2} ms (load {})",
+        load_average()
+    );
+    sim.shutdown().await?;
+    Ok(Figures {
+        stored,
+        upsert_us_per_record: upsert_us,
+        cpu_us_per_record: cpu_us,
+        first_page_ms,
+    })
+}
+
+/// A simulator whose org holds `stored` credit report requests (loaded through the seed).
+async fn start(stored: usize) -> anyhow::Result<SimHandle> {
+    let mut seed = Seed::default_org();
+    let records = (0..stored)
+        .map(|i| request(&format!("stored-{i:08}")))
+        .collect();
+    seed.records.insert(OBJECT.to_owned(), records);
+    let opts = SimOptions {
+        seed,
+        daily_api_limit: 1_000_000,
+        ..SimOptions::default()
+    };
+    creditlink_sim::spawn("127.0.0.1:0".parse()?, opts).await
+}
+
+/// One collections upsert of `BATCH` new records; every record must succeed.
+async fn upsert(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    prefix: &str,
+) -> anyhow::Result<()> {
+    let records: Vec<Value> = (0..BATCH)
+        .map(|i| {
+            let mut r = request(&format!("{prefix}-{i:04}"));
+            r.insert("attributes".into(), json!({ "type": OBJECT }));
+            Value::Object(r)
+        })
+        .collect();
+    let answer: Value = http
+        .patch(url)
+        .bearer_auth(token)
+        .json(&json!({ "allOrNone": false, "records": records }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let ok = answer
+        .as_array()
+        .map(|rs| rs.iter().filter(|r| r["success"] == true).count());
+    anyhow::ensure!(ok == Some(BATCH), "upsert failed: {answer}");
+    Ok(())
+}
+
+fn request(key: &str) -> Map<String, Value> {
+    match json!({
+        "Request_Key__c": key,
+        "Bank__c": BANK_A,
+        "Subject_Type__c": "Person",
+        "Purpose__c": "Loan Application",
+        "Last_Name__c": "Bench",
+        "National_Id__c": "8001011234",
+    }) {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+/// User + system CPU time of this process so far (`/proc/self/stat` fields 14 and 15, in clock ticks).
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces; count fields after its closing parenthesis.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // After ')' the first field is field 3 (state), so fields 14 and 15 are at 11 and 12.
+    let total = ticks(11) + ticks(12);
+    Duration::from_secs_f64(total as f64 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // sysconf(_SC_CLK_TCK) is 100 on every Linux this runs on; no libc call needed for a benchmark.
+    100.0
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}

@@ -1,0 +1,297 @@
+//! One object's records and the indexes that keep look-ups off full scans.
+//!
+//! A real bureau's org holds millions of records, and the daemon's hot paths (upsert by External ID, unique
+//! checks on every write, the reconciliation poller's `SystemModstamp` range) must not cost a scan of them:
+//! - records by `Id` (a `BTreeMap`: ids are generated in sequence, so its order is creation order, the order a
+//!   query without `ORDER BY` returns);
+//! - every unique or External ID text field by its lowercased value (Salesforce matches them
+//!   case-insensitively), live records only, because deleted ones neither collide nor match an upsert;
+//! - `CreatedDate`, `LastModifiedDate` and `SystemModstamp` ordered by value, live records only (what `query`
+//!   reads; `queryAll` scans). Stored datetimes are all `…+0000` with milliseconds, so their text order is
+//!   their time order; a value in another form is left out of the index and the query planner does not use
+//!   the index for that object (see [`Table::ordered_complete`]).
+//!
+//! Every change goes through [`Table::put`], which removes the old version's index entries before adding the
+//! new one's, so the indexes can never disagree with the records.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
+
+use serde_json::Value;
+
+use super::org::Record;
+
+/// The datetime fields with an ordered index.
+pub const ORDERED_FIELDS: [&str; 3] = ["CreatedDate", "LastModifiedDate", "SystemModstamp"];
+
+/// An entry of an ordered index: `(stored datetime text, id)`.
+pub type StampKey = (String, String);
+type Ordered = BTreeSet<StampKey>;
+
+/// The index bound for "value `>=` / `>` `stamp`" (datetime text in the stored form).
+pub fn lower_bound(stamp: Bound<&str>) -> Bound<StampKey> {
+    // `(value, id)` pairs: an excluded value skips every id of it, hence the id above every id.
+    match stamp {
+        Bound::Included(v) => Bound::Included((v.to_owned(), String::new())),
+        Bound::Excluded(v) => Bound::Excluded((v.to_owned(), char::MAX.to_string())),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+/// The index bound for "value `<=` / `<` `stamp`".
+pub fn upper_bound(stamp: Bound<&str>) -> Bound<StampKey> {
+    match stamp {
+        Bound::Included(v) => Bound::Included((v.to_owned(), char::MAX.to_string())),
+        Bound::Excluded(v) => Bound::Excluded((v.to_owned(), String::new())),
+        Bound::Unbounded => Bound::Unbounded,
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    records: BTreeMap<String, Record>,
+    /// Unique / External ID field → lowercased value → ids of the live records holding it.
+    unique: HashMap<String, HashMap<String, BTreeSet<String>>>,
+    /// One per entry of [`ORDERED_FIELDS`], same order.
+    ordered: [Ordered; 3],
+    /// Records whose ordered-field value could not be indexed (not in the canonical form).
+    unordered: usize,
+}
+
+impl Table {
+    /// An empty table indexing `unique_fields` (canonical names).
+    pub fn new(unique_fields: impl IntoIterator<Item = String>) -> Table {
+        Table {
+            unique: unique_fields
+                .into_iter()
+                .map(|f| (f, HashMap::new()))
+                .collect(),
+            ..Table::default()
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Record> {
+        self.records.get(id)
+    }
+
+    /// The record `id` with the table's own copy of its id (borrowed as long as the table).
+    pub fn entry(&self, id: &str) -> Option<(&str, &Record)> {
+        self.records
+            .get_key_value(id)
+            .map(|(id, r)| (id.as_str(), r))
+    }
+
+    /// Every record, deleted ones included, in id (creation) order.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&String, &Record)> {
+        self.records.iter()
+    }
+
+    /// The records as stored, for snapshots.
+    pub fn records(&self) -> &BTreeMap<String, Record> {
+        &self.records
+    }
+
+    /// Insert or replace the record `id`, keeping every index in step.
+    pub fn put(&mut self, id: String, record: Record) {
+        if let Some(old) = self.records.remove(&id) {
+            self.unindex(&id, &old);
+        }
+        self.index(&id, &record);
+        self.records.insert(id, record);
+    }
+
+    /// Whether `field` has a unique-value index.
+    pub fn is_unique_indexed(&self, field: &str) -> bool {
+        self.unique.contains_key(field)
+    }
+
+    /// Ids of the live records whose indexed `field` may equal `value` case-insensitively (the same lowercased
+    /// value; callers compare exactly); `None` when `field` has no index.
+    pub fn find_unique(&self, field: &str, value: &str) -> Option<Vec<&str>> {
+        let index = self.unique.get(field)?;
+        Some(
+            index
+                .get(&normalize(value))
+                .map(|ids| ids.iter().map(String::as_str).collect())
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Whether every record is in the ordered indexes, so a range read from them misses nothing.
+    pub fn ordered_complete(&self) -> bool {
+        self.unordered == 0
+    }
+
+    /// Entries `(datetime text, id)` of the ordered index of `field` within the bounds, in value order then id
+    /// order; `None` when `field` has no ordered index. Build bounds with [`lower_bound`] and [`upper_bound`],
+    /// or resume after an entry with `Bound::Excluded(entry)`.
+    pub fn range(
+        &self,
+        field: &str,
+        lower: Bound<StampKey>,
+        upper: Bound<StampKey>,
+    ) -> Option<impl Iterator<Item = &StampKey>> {
+        let slot = ORDERED_FIELDS.iter().position(|f| *f == field)?;
+        // An empty interval (lower above upper) is answered empty; `BTreeSet::range` would panic on it.
+        let empty = matches!((&lower, &upper),
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a > b);
+        let upper = if empty { Bound::Unbounded } else { upper };
+        Some(
+            self.ordered[slot]
+                .range((lower, upper))
+                .take(if empty { 0 } else { usize::MAX }),
+        )
+    }
+
+    fn index(&mut self, id: &str, record: &Record) {
+        let live = record.get("IsDeleted") != Some(&Value::Bool(true));
+        for (field, index) in &mut self.unique {
+            if let (true, Some(value)) = (live, record.get(field).and_then(Value::as_str)) {
+                index
+                    .entry(normalize(value))
+                    .or_default()
+                    .insert(id.to_owned());
+            }
+        }
+        for (slot, field) in ORDERED_FIELDS.iter().enumerate() {
+            match record.get(*field) {
+                _ if !live => {}
+                Some(Value::String(stamp)) if canonical_stamp(stamp) => {
+                    self.ordered[slot].insert((stamp.clone(), id.to_owned()));
+                }
+                None | Some(Value::Null) => {}
+                Some(_) => self.unordered += 1,
+            }
+        }
+    }
+
+    fn unindex(&mut self, id: &str, record: &Record) {
+        let live = record.get("IsDeleted") != Some(&Value::Bool(true));
+        for (field, index) in &mut self.unique {
+            if let Some(value) = record.get(field).and_then(Value::as_str) {
+                let key = normalize(value);
+                if let Some(ids) = index.get_mut(&key) {
+                    ids.remove(id);
+                    if ids.is_empty() {
+                        index.remove(&key);
+                    }
+                }
+            }
+        }
+        for (slot, field) in ORDERED_FIELDS.iter().enumerate() {
+            match record.get(*field) {
+                _ if !live => {}
+                Some(Value::String(stamp)) if canonical_stamp(stamp) => {
+                    self.ordered[slot].remove(&(stamp.clone(), id.to_owned()));
+                }
+                None | Some(Value::Null) => {}
+                Some(_) => self.unordered -= 1,
+            }
+        }
+    }
+}
+
+/// The unique-index key of a value: Unicode lowercase, so values equal ignoring case (ASCII or not) share it.
+fn normalize(value: &str) -> String {
+    value.to_lowercase()
+}
+
+/// `2024-05-20T20:49:32.000+0000`: the form the org writes, whose text order is time order.
+pub fn canonical_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 28
+        && s.ends_with("+0000")
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'.'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| matches!(i, 4 | 7 | 10 | 13 | 16 | 19 | 23..) || c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn rec(key: &str, stamp: &str, deleted: bool) -> Record {
+        json!({"Key__c": key, "SystemModstamp": stamp, "CreatedDate": stamp, "LastModifiedDate": stamp,
+               "IsDeleted": deleted})
+        .as_object()
+        .cloned()
+        .unwrap()
+    }
+
+    const T1: &str = "2024-01-01T00:00:00.000+0000";
+    const T2: &str = "2024-01-02T00:00:00.000+0000";
+
+    #[test]
+    fn unique_index_follows_updates_and_deletes() {
+        let mut t = Table::new(["Key__c".to_string()]);
+        t.put("a".into(), rec("K-1", T1, false));
+        assert_eq!(t.find_unique("Key__c", "k-1"), Some(vec!["a"]));
+        t.put("a".into(), rec("K-2", T1, false));
+        assert_eq!(t.find_unique("Key__c", "K-1"), Some(vec![]));
+        assert_eq!(t.find_unique("Key__c", "K-2"), Some(vec!["a"]));
+        t.put("a".into(), rec("K-2", T1, true));
+        assert_eq!(t.find_unique("Key__c", "K-2"), Some(vec![]));
+        assert_eq!(t.find_unique("Other__c", "x"), None);
+    }
+
+    fn ids(t: &Table, field: &str, lower: Bound<&str>, upper: Bound<&str>) -> Vec<String> {
+        t.range(field, lower_bound(lower), upper_bound(upper))
+            .unwrap()
+            .map(|(_, id)| id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn ordered_index_ranges_live_records_by_value_then_id() {
+        let mut t = Table::new([]);
+        t.put("b".into(), rec("", T1, false));
+        t.put("a".into(), rec("", T2, false));
+        t.put("d".into(), rec("", T1, false));
+        t.put("c".into(), rec("", T1, true));
+        let all = ids(&t, "SystemModstamp", Bound::Unbounded, Bound::Unbounded);
+        assert_eq!(all, ["b", "d", "a"]);
+        let after = ids(&t, "SystemModstamp", Bound::Excluded(T1), Bound::Unbounded);
+        assert_eq!(after, ["a"]);
+        let upto = ids(&t, "CreatedDate", Bound::Unbounded, Bound::Included(T1));
+        assert_eq!(upto, ["b", "d"]);
+        let before = ids(&t, "CreatedDate", Bound::Unbounded, Bound::Excluded(T2));
+        assert_eq!(before, ["b", "d"]);
+        assert!(ids(&t, "CreatedDate", Bound::Included(T2), Bound::Excluded(T1)).is_empty());
+        let resumed: Vec<&String> = t
+            .range(
+                "SystemModstamp",
+                Bound::Excluded((T1.to_string(), "b".to_string())),
+                Bound::Unbounded,
+            )
+            .unwrap()
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(resumed, ["d", "a"]);
+        t.put("a".into(), rec("", T1, false));
+        assert!(ids(&t, "SystemModstamp", Bound::Excluded(T1), Bound::Unbounded).is_empty());
+        assert!(
+            t.range("Name", Bound::Unbounded, Bound::Unbounded)
+                .is_none()
+        );
+        assert!(t.ordered_complete());
+    }
+
+    #[test]
+    fn a_stamp_in_another_form_marks_the_index_incomplete() {
+        let mut t = Table::new([]);
+        t.put("a".into(), rec("", "2024-01-01T00:00:00Z", false));
+        assert!(!t.ordered_complete());
+        t.put("a".into(), rec("", T1, false));
+        assert!(t.ordered_complete());
+        assert!(canonical_stamp(T1));
+        assert!(!canonical_stamp("2024-01-01T00:00:00.000Z"));
+    }
+}
