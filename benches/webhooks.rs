@@ -92,6 +92,7 @@ async fn scenario(events: usize, fail_rate: f64) -> anyhow::Result<()> {
     })?;
     let settings = BankPusherSettings {
         concurrency: 32,
+        per_endpoint: 32,
         poll_interval: ms(10),
         ..BankPusherSettings::default()
     };

@@ -27,7 +27,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::config::{self, Config};
 use crate::inbound::{Inbound, InboundSettings, open_vault};
-use crate::intake::{self, Authenticator, IntakeState};
+use crate::intake::{self, Authenticator, BankQuota, IntakeState};
 use crate::lifecycle::FailureNotice;
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
@@ -333,6 +333,10 @@ impl Daemon {
             max_prefer_wait: config.intake.max_prefer_wait,
             public_url: config.server.public_url().to_string(),
             vault,
+            quota: config
+                .server
+                .bank_quota_per_hour
+                .map(|n| Arc::new(BankQuota::new(n))),
             views: inbound.as_ref().map(|i| i.state().clone()),
         };
         // A request may wait up to max_prefer_wait for Salesforce on top of its own work.
@@ -585,6 +589,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 100,
             shutdown_grace: Duration::from_secs(1),
+            bank_quota_per_hour: None,
         }
     }
 

@@ -32,6 +32,8 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// How long shutdown waits for in-flight requests and workers before giving up.
     pub shutdown_grace: Duration,
+    /// Report requests each bank may send per hour (a token bucket of that size); `None` = no quota.
+    pub bank_quota_per_hour: Option<u32>,
 }
 
 impl ServerConfig {
@@ -154,6 +156,9 @@ pub(crate) fn read_server(s: &mut Section<'_>) -> ServerConfig {
             Duration::from_secs(20),
             reader::duration(MS, 0, 3_600_000),
         ),
+        bank_quota_per_hour: s
+            .optional("bank_quota_per_hour", reader::integer(1, 100_000_000))
+            .map(|n| n as u32),
     };
     if server.max_body_memory_bytes < server.max_body_bytes {
         s.invalid(

@@ -27,6 +27,12 @@ pub enum InboundError {
     /// PDF in two steps); worth retrying.
     #[error("request is Completed but no report file is attached yet")]
     ReportMissing,
+    /// The report's `ContentSize` is over the vault's limit: it is not downloaded at all.
+    #[error("the report is {size} bytes, over the {limit}-byte limit")]
+    ReportTooLarge { size: u64, limit: u64 },
+    /// The mappings do not say which Salesforce object or fields hold report requests.
+    #[error("the mappings do not name the request fields: {0}")]
+    Names(String),
     /// A record field has a shape Salesforce would not send.
     #[error("unexpected record shape: {0}")]
     Shape(String),
@@ -45,9 +51,12 @@ impl InboundError {
             InboundError::Salesforce(e) => e.class() != ErrorClass::Permanent,
             InboundError::Vault(e) => e.is_retryable(),
             InboundError::ReportMissing | InboundError::Join(_) => true,
-            InboundError::Mapping(_) | InboundError::UnknownBank(_) | InboundError::Shape(_) => {
-                false
-            }
+            InboundError::Mapping(_)
+            | InboundError::UnknownBank(_)
+            | InboundError::Shape(_)
+            | InboundError::ReportTooLarge { .. } => false,
+            // A mapping reload can fix it; the hint waits for it instead of being lost.
+            InboundError::Names(_) => true,
         }
     }
 
@@ -62,6 +71,8 @@ impl InboundError {
             InboundError::UnknownBank(_) => "unknown_bank",
             InboundError::ReportMissing => "report_missing",
             InboundError::Shape(_) => "shape",
+            InboundError::ReportTooLarge { .. } => "report_too_large",
+            InboundError::Names(_) => "names",
             InboundError::Join(_) => "join",
         }
     }

@@ -13,6 +13,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -27,8 +28,9 @@ use tokio::sync::Notify;
 use crate::config::Cidr;
 use crate::intake::xml::XmlLimits;
 use crate::intake::{ApiError, Problem};
+use crate::mapping::MappingSet;
 
-use super::mirror::REQUEST_OBJECT;
+use super::names::RequestNames;
 use super::soap::{self, ACK};
 use super::state::InboundState;
 
@@ -48,6 +50,8 @@ pub(crate) struct Listener {
     pub max_soap_bytes: usize,
     pub state: InboundState,
     pub wake: Arc<Notify>,
+    /// Name the request object (notifications for other objects are acknowledged and ignored).
+    pub mappings: Arc<ArcSwap<MappingSet>>,
 }
 
 impl Listener {
@@ -128,17 +132,15 @@ impl Listener {
     }
 
     /// Hints every notification not seen before; returns how many were new. Durable on return.
-    async fn record(
-        &self,
-        message: &soap::OutboundMessage,
-    ) -> Result<usize, crate::store::StoreError> {
+    async fn record(&self, message: &soap::OutboundMessage) -> Result<usize, super::InboundError> {
+        let object = RequestNames::resolve(&self.mappings.load())?.object;
         let expires = Utc::now() + chrono::Duration::from_std(SEEN_TTL).unwrap_or_default();
         let mut new = 0;
         for n in &message.notifications {
             if self.state.is_seen(&n.id).await? {
                 continue;
             }
-            if n.object_type == REQUEST_OBJECT {
+            if n.object_type == object {
                 // Hint before seen: see `state` for why the order matters.
                 self.state.add_hint(&n.record_id).await?;
                 new += 1;

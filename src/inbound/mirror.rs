@@ -1,27 +1,30 @@
 //! The mirror worker: turns hints ("record X may have changed") into bank events.
 //!
 //! Push is only a hint: a notification may be stale, duplicated or reordered, so the worker always re-reads the
-//! record over REST and acts on what Salesforce holds *now*. Duplicates and reordering therefore converge on the
-//! latest state, and one event is sent per real state change:
+//! record and acts on what Salesforce holds *now*. Duplicates and reordering therefore converge on the latest
+//! state, and one event is sent per real state change. One step takes up to [`BATCH`] due hints and re-reads
+//! them with **one SOQL query** (`WHERE Id IN (...)`, the fields every outbound mapping reads), and the newest
+//! report file of every Completed one with one more; only the PDF downloads are per record. Each record then:
 //!
-//! 1. Skip records creditlink did not create (no `Request_Key__c`) and changes last made by creditlink's own
-//!    integration user (echo suppression).
-//! 2. The *mirrored state* is `Status__c`, `Status_Reason__c` and, when Completed, the id of the latest
+//! 1. Skip records creditlink did not create (no request key) and changes last made by creditlink's own
+//!    integration user (echo suppression). A record the query does not return was deleted.
+//! 2. The *mirrored state* is the status, the status reason and, when Completed, the id of the latest
 //!    `ContentVersion` linked to the record (ContentVersions are immutable, so a new id is a new report and the
 //!    same id the same bytes). Its SHA-256 is compared with the last one mirrored; equal → nothing to do.
 //! 3. On a change: map the record (`report_request` outbound mapping, the owning bank's variant), store the
-//!    report in the vault when Completed, then enqueue one bank event (plus e-mails for Rejected and Action
-//!    Required) under the idempotency key `mirror:<record id>:<previous hash>:<state hash>`, so a crash between
-//!    enqueueing and saving the mirrored hash cannot enqueue a second event, while a return to an earlier state
-//!    (In Progress → Action Required → In Progress) is still a new event.
+//!    report in the vault when Completed (its `ContentSize` checked against the vault's limit *before* the
+//!    download, and the download cut off at that limit), then enqueue the bank event (plus e-mails for Rejected
+//!    and Action Required) under keys that carry the record's change sequence (see `events`).
 //! 4. Save the event's `data` as the request's view (what `GET /api/v1/report-requests/{id}` shows, so the
-//!    status document and the webhooks agree), the hash, remove the hint (every write durable when it
-//!    returns).
+//!    status document and the webhooks agree), the new sequence and hash, settle the hint (every write
+//!    durable when it returns).
 //!
-//! Limitation: echo suppression looks only at `LastModifiedById`. A bureau change immediately overwritten by a
-//! creditlink write before the hint is processed is seen as creditlink's; creditlink never writes
-//! `Status__c`, and the next bureau change is mirrored with the then-current state.
+//! The object and field names come from the mappings (`names`). Limitation: echo suppression looks only at
+//! `LastModifiedById`. A bureau change immediately overwritten by a creditlink write before the hint is
+//! processed is seen as creditlink's; creditlink never writes the status, and the next bureau change is
+//! mirrored with the then-current state.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,19 +36,21 @@ use sha2::{Digest, Sha256};
 use crate::config::BankConfig;
 use crate::lifecycle::Lifecycle;
 use crate::mapping::MappingSet;
-use crate::outbox::{Destination, Lane, MessageId, NewMessage, Outbox};
-use crate::salesforce::{JsonMap, SalesforceClient};
+use crate::outbox::Outbox;
+use crate::salesforce::{ContentVersionRef, JsonMap, SalesforceClient, SfError, soql_id_list};
 use crate::store::StoreError;
 use crate::vault::Vault;
 
 use super::error::InboundError;
+use super::events::{self, Change, Mirrored};
+use super::names::{LAST_MODIFIED_BY, LAST_MODIFIED_DATE, MAPPING_KIND, RequestNames};
 use super::soap::is_salesforce_id;
-use super::state::InboundState;
+use super::state::{Hint, InboundState};
 
-/// The Salesforce object whose status changes are mirrored.
-pub const REQUEST_OBJECT: &str = "Credit_Report_Request__c";
-/// The mapping kind used to build the bank event body.
-pub const MAPPING_KIND: &str = "report_request";
+/// Most hints re-read with one query (SOQL's `IN` list stays far below the query length limit at 200 ids).
+pub const BATCH: usize = 200;
+/// The status whose report file is part of the mirrored state.
+const COMPLETED: &str = "Completed";
 
 /// Longest wait between retries of one failing hint.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -73,7 +78,7 @@ pub enum MirrorOutcome {
 /// Why a change was not mirrored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SkipReason {
-    /// No `Request_Key__c`: not created through creditlink.
+    /// No request key: not created through creditlink.
     NotOurs,
     /// Last modified by creditlink's integration user.
     Echo,
@@ -94,117 +99,220 @@ pub struct Mirror {
     pub(crate) public_url: String,
 }
 
+/// A failure as a hint's bookkeeping needs it; one batch-wide failure settles every hint of the batch.
+struct Failure {
+    retryable: bool,
+    kind: &'static str,
+    message: String,
+}
+
+impl From<InboundError> for Failure {
+    fn from(e: InboundError) -> Self {
+        Failure {
+            retryable: e.is_retryable(),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// One batch's reads: the records by id (15-character form) and the latest report of each Completed one.
+struct Fetched {
+    records: HashMap<String, JsonMap>,
+    reports: Result<HashMap<String, ContentVersionRef>, SfError>,
+}
+
 impl Mirror {
-    /// Processes the next due hint, if any. Only store failures are returned as errors: everything else is
-    /// recorded on the hint (deferred) or logged and dropped.
+    /// Processes up to [`BATCH`] due hints; returns one outcome per hint, or `[Idle]` when none is due. Only
+    /// store failures are returned as errors: everything else is recorded on the hint (deferred) or logged and
+    /// dropped.
     #[tracing::instrument(name = "inbound.mirror", skip_all)]
-    pub async fn step(&self, now: DateTime<Utc>) -> Result<MirrorOutcome, StoreError> {
-        let next = self.state.next_due(now).await?;
-        let Some((record_id, hint)) = next.due else {
-            let next_due = next
+    pub async fn step(&self, now: DateTime<Utc>) -> Result<Vec<MirrorOutcome>, StoreError> {
+        let batch = self.state.due_batch(now, BATCH).await?;
+        let due = batch.due;
+        if due.is_empty() {
+            let next_due = batch
                 .earliest_ms
                 .and_then(DateTime::<Utc>::from_timestamp_millis);
-            return Ok(MirrorOutcome::Idle { next_due });
+            return Ok(vec![MirrorOutcome::Idle { next_due }]);
+        }
+        let mappings = self.mappings.load_full();
+        let names = RequestNames::resolve(&mappings);
+        let valid: Vec<&str> = due
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .filter(|id| is_salesforce_id(id))
+            .collect();
+        let fetched = match &names {
+            Ok(names) => self.fetch(names, &valid).await,
+            Err(_) => Ok(Fetched {
+                records: HashMap::new(),
+                reports: Ok(HashMap::new()),
+            }),
         };
-        let outcome = match self.process(&record_id).await {
+        let mut outcomes = Vec::with_capacity(due.len());
+        for (record_id, hint) in &due {
+            let result = match (&names, &fetched) {
+                _ if !is_salesforce_id(record_id) => Err(Failure::from(InboundError::Shape(
+                    format!("hint for an invalid record id {record_id:?}"),
+                ))),
+                (Err(e), _) => Err(Failure {
+                    retryable: e.is_retryable(),
+                    kind: e.kind(),
+                    message: e.to_string(),
+                }),
+                (_, Err(e)) => Err(Failure::from(InboundError::from(e.clone()))),
+                (Ok(names), Ok(fetched)) => self
+                    .mirror_record(names, &mappings, record_id, fetched)
+                    .await
+                    .map_err(Failure::from),
+            };
+            outcomes.push(self.settle(now, record_id, hint, result).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Removes, defers or drops the hint after its record was processed.
+    async fn settle(
+        &self,
+        now: DateTime<Utc>,
+        record_id: &str,
+        hint: &Hint,
+        result: Result<MirrorOutcome, Failure>,
+    ) -> Result<MirrorOutcome, StoreError> {
+        let record_id = record_id.to_owned();
+        Ok(match result {
             Ok(done) => {
-                self.state.finish_hint(&record_id, &hint).await?;
+                self.state.finish_hint(&record_id, hint).await?;
                 done
             }
-            Err(e) if e.is_retryable() => {
+            Err(e) if e.retryable => {
                 let delay = backoff(hint.attempts);
                 let not_before = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                self.state.defer_hint(&record_id, &hint, not_before).await?;
-                tracing::warn!(record_id = %record_id, attempts = hint.attempts + 1, error = %e,
+                self.state.defer_hint(&record_id, hint, not_before).await?;
+                tracing::warn!(record_id = %record_id, attempts = hint.attempts + 1, error = %e.message,
                     retry_in_ms = delay.as_millis() as u64, "mirroring deferred");
-                metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind(), "retryable" => "true")
+                metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind, "retryable" => "true")
                     .increment(1);
                 MirrorOutcome::Deferred {
                     record_id,
-                    error: e.to_string(),
+                    error: e.message,
                 }
             }
             Err(e) => {
-                self.state.finish_hint(&record_id, &hint).await?;
-                tracing::error!(record_id = %record_id, error = %e, "status change cannot be mirrored; dropped");
-                metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind(), "retryable" => "false")
+                self.state.finish_hint(&record_id, hint).await?;
+                tracing::error!(record_id = %record_id, error = %e.message, "status change cannot be mirrored; dropped");
+                metrics::counter!("creditlink_inbound_mirror_errors_total", "kind" => e.kind, "retryable" => "false")
                     .increment(1);
                 MirrorOutcome::Dropped {
                     record_id,
-                    error: e.to_string(),
+                    error: e.message,
                 }
             }
-        };
-        Ok(outcome)
+        })
     }
 
-    /// Reads the record and mirrors its current state (steps 1-4 of the module documentation), except for
-    /// removing the hint, which the caller does.
-    pub async fn process(&self, record_id: &str) -> Result<MirrorOutcome, InboundError> {
-        if !is_salesforce_id(record_id) {
-            return Err(InboundError::Shape(format!(
-                "hint for an invalid record id {record_id:?}"
-            )));
+    /// Reads the batch's records with one query and the latest report of every Completed one with another.
+    async fn fetch(&self, names: &RequestNames, ids: &[&str]) -> Result<Fetched, SfError> {
+        if ids.is_empty() {
+            return Ok(Fetched {
+                records: HashMap::new(),
+                reports: Ok(HashMap::new()),
+            });
         }
-        let record = match self.client.get(REQUEST_OBJECT, record_id, None).await {
-            Ok(record) => record,
-            Err(e) if e.http_status() == Some(404) => {
-                return Ok(skipped(record_id, SkipReason::Deleted));
-            }
-            Err(e) => return Err(e.into()),
+        let soql = format!(
+            "SELECT {} FROM {} WHERE Id IN ({})",
+            names.select.join(", "),
+            names.object,
+            soql_id_list(ids)?
+        );
+        let records: HashMap<String, JsonMap> = self
+            .client
+            .query_all(&soql)
+            .await?
+            .into_iter()
+            .filter_map(|r| Some((short_id(text(&r, "Id")?)?.to_owned(), r)))
+            .collect();
+        let completed: Vec<&str> = records
+            .values()
+            .filter(|r| self.needs_report(names, r))
+            .filter_map(|r| text(r, "Id"))
+            .collect();
+        let reports = self
+            .client
+            .latest_content_versions(&completed)
+            .await
+            .map(|found| {
+                found
+                    .into_iter()
+                    .filter_map(|(id, v)| Some((short_id(&id)?.to_owned(), v)))
+                    .collect()
+            });
+        Ok(Fetched { records, reports })
+    }
+
+    /// Whether the record's mirrored state includes a report: creditlink's, not an echo, Completed.
+    fn needs_report(&self, names: &RequestNames, record: &JsonMap) -> bool {
+        text(record, &names.request_key).is_some()
+            && !self.is_echo(record)
+            && text(record, &names.status) == Some(COMPLETED)
+    }
+
+    fn is_echo(&self, record: &JsonMap) -> bool {
+        let me = self.client.identity().map(|i| i.user_id);
+        matches!((&me, text(record, LAST_MODIFIED_BY)), (Some(me), Some(by)) if same_id(me, by))
+    }
+
+    /// Mirrors one record's current state (steps 1-4 of the module documentation), except for settling the
+    /// hint, which the caller does.
+    async fn mirror_record(
+        &self,
+        names: &RequestNames,
+        mappings: &MappingSet,
+        record_id: &str,
+        fetched: &Fetched,
+    ) -> Result<MirrorOutcome, InboundError> {
+        let Some(record) = short_id(record_id).and_then(|id| fetched.records.get(id)) else {
+            return Ok(skipped(record_id, SkipReason::Deleted));
         };
-        let Some(request_key) = text(&record, "Request_Key__c") else {
+        let Some(request_key) = text(record, &names.request_key) else {
             return Ok(skipped(record_id, SkipReason::NotOurs));
         };
-        let integration_user = self.client.identity().map(|i| i.user_id);
-        if let (Some(me), Some(by)) = (&integration_user, text(&record, "LastModifiedById"))
-            && same_id(me, by)
-        {
+        if self.is_echo(record) {
             return Ok(skipped(record_id, SkipReason::Echo));
         }
-        let status = text(&record, "Status__c").unwrap_or_default().to_owned();
-        let report_version = if status == "Completed" {
-            Some(self.latest_report(record_id).await?)
+        let status = text(record, &names.status).unwrap_or_default();
+        let report = if status == COMPLETED {
+            let reports = fetched.reports.as_ref().map_err(|e| e.clone())?;
+            let found = short_id(record_id).and_then(|id| reports.get(id));
+            Some(found.ok_or(InboundError::ReportMissing)?)
         } else {
             None
         };
-        let state_hash = state_hash(
-            &status,
-            text(&record, "Status_Reason__c"),
-            report_version.as_ref().map(|(id, _)| id.as_str()),
-        );
-        let previous = self.state.mirrored(record_id).await?;
-        if previous.as_deref() == Some(state_hash.as_str()) {
+        let reason = names.reason.as_deref().and_then(|f| text(record, f));
+        let state_hash = state_hash(status, reason, report.map(|r| r.id.as_str()));
+        let previous = self
+            .state
+            .mirrored(record_id)
+            .await?
+            .map(|v| Mirrored::decode(&v));
+        if previous.as_ref().map(|p| p.state_hash.as_str()) == Some(state_hash.as_str()) {
             return Ok(MirrorOutcome::Unchanged {
                 record_id: record_id.to_owned(),
             });
         }
 
-        let account = text(&record, "Bank__c").unwrap_or_default();
+        let account = text(record, &names.bank).unwrap_or_default();
         let bank = self
             .banks
             .iter()
             .find(|b| same_id(&b.account_id, account))
             .ok_or_else(|| InboundError::UnknownBank(account.to_owned()))?;
-        let mappings = self.mappings.load_full();
         let mut body = mappings
-            .map_outbound(MAPPING_KIND, &record, Some(&bank.code))
+            .map_outbound(MAPPING_KIND, record, Some(&bank.code))
             .map_err(InboundError::Mapping)?;
-
-        let report = match &report_version {
-            Some((version_id, _)) => {
-                let bytes = self.client.download_version_data(version_id).await?;
-                let vault = self.vault.clone();
-                let key = request_key.to_owned();
-                let stored = tokio::task::spawn_blocking(move || vault.put(&key, &bytes))
-                    .await
-                    .map_err(|e| InboundError::Join(e.to_string()))??;
-                json!({
-                    "url": format!("{}/api/v1/report-requests/{request_key}/report", self.public_url),
-                    "sha256": stored.sha256_hex,
-                    "size": stored.size,
-                })
-            }
+        let report = match report {
+            Some(version) => self.store_report(request_key, version).await?,
             None => Value::Null,
         };
         let object = body.as_object_mut().ok_or_else(|| {
@@ -212,15 +320,10 @@ impl Mirror {
         })?;
         object.insert("salesforce_id".into(), record_id.into());
         object.entry("reason").or_insert(Value::Null);
-        object.insert("changed_at".into(), changed_at(&record).into());
+        object.insert("changed_at".into(), changed_at(record).into());
         object.insert("report".into(), report);
 
-        // The key names the transition, not just the new state: A → B → A is two changes to A, and each one
-        // must reach the bank, while a replay of one transition after a crash reuses its key.
-        let transition = format!(
-            "{record_id}:{}:{state_hash}",
-            previous.as_deref().unwrap_or("-")
-        );
+        let sequence = previous.map_or(0, |p| p.sequence) + 1;
         // The bank's vocabulary (`crate::lifecycle`): the outbound mapping names the state.
         let event = body
             .get("status")
@@ -231,112 +334,72 @@ impl Mirror {
             })?
             .as_str();
         self.state.set_view(request_key, &body).await?;
-        self.enqueue_event(&transition, bank, event, body, mappings.version())
+        events::enqueue(
+            &self.outbox,
+            Change {
+                record_id,
+                sequence,
+                state_hash: &state_hash,
+                bank,
+                event,
+                body,
+                mapping_version: mappings.version(),
+                request_key,
+                email_template: email_template(status),
+            },
+            &self.public_url,
+        )
+        .await?;
+        let mirrored = Mirrored {
+            sequence,
+            state_hash,
+        };
+        self.state
+            .set_mirrored(record_id, &mirrored.encode())
             .await?;
-        if let Some(template) = email_template(&status) {
-            self.enqueue_emails(&transition, bank, template, request_key, &record, &status)
-                .await?;
-        }
-        self.state.set_mirrored(record_id, &state_hash).await?;
         metrics::counter!("creditlink_inbound_events_total", "event" => event).increment(1);
-        tracing::info!(record_id, bank = %bank.code, event, "status change mirrored");
+        tracing::info!(record_id, bank = %bank.code, event, sequence, "status change mirrored");
         Ok(MirrorOutcome::Mirrored {
             record_id: record_id.to_owned(),
             event: format!("report_request.{event}"),
         })
     }
 
-    /// The id and size of the newest ContentVersion published on the record.
-    async fn latest_report(&self, record_id: &str) -> Result<(String, u64), InboundError> {
-        let soql = format!(
-            "SELECT Id, ContentSize, VersionData FROM ContentVersion \
-             WHERE FirstPublishLocationId = '{record_id}' ORDER BY CreatedDate DESC LIMIT 1"
-        );
-        let rows = self.client.query_all(&soql).await?;
-        let row = rows.first().ok_or(InboundError::ReportMissing)?;
-        let id = text(row, "Id")
-            .filter(|id| is_salesforce_id(id))
-            .ok_or_else(|| InboundError::Shape("ContentVersion without a valid Id".into()))?;
-        let size = row.get("ContentSize").and_then(Value::as_u64).unwrap_or(0);
-        Ok((id.to_owned(), size))
-    }
-
-    async fn enqueue_event(
+    /// Downloads the report (refused before the download when `ContentSize` is over the vault's limit, cut off
+    /// at the limit when the size was absent or wrong) and stores it in the vault; returns the event's `report`.
+    async fn store_report(
         &self,
-        transition: &str,
-        bank: &BankConfig,
-        event: &str,
-        payload: Value,
-        mapping_version: &str,
-    ) -> Result<(), InboundError> {
-        let key = format!("mirror:{transition}");
-        let message = NewMessage {
-            tenant: bank.account_id.clone(),
-            lane: Lane::Interactive,
-            destination: Destination::Bank {
-                endpoint: bank.code.clone(),
-                event: format!("report_request.{event}"),
-            },
-            payload,
-            mapping_version: Some(mapping_version.to_owned()),
-        };
-        self.outbox
-            .enqueue_idempotent_as(
-                MessageId::new(),
-                &bank.account_id,
-                &key,
-                sha256(key.as_bytes()),
-                message,
-                Utc::now(),
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn enqueue_emails(
-        &self,
-        transition: &str,
-        bank: &BankConfig,
-        template: &str,
         request_key: &str,
-        record: &JsonMap,
-        status: &str,
-    ) -> Result<(), InboundError> {
-        let payload = json!({
-            "bank_name": bank.name,
-            "id": request_key,
-            // The templates' names; every variable a template uses must be present (a missing one fails the
-            // e-mail), so absent optional values get a readable placeholder.
-            "request_id": request_key,
-            "reference": text(record, "Bank_Reference__c").unwrap_or("(no reference)"),
-            "status": status,
-            "reason": text(record, "Status_Reason__c").unwrap_or("(no reason given)"),
-            "status_url": format!("{}/api/v1/report-requests/{request_key}", self.public_url),
-        });
-        for contact in &bank.contacts {
-            let key = format!("mirror:{transition}:email:{contact}");
-            let message = NewMessage {
-                tenant: bank.account_id.clone(),
-                lane: Lane::Interactive,
-                destination: Destination::Email {
-                    to: contact.clone(),
-                    template: template.to_owned(),
-                },
-                payload: payload.clone(),
-                mapping_version: None,
-            };
-            self.outbox
-                .enqueue_idempotent_as(
-                    MessageId::new(),
-                    &bank.account_id,
-                    &key,
-                    sha256(key.as_bytes()),
-                    message,
-                    Utc::now(),
-                )
-                .await?;
+        version: &ContentVersionRef,
+    ) -> Result<Value, InboundError> {
+        let limit = self.vault.max_pdf_bytes();
+        if let Some(size) = version.size.filter(|&size| size > limit) {
+            return Err(InboundError::ReportTooLarge { size, limit });
         }
-        Ok(())
+        let bytes = match self
+            .client
+            .download_version_data_capped(&version.id, limit)
+            .await
+        {
+            Ok(bytes) => bytes,
+            Err(SfError::TooLarge { limit }) => {
+                return Err(InboundError::ReportTooLarge {
+                    size: limit + 1,
+                    limit,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let vault = self.vault.clone();
+        let key = request_key.to_owned();
+        let stored = tokio::task::spawn_blocking(move || vault.put(&key, &bytes))
+            .await
+            .map_err(|e| InboundError::Join(e.to_string()))??;
+        Ok(json!({
+            "url": format!("{}/api/v1/report-requests/{request_key}/report", self.public_url),
+            "sha256": stored.sha256_hex,
+            "size": stored.size,
+        }))
     }
 }
 
@@ -363,6 +426,11 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// The 15-character case-sensitive form of a Salesforce id (the key records are matched on).
+fn short_id(id: &str) -> Option<&str> {
+    id.get(..15)
+}
+
 /// A non-empty string field.
 fn text<'a>(record: &'a JsonMap, field: &str) -> Option<&'a str> {
     record
@@ -379,7 +447,7 @@ fn same_id(a: &str, b: &str) -> bool {
 
 /// `LastModifiedDate` as RFC 3339 UTC; Salesforce writes `2026-11-25T10:00:00.000+0000`.
 fn changed_at(record: &JsonMap) -> String {
-    text(record, "LastModifiedDate")
+    text(record, LAST_MODIFIED_DATE)
         .and_then(parse_sf_datetime)
         .unwrap_or_else(Utc::now)
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

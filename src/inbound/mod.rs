@@ -17,7 +17,9 @@
 //! | --- | --- |
 //! | `soap.rs` | the `notifications` envelope, the exact `Ack`, SOAP faults |
 //! | `listener.rs` | the HTTP routes: secret path / source networks, org check, dedupe, durable hint, `Ack` |
-//! | `mirror.rs` | hint → re-read → bank event (+ e-mails) and report PDF into the vault |
+//! | `mirror.rs` | hints → one batched re-read → bank events (+ e-mails) and report PDFs into the vault |
+//! | `events.rs` | the enqueued event and e-mails of one change, keyed by the record's change sequence |
+//! | `names.rs` | the Salesforce object and field names, from the mappings |
 //! | `poller.rs` | the reconciliation poll and its watermark |
 //! | `state.rs` | the durable trees: hints, seen notification ids, mirrored state hashes, request views, watermark |
 //! | `error.rs` | [`InboundError`] with its retryable/permanent split |
@@ -25,20 +27,25 @@
 //! Architecture invariants:
 //! - Nothing is acknowledged to Salesforce before the hints it carries are durable.
 //! - The poll watermark never moves past a change whose hint is not durable.
-//! - One bank event per state transition, however many times and in whatever order the change is reported
-//!   (idempotency key `mirror:<record>:<previous state>:<state>`).
+//! - One bank event per state change, however many times and in whatever order the change is reported, and
+//!   one per change even when a record returns to a state it had before (idempotency key
+//!   `mirror:<record>:<change sequence>:<state hash>`).
+//! - No Salesforce object or field name of the bureau's is written in this module: they come from the mappings.
 //! - Report bytes reach disk only through `Vault::put` (encrypted); webhooks carry a link and a hash.
 
 mod error;
+mod events;
 mod listener;
 mod mirror;
+mod names;
 mod poller;
 mod soap;
 mod state;
 
 pub use error::InboundError;
 pub use listener::{PATH as LISTENER_PATH, SEEN_TTL};
-pub use mirror::{MAPPING_KIND, MirrorOutcome, REQUEST_OBJECT, SkipReason};
+pub use mirror::{BATCH as MIRROR_BATCH, MirrorOutcome, SkipReason};
+pub use names::{MAPPING_KIND, RequestNames};
 pub use poller::{PollOutcome, soql_datetime};
 pub use soap::{ACK, Notification, OutboundMessage, SoapError, parse as parse_envelope};
 pub use state::{Hint, InboundState, NextDue};
@@ -157,21 +164,18 @@ impl Inbound {
                 max_soap_bytes: settings.max_soap_bytes,
                 state: state.clone(),
                 wake: wake.clone(),
+                mappings: mappings.clone(),
             },
             mirror: Mirror {
                 state: state.clone(),
                 outbox,
                 client: client.clone(),
                 vault,
-                mappings,
+                mappings: mappings.clone(),
                 banks: Arc::new(banks),
                 public_url,
             },
-            poller: Poller {
-                state,
-                client,
-                overlap: settings.poll_overlap,
-            },
+            poller: Poller::new(state, client, mappings, settings.poll_overlap),
             poll_interval: settings.poll_interval,
             store: store.clone(),
             wake,
@@ -195,14 +199,21 @@ impl Inbound {
         &self.mirror.state
     }
 
-    /// Processes one due hint (tests drive the worker with this).
-    pub async fn mirror_step(&self) -> Result<MirrorOutcome, crate::store::StoreError> {
+    /// Processes up to [`MIRROR_BATCH`] due hints, one outcome each, or `[Idle]` (tests drive the worker with
+    /// this).
+    pub async fn mirror_step(&self) -> Result<Vec<MirrorOutcome>, crate::store::StoreError> {
         self.mirror.step(Utc::now()).await
     }
 
     /// Runs one reconciliation poll and wakes the mirror if it found anything.
     pub async fn poll_once(&self) -> Result<PollOutcome, InboundError> {
-        let outcome = self.poller.poll_once(Utc::now()).await?;
+        self.poll_at(Utc::now()).await
+    }
+
+    /// [`Inbound::poll_once`] as if the clock read `now` (the idle-cost measurement runs an hour of polls in
+    /// seconds with it). Polls must not run concurrently.
+    pub async fn poll_at(&self, now: chrono::DateTime<Utc>) -> Result<PollOutcome, InboundError> {
+        let outcome = self.poller.poll_once(now).await?;
         if outcome.hinted > 0 {
             self.wake.notify_one();
         }
@@ -221,8 +232,8 @@ impl Inbound {
     async fn run_mirror(&self, shutdown: CancellationToken, heartbeat: Heartbeat) {
         while !shutdown.is_cancelled() {
             heartbeat.beat();
-            let wait = match self.mirror.step(Utc::now()).await {
-                Ok(MirrorOutcome::Idle { next_due }) => next_due
+            let wait = match self.mirror.step(Utc::now()).await.as_deref() {
+                Ok([MirrorOutcome::Idle { next_due }]) => next_due
                     .and_then(|t| (t - Utc::now()).to_std().ok())
                     .unwrap_or(IDLE_WAIT)
                     .min(IDLE_WAIT),

@@ -43,6 +43,15 @@ pub struct NextDue {
     pub earliest_ms: Option<i64>,
 }
 
+/// What [`InboundState::due_batch`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueBatch {
+    /// Due hints with their record ids, in record-id order.
+    pub due: Vec<(String, Hint)>,
+    /// When the earliest not-yet-due hint becomes due (ms since the epoch).
+    pub earliest_ms: Option<i64>,
+}
+
 /// Handles to the inbound trees.
 #[derive(Clone, Debug)]
 pub struct InboundState {
@@ -122,6 +131,54 @@ impl InboundState {
             }
             from = next_from;
         }
+    }
+
+    /// Up to `max` due hints in record-id order (a batch the mirror re-reads with one query); when none is due,
+    /// the earliest due time of the others. Same scan as [`InboundState::next_due`].
+    pub async fn due_batch(&self, now: DateTime<Utc>, max: usize) -> Result<DueBatch, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let mut due = Vec::new();
+        let mut earliest = None;
+        let mut from = Vec::new();
+        while due.len() < max {
+            let batch = self.hints.scan_from(&from, 256).await?;
+            let Some((last, _)) = batch.last() else {
+                break;
+            };
+            let mut next_from = last.clone();
+            next_from.push(0);
+            for (key, value) in batch {
+                let id = String::from_utf8_lossy(&key).into_owned();
+                let hint = match decode(&value) {
+                    Some(hint) => hint,
+                    None => {
+                        // Unreadable: written by something else. Retry it now rather than lose it.
+                        let hint = Hint {
+                            nonce: 0,
+                            attempts: 0,
+                            not_before_ms: 0,
+                        };
+                        self.hints.insert(&key, &encode(&hint)?).await?;
+                        hint
+                    }
+                };
+                if hint.not_before_ms <= now_ms {
+                    due.push((id, hint));
+                    if due.len() == max {
+                        break;
+                    }
+                } else {
+                    earliest = Some(
+                        earliest.map_or(hint.not_before_ms, |e: i64| e.min(hint.not_before_ms)),
+                    );
+                }
+            }
+            from = next_from;
+        }
+        Ok(DueBatch {
+            due,
+            earliest_ms: earliest,
+        })
     }
 
     /// Removes the hint if it is still exactly `processed`; a re-hint made meanwhile stays.

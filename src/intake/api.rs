@@ -18,6 +18,7 @@ use super::body::{BodyFormat, BodyPolicy, RawBody};
 use super::error::ApiError;
 use super::headers::{BearerToken, IdempotencyKey, Prefer};
 use super::problem::FieldError;
+use super::quota::BankQuota;
 use crate::inbound::InboundState;
 use crate::lifecycle::{self, Lifecycle};
 use crate::mapping::{FieldProblem, MapContext, MappingSet};
@@ -43,6 +44,8 @@ pub struct IntakeState {
     pub public_url: String,
     /// Where finished report PDFs are kept, encrypted; `None` when report delivery is not configured.
     pub vault: Option<Arc<Vault>>,
+    /// `[server] bank_quota_per_hour`; `None` = no quota.
+    pub quota: Option<Arc<BankQuota>>,
     /// The bureau's side of each request's lifecycle, as the mirror last told the bank (`None` without
     /// `[inbound]`: then requests stay `submitted` once in Salesforce).
     pub views: Option<InboundState>,
@@ -118,6 +121,11 @@ async fn accept(
     prefer: &Prefer,
     body: RawBody,
 ) -> Result<Response, ApiError> {
+    if let Some(quota) = &state.quota {
+        quota
+            .take(&principal.bank_code, Instant::now())
+            .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    }
     let mappings = state.mappings.load_full();
     let policy = BodyPolicy {
         xml_root: mappings

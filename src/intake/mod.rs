@@ -12,7 +12,8 @@
 //!    user's bank (401 `invalid_token` when inactive, 403 when the user belongs to no member bank) *before*
 //!    any byte of the body is read: an unauthenticated caller never makes the daemon buffer a body.
 //! 3. **Size** — axum's `DefaultBodyLimit` caps the body and [`body::BodyBudget`] caps all bodies in flight
-//!    together; [`body::RawBody`] turns a refusal into 413.
+//!    together; [`body::RawBody`] turns a refusal into 413. Then the bank's intake quota ([`quota`],
+//!    `[server] bank_quota_per_hour`): 429 with `Retry-After` when it is spent, before anything is parsed.
 //! 4. **Headers** — [`headers::IdempotencyKey`] (400 when malformed) and [`headers::Prefer`] (`wait=N`,
 //!    `respond-async`; unknown or malformed preferences ignored, as RFC 7240 requires).
 //! 5. **Parse** — [`body::parse_body`] negotiates JSON/XML (415 otherwise), parses strictly
@@ -43,6 +44,7 @@ pub mod headers;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod quota;
 pub mod request_id;
 pub mod xml;
 
@@ -53,5 +55,6 @@ pub use error::ApiError;
 pub use headers::{BearerToken, IdempotencyKey, Prefer};
 pub use openapi::openapi_json;
 pub use problem::{FieldError, Problem, ProblemType, SourcePosition};
+pub use quota::BankQuota;
 pub use request_id::{RequestId, request_id_middleware};
 pub use xml::{XmlElement, XmlError, XmlLimits, parse_document, parse_xml};

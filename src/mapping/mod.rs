@@ -194,6 +194,34 @@ impl MappingSet {
         apply::map_outbound(mapping, &input)
     }
 
+    /// What the outbound mappings of `kind` read from Salesforce, across the defaults and every bank's variants:
+    /// each mapping's object with its `(Salesforce field, bank path)` pairs. A reader selects these fields so
+    /// that [`MappingSet::map_outbound`] sees everything it maps, and finds a role's field by its bank path.
+    pub fn outbound_reads(&self, kind: &str) -> Vec<(String, Vec<(String, String)>)> {
+        self.defaults
+            .values()
+            .chain(self.banks.values().flat_map(BTreeMap::values))
+            .filter(|m| m.kind == kind && m.direction == Direction::Outbound)
+            .map(|m| {
+                let fields = m.fields.iter().map(|f| (f.from.clone(), f.to.clone()));
+                (m.object.clone(), fields.collect())
+            })
+            .collect()
+    }
+
+    /// The Salesforce object and field the default inbound mappings of `kind` fill from the context variable
+    /// `var` (`$request_key`, `$bank_account_id`, ...), e.g. the field that names a request's bank.
+    pub fn inbound_context_target(&self, kind: &str, var: &str) -> Option<(String, String)> {
+        self.effective(kind, Direction::Inbound, None)
+            .into_iter()
+            .find_map(|m| {
+                m.fields
+                    .iter()
+                    .find(|f| f.from == var)
+                    .map(|f| (m.object.clone(), f.to.clone()))
+            })
+    }
+
     /// The Salesforce object the inbound mappings of `kind` write for this bank (the first, when several
     /// variants exist; report-request variants all write one object).
     pub fn object(&self, kind: &str, bank_code: Option<&str>) -> Option<&str> {

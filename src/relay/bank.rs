@@ -1,7 +1,9 @@
 //! The bank pusher: drains `Bank` messages from the outbox into signed webhooks (Standard Webhooks).
 //!
-//! One step claims up to `concurrency` due messages (interactive lane first), sends them concurrently with
-//! [`WebhookSender`] and records every attempt. The sender classifies each answer once; this file only maps
+//! The running loop (`dispatch.rs`) sends every claimed message in its own task, at most `concurrency` at once
+//! and at most `per_endpoint` to one bank, so a hanging endpoint never holds up another bank's webhooks; a
+//! step (tests drive steps) claims up to `concurrency` due messages (interactive lane first) and sends them
+//! concurrently. Both use [`WebhookSender`] and record every attempt. The sender classifies each answer once; this file only maps
 //! that classification onto the outbox's state machine and the endpoint's health:
 //!
 //! | [`SendOutcome`] | [`Transition`] | endpoint |
@@ -17,6 +19,7 @@
 //!
 //! The `webhook-id` is the outbox message id, so receivers dedupe retries and crash replays alike.
 
+mod dispatch;
 mod endpoints;
 
 pub use endpoints::{Disabled, EndpointState, EndpointStore};
@@ -28,13 +31,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::bank::{
     Delivery, Endpoint, SendError, SendOutcome, SenderConfig, WebhookSecret, WebhookSender,
 };
 use crate::config::{BankConfig, Config, WebhooksConfig};
-use crate::ops::Heartbeat;
 use crate::ops::metrics::ATTEMPTS_TOTAL;
 use crate::outbox::{
     Attempt, AttemptOutcome, Destination, DestinationKind, Lane, Message, NewMessage, Outbox,
@@ -122,6 +123,9 @@ impl BankTarget {
 pub struct BankPusherSettings {
     /// Deliveries in flight at once (one step claims at most this many).
     pub concurrency: usize,
+    /// Deliveries in flight at once to one bank's endpoint (the running loop; a step ignores it), so a slow
+    /// endpoint holds only its own slots.
+    pub per_endpoint: usize,
     /// Continuous failure after which an endpoint is disabled.
     pub disable_after: Duration,
     /// How often an idle pusher looks for retries that became due (a wake-up comes sooner).
@@ -134,6 +138,7 @@ impl Default for BankPusherSettings {
     fn default() -> Self {
         BankPusherSettings {
             concurrency: 8,
+            per_endpoint: 4,
             disable_after: crate::bank::DEFAULT_DISABLE_AFTER,
             poll_interval: Duration::from_secs(1),
             bureau_contacts: Vec::new(),
@@ -213,6 +218,7 @@ impl BankPusher {
                 endpoints,
                 settings: BankPusherSettings {
                     concurrency: settings.concurrency.max(1),
+                    per_endpoint: settings.per_endpoint.max(1),
                     ..settings
                 },
                 wake: Notify::new(),
@@ -244,6 +250,12 @@ impl BankPusher {
     #[tracing::instrument(name = "bank_pusher_step", skip_all)]
     pub async fn try_execute_task(&self) -> Result<StepOutcome, RelayError> {
         let max = self.inner.settings.concurrency;
+        let claimed = self.claim(max).await?;
+        super::worker::attempt_all(claimed, max, |m| self.deliver(m)).await
+    }
+
+    /// Claims up to `max` due bank messages, the interactive lane first.
+    async fn claim(&self, max: usize) -> Result<Vec<Message>, RelayError> {
         let now = self.inner.outbox.now();
         let timeout = self.inner.sender.timeout();
         let outbox = &self.inner.outbox;
@@ -258,21 +270,7 @@ impl BankPusher {
                     .await?,
             );
         }
-        super::worker::attempt_all(claimed, max, |m| self.deliver(m)).await
-    }
-
-    /// Runs steps until `shutdown`; stops between steps, never mid-send.
-    pub async fn run(self, shutdown: CancellationToken, heartbeat: Heartbeat) {
-        let poll = self.inner.settings.poll_interval;
-        super::worker::drive(
-            "bank pusher",
-            || self.try_execute_task(),
-            &self.inner.wake,
-            poll,
-            shutdown,
-            heartbeat,
-        )
-        .await;
+        Ok(claimed)
     }
 
     /// One attempt on one claimed message, recorded.

@@ -80,6 +80,9 @@ pub enum SfError {
     /// The caller asked for something Salesforce would refuse anyway (e.g. more than 200 records in a collection).
     #[error("invalid use of the Salesforce client: {0}")]
     Usage(String),
+    /// A download was longer than the caller's cap; it was cut off there, and asking again gets the same file.
+    #[error("the file is larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
 }
 
 impl SfError {
@@ -95,7 +98,9 @@ impl SfError {
             SfError::Api { status, errors, .. } => classify_all(Some(*status), errors),
             SfError::OAuth { status, error, .. } => classify_oauth(*status, error),
             SfError::Decode { .. } => ErrorClass::Retryable,
-            SfError::Config(_) | SfError::Usage(_) => ErrorClass::Permanent,
+            SfError::Config(_) | SfError::Usage(_) | SfError::TooLarge { .. } => {
+                ErrorClass::Permanent
+            }
         }
     }
 
@@ -106,7 +111,7 @@ impl SfError {
             | SfError::OAuth { status, .. }
             | SfError::Decode { status, .. } => Some(*status),
             SfError::Transport { source } => source.status().map(|s| s.as_u16()),
-            SfError::Config(_) | SfError::Usage(_) => None,
+            SfError::Config(_) | SfError::Usage(_) | SfError::TooLarge { .. } => None,
         }
     }
 
@@ -140,6 +145,7 @@ impl SfError {
             SfError::Decode { .. } => Some("UNEXPECTED_RESPONSE"),
             SfError::Config(_) => Some("CLIENT_CONFIG"),
             SfError::Usage(_) => Some("CLIENT_USAGE"),
+            SfError::TooLarge { .. } => Some("FILE_TOO_LARGE"),
         }
     }
 

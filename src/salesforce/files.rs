@@ -6,7 +6,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use bytes::Bytes;
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
 use reqwest::Method;
 use reqwest::header::{ACCEPT, HeaderValue};
 use reqwest::multipart::{Form, Part};
@@ -74,6 +76,108 @@ impl SalesforceClient {
             .await?;
         response.bytes().await.map_err(SfError::transport)
     }
+
+    /// `GET /sobjects/ContentVersion/{id}/VersionData`, read as a stream and cut off with
+    /// [`SfError::TooLarge`] as soon as it passes `limit` bytes (or announces more in `Content-Length`), so a
+    /// file larger than the caller can store never sits in memory whole.
+    #[instrument(
+        name = "salesforce",
+        skip_all,
+        fields(op = "download_version_data", limit)
+    )]
+    pub async fn download_version_data_capped(
+        &self,
+        content_version_id: &str,
+        limit: u64,
+    ) -> Result<Bytes, SfError> {
+        let mut response = self
+            .send(|c| {
+                Ok(c.data(
+                    Method::GET,
+                    &[
+                        "sobjects",
+                        "ContentVersion",
+                        content_version_id,
+                        "VersionData",
+                    ],
+                )?
+                .header(ACCEPT, HeaderValue::from_static("*/*")))
+            })
+            .await?;
+        if response.content_length().is_some_and(|n| n > limit) {
+            return Err(SfError::TooLarge { limit });
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(SfError::transport)? {
+            if (body.len() + chunk.len()) as u64 > limit {
+                return Err(SfError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    }
+
+    /// The newest ContentVersion published on each of `record_ids` (`FirstPublishLocationId`), with its
+    /// `ContentSize`: one query for the whole batch. Records without a file are absent from the map. The ids
+    /// must be valid Salesforce ids (they are written into the SOQL literal).
+    #[instrument(name = "salesforce", skip_all, fields(op = "latest_content_versions", records = record_ids.len()))]
+    pub async fn latest_content_versions(
+        &self,
+        record_ids: &[&str],
+    ) -> Result<HashMap<String, ContentVersionRef>, SfError> {
+        if record_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let soql = format!(
+            "SELECT Id, ContentSize, FirstPublishLocationId FROM ContentVersion \
+             WHERE FirstPublishLocationId IN ({}) ORDER BY CreatedDate DESC",
+            soql_id_list(record_ids)?
+        );
+        let mut latest = HashMap::new();
+        for row in self.query_all(&soql).await? {
+            let text = |field: &str| row.get(field).and_then(Value::as_str);
+            let (Some(id), Some(location)) = (text("Id"), text("FirstPublishLocationId")) else {
+                return Err(SfError::Decode {
+                    status: 200,
+                    message: "ContentVersion row without Id or FirstPublishLocationId".into(),
+                });
+            };
+            // Newest first: the first row of a record is its latest version.
+            latest
+                .entry(location.to_owned())
+                .or_insert_with(|| ContentVersionRef {
+                    id: id.to_owned(),
+                    size: row.get("ContentSize").and_then(Value::as_u64),
+                });
+        }
+        Ok(latest)
+    }
+}
+
+/// A ContentVersion as a reader needs it before downloading: its id and announced size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentVersionRef {
+    pub id: String,
+    /// `ContentSize` in bytes, when the org sent it.
+    pub size: Option<u64>,
+}
+
+/// `'id1','id2'` for a SOQL `IN (...)`; refuses anything that is not a 15- or 18-character alphanumeric id, so
+/// no caller can put SOQL syntax into the literal.
+pub fn soql_id_list(ids: &[&str]) -> Result<String, SfError> {
+    let mut list = String::with_capacity(ids.len() * 21);
+    for (i, id) in ids.iter().enumerate() {
+        if !(id.len() == 15 || id.len() == 18) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(SfError::Usage(format!("{id:?} is not a Salesforce id")));
+        }
+        if i > 0 {
+            list.push(',');
+        }
+        list.push('\'');
+        list.push_str(id);
+        list.push('\'');
+    }
+    Ok(list)
 }
 
 /// The documented two-part form: `entity_content` (JSON metadata) and `VersionData` (the file).
@@ -107,6 +211,16 @@ fn mime_for(path: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn id_lists_refuse_anything_but_ids() {
+        assert_eq!(
+            soql_id_list(&["a0B5Y00000ABCDEFGH", "a0B5Y00000ABCDE"]).unwrap(),
+            "'a0B5Y00000ABCDEFGH','a0B5Y00000ABCDE'"
+        );
+        assert!(soql_id_list(&["a0B5Y00000ABCD' OR Name != '"]).is_err());
+        assert!(soql_id_list(&["short"]).is_err());
+    }
 
     #[test]
     fn mime_from_extension() {

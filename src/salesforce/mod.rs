@@ -12,7 +12,7 @@
 //! | `auth.rs` | JWT bearer and client-credentials token flows, the shared token cache, single-flight refresh |
 //! | `client.rs` | [`SalesforceClient`]: single-record calls, queries, request plumbing and the one re-auth retry |
 //! | `collections.rs` | sObject Collections (≤ 200 records per call) |
-//! | `files.rs` | ContentVersion upload (JSON or multipart) and download |
+//! | `files.rs` | ContentVersion upload (JSON or multipart), capped download, latest version per record |
 //! | `error.rs` | [`SfError`], [`ErrorClass`], the classification table, error-body parsing |
 //! | `limits.rs` | the lenient `Sforce-Limit-Info` parser and usage tracking |
 //! | `types.rs` | settings and result types |
@@ -28,7 +28,7 @@ mod types;
 pub use client::SalesforceClient;
 pub use collections::MAX_COLLECTION_RECORDS;
 pub use error::{ApiError, ErrorClass, SfError, classify};
-pub use files::MAX_JSON_UPLOAD_BYTES;
+pub use files::{ContentVersionRef, MAX_JSON_UPLOAD_BYTES, soql_id_list};
 pub use limits::{ApiUsage, LimitInfo, parse_limit_info};
 pub use types::{
     AppCredentials, AuthFlow, ClientSettings, ContentUpload, Identity, Introspection, JsonMap,

@@ -106,6 +106,11 @@ impl std::fmt::Debug for Vault {
 }
 
 impl Vault {
+    /// The largest PDF [`Vault::put`] accepts: writers check it before fetching a file.
+    pub fn max_pdf_bytes(&self) -> u64 {
+        self.limits.max_pdf_bytes
+    }
+
     /// Open (creating if needed) the vault in `dir`. The keyring must have an active key.
     pub fn open(dir: &Path, keyring: Keyring, limits: VaultLimits) -> Result<Vault, VaultError> {
         keyring.active()?;

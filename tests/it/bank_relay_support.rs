@@ -129,6 +129,7 @@ impl Harness {
             vec![self.target(url)],
             BankPusherSettings {
                 concurrency: 4,
+                per_endpoint: 4,
                 disable_after,
                 poll_interval: Duration::from_millis(20),
                 bureau_contacts: vec![BUREAU_CONTACT.into()],

@@ -235,7 +235,7 @@ async fn replaying_a_hint_or_reopening_enqueues_no_second_event() {
     inbound.state().add_hint(&id).await.unwrap();
     let first = inbound.mirror_step().await.unwrap();
     assert!(
-        matches!(&first, MirrorOutcome::Mirrored { event, .. } if event == "report_request.rejected"),
+        matches!(first.as_slice(), [MirrorOutcome::Mirrored { event, .. }] if event == "report_request.rejected"),
         "{first:?}"
     );
     async fn count(outbox: &creditlink::outbox::Outbox) -> usize {
@@ -253,8 +253,8 @@ async fn replaying_a_hint_or_reopening_enqueues_no_second_event() {
     // The same hint processed again: unchanged, nothing queued.
     inbound.state().add_hint(&id).await.unwrap();
     assert!(matches!(
-        inbound.mirror_step().await.unwrap(),
-        MirrorOutcome::Unchanged { .. }
+        inbound.mirror_step().await.unwrap().as_slice(),
+        [MirrorOutcome::Unchanged { .. }]
     ));
     assert_eq!(count(&outbox).await, 2);
 
@@ -265,7 +265,7 @@ async fn replaying_a_hint_or_reopening_enqueues_no_second_event() {
     reopened.state().add_hint(&id).await.unwrap();
     let outcome = reopened.mirror_step().await.expect("step");
     assert!(
-        matches!(outcome, MirrorOutcome::Unchanged { .. }),
+        matches!(outcome.as_slice(), [MirrorOutcome::Unchanged { .. }]),
         "{outcome:?}"
     );
     assert_eq!(count(&outbox).await, 2);
@@ -333,7 +333,7 @@ async fn completed_before_the_file_is_attached_is_retried_not_lost() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let outcome = h.inbound.mirror_step().await.expect("step");
-        if let MirrorOutcome::Mirrored { event, .. } = &outcome {
+        if let [MirrorOutcome::Mirrored { event, .. }] = outcome.as_slice() {
             assert_eq!(event, "report_request.completed");
             break;
         }

@@ -69,9 +69,14 @@ pub async fn start() -> Harness {
 }
 
 pub async fn start_with(settings: InboundSettings) -> Harness {
+    start_with_vault(settings, VaultLimits::default()).await
+}
+
+/// [`start_with`] with the vault's size limit set.
+pub async fn start_with_vault(settings: InboundSettings, limits: VaultLimits) -> Harness {
     let sim = sim_support::start().await;
     let dir = data_dir();
-    let (store, outbox, client, inbound) = open(&sim, dir.path(), settings).await;
+    let (store, outbox, client, inbound) = open_with(&sim, dir.path(), settings, limits).await;
     let (listener_url, server) = serve(&inbound).await;
     Harness {
         sim,
@@ -100,11 +105,21 @@ pub async fn open(
     dir: &Path,
     settings: InboundSettings,
 ) -> (Store, Outbox, SalesforceClient, Inbound) {
+    open_with(sim, dir, settings, VaultLimits::default()).await
+}
+
+/// [`open`] with the vault's size limit set.
+pub async fn open_with(
+    sim: &SimHandle,
+    dir: &Path,
+    settings: InboundSettings,
+    limits: VaultLimits,
+) -> (Store, Outbox, SalesforceClient, Inbound) {
     let store = Store::open(&dir.join("store"), Durability::GroupCommit).expect("store");
     let outbox = Outbox::open(store.clone(), RetryPolicy::default()).expect("outbox");
     let client = integration_client(sim);
     let keyring = Keyring::from_dir(&dir.join("keys")).expect("keyring");
-    let vault = Vault::open(&dir.join("vault"), keyring, VaultLimits::default()).expect("vault");
+    let vault = Vault::open(&dir.join("vault"), keyring, limits).expect("vault");
     let mappings = MappingSet::load_dir(&manifest_path("mappings")).expect("mappings load");
     let inbound = Inbound::new(
         settings,
@@ -246,11 +261,11 @@ impl Harness {
     pub async fn drain(&self) -> Vec<MirrorOutcome> {
         let mut outcomes = Vec::new();
         for _ in 0..100 {
-            let outcome = self.inbound.mirror_step().await.expect("mirror step");
-            if matches!(outcome, MirrorOutcome::Idle { .. }) {
+            let step = self.inbound.mirror_step().await.expect("mirror step");
+            if matches!(step.as_slice(), [MirrorOutcome::Idle { .. }]) {
                 return outcomes;
             }
-            outcomes.push(outcome);
+            outcomes.extend(step);
         }
         panic!("mirror did not go idle: {outcomes:?}");
     }

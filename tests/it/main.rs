@@ -1,6 +1,7 @@
 //! The one integration-test binary. Each module is one area; `support` holds shared helpers.
 mod bank_relay;
 mod bank_relay_config;
+mod bank_relay_hang;
 mod bank_relay_support;
 mod cli_check_config;
 mod cli_vault;
@@ -22,6 +23,8 @@ mod edge_server;
 mod edge_support;
 mod email_relay;
 mod inbound_config;
+mod inbound_cost;
+mod inbound_hardening;
 mod inbound_listener;
 mod inbound_mirror;
 mod inbound_support;
@@ -31,6 +34,7 @@ mod intake_edge_openapi;
 mod intake_edge_problem;
 mod intake_edge_support;
 mod intake_edge_xml;
+mod intake_quota;
 mod loop_sandbox;
 mod mapping_fixtures;
 mod mapping_load;
