@@ -62,14 +62,10 @@ pub fn cluster(test: &str) -> Option<&'static PgCluster> {
     static CLUSTER: OnceLock<Option<PgCluster>> = OnceLock::new();
     let cluster = CLUSTER.get_or_init(start).as_ref();
     if cluster.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: PostgreSQL server binaries not found (set PG_BIN or install postgresql-15); \
-             CI must run the postgres tests"
-        );
-        eprintln!(
-            "\n*** SKIPPED {test}: PostgreSQL server binaries not found (PG_BIN or \
-             /usr/lib/postgresql/*/bin). Install postgresql-15 to run the postgres tests. ***\n"
+        crate::skips::skip(
+            test,
+            "PostgreSQL server binaries (PG_BIN or /usr/lib/postgresql/*/bin)",
+            "apt-get install postgresql-15; .ci/run does",
         );
     }
     cluster
