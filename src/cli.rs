@@ -155,6 +155,8 @@ impl CliError {
 
 /// `EX_USAGE` from sysexits.h: bad config or bad command line.
 pub const EXIT_USAGE: u8 = 64;
+/// The sandbox's info file in its data dir; `outbox --sandbox` reads it, so it exists in every build.
+pub const SANDBOX_INFO_FILE: &str = "sandbox.json";
 
 /// Parses the process's arguments. On `--help`/`--version` or a usage error, prints clap's text and returns the
 /// exit code to end with (0 or 64).
@@ -226,7 +228,7 @@ struct AdminEndpoint {
 
 fn admin_endpoint(target: &AdminTarget) -> Result<AdminEndpoint, CliError> {
     if let Some(dir) = &target.sandbox {
-        let path = dir.join(crate::sandbox::INFO_FILE);
+        let path = dir.join(SANDBOX_INFO_FILE);
         let text = std::fs::read_to_string(&path).map_err(|e| {
             CliError::Usage(format!(
                 "cannot read {} ({e}): is `creditlink sandbox --data-dir {}` running?",

@@ -292,8 +292,8 @@ impl Sandbox {
 /// The daemon's default address; the companions take the next ports.
 pub const DEFAULT_LISTEN: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
-/// The info file for scripts, in the data dir.
-pub const INFO_FILE: &str = "sandbox.json";
+/// The info file for scripts, in the data dir (named in `cli`, which reads it even without the `sim` feature).
+pub use crate::cli::SANDBOX_INFO_FILE as INFO_FILE;
 
 /// `creditlink sandbox`: start, print the walk-through, run until `shutdown`.
 pub async fn run(
