@@ -60,21 +60,28 @@ impl SalesforceClient {
     /// `GET /sobjects/ContentVersion/{id}/VersionData`: the file's bytes.
     #[instrument(name = "salesforce", skip_all, fields(op = "download_version_data"))]
     pub async fn download_version_data(&self, content_version_id: &str) -> Result<Bytes, SfError> {
-        let response = self
-            .send(|c| {
-                Ok(c.data(
-                    Method::GET,
-                    &[
-                        "sobjects",
-                        "ContentVersion",
-                        content_version_id,
-                        "VersionData",
-                    ],
-                )?
-                .header(ACCEPT, HeaderValue::from_static("*/*")))
-            })
-            .await?;
+        let response = self.request_version_data(content_version_id).await?;
         response.bytes().await.map_err(SfError::transport)
+    }
+
+    /// The `VersionData` request both downloads share; the caller decides how to read the body.
+    async fn request_version_data(
+        &self,
+        content_version_id: &str,
+    ) -> Result<reqwest::Response, SfError> {
+        self.send(|c| {
+            Ok(c.data(
+                Method::GET,
+                &[
+                    "sobjects",
+                    "ContentVersion",
+                    content_version_id,
+                    "VersionData",
+                ],
+            )?
+            .header(ACCEPT, HeaderValue::from_static("*/*")))
+        })
+        .await
     }
 
     /// `GET /sobjects/ContentVersion/{id}/VersionData`, read as a stream and cut off with
@@ -90,20 +97,7 @@ impl SalesforceClient {
         content_version_id: &str,
         limit: u64,
     ) -> Result<Bytes, SfError> {
-        let mut response = self
-            .send(|c| {
-                Ok(c.data(
-                    Method::GET,
-                    &[
-                        "sobjects",
-                        "ContentVersion",
-                        content_version_id,
-                        "VersionData",
-                    ],
-                )?
-                .header(ACCEPT, HeaderValue::from_static("*/*")))
-            })
-            .await?;
+        let mut response = self.request_version_data(content_version_id).await?;
         if response.content_length().is_some_and(|n| n > limit) {
             return Err(SfError::TooLarge { limit });
         }
