@@ -1,43 +1,13 @@
 //! The simulator's SOQL subset: parse (lexer, parser, name resolution) and execute over a few records.
 
 use chrono::{TimeZone, Utc};
-use creditlink_sim::soql::{SchemaLookup, ValueKind, execute, parse};
+use creditlink_sim::soql::{execute, parse};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
 use crate::support::{config, corpus};
 
-struct Schema;
-
-impl SchemaLookup for Schema {
-    fn object(&self, name: &str) -> Option<String> {
-        ["Contact", "Account"]
-            .into_iter()
-            .find(|o| o.eq_ignore_ascii_case(name))
-            .map(str::to_owned)
-    }
-
-    fn field(&self, object: &str, name: &str) -> Option<(String, ValueKind)> {
-        let fields: &[(&str, ValueKind)] = match object {
-            "Contact" => &[
-                ("Id", ValueKind::Text),
-                ("Name", ValueKind::Text),
-                ("Email", ValueKind::Text),
-                ("Score__c", ValueKind::Number),
-                ("Active__c", ValueKind::Boolean),
-                ("Birthdate", ValueKind::Date),
-                ("LastModifiedDate", ValueKind::DateTime),
-                ("Photo__c", ValueKind::Blob),
-            ],
-            "Account" => &[("Id", ValueKind::Text), ("Name", ValueKind::Text)],
-            _ => return None,
-        };
-        fields
-            .iter()
-            .find(|(f, _)| f.eq_ignore_ascii_case(name))
-            .map(|(f, kind)| ((*f).to_owned(), *kind))
-    }
-}
+use creditlink_sim::testkit::SoqlSchema as Schema;
 
 fn records() -> Vec<Map<String, Value>> {
     let rows = [

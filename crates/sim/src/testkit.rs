@@ -100,3 +100,40 @@ pub async fn send(
     };
     (status, headers, body)
 }
+
+/// A fixed two-object schema (`Contact` with one field of every value kind, `Account`) for SOQL parser and
+/// executor tests and fuzzing, independent of the seed.
+pub struct SoqlSchema;
+
+impl crate::soql::SchemaLookup for SoqlSchema {
+    fn object(&self, name: &str) -> Option<String> {
+        ["Contact", "Account"]
+            .into_iter()
+            .find(|o| o.eq_ignore_ascii_case(name))
+            .map(str::to_owned)
+    }
+
+    fn field(&self, object: &str, name: &str) -> Option<(String, crate::soql::ValueKind)> {
+        let fields: &[(&str, crate::soql::ValueKind)] = match object {
+            "Contact" => &[
+                ("Id", crate::soql::ValueKind::Text),
+                ("Name", crate::soql::ValueKind::Text),
+                ("Email", crate::soql::ValueKind::Text),
+                ("Score__c", crate::soql::ValueKind::Number),
+                ("Active__c", crate::soql::ValueKind::Boolean),
+                ("Birthdate", crate::soql::ValueKind::Date),
+                ("LastModifiedDate", crate::soql::ValueKind::DateTime),
+                ("Photo__c", crate::soql::ValueKind::Blob),
+            ],
+            "Account" => &[
+                ("Id", crate::soql::ValueKind::Text),
+                ("Name", crate::soql::ValueKind::Text),
+            ],
+            _ => return None,
+        };
+        fields
+            .iter()
+            .find(|(f, _)| f.eq_ignore_ascii_case(name))
+            .map(|(f, kind)| ((*f).to_owned(), *kind))
+    }
+}

@@ -7,39 +7,10 @@ mod eval;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value, json};
 
-use super::{QueryResult, SchemaLookup, ValueKind, execute, parse};
+use super::{QueryResult, execute, parse};
 
-pub(super) struct Schema;
-
-impl SchemaLookup for Schema {
-    fn object(&self, name: &str) -> Option<String> {
-        ["Contact", "Account"]
-            .into_iter()
-            .find(|o| o.eq_ignore_ascii_case(name))
-            .map(str::to_owned)
-    }
-
-    fn field(&self, object: &str, name: &str) -> Option<(String, ValueKind)> {
-        let fields: &[(&str, ValueKind)] = match object {
-            "Contact" => &[
-                ("Id", ValueKind::Text),
-                ("Name", ValueKind::Text),
-                ("Email", ValueKind::Text),
-                ("Score__c", ValueKind::Number),
-                ("Active__c", ValueKind::Boolean),
-                ("Birthdate", ValueKind::Date),
-                ("LastModifiedDate", ValueKind::DateTime),
-                ("Photo__c", ValueKind::Blob),
-            ],
-            "Account" => &[("Id", ValueKind::Text), ("Name", ValueKind::Text)],
-            _ => return None,
-        };
-        fields
-            .iter()
-            .find(|(f, _)| f.eq_ignore_ascii_case(name))
-            .map(|(f, kind)| ((*f).to_owned(), *kind))
-    }
-}
+/// The two-object schema the SOQL tests parse against (shared with the daemon's SOQL fuzz harness).
+pub(super) use crate::testkit::SoqlSchema as Schema;
 
 /// 2026-11-25T12:00:00Z: "today" is the 25th, "yesterday" the 24th.
 pub(super) fn now() -> DateTime<Utc> {
