@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -47,10 +48,7 @@ impl SledDb {
     /// Opens (or creates) the database in `dir`. sled's own periodic flush stays on (every 500 ms): it
     /// bounds how much unacknowledged work a crash can lose, but acknowledgements never rely on it.
     pub(crate) fn open(dir: &Path, durability: Durability) -> Result<SledDb, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            .open()?;
+        let db = open_waiting_for_lock(dir)?;
         let flushes = Arc::new(AtomicU64::new(0));
         let (waiters, flusher) = match durability {
             Durability::GroupCommit => {
@@ -123,6 +121,42 @@ impl Drop for Inner {
         }
         let _ = self.db.flush();
     }
+}
+
+/// How long [`SledDb::open`] waits for the directory's lock. sled's own IO threads can still hold it
+/// for a moment after the previous handle in this process was dropped (CI saw a reopen fail with
+/// `EWOULDBLOCK` under load); a second daemon on the same directory still fails after this bound.
+const LOCK_WAIT: Duration = Duration::from_secs(5);
+
+/// Opens sled in `dir`, retrying while another handle still holds the directory's lock.
+fn open_waiting_for_lock(dir: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_CAPACITY_BYTES)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e)) if is_lock_contention(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(sled::Error::Io(e)) if is_lock_contention(&e) => {
+                return Err(StoreError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "{} is in use by another process (is another creditlink running on this data directory?): {e}",
+                        dir.display()
+                    ),
+                )));
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
+/// sled reports a held `flock` as an `Other` IO error with this text (sled 0.34 `config.rs`).
+fn is_lock_contention(e: &std::io::Error) -> bool {
+    e.to_string().contains("could not acquire lock")
 }
 
 /// The group-commit thread: wait for one waiter, take every other waiter already queued, flush
