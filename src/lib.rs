@@ -13,6 +13,7 @@ pub mod mapping;
 pub mod notify;
 pub mod ops;
 pub mod outbox;
+pub mod records;
 pub mod relay;
 pub mod salesforce;
 #[cfg(feature = "sim")]
