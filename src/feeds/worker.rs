@@ -338,11 +338,6 @@ async fn send_batch(
         .object(KIND, Some(&upload.bank_code))
         .ok_or_else(|| FeedError::Mapping("no credit_record mapping for this bank".into()))?
         .to_owned();
-    let columns: Vec<String> = mappings
-        .inbound_fields(KIND, Some(&upload.bank_code))
-        .into_iter()
-        .map(|f| f.to)
-        .collect();
     let key_field = upsert_key_field(&batch).unwrap_or_else(|| "Record_Key__c".to_owned());
     let status_field = mappings
         .inbound_fields(KIND, Some(&upload.bank_code))
@@ -364,7 +359,14 @@ async fn send_batch(
         }
         None => {
             let keys: Vec<String> = sends.iter().map(|v| v.record_key.clone()).collect();
-            let mut read = columns.clone();
+            // Every field the batch writes (context fields such as the furnisher included), plus the ones
+            // that say whether a record was terminated as stale.
+            let mut read: Vec<String> = Vec::new();
+            for field in sends.iter().flat_map(|v| v.record.keys()).chain(status_field.iter()) {
+                if !read.contains(field) {
+                    read.push(field.clone());
+                }
+            }
             read.push(TERMINATION_REASON.to_owned());
             let existing = retrying(feeds, stop, || {
                 feeds.inner.sink.existing(&object, &key_field, &keys, &read)
