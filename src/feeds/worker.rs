@@ -362,7 +362,11 @@ async fn send_batch(
             // Every field the batch writes (context fields such as the furnisher included), plus the ones
             // that say whether a record was terminated as stale.
             let mut read: Vec<String> = Vec::new();
-            for field in sends.iter().flat_map(|v| v.record.keys()).chain(status_field.iter()) {
+            for field in sends
+                .iter()
+                .flat_map(|v| v.record.keys())
+                .chain(status_field.iter())
+            {
                 if !read.contains(field) {
                     read.push(field.clone());
                 }

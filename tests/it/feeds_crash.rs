@@ -26,10 +26,13 @@ async fn sigkill_mid_upload_resumes_without_loss_or_duplicates() {
         &repo_mappings(),
     );
     // Uploads need the vault's keys (spools are encrypted under a key derived from them).
+    let listener_secret = dir.path().join("listener_secret");
+    std::fs::write(&listener_secret, "feeds-crash-test-listener-secret").expect("secret");
     let mut text = std::fs::read_to_string(&config).expect("config");
     text.push_str(&format!(
-        "\n[inbound]\nvault_keys = {:?}\n",
-        format!("{}/config/sandbox/vault_keys", env!("CARGO_MANIFEST_DIR"))
+        "\n[inbound]\nvault_keys = {:?}\nlistener_secret = {{ file = {:?} }}\n",
+        format!("{}/config/sandbox/vault_keys", env!("CARGO_MANIFEST_DIR")),
+        listener_secret.display().to_string()
     ));
     std::fs::write(&config, text).expect("config");
     // Latency keeps batches on the wire long enough for the kill to land mid-upload.
