@@ -64,7 +64,7 @@ async fn sigkill_mid_upload_resumes_without_loss_or_duplicates() {
     let id = doc["id"].as_str().expect("id").to_owned();
 
     // Kill once a few batches are recorded and the rest is still to come.
-    poll_until(
+    let before: Value = poll_until(
         "a few batches recorded",
         Duration::from_secs(60),
         || async {
@@ -77,10 +77,14 @@ async fn sigkill_mid_upload_resumes_without_loss_or_duplicates() {
                 .await
                 .ok()?;
             let done = doc["counts"]["rows"].as_u64()?;
-            (done >= 400).then_some(())
+            (done >= 400).then_some(doc)
         },
     )
     .await;
+    assert_eq!(
+        before["status"], "processing",
+        "the kill must land mid-upload: {before}"
+    );
     daemon.proc.kill9();
     let _ = daemon.proc.wait_exit(Duration::from_secs(10)).await;
     daemon.restart().await;
