@@ -73,11 +73,11 @@ struct NameQuery {
 }
 
 /// The media type of the upload, or the 415 that refuses it.
-fn format_of(headers: &HeaderMap) -> Result<Format, Problem> {
+fn format_of(headers: &HeaderMap) -> Result<Format, Box<Problem>> {
     let raw = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let refuse = || Problem::unsupported_media_type(raw, &ACCEPTED);
+    let refuse = || Box::new(Problem::unsupported_media_type(raw, &ACCEPTED));
     let raw_value = raw.ok_or_else(refuse)?;
     let mut parts = raw_value.split(';');
     let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
@@ -132,6 +132,16 @@ fn upload_name(query: Option<String>, headers: &HeaderMap, format: Format) -> St
 /// Checks the header line (CSV) or first line (NDJSON) against the bank's mapping; the columns rows will
 /// be aligned to.
 fn check_head(
+    feeds: &Feeds,
+    principal: &Principal,
+    format: Format,
+    head: &[u8],
+) -> Result<Vec<String>, Box<Problem>> {
+    check_head_unboxed(feeds, principal, format, head).map_err(Box::new)
+}
+
+#[allow(clippy::result_large_err)] // boxed by its one caller, `check_head`
+fn check_head_unboxed(
     feeds: &Feeds,
     principal: &Principal,
     format: Format,
@@ -217,12 +227,18 @@ fn check_head(
 
 /// Why streaming the body stopped early.
 enum Refusal {
-    Problem(Problem),
+    Problem(Box<Problem>),
     Api(ApiError),
 }
 
 impl From<Problem> for Refusal {
     fn from(p: Problem) -> Self {
+        Refusal::Problem(Box::new(p))
+    }
+}
+
+impl From<Box<Problem>> for Refusal {
+    fn from(p: Box<Problem>) -> Self {
         Refusal::Problem(p)
     }
 }
@@ -511,13 +527,13 @@ struct Page {
     outcome: Option<String>,
 }
 
-fn limit_of(page: &Page) -> Result<usize, Response> {
+fn limit_of(page: &Page) -> Result<usize, ApiError> {
     match page.limit {
         None => Ok(100),
         Some(n) if (1..=1000).contains(&n) => Ok(n),
-        Some(_) => Err(
-            ApiError::InvalidRequest("limit must be between 1 and 1000.".into()).into_response(),
-        ),
+        Some(_) => Err(ApiError::InvalidRequest(
+            "limit must be between 1 and 1000.".into(),
+        )),
     }
 }
 
@@ -528,7 +544,7 @@ async fn list_uploads(
 ) -> Response {
     let limit = match limit_of(&page) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     match feeds
         .inner
@@ -559,7 +575,7 @@ async fn get_records(
     };
     let limit = match limit_of(&page) {
         Ok(n) => n,
-        Err(r) => return r,
+        Err(e) => return e.into_response(),
     };
     let outcome = match page.outcome.as_deref() {
         None | Some("") => None,

@@ -256,11 +256,11 @@ fn read_batches(
                 }
             };
             batch.push(prepared);
-            if batch.len() as u64 == BATCH_ROWS {
-                if tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err() {
-                    closed = true;
-                    return false;
-                }
+            if batch.len() as u64 == BATCH_ROWS
+                && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+            {
+                closed = true;
+                return false;
             }
             !stop.is_cancelled()
         })?;
@@ -275,6 +275,9 @@ fn read_batches(
 }
 
 type Verdict = Result<ValidRow, Vec<RowProblem>>;
+
+/// How one record's upsert ended: its Salesforce id and whether it was created, or the row's kick-out.
+type Sent = Result<(Option<String>, bool), RowProblem>;
 
 /// Reads every row of the spool and validates it; `f` returns false to stop early.
 fn each_row(
@@ -398,8 +401,7 @@ async fn send_batch(
     };
 
     // Upsert what is new or changed, retrying transient failures (whole call or single records).
-    let mut outcomes: Vec<Option<Result<(Option<String>, bool), RowProblem>>> =
-        vec![None; sends.len()];
+    let mut outcomes: Vec<Option<Sent>> = vec![None; sends.len()];
     let mut todo: Vec<usize> = Vec::new();
     for (i, class) in plan.iter().enumerate() {
         if *class == Class::Same {

@@ -16,6 +16,9 @@ use crate::feeds_support::{
 
 const CREDIT_RECORD: &str = "Credit_Record__c";
 
+/// One rejected row of errors.csv: its values as uploaded and its (code, field) problems.
+type ErrorLines = (Vec<String>, Vec<(String, String)>);
+
 /// Replaces column `name` of a default-feed row.
 fn with(row: &str, name: &str, value: &str) -> String {
     let columns: Vec<&str> = HEADER.split(',').collect();
@@ -216,8 +219,7 @@ async fn every_reason_code_then_errors_csv_fixed_and_reuploaded() {
         .map(String::from),
     );
     assert_eq!(header, expected_header);
-    let mut by_row: std::collections::BTreeMap<u64, (Vec<String>, Vec<(String, String)>)> =
-        Default::default();
+    let mut by_row: std::collections::BTreeMap<u64, ErrorLines> = Default::default();
     for line in &lines {
         let n = line.len();
         let row: u64 = line[n - 5].parse().expect("error_row");
