@@ -29,18 +29,27 @@ pub enum HeaderError {
 
 const BOM: &str = "\u{feff}";
 
-/// Parses the header line of a CSV body (from its first bytes).
-pub fn csv_header(head: &[u8]) -> Result<Vec<String>, HeaderError> {
-    let mut reader = csv::ReaderBuilder::new()
+/// A CSV reader as uploads are read: no implicit header handling, rows of any width (a short or long row is
+/// that row's problem, not the upload's).
+fn csv_reader<R: Read>(body: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(head);
+        .from_reader(body)
+}
+
+/// The first record: the header row.
+fn header_record<R: Read>(reader: &mut csv::Reader<R>) -> Result<csv::ByteRecord, HeaderError> {
     let mut record = csv::ByteRecord::new();
     match reader.read_byte_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) => return Err(HeaderError::Empty),
-        Err(e) => return Err(HeaderError::NotCsv(e.to_string())),
+        Ok(true) => Ok(record),
+        Ok(false) => Err(HeaderError::Empty),
+        Err(e) => Err(HeaderError::NotCsv(e.to_string())),
     }
+}
+
+/// Column names of a header record: UTF-8, a leading BOM dropped, trimmed, lower-cased.
+fn header_columns(record: &csv::ByteRecord) -> Result<Vec<String>, HeaderError> {
     let mut columns = Vec::with_capacity(record.len());
     for (i, cell) in record.iter().enumerate() {
         let text = std::str::from_utf8(cell).map_err(|_| HeaderError::NotUtf8)?;
@@ -55,6 +64,11 @@ pub fn csv_header(head: &[u8]) -> Result<Vec<String>, HeaderError> {
         return Err(HeaderError::Empty);
     }
     Ok(columns)
+}
+
+/// Parses the header line of a CSV body (from its first bytes).
+pub fn csv_header(head: &[u8]) -> Result<Vec<String>, HeaderError> {
+    header_columns(&header_record(&mut csv_reader(head))?)
 }
 
 /// Iterates the data rows of a spool.
@@ -78,23 +92,8 @@ impl RowReader {
     ) -> Result<RowReader, HeaderError> {
         match format {
             Format::Csv => {
-                let mut reader = csv::ReaderBuilder::new()
-                    .has_headers(false)
-                    .flexible(true)
-                    .from_reader(body);
-                let mut header = csv::ByteRecord::new();
-                match reader.read_byte_record(&mut header) {
-                    Ok(true) => {}
-                    Ok(false) => return Err(HeaderError::Empty),
-                    Err(e) => return Err(HeaderError::NotCsv(e.to_string())),
-                }
-                let mut line = csv::Writer::from_writer(Vec::new());
-                line.write_byte_record(&header)
-                    .map_err(|e| HeaderError::NotCsv(e.to_string()))?;
-                let bytes = line
-                    .into_inner()
-                    .map_err(|e| HeaderError::NotCsv(e.to_string()))?;
-                let columns = csv_header(&bytes)?;
+                let mut reader = csv_reader(body);
+                let columns = header_columns(&header_record(&mut reader)?)?;
                 Ok(RowReader {
                     inner: Inner::Csv(reader),
                     columns,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::e2e_process::{DaemonProcess, SimProcess, free_port, repo_mappings, write_config};
 use crate::e2e_support::{BANK_A, Bank, http, poll_until};
-use crate::feeds_support::{all_records, feed, person_row, upload, wait_final};
+use crate::feeds_support::{all_records, feed, person_row, try_get_json, upload, wait_final};
 
 const ROWS: u32 = 3000;
 
@@ -68,14 +68,7 @@ async fn sigkill_mid_upload_resumes_without_loss_or_duplicates() {
         "a few batches recorded",
         Duration::from_secs(60),
         || async {
-            let doc: Value = bank
-                .get(&format!("/api/v1/uploads/{id}"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
+            let doc = try_get_json(&bank, &format!("/api/v1/uploads/{id}")).await?;
             let done = doc["counts"]["rows"].as_u64()?;
             (done >= 400).then_some(doc)
         },

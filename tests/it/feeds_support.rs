@@ -90,17 +90,22 @@ pub async fn upload_and_wait(daemon_url: &str, bank: &Bank, csv: &str) -> Value 
     wait_final(bank, doc["id"].as_str().expect("id")).await
 }
 
+/// `GET path` with the bank's token, as JSON (`None` on any failure, for polling).
+pub async fn try_get_json(bank: &Bank, path: &str) -> Option<Value> {
+    bank.get(path).send().await.ok()?.json().await.ok()
+}
+
+/// `GET path` with the bank's token, as JSON.
+pub async fn get_json(bank: &Bank, path: &str) -> Value {
+    try_get_json(bank, path)
+        .await
+        .unwrap_or_else(|| panic!("GET {path}"))
+}
+
 /// Polls an upload until it is completed or failed.
 pub async fn wait_final(bank: &Bank, id: &str) -> Value {
     poll_until("upload finished", Duration::from_secs(60), || async {
-        let doc: Value = bank
-            .get(&format!("/api/v1/uploads/{id}"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
+        let doc = try_get_json(bank, &format!("/api/v1/uploads/{id}")).await?;
         matches!(doc["status"].as_str(), Some("completed" | "failed")).then_some(doc)
     })
     .await

@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::e2e_support::{BANK_A, sandbox, sandbox_banks};
 use crate::feeds_support::{
-    HEADER, all_records, company_row, errors_csv, feed, org_with_short_company_name, person_row,
-    upload, upload_and_wait,
+    HEADER, all_records, company_row, errors_csv, feed, get_json, org_with_short_company_name,
+    person_row, upload, upload_and_wait,
 };
 
 const CREDIT_RECORD: &str = "Credit_Record__c";
@@ -109,14 +109,7 @@ async fn every_reason_code_then_errors_csv_fixed_and_reuploaded() {
     let (sb, _dir) = sandbox(org_with_short_company_name()).await;
     let (bank, _) = sandbox_banks(&sb).await;
 
-    let codes: Value = bank
-        .get("/api/v1/reason-codes")
-        .send()
-        .await
-        .expect("reason codes")
-        .json()
-        .await
-        .expect("json");
+    let codes = get_json(&bank, "/api/v1/reason-codes").await;
     let listed: BTreeSet<&str> = codes["reason_codes"]
         .as_array()
         .expect("list")
@@ -308,35 +301,14 @@ async fn reupload_is_unchanged_or_updated_never_a_second_record() {
     assert_eq!(done["counts"]["accepted"], 1, "{done}");
 
     // History: newest first, paged; another bank sees none of it, and its ids are 404 like unknown ones.
-    let list: Value = bank
-        .get("/api/v1/uploads?limit=2")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = get_json(&bank, "/api/v1/uploads?limit=2").await;
     let uploads = list["uploads"].as_array().expect("uploads");
     assert_eq!(uploads.len(), 2);
     assert_eq!(uploads[0]["id"], a["id"], "newest first");
     let next = list["next_after"].as_str().expect("more pages");
-    let rest: Value = bank
-        .get(&format!("/api/v1/uploads?after={next}"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let rest = get_json(&bank, &format!("/api/v1/uploads?after={next}")).await;
     assert_eq!(rest["uploads"].as_array().expect("uploads").len(), 2);
-    let theirs: Value = other
-        .get("/api/v1/uploads")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let theirs = get_json(&other, "/api/v1/uploads").await;
     assert_eq!(theirs["uploads"].as_array().expect("uploads").len(), 0);
     let id = first["id"].as_str().expect("id");
     for path in ["", "/records", "/errors.csv"] {
@@ -444,14 +416,7 @@ async fn framing_errors_are_refused_at_once_and_store_nothing() {
         .expect("post");
     assert_eq!(anonymous.status(), 401);
 
-    let list: Value = bank
-        .get("/api/v1/uploads")
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = get_json(&bank, "/api/v1/uploads").await;
     assert_eq!(
         list["uploads"].as_array().expect("uploads").len(),
         0,
