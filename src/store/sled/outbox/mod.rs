@@ -244,6 +244,63 @@ mod tests {
         crate::outbox::fresh(MessageId::new(), new, Utc::now())
     }
 
+    /// Inserts `total` messages, the first `delivered` of them delivered.
+    fn fill(trees: &Trees, total: u32, delivered: u32) {
+        for n in 0..total {
+            let m = message(n);
+            let now = m.next_attempt_at;
+            trees.insert(&m).expect("insert");
+            if n < delivered {
+                let claim = Claim {
+                    kind: m.destination.kind(),
+                    lane: m.lane,
+                    max: 1,
+                    now,
+                    lease_until: now + chrono::Duration::seconds(30),
+                };
+                let (claimed, _) = trees.claim(&claim).expect("claim");
+                let done = Resolution {
+                    state: State::Delivered,
+                    next_attempt_at: now,
+                    attempt: None,
+                    remote_id: None,
+                    now,
+                };
+                let token = claimed[0].lease_token.expect("token");
+                trees.resolve(claimed[0].id, token, &done).expect("resolve");
+            }
+        }
+    }
+
+    /// A store written before the `meta` indexes gets them built once at open.
+    #[test]
+    fn a_store_without_meta_indexes_gets_them_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = SledDb::open(dir.path(), Durability::None).expect("open");
+            let queue = SledQueue::open(&db).expect("queue");
+            fill(&queue.shared.trees, 7, 5);
+            queue.shared.trees.meta.clear().expect("forget the indexes");
+        }
+        let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
+        let queue = SledQueue::open(&db).expect("queue");
+        let counts = queue.shared.counts.lock().clone();
+        assert_eq!(counts.get(&State::Delivered), Some(&5));
+        assert_eq!(counts.get(&State::Pending), Some(&2));
+        let retention = Retention {
+            erase_before: Utc::now() + chrono::Duration::days(1),
+            purge_before: None,
+            max: 100,
+            now: Utc::now(),
+            keep: Vec::new().into(),
+        };
+        let (done, _) = queue.shared.trees.retire(&retention).expect("retire");
+        assert_eq!(
+            done.erased, 5,
+            "the rebuilt retention index finds every delivered message"
+        );
+    }
+
     /// Startup counts states from live index entries and the terminal counters, not from history: with
     /// 40 delivered messages and 3 pending, opening reads 3 `due` keys and 1 counter.
     #[test]
@@ -252,31 +309,7 @@ mod tests {
         {
             let db = SledDb::open(dir.path(), Durability::None).expect("open");
             let queue = SledQueue::open(&db).expect("queue");
-            let trees = &queue.shared.trees;
-            for n in 0..43 {
-                let m = message(n);
-                let now = m.next_attempt_at;
-                trees.insert(&m).expect("insert");
-                if n < 40 {
-                    let claim = Claim {
-                        kind: m.destination.kind(),
-                        lane: m.lane,
-                        max: 1,
-                        now,
-                        lease_until: now + chrono::Duration::seconds(30),
-                    };
-                    let (claimed, _) = trees.claim(&claim).expect("claim");
-                    let done = Resolution {
-                        state: State::Delivered,
-                        next_attempt_at: now,
-                        attempt: None,
-                        remote_id: None,
-                        now,
-                    };
-                    let token = claimed[0].lease_token.expect("token");
-                    trees.resolve(claimed[0].id, token, &done).expect("resolve");
-                }
-            }
+            fill(&queue.shared.trees, 43, 40);
         }
         let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
         let queue = SledQueue::open(&db).expect("queue");
