@@ -21,6 +21,7 @@ mod reader;
 mod salesforce;
 mod server;
 mod tree;
+mod uploads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ pub use server::{
 
 use reader::{Ctx, Section};
 use tree::Source;
+pub use uploads::UploadsConfig;
 
 /// Prefix of override variables: `CREDITLINK__SERVER__LISTEN` sets `[server] listen`.
 pub const ENV_PREFIX: &str = "CREDITLINK__";
@@ -66,6 +68,8 @@ pub struct Config {
     /// `[inbound]`; absent = the Salesforce → bank direction (listener, poller, vault) is not run.
     pub inbound: Option<InboundConfig>,
     pub banks: Vec<BankConfig>,
+    /// `[uploads]`: credit data feeds.
+    pub uploads: UploadsConfig,
 }
 
 impl Config {
@@ -235,6 +239,9 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "admin");
     let admin = server::read_admin(&mut s);
     s.finish();
+    let mut s = section(&mut top, "uploads");
+    let uploads = uploads::read_uploads(&mut s);
+    s.finish();
     let inbound = top.has("inbound").then(|| {
         let mut s = section(&mut top, "inbound");
         let inbound = inbound::read_inbound(&mut s);
@@ -260,5 +267,6 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         admin: admin?,
         inbound,
         banks,
+        uploads,
     })
 }
