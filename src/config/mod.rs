@@ -21,6 +21,7 @@ mod reader;
 mod salesforce;
 mod server;
 mod tree;
+mod uploads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -43,6 +44,7 @@ pub use server::{
 
 use reader::{Ctx, Section};
 use tree::Source;
+pub use uploads::UploadsConfig;
 
 /// Prefix of override variables: `CREDITLINK__SERVER__LISTEN` sets `[server] listen`.
 pub const ENV_PREFIX: &str = "CREDITLINK__";
@@ -66,6 +68,8 @@ pub struct Config {
     /// `[inbound]`; absent = the Salesforce → bank direction (listener, poller, vault) is not run.
     pub inbound: Option<InboundConfig>,
     pub banks: Vec<BankConfig>,
+    /// `[uploads]`: credit data feeds.
+    pub uploads: UploadsConfig,
 }
 
 impl Config {
@@ -204,9 +208,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "server");
     let server = server::read_server(&mut s);
     s.finish();
-    let mut s = section(&mut top, "store");
-    let store = server::read_store(&mut s);
-    s.finish();
+    let mut store_section = section(&mut top, "store");
+    let store = server::read_store(&mut store_section);
     let mut s = section(&mut top, "telemetry");
     let telemetry = server::read_telemetry(&mut s);
     s.finish();
@@ -216,6 +219,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "intake");
     let intake = salesforce::read_intake(&mut s);
     s.finish();
+    server::check_retention(&mut store_section, &store, intake.idempotency_ttl);
+    store_section.finish();
     let mut s = section(&mut top, "outbox");
     let outbox = delivery::read_outbox(&mut s);
     s.finish();
@@ -233,6 +238,9 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     s.finish();
     let mut s = section(&mut top, "admin");
     let admin = server::read_admin(&mut s);
+    s.finish();
+    let mut s = section(&mut top, "uploads");
+    let uploads = uploads::read_uploads(&mut s);
     s.finish();
     let inbound = top.has("inbound").then(|| {
         let mut s = section(&mut top, "inbound");
@@ -259,5 +267,6 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         admin: admin?,
         inbound,
         banks,
+        uploads,
     })
 }
