@@ -23,6 +23,8 @@ pub enum Template {
     EndpointFailing,
     /// A report request never reached Salesforce (refused or retries exhausted).
     Failed,
+    /// Credit records of the bank will be terminated as stale unless fresh data arrives.
+    StaleWarning,
 }
 
 /// Why a notification could not be rendered or built. Every variant is permanent: the same message
@@ -55,6 +57,7 @@ impl Template {
             Template::ActionRequired => "action_required",
             Template::EndpointFailing => "endpoint_failing",
             Template::Failed => "failed",
+            Template::StaleWarning => "stale_warning",
         }
     }
 
@@ -64,6 +67,7 @@ impl Template {
             Template::ActionRequired => include_str!("templates/action_required.txt"),
             Template::EndpointFailing => include_str!("templates/endpoint_failing.txt"),
             Template::Failed => include_str!("templates/failed.txt"),
+            Template::StaleWarning => include_str!("templates/stale_warning.txt"),
         }
     }
 
@@ -98,6 +102,7 @@ impl std::str::FromStr for Template {
             Template::ActionRequired,
             Template::EndpointFailing,
             Template::Failed,
+            Template::StaleWarning,
         ]
         .into_iter()
         .find(|t| t.name() == s)

@@ -218,6 +218,7 @@ async fn the_walkthrough_runs_twice_on_one_data_dir() {
     for run in 1..=2 {
         let mut opts = SandboxOptions::new(data.clone(), any_port);
         opts.sim.automation.complete_after = Duration::from_millis(300);
+        opts.demo_records = true;
         let sandbox = Sandbox::start(opts).await.expect("sandbox starts");
 
         // A second sandbox on the same dir stops at the lock and leaves the running one's files alone.
@@ -269,6 +270,12 @@ async fn the_walkthrough_runs_twice_on_one_data_dir() {
         );
         assert!(out.contains("status: completed"), "{out}");
         assert!(out.contains("200 application/pdf"), "{out}");
+        // The gatekeeper's dry run, then its real run, on the demo credit records.
+        assert!(out.contains("\"skipped_dispute\":1"), "{out}");
+        if run == 1 {
+            assert!(out.contains("\"terminated\":1"), "{out}");
+            assert!(out.contains("\ncredit_records.stale_warning"), "{out}");
+        }
         let pdf = std::fs::read(dir.path().join("report.pdf")).expect("report.pdf");
         assert!(pdf.starts_with(b"%PDF-"));
         let id = out
