@@ -264,12 +264,12 @@ struct World {
 async fn world() -> World {
     let sim = start().await;
     let client = cc_client(&sim, "62.0");
-    for c in CASES {
+    for (i, c) in CASES.iter().enumerate() {
         let last = as_of() - chrono::Days::new(c.days_ago);
         let fields: JsonMap = json!({
             "Record_Key__c": key(c.name),
             "Furnisher__c": c.furnisher,
-            "Account_Number__c": format!("ACC-{}", c.name),
+            "Account_Number__c": format!("ACC-{i:04}"),
             "Product_Type__c": c.product,
             "Status__c": c.status,
             "Last_Reported__c": last.to_string(),
