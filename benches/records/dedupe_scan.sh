@@ -45,6 +45,7 @@ for _ in $(seq 600); do
 done
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 CREDITLINK__SALESFORCE__LOGIN_URL="http://127.0.0.1:$PORT" CREDITLINK__TELEMETRY__LEVEL=warn \
+  CREDITLINK__SALESFORCE__TIMEOUT_MS=${TIMEOUT_MS:-120000} \
   /usr/bin/time -f 'elapsed %e s, max RSS %M KiB' \
   "$BIN" records dedupe --config config/local.toml --dry-run >"$WORK/report.json" 2>"$WORK/time.txt" || {
     cat "$WORK/time.txt"; exit 1; }
