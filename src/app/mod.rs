@@ -341,6 +341,11 @@ impl Daemon {
                 mappings: mappings.clone(),
                 mappings_dir: config.mappings.dir.clone(),
                 pusher: pusher.clone(),
+                retention: crate::outbox::RetentionPolicy {
+                    payload: config.store.payload_retention,
+                    history: config.store.history_retention,
+                    keep_fields: Vec::new(),
+                },
             },
         );
 

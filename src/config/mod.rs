@@ -208,9 +208,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "server");
     let server = server::read_server(&mut s);
     s.finish();
-    let mut s = section(&mut top, "store");
-    let store = server::read_store(&mut s);
-    s.finish();
+    let mut store_section = section(&mut top, "store");
+    let store = server::read_store(&mut store_section);
     let mut s = section(&mut top, "telemetry");
     let telemetry = server::read_telemetry(&mut s);
     s.finish();
@@ -220,6 +219,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "intake");
     let intake = salesforce::read_intake(&mut s);
     s.finish();
+    server::check_retention(&mut store_section, &store, intake.idempotency_ttl);
+    store_section.finish();
     let mut s = section(&mut top, "outbox");
     let outbox = delivery::read_outbox(&mut s);
     s.finish();

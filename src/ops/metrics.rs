@@ -21,6 +21,9 @@ pub const SF_API_USAGE: &str = "creditlink_salesforce_api_usage";
 pub const SF_API_LIMIT: &str = "creditlink_salesforce_api_limit";
 pub const SF_BATCH_SIZE: &str = "creditlink_salesforce_batch_records";
 pub const MAPPING_RELOADS_TOTAL: &str = "creditlink_mapping_reloads_total";
+/// Retention's work: `kind` = `payload` (a terminal message's payload erased) or `history` (a message
+/// and its attempts deleted).
+pub const RETENTION_PURGED_TOTAL: &str = "creditlink_retention_purged_total";
 pub const STORE_FLUSHES_TOTAL: &str = "creditlink_store_flushes_total";
 pub const BUILD_INFO: &str = "creditlink_build_info";
 /// Accept errors that were not about one connection (descriptors or memory exhausted).

@@ -40,6 +40,7 @@ mod loop_sandbox;
 mod mapping_fixtures;
 mod mapping_load;
 mod outbox_contract;
+mod outbox_contract_retention;
 mod outbox_contract_support;
 mod outbox_crash;
 mod outbox_idempotency;
