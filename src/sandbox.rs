@@ -475,6 +475,10 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
     let admin = &s.admin_url;
     let info_file = s.data_dir.join(INFO_FILE);
     let info_file = info_file.display();
+    let feed = asset_dir("config/sandbox")
+        .join("sample-feed.csv")
+        .display()
+        .to_string();
     let step = |says: &str, command: String| Step {
         says: says.to_owned(),
         command,
@@ -550,6 +554,32 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
         step(
             "Rejections, requests needing action and failures also reach the bank's contacts by e-mail:",
             format!("curl -s {mail}; echo"),
+        ),
+        step(
+            "Upload a credit data feed: 8 tradelines, 4 of them with deliberate mistakes (202 once stored):",
+            format!(
+                "UP=$(curl -s '{d}/api/v1/uploads?name=sample-feed.csv' -H \"Authorization: Bearer $TOKEN\" \\\n    \
+                 -H 'Content-Type: text/csv' --data-binary @{feed})\n\
+                 echo \"$UP\"\n\
+                 UPLOAD=$(echo \"$UP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p'); echo \"upload id: $UPLOAD\""
+            ),
+        ),
+        step(
+            "Processing is asynchronous; wait for it, then read the counts:",
+            format!(
+                "for i in $(seq 60); do\n    \
+                 DOC=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/uploads/$UPLOAD)\n    \
+                 case \"$DOC\" in *'\"status\":\"completed\"'*|*'\"status\":\"failed\"'*) break;; esac\n    \
+                 sleep 1\n\
+                 done; echo \"$DOC\""
+            ),
+        ),
+        step(
+            "errors.csv: the rejected rows exactly as uploaded, with code, column, message and remedy (fix, upload \
+             again); every reason code is listed at /api/v1/reason-codes:",
+            format!(
+                "curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/uploads/$UPLOAD/errors.csv"
+            ),
         ),
         step(
             "The stale-record gatekeeper, on demand: a dry run first, then for real. Records the bank stopped \

@@ -43,6 +43,9 @@ use crate::vault::Vault;
 /// A worker silent for longer than this makes `/readyz` fail (workers beat every loop, idle or not).
 const WORKER_SILENCE: Duration = Duration::from_secs(30);
 
+/// How long one upload request may take (streaming up to `[uploads] max_bytes` to disk).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// Connections the admin listener serves at once (operators and the `creditlink outbox` CLI).
 const ADMIN_CONNECTIONS: usize = 64;
 
@@ -375,6 +378,15 @@ impl Daemon {
             config.server.max_body_memory_bytes,
             config.server.max_body_bytes,
         );
+        let feeds = crate::feeds::assemble(
+            &config,
+            &store,
+            mappings.clone(),
+            &client,
+            intake_state.auth.clone(),
+            outbox.clone(),
+        )
+        .context("[uploads] data feeds")?;
         let api = limit_api(
             intake::router(intake_state),
             &config.server,
@@ -382,6 +394,21 @@ impl Daemon {
         )
         .layer(axum::Extension(body_budget));
         let mut app = Router::new().merge(api);
+        // Uploads stream up to `[uploads] max_bytes` to disk: their own, longer timeout.
+        match feeds {
+            Some(feeds) => {
+                spawn_worker(&tracker, &health, "upload_worker", |beat| {
+                    crate::feeds::run(feeds.clone(), workers.clone(), beat)
+                });
+                app = app.merge(
+                    crate::feeds::router(feeds).layer(TimeoutLayer::with_status_code(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        UPLOAD_TIMEOUT,
+                    )),
+                );
+            }
+            None => app = app.merge(crate::feeds::router_unavailable()),
+        }
         if let Some(inbound) = &inbound {
             app = app.merge(inbound.router());
         }

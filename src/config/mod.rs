@@ -22,6 +22,7 @@ mod records;
 mod salesforce;
 mod server;
 mod tree;
+mod uploads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub use server::{
 
 use reader::{Ctx, Section};
 use tree::Source;
+pub use uploads::UploadsConfig;
 
 /// Prefix of override variables: `CREDITLINK__SERVER__LISTEN` sets `[server] listen`.
 pub const ENV_PREFIX: &str = "CREDITLINK__";
@@ -70,6 +72,8 @@ pub struct Config {
     pub banks: Vec<BankConfig>,
     /// `[records]`; absent = defaults, and the stale-record gatekeeper runs only on demand.
     pub records: Option<RecordsConfig>,
+    /// `[uploads]`: credit data feeds.
+    pub uploads: UploadsConfig,
 }
 
 impl Config {
@@ -239,6 +243,9 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "admin");
     let admin = server::read_admin(&mut s);
     s.finish();
+    let mut s = section(&mut top, "uploads");
+    let uploads = uploads::read_uploads(&mut s);
+    s.finish();
     let inbound = top.has("inbound").then(|| {
         let mut s = section(&mut top, "inbound");
         let inbound = inbound::read_inbound(&mut s);
@@ -271,5 +278,6 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         inbound,
         banks,
         records,
+        uploads,
     })
 }

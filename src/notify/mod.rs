@@ -25,6 +25,8 @@ pub enum Template {
     Failed,
     /// Credit records of the bank will be terminated as stale unless fresh data arrives.
     StaleWarning,
+    /// A data-feed upload finished (completed or failed), with its counts and the errors.csv link.
+    UploadCompleted,
 }
 
 /// Why a notification could not be rendered or built. Every variant is permanent: the same message
@@ -58,6 +60,7 @@ impl Template {
             Template::EndpointFailing => "endpoint_failing",
             Template::Failed => "failed",
             Template::StaleWarning => "stale_warning",
+            Template::UploadCompleted => "upload_completed",
         }
     }
 
@@ -68,6 +71,7 @@ impl Template {
             Template::EndpointFailing => include_str!("templates/endpoint_failing.txt"),
             Template::Failed => include_str!("templates/failed.txt"),
             Template::StaleWarning => include_str!("templates/stale_warning.txt"),
+            Template::UploadCompleted => include_str!("templates/upload_completed.txt"),
         }
     }
 
@@ -103,6 +107,7 @@ impl std::str::FromStr for Template {
             Template::EndpointFailing,
             Template::Failed,
             Template::StaleWarning,
+            Template::UploadCompleted,
         ]
         .into_iter()
         .find(|t| t.name() == s)
