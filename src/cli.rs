@@ -41,6 +41,38 @@ pub enum Command {
     /// Report vault maintenance.
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Credit records: the stale-record gatekeeper on demand, the duplicate scan.
+    #[command(subcommand)]
+    Records(RecordsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RecordsCommand {
+    /// Run the stale-record gatekeeper now (through the running daemon's admin API); prints its report.
+    Gatekeeper(GatekeeperArgs),
+    /// Scan the org's credit records for duplicates by the configured rules; merge them unless --dry-run.
+    Dedupe(DedupeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GatekeeperArgs {
+    #[command(flatten)]
+    pub target: AdminTarget,
+    /// Report what would happen; change nothing and warn nobody.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Judge records as of this day (YYYY-MM-DD; default today, UTC).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct DedupeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Report the groups found; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +236,15 @@ async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), C
         Command::Vault(VaultCommand::Rotate(args)) => {
             let config = load_config(&args.config)?;
             rotate_vault(&config)
+        }
+        Command::Records(RecordsCommand::Gatekeeper(args)) => {
+            let admin = admin_endpoint(&args.target)?;
+            run_gatekeeper(admin, &args).await
+        }
+        Command::Records(RecordsCommand::Dedupe(args)) => {
+            let config = load_config(&args.config.config)?;
+            init_telemetry(config.telemetry.format, &config.telemetry.level)?;
+            run_dedupe(&config, args.dry_run).await
         }
         Command::Outbox(command) => {
             let target = match &command {
@@ -441,10 +482,63 @@ fn rotate_vault(config: &Config) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `records gatekeeper`: `POST /admin/v1/records/gatekeeper` on the running daemon (which owns the store the
+/// audit and the warnings go to). Prints the JSON report.
+async fn run_gatekeeper(admin: AdminEndpoint, args: &GatekeeperArgs) -> Result<(), CliError> {
+    let mut body = serde_json::json!({ "dry_run": args.dry_run });
+    if let Some(as_of) = args.as_of {
+        body["as_of"] = serde_json::json!(as_of.to_string());
+    }
+    let http = reqwest::Client::new();
+    let request = http
+        .post(format!("{}/admin/v1/records/gatekeeper", admin.base))
+        .json(&body);
+    print_admin_answer(admin, request).await
+}
+
+/// `records dedupe`: scans the org with the daemon's Salesforce credentials (no store needed), a progress bar
+/// on a terminal, the JSON report on stdout.
+async fn run_dedupe(config: &Config, dry_run: bool) -> Result<(), CliError> {
+    use std::io::IsTerminal as _;
+    let client = crate::salesforce::SalesforceClient::new(crate::app::client_settings(config))
+        .map_err(anyhow::Error::from)?;
+    let rules = config
+        .records
+        .clone()
+        .unwrap_or_default()
+        .rule_set(&config.banks);
+    let bar = if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} scanning credit records [{bar:40}] {pos}/{len} ({eta})",
+            )
+            .map_err(anyhow::Error::from)?,
+        );
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let report = crate::records::dedupe::run(&client, &rules, dry_run, &bar)
+        .await
+        .map_err(anyhow::Error::from)?;
+    bar.finish_and_clear();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
+    if report.failed > 0 {
+        return Err(CliError::Runtime(anyhow::anyhow!(
+            "Salesforce refused {} update(s); see the log, then run again",
+            report.failed
+        )));
+    }
+    Ok(())
+}
+
 /// `outbox list|show|retry|discard`: a client of the daemon's admin API (`/admin/v1/outbox`), because only the
 /// running daemon may open the store. Prints the JSON answer.
 async fn run_outbox(admin: AdminEndpoint, command: OutboxCommand) -> Result<(), CliError> {
-    use secrecy::ExposeSecret;
     let base = &admin.base;
     let http = reqwest::Client::new();
     let request = match &command {
@@ -453,6 +547,16 @@ async fn run_outbox(admin: AdminEndpoint, command: OutboxCommand) -> Result<(), 
         OutboxCommand::Retry(a) => http.post(format!("{base}/admin/v1/outbox/{}/retry", a.id)),
         OutboxCommand::Discard(a) => http.post(format!("{base}/admin/v1/outbox/{}/discard", a.id)),
     };
+    print_admin_answer(admin, request).await
+}
+
+/// Sends an admin API request with the token and prints the JSON answer; a non-2xx answer is a failure.
+async fn print_admin_answer(
+    admin: AdminEndpoint,
+    request: reqwest::RequestBuilder,
+) -> Result<(), CliError> {
+    use secrecy::ExposeSecret;
+    let base = &admin.base;
     let response = request
         .bearer_auth(admin.token.expose_secret())
         .send()

@@ -59,6 +59,9 @@ pub struct SandboxOptions {
     pub fallback_ports: bool,
     /// Likewise for the daemon's own port (only when it was not chosen explicitly).
     pub daemon_fallback: bool,
+    /// Seed a fresh org with a few old `Credit_Record__c` rows (stale, about to be, in dispute, closed), so the
+    /// walk-through's gatekeeper run has something to warn about and terminate.
+    pub demo_records: bool,
 }
 
 impl SandboxOptions {
@@ -71,6 +74,7 @@ impl SandboxOptions {
             automate: true,
             fallback_ports: false,
             daemon_fallback: false,
+            demo_records: false,
         }
     }
 }
@@ -117,6 +121,14 @@ impl Sandbox {
             );
         }
         let mut sim_opts = opts.sim.clone();
+        if opts.demo_records {
+            sim_opts
+                .seed
+                .records
+                .entry(crate::records::fields::OBJECT.to_owned())
+                .or_default()
+                .extend(demo_credit_records(chrono::Utc::now().date_naive()));
+        }
         sim_opts.snapshot.get_or_insert(org_file);
         let mut notes = Vec::new();
         let near = |offset: u16| companion(opts.listen, offset);
@@ -305,6 +317,7 @@ pub async fn run(
     let mut opts = SandboxOptions::new(data_dir, listen.unwrap_or(DEFAULT_LISTEN));
     opts.fallback_ports = true;
     opts.daemon_fallback = listen.is_none();
+    opts.demo_records = true;
     let sandbox = Sandbox::start(opts).await?;
     for note in &sandbox.notes {
         println!("note: {note}");
@@ -312,6 +325,37 @@ pub async fn run(
     println!("{}", walkthrough_text(&sandbox));
     shutdown.cancelled().await;
     sandbox.stop().await
+}
+
+/// Credit records of the demo banks as of `today`: Demo Bank A's stale one, one a week from stale (warned
+/// about), a fresh one and a stale one in dispute; Demo Bank B's stale but closed one. Record keys are derived
+/// like every other (the account numbers are made up).
+fn demo_credit_records(today: chrono::NaiveDate) -> Vec<serde_json::Map<String, Value>> {
+    const A: &str = "0015Y00000BANKAQA5";
+    const B: &str = "0015Y00000BANKBQA5";
+    let rows: [(&str, &str, &str, u64, &str, bool); 5] = [
+        (A, "Installment", "DEMO-0001", 200, "Active", false),
+        (A, "Revolving", "DEMO-0002", 173, "Active", false),
+        (A, "Mortgage", "DEMO-0003", 10, "Active", false),
+        (A, "Installment", "DEMO-0004", 400, "Active", true),
+        (B, "Open", "DEMO-0005", 300, "Closed", false),
+    ];
+    rows.iter()
+        .map(|(furnisher, product, account, days, status, dispute)| {
+            let last = today - chrono::Days::new(*days);
+            let record = json!({
+                "Record_Key__c": crate::records::record_key(furnisher, product, account),
+                "Furnisher__c": furnisher,
+                "Subject_Type__c": "Person",
+                "Account_Number__c": account,
+                "Product_Type__c": product,
+                "Status__c": status,
+                "Last_Reported__c": last.to_string(),
+                "In_Dispute__c": dispute,
+            });
+            record.as_object().cloned().unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Takes `<dir>/sandbox.lock` (creating the dir), or says who has it.
@@ -428,6 +472,9 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
     let form = form.join(" ");
     let body = r#"{"reference":"LN-2026-000123","subject":{"type":"person","national_id":"CW-1980013101","first_name":"Maria","last_name":"Martina","date_of_birth":"1980-01-31"},"purpose":"loan_application","consent":{"given_at":"2026-11-20T10:00:00Z"}}"#;
     let bank_name = bank["name"].as_str().unwrap_or_default();
+    let admin = &s.admin_url;
+    let info_file = s.data_dir.join(INFO_FILE);
+    let info_file = info_file.display();
     let feed = asset_dir("config/sandbox")
         .join("sample-feed.csv")
         .display()
@@ -535,6 +582,26 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
             ),
         ),
         step(
+            "The stale-record gatekeeper, on demand: a dry run first, then for real. Records the bank stopped \
+             reporting are terminated (never those in dispute or closed), and the bank is warned ahead about \
+             those that soon will be:",
+            format!(
+                "ADMIN_TOKEN=$(sed -n 's/.*\"token\": *\"\\([0-9a-f]*\\)\".*/\\1/p' {info_file})\n\
+                 curl -s -X POST {admin}/admin/v1/records/gatekeeper -H \"Authorization: Bearer $ADMIN_TOKEN\" \\\n    \
+                 -H 'Content-Type: application/json' -d '{{\"dry_run\":true}}'; echo\n\
+                 curl -s -X POST {admin}/admin/v1/records/gatekeeper -H \"Authorization: Bearer $ADMIN_TOKEN\" \\\n    \
+                 -H 'Content-Type: application/json' -d '{{\"dry_run\":false}}'; echo"
+            ),
+        ),
+        step(
+            "Demo Bank A's receiver got a signed credit_records.stale_warning webhook (and its desk an e-mail) \
+             about the record that is a week from stale:",
+            format!(
+                "for i in $(seq 10); do curl -s {hooks} | grep -q 'credit_records.stale_warning' && break; sleep 1; done\n\
+                 curl -s {hooks} | grep -o 'credit_records.stale_warning' | head -1"
+            ),
+        ),
+        step(
             "A bad request gets every problem at once (RFC 9457):",
             format!(
                 "curl -s {d}/api/v1/report-requests -H \"Authorization: Bearer $TOKEN\" \
@@ -639,6 +706,10 @@ listener_secret = {{ env = "CREDITLINK_SANDBOX_LISTENER_SECRET" }}
 poll_interval_ms = 5000
 poll_overlap_ms = 60000
 vault_keys = {vault_keys:?}
+
+[records]
+# The gatekeeper runs on demand here (the walk-through shows it); a real daemon runs it daily.
+gatekeeper_interval_hours = 0
 
 [webhooks]
 # The demo receivers listen on plain http on loopback: allowed here only.

@@ -32,6 +32,7 @@ use crate::lifecycle::FailureNotice;
 use crate::mapping::MappingSet;
 use crate::ops::{self, Health, Heartbeat};
 use crate::outbox::{DestinationKind, Outbox, RetryPolicy};
+use crate::records::Gatekeeper;
 use crate::relay::bank::BankPusher;
 use crate::relay::email::EmailPusher;
 use crate::relay::{PusherSettings, SalesforcePusher};
@@ -69,6 +70,8 @@ pub struct Daemon {
     bank_pusher: BankPusher,
     /// `None` when `[notifications]` is disabled: e-mails then wait in the outbox.
     mailer: Option<EmailPusher>,
+    /// The stale-record gatekeeper (on demand always; on a schedule with `[records]`).
+    gatekeeper: Gatekeeper,
     health: Health,
 }
 
@@ -200,6 +203,14 @@ impl Daemon {
         if mailer.is_none() {
             tracing::warn!("[notifications] disabled: e-mails wait in the outbox");
         }
+        let gatekeeper = Gatekeeper::new(
+            &store,
+            outbox.clone(),
+            client.clone(),
+            config.records.clone().unwrap_or_default(),
+            config.banks.clone(),
+        )
+        .context("[records] gatekeeper")?;
         Ok(Daemon {
             config,
             store,
@@ -211,6 +222,7 @@ impl Daemon {
             vault,
             bank_pusher,
             mailer,
+            gatekeeper,
             health: Health::default(),
         })
     }
@@ -218,6 +230,11 @@ impl Daemon {
     /// The outbox (for in-process tests and the sandbox).
     pub fn outbox(&self) -> &Outbox {
         &self.outbox
+    }
+
+    /// The stale-record gatekeeper (for in-process tests and the sandbox).
+    pub fn gatekeeper(&self) -> &Gatekeeper {
+        &self.gatekeeper
     }
 
     /// Serves the bank API on `listener` and the admin API on `[admin] listen` until `shutdown` fires, then
@@ -262,6 +279,7 @@ impl Daemon {
             vault,
             bank_pusher,
             mailer,
+            gatekeeper,
             health,
         } = self;
         let tracker = TaskTracker::new();
@@ -306,6 +324,13 @@ impl Daemon {
             spawn_worker(&tracker, &health, "inbound_mirror", |beat| async move {
                 inbound.run(stop, beat).await
             });
+        }
+        if let Some(interval) = config.records.as_ref().and_then(|r| r.gatekeeper_interval) {
+            tracker.spawn(gatekeeper.clone().run_scheduled(
+                store.clone(),
+                interval,
+                workers.clone(),
+            ));
         }
         tasks::spawn_all(
             &tracker,
@@ -403,6 +428,7 @@ impl Daemon {
                     token: &config.admin.token,
                     bank_codes: config.banks.iter().map(|b| b.code.clone()).collect(),
                     rate_per_second: config.admin.rate_per_second,
+                    gatekeeper: Some(gatekeeper.clone()),
                 },
             ))
             .layer(TimeoutLayer::with_status_code(

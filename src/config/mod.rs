@@ -18,6 +18,7 @@ mod inbound;
 mod notify;
 mod problem;
 mod reader;
+mod records;
 mod salesforce;
 mod server;
 mod tree;
@@ -34,6 +35,7 @@ pub use notify::{
     DEFAULT_WEBHOOK_RETRY_SCHEDULE_MS, NotificationsConfig, StartTls, WebhooksConfig,
 };
 pub use problem::{ConfigErrors, Location, Problem};
+pub use records::{PRODUCT_TYPES, RecordsConfig, Threshold};
 pub use salesforce::{
     AuthFlow, IntakeConfig, SalesforceAuth, SalesforceConfig, check_salesforce_id,
 };
@@ -68,6 +70,8 @@ pub struct Config {
     /// `[inbound]`; absent = the Salesforce → bank direction (listener, poller, vault) is not run.
     pub inbound: Option<InboundConfig>,
     pub banks: Vec<BankConfig>,
+    /// `[records]`; absent = defaults, and the stale-record gatekeeper runs only on demand.
+    pub records: Option<RecordsConfig>,
     /// `[uploads]`: credit data feeds.
     pub uploads: UploadsConfig,
 }
@@ -249,6 +253,12 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         inbound
     });
     let banks = banks::read_banks(top.node("banks"), ctx);
+    let records = top.has("records").then(|| {
+        let mut s = section(&mut top, "records");
+        let records = records::read_records(&mut s, &banks);
+        s.finish();
+        records
+    });
     top.finish();
     notify::check_webhook_urls(ctx, &banks, &webhooks);
 
@@ -267,6 +277,7 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         admin: admin?,
         inbound,
         banks,
+        records,
         uploads,
     })
 }

@@ -23,6 +23,8 @@ pub enum Template {
     EndpointFailing,
     /// A report request never reached Salesforce (refused or retries exhausted).
     Failed,
+    /// Credit records of the bank will be terminated as stale unless fresh data arrives.
+    StaleWarning,
     /// A data-feed upload finished (completed or failed), with its counts and the errors.csv link.
     UploadCompleted,
 }
@@ -57,6 +59,7 @@ impl Template {
             Template::ActionRequired => "action_required",
             Template::EndpointFailing => "endpoint_failing",
             Template::Failed => "failed",
+            Template::StaleWarning => "stale_warning",
             Template::UploadCompleted => "upload_completed",
         }
     }
@@ -67,6 +70,7 @@ impl Template {
             Template::ActionRequired => include_str!("templates/action_required.txt"),
             Template::EndpointFailing => include_str!("templates/endpoint_failing.txt"),
             Template::Failed => include_str!("templates/failed.txt"),
+            Template::StaleWarning => include_str!("templates/stale_warning.txt"),
             Template::UploadCompleted => include_str!("templates/upload_completed.txt"),
         }
     }
@@ -102,6 +106,7 @@ impl std::str::FromStr for Template {
             Template::ActionRequired,
             Template::EndpointFailing,
             Template::Failed,
+            Template::StaleWarning,
             Template::UploadCompleted,
         ]
         .into_iter()

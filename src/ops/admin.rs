@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::intake::{ApiError, BearerToken};
 use crate::outbox::{ListFilter, MessageId, Outbox, OutboxError, State as MsgState};
+use crate::records::Gatekeeper;
 use crate::relay::bank::BankPusher;
 
 #[derive(Clone)]
@@ -34,6 +35,7 @@ struct AdminState {
     /// Codes of the configured banks: any other endpoint code is 404.
     codes: Arc<HashSet<String>>,
     limiter: Arc<RateLimiter>,
+    gatekeeper: Option<Gatekeeper>,
 }
 
 /// What the admin routes need besides the outbox and the bank pusher.
@@ -42,6 +44,8 @@ pub struct AdminSettings<'a> {
     /// `[[banks]] code`s.
     pub bank_codes: HashSet<String>,
     pub rate_per_second: u32,
+    /// The stale-record gatekeeper (`/admin/v1/records/...`); `None` = those routes answer 404.
+    pub gatekeeper: Option<Gatekeeper>,
 }
 
 /// The `/admin/v1/outbox...` and `/admin/v1/endpoints/...` routes.
@@ -54,6 +58,8 @@ pub fn router(outbox: Outbox, banks: BankPusher, settings: AdminSettings<'_>) ->
         .route("/admin/v1/outbox/{id}/discard", post(discard))
         .route("/admin/v1/endpoints/{code}", get(endpoint))
         .route("/admin/v1/endpoints/{code}/enable", post(enable_endpoint))
+        .route("/admin/v1/records/gatekeeper", post(run_gatekeeper))
+        .route("/admin/v1/records/audit", get(records_audit))
         .method_not_allowed_fallback(crate::intake::api::method_not_allowed)
         .with_state(AdminState {
             outbox,
@@ -61,6 +67,7 @@ pub fn router(outbox: Outbox, banks: BankPusher, settings: AdminSettings<'_>) ->
             token_digest,
             codes: Arc::new(settings.bank_codes),
             limiter: Arc::new(RateLimiter::new(settings.rate_per_second)),
+            gatekeeper: settings.gatekeeper,
         })
 }
 
@@ -133,6 +140,26 @@ async fn enable_endpoint(
         .await
         .map_err(|e| ApiError::unavailable(None, e))?;
     Ok(Json(json!({ "bank": code, "was_disabled": was_disabled })).into_response())
+}
+
+async fn run_gatekeeper(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let gatekeeper = s.gatekeeper.as_ref().ok_or(ApiError::NotFound)?;
+    crate::records::admin::run_gatekeeper(gatekeeper, &body).await
+}
+
+async fn records_audit(
+    State(s): State<AdminState>,
+    headers: HeaderMap,
+    Query(q): Query<crate::records::admin::AuditQuery>,
+) -> Result<Response, ApiError> {
+    authorize(&s, &headers)?;
+    let gatekeeper = s.gatekeeper.as_ref().ok_or(ApiError::NotFound)?;
+    crate::records::admin::list_audit(gatekeeper, q).await
 }
 
 /// Rate limit first (so failed attempts count), then compares SHA-256 digests of the presented and configured

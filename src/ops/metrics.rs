@@ -34,6 +34,9 @@ pub const UPLOADS_TOTAL: &str = "creditlink_uploads_total";
 pub const HTTP_ACCEPT_ERRORS_TOTAL: &str = "creditlink_http_accept_errors_total";
 /// Connections past `[server] max_connections`: `how` = `overflow` (answered 503, `/livez` 200) or `closed`.
 pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "creditlink_http_connections_refused_total";
+/// Credit records the stale-record gatekeeper acted on: `action` = `terminate`, `warn`, `skip_dispute`,
+/// `skip_closed` (real runs only, not dry runs) or `reinstate`.
+pub const GATEKEEPER_RECORDS_TOTAL: &str = "creditlink_gatekeeper_records_total";
 /// Admin API requests refused by its rate limit.
 pub const ADMIN_RATE_LIMITED_TOTAL: &str = "creditlink_admin_rate_limited_total";
 

@@ -218,6 +218,7 @@ async fn the_walkthrough_runs_twice_on_one_data_dir() {
     for run in 1..=2 {
         let mut opts = SandboxOptions::new(data.clone(), any_port);
         opts.sim.automation.complete_after = Duration::from_millis(300);
+        opts.demo_records = true;
         let sandbox = Sandbox::start(opts).await.expect("sandbox starts");
 
         // A second sandbox on the same dir stops at the lock and leaves the running one's files alone.
@@ -281,6 +282,13 @@ async fn the_walkthrough_runs_twice_on_one_data_dir() {
                 out.contains(&format!(",{code},")),
                 "errors.csv lacks {code}: {out}"
             );
+        }
+        // The gatekeeper's dry run, then its real run, on the demo credit records (the feed's rows are fresh
+        // for 180 days after their as_of_date, so counts are not pinned here).
+        assert!(out.contains("\"skipped_dispute\":"), "{out}");
+        if run == 1 {
+            assert!(out.contains("\"action\":\"terminate\""), "{out}");
+            assert!(out.contains("\ncredit_records.stale_warning"), "{out}");
         }
         let pdf = std::fs::read(dir.path().join("report.pdf")).expect("report.pdf");
         assert!(pdf.starts_with(b"%PDF-"));
