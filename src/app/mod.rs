@@ -345,6 +345,12 @@ impl Daemon {
             config.server.max_body_memory_bytes,
             config.server.max_body_bytes,
         );
+        let ui = crate::ui::UiState::from_config(
+            &config,
+            intake_state.clone(),
+            bank_pusher.clone(),
+            client.clone(),
+        );
         let api = limit_api(
             intake::router(intake_state),
             &config.server,
@@ -352,6 +358,9 @@ impl Daemon {
         )
         .layer(axum::Extension(body_budget));
         let mut app = Router::new().merge(api);
+        if let Some(ui) = ui {
+            app = app.merge(crate::ui::router(ui));
+        }
         if let Some(inbound) = &inbound {
             app = app.merge(inbound.router());
         }

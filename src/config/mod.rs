@@ -21,6 +21,7 @@ mod reader;
 mod salesforce;
 mod server;
 mod tree;
+mod ui;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ pub use server::{
     AdminConfig, Durability, MappingsConfig, ServerConfig, StoreBackend, StoreConfig,
     TelemetryConfig,
 };
+pub use ui::UiConfig;
 
 use reader::{Ctx, Section};
 use tree::Source;
@@ -65,6 +67,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[inbound]`; absent = the Salesforce → bank direction (listener, poller, vault) is not run.
     pub inbound: Option<InboundConfig>,
+    /// `[ui]`; absent = no dashboard (`/ui/` answers 404).
+    pub ui: Option<UiConfig>,
     pub banks: Vec<BankConfig>,
 }
 
@@ -240,6 +244,12 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         s.finish();
         inbound
     });
+    let ui = top.has("ui").then(|| {
+        let mut s = section(&mut top, "ui");
+        let ui = ui::read_ui(&mut s);
+        s.finish();
+        ui
+    });
     let banks = banks::read_banks(top.node("banks"), ctx);
     top.finish();
     notify::check_webhook_urls(ctx, &banks, &webhooks);
@@ -258,6 +268,7 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         mappings,
         admin: admin?,
         inbound,
+        ui,
         banks,
     })
 }
