@@ -1,8 +1,12 @@
 # syntax=docker/dockerfile:1
 # Multi-stage build: compile in the official Rust image, run in a slim Debian image as a non-root user.
 # Build:  docker build -t creditlink .
-# Run:    docker run -p 8080:8080 -v creditlink-data:/var/lib/creditlink \
+# Run:    docker run -p 8080:8080 --ulimit nofile=65536:65536 -v creditlink-data:/var/lib/creditlink \
 #           -v /path/to/secrets:/etc/creditlink/secrets:ro creditlink
+# The admin API ([admin] listen, 127.0.0.1:8081 by default) stays inside the container unless you set
+# CREDITLINK__ADMIN__LISTEN=0.0.0.0:8081 and publish it (-p 127.0.0.1:8081:8081): it is meant for operators,
+# not for the banks' network. The file-descriptor limit bounds how many connections the daemon can hold
+# ([server] max_connections should stay well below it).
 # The image is a production build (`--no-default-features`): it has no simulator, so `creditlink sandbox` and
 # `creditlink sim salesforce` exit 64 in it, and it carries no demo credentials. Run the sandbox from a
 # default-features build (`cargo run -- sandbox`).
