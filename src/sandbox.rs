@@ -564,7 +564,8 @@ fn walkthrough_text(s: &Sandbox) -> String {
          simulated org:     {sf}   (/__sim/records/Credit_Report_Request__c, /__sim/stats)\n  \
          bank receivers:    {hooks}   (and demo-bank-b), e-mail sink: {mail}\n  \
          info for scripts:  {info}   (URLs, token requests, the admin token)\n  \
-         admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n\n\
+         admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n  \
+         dashboard:         {d}/ui/   (log in as rep@demobanka.sim / demo-bank-a-password; more in ui_users)\n\n\
          The data dir keeps this sandbox's store and its simulated org (saved on Ctrl-C): run it again on the\n\
          same dir and earlier requests, keys and reports are still there; delete the dir to start afresh.\n\n\
          Try it (bash, curl and sed; paste the steps in order into one shell):\n",
