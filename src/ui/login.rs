@@ -97,7 +97,7 @@ pub async fn callback(
 /// Admin by configured username; otherwise a representative of the enrolled bank of `User.AccountId`.
 async fn role_of(state: &UiState, username: &str, user_id: &str) -> Result<Role, UiError> {
     let lower = username.to_ascii_lowercase();
-    if state.settings.admin_usernames.iter().any(|u| *u == lower) {
+    if state.settings.admin_usernames.contains(&lower) {
         return Ok(Role::Admin);
     }
     let account = state.idp.account_of(user_id).await?;

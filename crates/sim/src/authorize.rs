@@ -84,15 +84,15 @@ struct AuthorizeParams {
 
 async fn show(State(st): State<AppState>, Query(params): Query<AuthorizeParams>) -> Response {
     match check(&st, &params) {
-        Ok(()) => login_page(&params, None).into_response(),
-        Err(answer) => answer,
+        None => login_page(&params, None).into_response(),
+        Some(refusal) => refusal,
     }
 }
 
 async fn submit(State(st): State<AppState>, body: Bytes) -> Response {
     let params: AuthorizeParams = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if let Err(answer) = check(&st, &params) {
-        return answer;
+    if let Some(refusal) = check(&st, &params) {
+        return refusal;
     }
     let username = params.username.clone().unwrap_or_default();
     let password = params.password.clone().unwrap_or_default();
@@ -136,13 +136,13 @@ async fn submit(State(st): State<AppState>, body: Bytes) -> Response {
     redirect(&params.redirect_uri, &pairs)
 }
 
-/// Client and redirect URI first (an error page), then the rest (an error redirect).
-fn check(st: &AppState, p: &AuthorizeParams) -> Result<(), Response> {
+/// Client and redirect URI first (an error page), then the rest (an error redirect); `None` = all good.
+fn check(st: &AppState, p: &AuthorizeParams) -> Option<Response> {
     let Some(app) = super::oauth::find_app(st, &p.client_id) else {
-        return Err(error_page("invalid_client_id", "client identifier invalid"));
+        return Some(error_page("invalid_client_id", "client identifier invalid"));
     };
     if !redirect_allowed(&app, &p.redirect_uri) {
-        return Err(error_page(
+        return Some(error_page(
             "redirect_uri_mismatch",
             "redirect_uri must match configuration",
         ));
@@ -152,16 +152,16 @@ fn check(st: &AppState, p: &AuthorizeParams) -> Result<(), Response> {
         if let Some(state) = &p.state {
             pairs.push(("state", state));
         }
-        Err(redirect(&p.redirect_uri, &pairs))
+        Some(redirect(&p.redirect_uri, &pairs))
     };
     if p.response_type != "code" {
         return fail("unsupported_response_type", "response type not supported");
     }
     match (&p.code_challenge, p.code_challenge_method.as_deref()) {
-        (Some(c), None | Some("S256")) if is_challenge(c) => Ok(()),
+        (Some(c), None | Some("S256")) if is_challenge(c) => None,
         (Some(_), _) => fail("invalid_request", "invalid code_challenge"),
         (None, Some(_)) => fail("invalid_request", "missing code_challenge"),
-        (None, None) => Ok(()),
+        (None, None) => None,
     }
 }
 
