@@ -6,6 +6,7 @@ pub mod app;
 pub mod bank;
 pub mod cli;
 pub mod config;
+pub mod feeds;
 pub mod inbound;
 pub mod intake;
 pub mod lifecycle;

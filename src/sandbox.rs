@@ -468,6 +468,10 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
     let form = form.join(" ");
     let body = r#"{"reference":"LN-2026-000123","subject":{"type":"person","national_id":"CW-1980013101","first_name":"Maria","last_name":"Martina","date_of_birth":"1980-01-31"},"purpose":"loan_application","consent":{"given_at":"2026-11-20T10:00:00Z"}}"#;
     let bank_name = bank["name"].as_str().unwrap_or_default();
+    let feed = asset_dir("config/sandbox")
+        .join("sample-feed.csv")
+        .display()
+        .to_string();
     let step = |says: &str, command: String| Step {
         says: says.to_owned(),
         command,
@@ -543,6 +547,32 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
         step(
             "Rejections, requests needing action and failures also reach the bank's contacts by e-mail:",
             format!("curl -s {mail}; echo"),
+        ),
+        step(
+            "Upload a credit data feed: 8 tradelines, 4 of them with deliberate mistakes (202 once stored):",
+            format!(
+                "UP=$(curl -s '{d}/api/v1/uploads?name=sample-feed.csv' -H \"Authorization: Bearer $TOKEN\" \\\n    \
+                 -H 'Content-Type: text/csv' --data-binary @{feed})\n\
+                 echo \"$UP\"\n\
+                 UPLOAD=$(echo \"$UP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p'); echo \"upload id: $UPLOAD\""
+            ),
+        ),
+        step(
+            "Processing is asynchronous; wait for it, then read the counts:",
+            format!(
+                "for i in $(seq 60); do\n    \
+                 DOC=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/uploads/$UPLOAD)\n    \
+                 case \"$DOC\" in *'\"status\":\"completed\"'*|*'\"status\":\"failed\"'*) break;; esac\n    \
+                 sleep 1\n\
+                 done; echo \"$DOC\""
+            ),
+        ),
+        step(
+            "errors.csv: the rejected rows exactly as uploaded, with code, column, message and remedy (fix, upload \
+             again); every reason code is listed at /api/v1/reason-codes:",
+            format!(
+                "curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/uploads/$UPLOAD/errors.csv"
+            ),
         ),
         step(
             "A bad request gets every problem at once (RFC 9457):",

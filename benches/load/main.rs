@@ -150,7 +150,7 @@ impl Stack {
         anyhow::ensure!(warm.errors == 0, "warm-up failed: {:?}", warm.error_samples);
         probes::drained(
             http,
-            &daemon.url,
+            &daemon.admin_url,
             &setup.admin_token,
             8,
             Duration::from_secs(30),
@@ -177,7 +177,7 @@ impl Stack {
     ) -> anyhow::Result<serde_json::Value> {
         probes::drained(
             http,
-            &self.daemon.url,
+            &self.daemon.admin_url,
             &self.setup.admin_token,
             expected,
             limit,
@@ -186,7 +186,7 @@ impl Stack {
     }
 
     async fn delivery_latencies(&self, http: &reqwest::Client) -> anyhow::Result<Vec<u64>> {
-        probes::delivery_latencies_us(http, &self.daemon.url, &self.setup.admin_token).await
+        probes::delivery_latencies_us(http, &self.daemon.admin_url, &self.setup.admin_token).await
     }
 }
 

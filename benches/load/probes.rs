@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::procs::poll_until;
 
 /// The daemon's queue counts (`counts` of `GET /admin/v1/outbox`).
-pub async fn counts(http: &reqwest::Client, daemon: &str, admin: &str) -> anyhow::Result<Value> {
+pub async fn counts(http: &reqwest::Client, admin_url: &str, admin: &str) -> anyhow::Result<Value> {
     let body: Value = http
-        .get(format!("{daemon}/admin/v1/outbox?limit=1"))
+        .get(format!("{admin_url}/admin/v1/outbox?limit=1"))
         .bearer_auth(admin)
         .send()
         .await?
@@ -29,13 +29,13 @@ pub async fn counts(http: &reqwest::Client, daemon: &str, admin: &str) -> anyhow
 /// enqueue's own update is lost to a saturating subtraction; see BENCHMARKS.md).
 pub async fn drained(
     http: &reqwest::Client,
-    daemon: &str,
+    admin_url: &str,
     admin: &str,
     expected: u64,
     limit: Duration,
 ) -> anyhow::Result<Value> {
     poll_until(limit, "the outbox to drain", || async {
-        let c = counts(http, daemon, admin).await.ok()?;
+        let c = counts(http, admin_url, admin).await.ok()?;
         (c["delivered"].as_u64()? >= expected).then_some(c)
     })
     .await
@@ -44,13 +44,13 @@ pub async fn drained(
 /// `completed_at - created_at` of every delivered message, in microseconds (pages of 1,000 by id).
 pub async fn delivery_latencies_us(
     http: &reqwest::Client,
-    daemon: &str,
+    admin_url: &str,
     admin: &str,
 ) -> anyhow::Result<Vec<u64>> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..10_000 {
-        let mut url = format!("{daemon}/admin/v1/outbox?state=delivered&limit=1000");
+        let mut url = format!("{admin_url}/admin/v1/outbox?state=delivered&limit=1000");
         if let Some(a) = &after {
             url.push_str(&format!("&after={a}"));
         }

@@ -204,6 +204,8 @@ pub type Overrides = Vec<(&'static str, String)>;
 pub struct Daemon {
     pub proc: Proc,
     pub url: String,
+    /// The admin API's own listener (`[admin] listen`).
+    pub admin_url: String,
     pub started: Instant,
 }
 
@@ -211,6 +213,7 @@ pub struct Daemon {
 pub struct DaemonSetup {
     pub config: PathBuf,
     pub port: u16,
+    pub admin_port: u16,
     pub log_dir: PathBuf,
     pub admin_token: String,
 }
@@ -219,6 +222,7 @@ impl DaemonSetup {
     /// Writes a config like `config/local.toml`, with absolute paths and a free port.
     pub fn new(dir: &Path, sim_url: &str) -> anyhow::Result<DaemonSetup> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let admin_port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let sandbox = Path::new(MANIFEST_DIR).join("config/sandbox");
         let mappings = Path::new(MANIFEST_DIR).join("mappings");
         let data_dir = dir.join("data");
@@ -251,7 +255,7 @@ dir = {mappings:?}
 
 [admin]
 token = {{ file = {admin:?} }}
-listen = "127.0.0.1:0"
+listen = "127.0.0.1:{admin_port}"
 
 [[banks]]
 account_id = "0015Y00000BANKAQA5"
@@ -275,6 +279,7 @@ name = "Demo Bank B"
         Ok(DaemonSetup {
             config,
             port,
+            admin_port,
             log_dir: dir.to_path_buf(),
             admin_token,
         })
@@ -305,6 +310,7 @@ name = "Demo Bank B"
         let daemon = Daemon {
             proc: Proc { child },
             url: format!("http://127.0.0.1:{}", self.port),
+            admin_url: format!("http://127.0.0.1:{}", self.admin_port),
             started,
         };
         let readyz = format!("{}/readyz", daemon.url);

@@ -246,14 +246,14 @@ pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Resu
     let queued_rss = daemon.proc.rss_bytes()?;
     sampling.abort();
     let peak = peak.load(Ordering::Relaxed).max(queued_rss);
-    let counts = probes::counts(http, &daemon.url, &setup.admin_token).await?;
+    let counts = probes::counts(http, &daemon.admin_url, &setup.admin_token).await?;
     let stop = daemon.proc.terminate(Duration::from_secs(60)).await?;
     probes::set_outage(http, &sim.url, false).await?;
 
     let restarted = setup.start(&Vec::new(), http).await?;
     let ready = restarted.started.elapsed();
     let after_rss = restarted.proc.rss_bytes()?;
-    let pending_after = probes::counts(http, &restarted.url, &setup.admin_token).await?;
+    let pending_after = probes::counts(http, &restarted.admin_url, &setup.admin_token).await?;
     let line = format!(
         "- RSS: idle {:.1} MB; with {} queued {:.1} MB (peak sampled {:.1} MB); counts {counts}; SIGTERM→exit {:.2} s; restart→/readyz 200 {:.2} s; RSS after restart {:.1} MB; counts after restart {pending_after} (load {})",
         idle as f64 / MB,
@@ -271,7 +271,7 @@ pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Resu
     let drain_start = Instant::now();
     let drained = probes::drained(
         http,
-        &restarted.url,
+        &restarted.admin_url,
         &setup.admin_token,
         out.ok,
         Duration::from_secs(180),
@@ -286,7 +286,7 @@ pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Resu
             probes::load_average()
         ),
         Err(_) => {
-            let c = probes::counts(http, &restarted.url, &setup.admin_token).await?;
+            let c = probes::counts(http, &restarted.admin_url, &setup.admin_token).await?;
             format!("- after restart the queue had not drained within 180 s: {c}")
         }
     };

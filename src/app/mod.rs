@@ -42,6 +42,9 @@ use crate::vault::Vault;
 /// A worker silent for longer than this makes `/readyz` fail (workers beat every loop, idle or not).
 const WORKER_SILENCE: Duration = Duration::from_secs(30);
 
+/// How long one upload request may take (streaming up to `[uploads] max_bytes` to disk).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
 /// Connections the admin listener serves at once (operators and the `creditlink outbox` CLI).
 const ADMIN_CONNECTIONS: usize = 64;
 
@@ -316,6 +319,11 @@ impl Daemon {
                 mappings: mappings.clone(),
                 mappings_dir: config.mappings.dir.clone(),
                 pusher: pusher.clone(),
+                retention: crate::outbox::RetentionPolicy {
+                    payload: config.store.payload_retention,
+                    history: config.store.history_retention,
+                    keep_fields: Vec::new(),
+                },
             },
         );
 
@@ -351,6 +359,15 @@ impl Daemon {
             bank_pusher.clone(),
             client.clone(),
         );
+        let feeds = crate::feeds::assemble(
+            &config,
+            &store,
+            mappings.clone(),
+            &client,
+            intake_state.auth.clone(),
+            outbox.clone(),
+        )
+        .context("[uploads] data feeds")?;
         let api = limit_api(
             intake::router(intake_state),
             &config.server,
@@ -360,6 +377,21 @@ impl Daemon {
         let mut app = Router::new().merge(api);
         if let Some(ui) = ui {
             app = app.merge(crate::ui::router(ui));
+        }
+        // Uploads stream up to `[uploads] max_bytes` to disk: their own, longer timeout.
+        match feeds {
+            Some(feeds) => {
+                spawn_worker(&tracker, &health, "upload_worker", |beat| {
+                    crate::feeds::run(feeds.clone(), workers.clone(), beat)
+                });
+                app = app.merge(
+                    crate::feeds::router(feeds).layer(TimeoutLayer::with_status_code(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        UPLOAD_TIMEOUT,
+                    )),
+                );
+            }
+            None => app = app.merge(crate::feeds::router_unavailable()),
         }
         if let Some(inbound) = &inbound {
             app = app.merge(inbound.router());

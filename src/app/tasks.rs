@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::mapping::MappingSet;
 use crate::ops::Health;
 use crate::ops::metrics as m;
-use crate::outbox::{Outbox, State};
+use crate::outbox::{Outbox, RETENTION_BATCH, RETENTION_ROLE, RetentionPolicy, State};
 use crate::relay::SalesforcePusher;
 use crate::salesforce::SalesforceClient;
 use crate::store::Store;
@@ -29,6 +29,7 @@ pub(super) struct Context {
     pub mappings: Arc<ArcSwap<MappingSet>>,
     pub mappings_dir: PathBuf,
     pub pusher: SalesforcePusher,
+    pub retention: RetentionPolicy,
 }
 
 pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Context) {
@@ -93,14 +94,7 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
                         return;
                     }
                 };
-                for state in [
-                    State::Pending,
-                    State::InFlight,
-                    State::Delivered,
-                    State::Failed,
-                    State::Dead,
-                    State::Discarded,
-                ] {
+                for state in State::ALL {
                     let name = serde_json::to_value(state)
                         .ok()
                         .and_then(|v| v.as_str().map(str::to_owned))
@@ -137,6 +131,53 @@ pub(super) fn spawn_all(tracker: &TaskTracker, stop: &CancellationToken, ctx: Co
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "purging idempotency keys failed"),
+                }
+            }
+        });
+    }
+
+    // Retention: erase old payloads, delete old history; one daemon at a time with a shared store.
+    {
+        let (outbox, store, mappings) =
+            (ctx.outbox.clone(), ctx.store.clone(), ctx.mappings.clone());
+        let retention = ctx.retention;
+        let leadership = Arc::new(tokio::sync::Mutex::new(None));
+        every(tracker, stop, RETENTION_INTERVAL, move || {
+            let (outbox, store, leadership) = (outbox.clone(), store.clone(), leadership.clone());
+            let mut policy = retention.clone();
+            // The references the status document shows survive erasure: whatever the report-request
+            // outbound mappings read (request key, bank reference, status, reason).
+            policy.keep_fields = mappings
+                .load()
+                .outbound_reads(crate::inbound::MAPPING_KIND)
+                .into_iter()
+                .flat_map(|(_, fields)| fields.into_iter().map(|(from, _)| from))
+                .collect();
+            async move {
+                let mut leadership = leadership.lock().await;
+                if leadership.is_none() {
+                    match store.lead(RETENTION_ROLE).await {
+                        Ok(l) => *leadership = Some(l),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "retention: leader election unavailable");
+                            return;
+                        }
+                    }
+                }
+                if let Some(l) = leadership.as_mut()
+                    && l.is_leader().await
+                {
+                    match outbox.retire(&policy, outbox.now(), RETENTION_BATCH).await {
+                        Ok(done) if done.erased + done.purged > 0 => tracing::info!(
+                            payloads_erased = done.erased,
+                            messages_deleted = done.purged,
+                            "retention applied"
+                        ),
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "retention failed; retrying next round")
+                        }
+                    }
                 }
             }
         });
@@ -204,6 +245,9 @@ where
         }
     });
 }
+
+/// How often retention runs (its limits are days; an hour late is nothing).
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// How often the store write probe runs.
 const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(5);

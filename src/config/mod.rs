@@ -22,6 +22,7 @@ mod salesforce;
 mod server;
 mod tree;
 mod ui;
+mod uploads;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -45,6 +46,7 @@ pub use ui::UiConfig;
 
 use reader::{Ctx, Section};
 use tree::Source;
+pub use uploads::UploadsConfig;
 
 /// Prefix of override variables: `CREDITLINK__SERVER__LISTEN` sets `[server] listen`.
 pub const ENV_PREFIX: &str = "CREDITLINK__";
@@ -70,6 +72,8 @@ pub struct Config {
     /// `[ui]`; absent = no dashboard (`/ui/` answers 404).
     pub ui: Option<UiConfig>,
     pub banks: Vec<BankConfig>,
+    /// `[uploads]`: credit data feeds.
+    pub uploads: UploadsConfig,
 }
 
 impl Config {
@@ -208,9 +212,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "server");
     let server = server::read_server(&mut s);
     s.finish();
-    let mut s = section(&mut top, "store");
-    let store = server::read_store(&mut s);
-    s.finish();
+    let mut store_section = section(&mut top, "store");
+    let store = server::read_store(&mut store_section);
     let mut s = section(&mut top, "telemetry");
     let telemetry = server::read_telemetry(&mut s);
     s.finish();
@@ -220,6 +223,8 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     let mut s = section(&mut top, "intake");
     let intake = salesforce::read_intake(&mut s);
     s.finish();
+    server::check_retention(&mut store_section, &store, intake.idempotency_ttl);
+    store_section.finish();
     let mut s = section(&mut top, "outbox");
     let outbox = delivery::read_outbox(&mut s);
     s.finish();
@@ -237,6 +242,9 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
     s.finish();
     let mut s = section(&mut top, "admin");
     let admin = server::read_admin(&mut s);
+    s.finish();
+    let mut s = section(&mut top, "uploads");
+    let uploads = uploads::read_uploads(&mut s);
     s.finish();
     let inbound = top.has("inbound").then(|| {
         let mut s = section(&mut top, "inbound");
@@ -270,5 +278,6 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         inbound,
         ui,
         banks,
+        uploads,
     })
 }

@@ -69,6 +69,12 @@ pub struct StoreConfig {
     /// sled only: PostgreSQL commits every transaction durably by itself.
     pub durability: Durability,
     pub backend: StoreBackend,
+    /// `payload_retention_days`: how long a delivered, failed, dead or discarded message keeps its
+    /// payload (the personal data) after it completed. Default 7 days.
+    pub payload_retention: Duration,
+    /// `history_retention_days`: how long the rest of such a message (states, attempts, errors,
+    /// Salesforce id) is kept after it completed; `None` (the default) keeps it forever.
+    pub history_retention: Option<Duration>,
 }
 
 /// `[store] backend`: where the outbox and the other durable state live.
@@ -193,6 +199,12 @@ pub(crate) fn read_store(s: &mut Section<'_>) -> StoreConfig {
     };
     StoreConfig {
         backend,
+        payload_retention: s.or(
+            "payload_retention_days",
+            7 * DAY,
+            reader::duration(DAY, 1, 3650),
+        ),
+        history_retention: s.optional("history_retention_days", reader::duration(DAY, 1, 36500)),
         data_dir: s.or("data_dir", s.ctx().resolve("/var/lib/creditlink"), path),
         durability: s.or(
             "durability",
@@ -203,6 +215,30 @@ pub(crate) fn read_store(s: &mut Section<'_>) -> StoreConfig {
                 ("none", Durability::None),
             ]),
         ),
+    }
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// History must outlive the payload (retention erases before it deletes) and every idempotency key (a
+/// replay must find the message its key names).
+pub(crate) fn check_retention(s: &mut Section<'_>, store: &StoreConfig, idempotency_ttl: Duration) {
+    let Some(history) = store.history_retention else {
+        return;
+    };
+    if history < store.payload_retention {
+        s.invalid(
+            "history_retention_days",
+            "must be at least payload_retention_days (history outlives the payload)",
+        );
+    } else if history < idempotency_ttl {
+        s.invalid(
+            "history_retention_days",
+            format!(
+                "must cover [intake] idempotency_ttl_hours ({} h): a replayed key must still find its message",
+                idempotency_ttl.as_secs() / 3600
+            ),
+        );
     }
 }
 

@@ -61,15 +61,6 @@ pub fn router(state: IntakeState) -> Router {
         .route("/api/v1/report-requests/{id}", get(get_report_request))
         .route("/api/v1/report-requests/{id}/report", get(get_report))
         .route(
-            "/api/v1/uploads",
-            axum::routing::post(uploads_not_implemented),
-        )
-        .route("/api/v1/uploads/{id}", get(uploads_not_implemented))
-        .route(
-            "/api/v1/uploads/{id}/errors.csv",
-            get(uploads_not_implemented),
-        )
-        .route(
             "/api/v1/openapi.json",
             get(|| async { Json(super::openapi_json()) }),
         )
@@ -83,14 +74,6 @@ pub fn router(state: IntakeState) -> Router {
 /// The 405 of every bank API and admin route (axum adds the `Allow` header).
 pub async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed { allow: None }
-}
-
-/// Data-feed uploads are announced but not built: 501, not a bare 404, and the OpenAPI document does not
-/// list them.
-async fn uploads_not_implemented() -> ApiError {
-    ApiError::NotImplemented(
-        "Data-feed uploads are not available yet; only report requests are served.".into(),
-    )
 }
 
 async fn create_report_request(

@@ -6,8 +6,8 @@
 //! A hand-built document also keeps every status, header and problem type visible in one file. Tests
 //! check it parses, validates with an independent validator, and that its example is the DESIGN.md body.
 //!
-//! Truthfulness: the document lists only what the daemon serves (data-feed uploads answer 501 until they are
-//! built, and are not listed). Its status vocabulary is `crate::lifecycle`'s, for the status document and
+//! Truthfulness: the document lists only what the daemon serves (the data-feed routes come from
+//! `crate::feeds::openapi`, next to their handlers). Its status vocabulary is `crate::lifecycle`'s, for the status document and
 //! the `webhooks` alike.
 
 use serde_json::{Value, json};
@@ -20,6 +20,25 @@ pub const REPORT_REQUEST_XML_ROOT: &str = "report_request";
 
 /// The whole document.
 pub fn openapi_json() -> Value {
+    let mut doc = report_requests_document();
+    let merge = |target: &mut Value, extra: Value| {
+        if let (Some(t), Value::Object(e)) = (target.as_object_mut(), extra) {
+            t.extend(e);
+        }
+    };
+    merge(&mut doc["paths"], crate::feeds::openapi::paths());
+    merge(
+        &mut doc["components"]["schemas"],
+        crate::feeds::openapi::schemas(),
+    );
+    merge(&mut doc["webhooks"], crate::feeds::openapi::webhooks());
+    if let Some(tags) = doc["tags"].as_array_mut() {
+        tags.push(json!({ "name": "uploads", "description": "Credit data feeds (tradelines) and their verdicts" }));
+    }
+    doc
+}
+
+fn report_requests_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -97,6 +97,16 @@ impl fmt::Debug for MappedRecord {
     }
 }
 
+/// A body field an inbound mapping reads; see [`MappingSet::inbound_fields`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundField {
+    /// The bank's name (dotted path) of the field.
+    pub from: String,
+    /// The Salesforce field it fills.
+    pub to: String,
+    pub required: bool,
+}
+
 /// One problem with one field of an input body. Details never carry a sensitive value in full.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FieldProblem {
@@ -228,6 +238,27 @@ impl MappingSet {
         self.effective(kind, Direction::Inbound, bank_code)
             .first()
             .map(|m| m.object.as_str())
+    }
+
+    /// The body fields (not context variables) the inbound mappings of `kind` read for this bank, each with
+    /// the Salesforce field it fills and whether it is required, in file order and without repeats: what a
+    /// data feed's header may name (the feeds module checks a CSV header against it).
+    pub fn inbound_fields(&self, kind: &str, bank_code: Option<&str>) -> Vec<InboundField> {
+        let mut out: Vec<InboundField> = Vec::new();
+        for m in self.effective(kind, Direction::Inbound, bank_code) {
+            for f in &m.fields {
+                if matches!(f.source, field::Source::Path(_))
+                    && !out.iter().any(|o| o.from == f.from)
+                {
+                    out.push(InboundField {
+                        from: f.from.clone(),
+                        to: f.to.clone(),
+                        required: f.required && f.default.is_none(),
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// Names of every mapping in the set with its source file, for `check-config` listings.

@@ -23,6 +23,8 @@ pub enum Template {
     EndpointFailing,
     /// A report request never reached Salesforce (refused or retries exhausted).
     Failed,
+    /// A data-feed upload finished (completed or failed), with its counts and the errors.csv link.
+    UploadCompleted,
 }
 
 /// Why a notification could not be rendered or built. Every variant is permanent: the same message
@@ -55,6 +57,7 @@ impl Template {
             Template::ActionRequired => "action_required",
             Template::EndpointFailing => "endpoint_failing",
             Template::Failed => "failed",
+            Template::UploadCompleted => "upload_completed",
         }
     }
 
@@ -64,6 +67,7 @@ impl Template {
             Template::ActionRequired => include_str!("templates/action_required.txt"),
             Template::EndpointFailing => include_str!("templates/endpoint_failing.txt"),
             Template::Failed => include_str!("templates/failed.txt"),
+            Template::UploadCompleted => include_str!("templates/upload_completed.txt"),
         }
     }
 
@@ -98,6 +102,7 @@ impl std::str::FromStr for Template {
             Template::ActionRequired,
             Template::EndpointFailing,
             Template::Failed,
+            Template::UploadCompleted,
         ]
         .into_iter()
         .find(|t| t.name() == s)

@@ -244,7 +244,9 @@ fn internal(e: OutboxError) -> ApiError {
 fn admin_error(e: OutboxError) -> ApiError {
     match e {
         OutboxError::NotFound(_) => ApiError::NotFound,
-        OutboxError::WrongState { .. } => ApiError::InvalidRequest(e.to_string()),
+        OutboxError::WrongState { .. } | OutboxError::PayloadErased(_) => {
+            ApiError::InvalidRequest(e.to_string())
+        }
         other => ApiError::internal(other),
     }
 }

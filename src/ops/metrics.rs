@@ -21,8 +21,15 @@ pub const SF_API_USAGE: &str = "creditlink_salesforce_api_usage";
 pub const SF_API_LIMIT: &str = "creditlink_salesforce_api_limit";
 pub const SF_BATCH_SIZE: &str = "creditlink_salesforce_batch_records";
 pub const MAPPING_RELOADS_TOTAL: &str = "creditlink_mapping_reloads_total";
+/// Retention's work: `kind` = `payload` (a terminal message's payload erased) or `history` (a message
+/// and its attempts deleted).
+pub const RETENTION_PURGED_TOTAL: &str = "creditlink_retention_purged_total";
 pub const STORE_FLUSHES_TOTAL: &str = "creditlink_store_flushes_total";
 pub const BUILD_INFO: &str = "creditlink_build_info";
+/// Data-feed rows by final `outcome` (accepted, updated, unchanged, duplicate, rejected, reinstated).
+pub const UPLOAD_ROWS_TOTAL: &str = "creditlink_upload_rows_total";
+/// Data-feed uploads by `status` reached (received, completed, failed).
+pub const UPLOADS_TOTAL: &str = "creditlink_uploads_total";
 /// Accept errors that were not about one connection (descriptors or memory exhausted).
 pub const HTTP_ACCEPT_ERRORS_TOTAL: &str = "creditlink_http_accept_errors_total";
 /// Connections past `[server] max_connections`: `how` = `overflow` (answered 503, `/livez` 200) or `closed`.

@@ -78,6 +78,67 @@ pub trait Queue: Send + Sync + 'static {
 
     /// Forgets idempotency keys that expired by `now`; returns how many.
     async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<usize, OutboxError>;
+
+    /// One batch of retention (see [`Retention`]): erases the payload ([`erased`]) of up to
+    /// `retention.max` terminal messages completed by `erase_before`, then deletes up to
+    /// `retention.max` terminal messages (with their attempt logs) completed by `purge_before`.
+    /// Must cost time proportional to what it erases or deletes, not to the history kept.
+    async fn retire(&self, retention: Retention) -> Result<Retired, OutboxError>;
+}
+
+/// One batch of the retention job, computed by the outbox from `[store] payload_retention_days` and
+/// `history_retention_days`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Terminal messages completed at or before this lose their payload.
+    pub erase_before: DateTime<Utc>,
+    /// Terminal messages completed at or before this are deleted; `None` keeps history forever.
+    pub purge_before: Option<DateTime<Utc>>,
+    /// At most this many erasures and this many deletions in one call.
+    pub max: usize,
+    /// Recorded as `payload_erased_at`.
+    pub now: DateTime<Utc>,
+    /// Payload fields an erasure keeps (see [`erased`]).
+    pub keep: std::sync::Arc<[String]>,
+}
+
+/// What one [`Queue::retire`] call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retired {
+    /// Payloads erased.
+    pub erased: usize,
+    /// Messages deleted with their attempt logs.
+    pub purged: usize,
+}
+
+/// Whether retention applies to `m` at all: terminal, with a completion time.
+pub fn retirable(m: &Message) -> Option<DateTime<Utc>> {
+    m.completed_at.filter(|_| m.state.is_terminal())
+}
+
+/// A terminal message whose payload retention erased at `now`: of the payload only the top-level
+/// fields named in `keep` stay (the references the status document shows: the request key, the bank's
+/// reference — never personal data), or `Null` when none does; everything else about the message (the
+/// history) stays.
+pub fn erased(old: &Message, now: DateTime<Utc>, keep: &[String]) -> Message {
+    let mut new = old.clone();
+    new.payload = match &old.payload {
+        serde_json::Value::Object(fields) => {
+            let kept: serde_json::Map<String, serde_json::Value> = fields
+                .iter()
+                .filter(|(k, _)| keep.iter().any(|f| f == *k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            if kept.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::Value::Object(kept)
+            }
+        }
+        _ => serde_json::Value::Null,
+    };
+    new.payload_erased_at = Some(now);
+    new
 }
 
 /// An idempotency key as the queue sees it: a hash only (a bank's key may embed personal data).
@@ -177,6 +238,9 @@ impl AdminMove {
                 now,
             ),
         };
+        if to == State::Pending && old.payload_erased_at.is_some() {
+            return Err(OutboxError::PayloadErased(old.id));
+        }
         if !from.contains(&old.state) {
             return Err(OutboxError::WrongState {
                 id: old.id,
@@ -230,4 +294,30 @@ pub fn list_keeps(filter: &ListFilter, m: &Message) -> bool {
     filter.state.is_none_or(|s| m.state == s)
         && filter.lane.is_none_or(|l| m.lane == l)
         && filter.tenant.as_deref().is_none_or(|t| m.tenant == t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::{Destination, NewMessage};
+
+    #[test]
+    fn erasure_keeps_only_the_named_reference_fields() {
+        let new = NewMessage {
+            tenant: "001A".into(),
+            lane: Lane::Interactive,
+            destination: Destination::Email {
+                to: "ops@bureau.example".into(),
+                template: "t".into(),
+            },
+            payload: serde_json::json!({ "Ref__c": "R-1", "National_Id__c": "850101-1234" }),
+            mapping_version: None,
+        };
+        let now = Utc::now();
+        let m = crate::outbox::fresh(MessageId::new(), new, now);
+        let kept = erased(&m, now, &["Ref__c".to_owned()]);
+        assert_eq!(kept.payload, serde_json::json!({ "Ref__c": "R-1" }));
+        assert_eq!(kept.payload_erased_at, Some(now));
+        assert_eq!(erased(&m, now, &[]).payload, serde_json::Value::Null);
+    }
 }

@@ -38,6 +38,9 @@ pub enum OutboxError {
     /// A message could not be encoded for storage (a payload serde_json cannot write).
     #[error("message could not be encoded")]
     Encode(#[source] serde_json::Error),
+    /// Retention erased the message's payload: it is history only and cannot be sent again.
+    #[error("message {0}: its payload was erased by retention; it cannot be sent again")]
+    PayloadErased(MessageId),
     /// A stored record has the wrong shape (damaged on disk or written by another version).
     #[error("stored {0} is damaged")]
     Corrupt(&'static str),

@@ -21,6 +21,7 @@
 //! | `admin_move` | Failed/Dead → Pending (retry), Pending/Failed/Dead → Discarded |
 //! | `release_all` | every InFlight → Pending (embedded stores at open only) |
 //! | `get` `list` `attempts` `counts` `oldest_live` `purge_expired_keys` | reads and housekeeping |
+//! | `retire` | retention: erase old terminal messages' payloads, delete old history (`retention.rs`) |
 //!
 //! The state changes themselves are pure functions in `backend.rs` ([`backend::claimed`],
 //! [`backend::released`], [`Resolution::apply`], [`AdminMove::apply`]), so every implementation
@@ -94,11 +95,15 @@ pub mod backend;
 mod error;
 mod policy;
 mod queue;
+mod retention;
 mod types;
 
-pub use backend::{AdminMove, Claim, IdemKey, Queue, Resolution};
+pub use backend::{AdminMove, Claim, IdemKey, Queue, Resolution, Retention, Retired};
 pub use error::OutboxError;
 pub use policy::{PolicyError, RetryPolicy};
+#[cfg(test)]
+pub(crate) use queue::fresh;
+pub use retention::{RETENTION_BATCH, RETENTION_ROLE, RetentionPolicy};
 pub use types::{
     Attempt, AttemptOutcome, Counts, Destination, DestinationKind, Enqueued, ErrorClass, Lane,
     LastError, LeaseToken, ListFilter, Message, MessageId, NewMessage, State, Transition,

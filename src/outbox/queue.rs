@@ -209,5 +209,6 @@ pub(crate) fn fresh(id: MessageId, new: NewMessage, now: DateTime<Utc>) -> Messa
         last_error: None,
         remote_id: None,
         completed_at: None,
+        payload_erased_at: None,
     }
 }

@@ -156,6 +156,28 @@ pub enum State {
 }
 
 impl State {
+    /// Every state, in [`State::tag`] order.
+    pub const ALL: [State; 6] = [
+        State::Pending,
+        State::InFlight,
+        State::Delivered,
+        State::Failed,
+        State::Dead,
+        State::Discarded,
+    ];
+
+    /// A stable small number for keys and columns (the index in [`State::ALL`]; terminal states are ≥ 2).
+    pub fn tag(self) -> u8 {
+        match self {
+            State::Pending => 0,
+            State::InFlight => 1,
+            State::Delivered => 2,
+            State::Failed => 3,
+            State::Dead => 4,
+            State::Discarded => 5,
+        }
+    }
+
     /// No worker will touch the message again without an admin action.
     pub fn is_terminal(self) -> bool {
         !matches!(self, State::Pending | State::InFlight)
@@ -208,6 +230,10 @@ pub struct Message {
     pub last_error: Option<LastError>,
     pub remote_id: Option<String>,
     pub completed_at: Option<DateTime<Utc>>,
+    /// When retention erased `payload` (then `Null`): the message is history only — state, attempts,
+    /// errors and Salesforce id stay, the personal data is gone, and it can never be sent again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_erased_at: Option<DateTime<Utc>>,
 }
 
 /// What a producer hands to [`crate::outbox::Outbox::enqueue`].

@@ -150,6 +150,7 @@ mod tests {
             last_error: None,
             remote_id: None,
             completed_at: None,
+            payload_erased_at: None,
         }
     }
 

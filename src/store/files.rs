@@ -12,10 +12,11 @@
 //!   Uninitialized`); the open and the first full read of the outbox run under `catch_unwind`, and a
 //!   panic there becomes [`StoreError::Damaged`].
 //!
-//! Not detected yet: a flipped byte in the middle of `db`. sled 0.34 takes a bad checksum for a torn log
-//! tail and opens everything before it, so later messages vanish without an error (measured: one flipped
-//! byte at 40 % of a 50-message file left 20 of 50). Catching that needs a durable record of what the store
-//! held kept outside sled's log.
+//! - **A log that lost its tail is refused.** sled 0.34 takes a bad checksum (a flipped byte in the
+//!   middle of `db`) for a torn log tail and opens everything before it, so later messages would vanish
+//!   without an error (measured: one flipped byte at 40 % of a 50-message file left 20 of 50). The
+//!   high-water mark beside the log (`sled/high_water.rs`) names the newest message flushed; a log that
+//!   no longer holds it is refused.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};

@@ -280,3 +280,26 @@ fn a_short_admin_token_is_a_problem() {
         "{problems}"
     );
 }
+
+#[test]
+fn history_retention_must_outlive_the_payload_and_the_idempotency_keys() {
+    let short = |days: &str| {
+        let toml = VALID.replace(
+            "[store]\n",
+            &format!("[store]\npayload_retention_days = 7\nhistory_retention_days = {days}\n"),
+        );
+        let fixture = ConfigDir::new(&toml, SECRET_FILES);
+        fixture
+            .load(VALID_ENV)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let text = short("3").expect_err("history shorter than payload");
+    assert!(
+        text.contains(
+            "'history_retention_days' in [store]: must be at least payload_retention_days"
+        ),
+        "{text}"
+    );
+    assert!(short("30").is_ok(), "30 days of history is valid");
+}

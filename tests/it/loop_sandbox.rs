@@ -269,6 +269,19 @@ async fn the_walkthrough_runs_twice_on_one_data_dir() {
         );
         assert!(out.contains("status: completed"), "{out}");
         assert!(out.contains("200 application/pdf"), "{out}");
+        // The sample feed: completed, its 4 deliberate mistakes in errors.csv with their reasons.
+        assert!(out.contains("\"status\":\"completed\""), "{out}");
+        for code in [
+            "invalid_number",
+            "opened_after_as_of_date",
+            "national_id_missing",
+            "invalid_choice",
+        ] {
+            assert!(
+                out.contains(&format!(",{code},")),
+                "errors.csv lacks {code}: {out}"
+            );
+        }
         let pdf = std::fs::read(dir.path().join("report.pdf")).expect("report.pdf");
         assert!(pdf.starts_with(b"%PDF-"));
         let id = out

@@ -11,6 +11,9 @@ use creditlink::outbox::{
     AttemptOutcome, DestinationKind, Enqueued, Lane, ListFilter, OutboxError, State, Transition,
 };
 
+use crate::outbox_contract_retention::{
+    dead_letters_list_by_state, retention_erases_payloads_then_history,
+};
 use crate::outbox_contract_support::{Backend, Rig};
 use crate::outbox_support::{attempt, bank, policy, salesforce, secs};
 
@@ -483,6 +486,8 @@ macro_rules! backend_tests {
                 wait_terminal_wakes_on_the_outcome,
                 kv_trees_compare_and_scan,
                 reopen_keeps_everything_and_releases_leases,
+                retention_erases_payloads_then_history,
+                dead_letters_list_by_state,
             );
         }
     };

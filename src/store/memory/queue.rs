@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution, list_keeps};
+use crate::outbox::backend::{
+    self, AdminMove, Claim, IdemKey, Resolution, Retention, Retired, list_keeps, retirable,
+};
 use crate::outbox::{
     Attempt, Counts, Enqueued, LeaseToken, ListFilter, Message, MessageId, OutboxError, Queue,
     State,
@@ -225,5 +227,43 @@ impl Queue for MemoryQueue {
         t.idempotency
             .retain(|_, (_, _, expires_at)| *expires_at > now);
         Ok(before - t.idempotency.len())
+    }
+
+    /// Scans every message: the memory backend serves tests, where history is small.
+    async fn retire(&self, r: Retention) -> Result<Retired, OutboxError> {
+        let mut t = self.state.lock();
+        let to_erase: Vec<MessageId> = t
+            .messages
+            .values()
+            .filter(|m| m.payload_erased_at.is_none())
+            .filter(|m| retirable(m).is_some_and(|at| at <= r.erase_before))
+            .map(|m| m.id)
+            .take(r.max)
+            .collect();
+        for id in &to_erase {
+            if let Some(m) = t.messages.get_mut(id) {
+                *m = backend::erased(m, r.now, &r.keep);
+            }
+        }
+        let to_purge: Vec<MessageId> = match r.purge_before {
+            Some(before) => t
+                .messages
+                .values()
+                .filter(|m| retirable(m).is_some_and(|at| at <= before))
+                .map(|m| m.id)
+                .take(r.max)
+                .collect(),
+            None => Vec::new(),
+        };
+        for id in &to_purge {
+            if let Some(m) = t.messages.remove(id) {
+                *t.counts.slot(m.state) -= 1;
+            }
+            t.attempts.remove(id);
+        }
+        Ok(Retired {
+            erased: to_erase.len(),
+            purged: to_purge.len(),
+        })
     }
 }

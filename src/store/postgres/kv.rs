@@ -48,26 +48,45 @@ impl Kv for PgKv {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// The previous value is exact under concurrency: an existing row is locked before it is read; an
+    /// absent key is claimed with `ON CONFLICT DO NOTHING`, and a caller that lost that race to a
+    /// concurrent insert starts over and locks the row the winner wrote (with a plain upsert both
+    /// callers would answer "was absent").
     async fn insert(&self, key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(db)?;
-        let old = tx
-            .query_opt(
-                "SELECT value FROM kv WHERE tree = $1 AND key = $2 FOR UPDATE",
-                &[&self.name, &key],
-            )
-            .await
-            .map_err(db)?
-            .map(|r| r.get(0));
-        tx.execute(
-            "INSERT INTO kv (tree, key, value) VALUES ($1, $2, $3)
-             ON CONFLICT (tree, key) DO UPDATE SET value = excluded.value",
-            &[&self.name, &key, &value],
-        )
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(old)
+        loop {
+            let tx = client.transaction().await.map_err(db)?;
+            let old: Option<Vec<u8>> = tx
+                .query_opt(
+                    "SELECT value FROM kv WHERE tree = $1 AND key = $2 FOR UPDATE",
+                    &[&self.name, &key],
+                )
+                .await
+                .map_err(db)?
+                .map(|r| r.get(0));
+            let written = match &old {
+                Some(_) => tx
+                    .execute(
+                        "UPDATE kv SET value = $3 WHERE tree = $1 AND key = $2",
+                        &[&self.name, &key, &value],
+                    )
+                    .await
+                    .map_err(db)?,
+                None => tx
+                    .execute(
+                        "INSERT INTO kv (tree, key, value) VALUES ($1, $2, $3)
+                         ON CONFLICT (tree, key) DO NOTHING",
+                        &[&self.name, &key, &value],
+                    )
+                    .await
+                    .map_err(db)?,
+            };
+            if written == 1 {
+                tx.commit().await.map_err(db)?;
+                return Ok(old);
+            }
+            tx.rollback().await.map_err(db)?;
+        }
     }
 
     async fn insert_if_absent(&self, key: &[u8], value: &[u8]) -> Result<bool, StoreError> {

@@ -150,6 +150,11 @@ pub(crate) fn ns(t: DateTime<Utc>) -> i64 {
     })
 }
 
+/// The time `ns` stored.
+pub(crate) fn from_ns(n: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_nanos(n)
+}
+
 #[async_trait]
 impl Backend for PgBackend {
     fn queue(&self) -> Result<Arc<dyn Queue>, StoreError> {

@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 
 use super::schema::COUNT_SLOTS;
 use super::{PgError, get, map_err, ns};
-use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution};
+use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution, Retention, Retired};
 use crate::outbox::{
     Attempt, Counts, Enqueued, LeaseToken, ListFilter, Message, MessageId, OutboxError, Queue,
     State,
@@ -39,24 +39,10 @@ impl PgQueue {
     }
 }
 
-const STATES: [State; 6] = [
-    State::Pending,
-    State::InFlight,
-    State::Delivered,
-    State::Failed,
-    State::Dead,
-    State::Discarded,
-];
+const STATES: [State; 6] = State::ALL;
 
 fn code(state: State) -> i16 {
-    match state {
-        State::Pending => 0,
-        State::InFlight => 1,
-        State::Delivered => 2,
-        State::Failed => 3,
-        State::Dead => 4,
-        State::Discarded => 5,
-    }
+    i16::from(state.tag())
 }
 
 fn db(e: tokio_postgres::Error) -> OutboxError {
@@ -72,6 +58,17 @@ fn meta(m: &Message) -> Result<String, OutboxError> {
     let mut bare = m.clone();
     bare.payload = serde_json::Value::Null;
     serde_json::to_string(&bare).map_err(OutboxError::Encode)
+}
+
+/// A message from a row's `meta` column alone, its payload `Null`: for changes that never return the
+/// message (releases, erasures), so they do not fetch the payload.
+fn decode_meta(row: &Row, at: usize) -> Result<Message, OutboxError> {
+    serde_json::from_str(row.get(at)).map_err(|_| OutboxError::Corrupt("message"))
+}
+
+/// The completion time retention reads (`completed_ns`), set only on terminal messages.
+fn completed(m: &Message) -> Option<i64> {
+    backend::retirable(m).map(ns)
 }
 
 /// A message from a row's `meta` and `payload` columns (in that order from `at`).
@@ -143,7 +140,7 @@ async fn insert_row(tx: &Transaction<'_>, m: &Message) -> Result<(), OutboxError
 async fn update_row(tx: &Transaction<'_>, new: &Message) -> Result<(), OutboxError> {
     tx.execute(
         "UPDATE outbox_messages SET state = $2, due_ns = $3, lease_until_ns = $4, lease_token = $5,
-            meta = $6 WHERE id = $1",
+            meta = $6, completed_ns = $7 WHERE id = $1",
         &[
             &new.id.to_bytes().as_slice(),
             &code(new.state),
@@ -151,6 +148,7 @@ async fn update_row(tx: &Transaction<'_>, new: &Message) -> Result<(), OutboxErr
             &new.lease_until.map(ns),
             &token(new),
             &meta(new)?,
+            &completed(new),
         ],
     )
     .await
@@ -186,14 +184,14 @@ async fn release(
     };
     let rows = tx
         .query(
-            "SELECT meta, payload FROM outbox_messages WHERE state = 1 AND lease_until_ns <= $1
+            "SELECT meta FROM outbox_messages WHERE state = 1 AND lease_until_ns <= $1
              ORDER BY lease_until_ns LIMIT $2 FOR UPDATE SKIP LOCKED",
             &[&limit, &batch],
         )
         .await
         .map_err(db)?;
     for row in &rows {
-        let old = decode(row, 0)?;
+        let old = decode_meta(row, 0)?;
         update_row(tx, &backend::released(&old, now)).await?;
     }
     if !rows.is_empty() {
@@ -443,16 +441,13 @@ impl Queue for PgQueue {
         let client = get(&self.pool).await.map_err(pool_err)?;
         let row = client
             .query_opt(
-                "SELECT meta, payload FROM outbox_messages WHERE state IN (0, 1)
+                "SELECT created_ns FROM outbox_messages WHERE state IN (0, 1)
                  ORDER BY created_ns LIMIT 1",
                 &[],
             )
             .await
             .map_err(db)?;
-        Ok(row
-            .map(|r| decode(&r, 0))
-            .transpose()?
-            .map(|m| m.created_at))
+        Ok(row.map(|r| super::from_ns(r.get(0))))
     }
 
     async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
@@ -465,5 +460,61 @@ impl Queue for PgQueue {
             .await
             .map_err(db)?;
         Ok(n as usize)
+    }
+
+    async fn retire(&self, r: Retention) -> Result<Retired, OutboxError> {
+        let mut client = get(&self.pool).await.map_err(pool_err)?;
+        let tx = client.transaction().await.map_err(db)?;
+        let rows = tx
+            .query(
+                "SELECT meta, payload FROM outbox_messages
+                 WHERE state >= 2 AND NOT erased AND completed_ns <= $1
+                 ORDER BY completed_ns LIMIT $2 FOR UPDATE SKIP LOCKED",
+                &[&ns(r.erase_before), &(r.max as i64)],
+            )
+            .await
+            .map_err(db)?;
+        let (mut ids, mut metas, mut payloads) = (Vec::new(), Vec::new(), Vec::new());
+        for row in &rows {
+            let new = backend::erased(&decode(row, 0)?, r.now, &r.keep);
+            ids.push(new.id.to_bytes().to_vec());
+            metas.push(meta(&new)?);
+            payloads.push(serde_json::to_string(&new.payload).map_err(OutboxError::Encode)?);
+        }
+        if !ids.is_empty() {
+            tx.execute(
+                "UPDATE outbox_messages m SET payload = u.payload, erased = true, meta = u.meta
+                 FROM unnest($1::bytea[], $2::text[], $3::text[]) AS u(id, meta, payload)
+                 WHERE m.id = u.id",
+                &[&ids, &metas, &payloads],
+            )
+            .await
+            .map_err(db)?;
+        }
+        let mut purged = 0;
+        if let Some(before) = r.purge_before {
+            let rows = tx
+                .query(
+                    "DELETE FROM outbox_messages WHERE id IN (
+                        SELECT id FROM outbox_messages WHERE state >= 2 AND completed_ns <= $1
+                        ORDER BY completed_ns LIMIT $2 FOR UPDATE SKIP LOCKED)
+                     RETURNING state",
+                    &[&ns(before), &(r.max as i64)],
+                )
+                .await
+                .map_err(db)?;
+            let deltas: Vec<(State, i64)> = rows
+                .iter()
+                .filter_map(|row| STATES.get(row.get::<_, i16>(0) as usize))
+                .map(|s| (*s, -1))
+                .collect();
+            bump(&tx, &deltas).await?;
+            purged = rows.len();
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(Retired {
+            erased: ids.len(),
+            purged,
+        })
     }
 }

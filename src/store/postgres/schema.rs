@@ -57,6 +57,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (tree, key)
     );
     ",
+    // 2: retention (payloads erased, then history deleted, by completion time) and dead-letter listing.
+    r"
+    ALTER TABLE outbox_messages ADD COLUMN completed_ns bigint;
+    ALTER TABLE outbox_messages ADD COLUMN erased boolean NOT NULL DEFAULT false;
+    UPDATE outbox_messages
+        SET completed_ns = (extract(epoch FROM (meta::jsonb ->> 'completed_at')::timestamptz)
+            * 1000000000)::bigint
+        WHERE state >= 2;
+    CREATE INDEX outbox_retire ON outbox_messages (erased, completed_ns) WHERE state >= 2;
+    CREATE INDEX outbox_dead_letters ON outbox_messages (state, id) WHERE state >= 3;
+    ",
 ];
 
 /// Number of counter slots per state (see `queue.rs`): spreads concurrent writers over rows.

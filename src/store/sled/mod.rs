@@ -3,10 +3,12 @@
 //! | file | role |
 //! |---|---|
 //! | `db.rs` | opening, group commit, the blocking-pool helper |
+//! | `high_water.rs` | the mark file that detects a log which lost its tail |
 //! | `kv.rs` | [`crate::store::Kv`] trees |
 //! | `outbox/` | the outbox's [`crate::outbox::Queue`]: key layout, transactions, reads |
 
 mod db;
+mod high_water;
 mod kv;
 mod outbox;
 
@@ -35,6 +37,19 @@ impl SledBackend {
         let (db, queue) = files::guarded(&dir.join("db"), || {
             let db = SledDb::open(dir, durability)?;
             let queue = Arc::new(outbox::SledQueue::open(&db)?);
+            if let Some(mark) = db.high_water().snapshot()
+                && !queue.holds(mark)?
+            {
+                return Err(StoreError::Damaged {
+                    path: dir.join("db"),
+                    reason: format!(
+                        "the log ends before message {}, which it held when last flushed (see {}): \
+                         later writes were lost to damage",
+                        crate::outbox::MessageId::from_bytes(mark),
+                        high_water::FILE
+                    ),
+                });
+            }
             Ok((db, queue))
         })?;
         files::seal_after_open(dir)?;

@@ -1,7 +1,7 @@
 //! Key encodings for the outbox trees. Every integer is big-endian so byte order is value order,
 //! and every key that sorts by time puts the time before the id.
 
-use crate::outbox::{DestinationKind, Lane, MessageId};
+use crate::outbox::{DestinationKind, Lane, MessageId, State};
 use chrono::{DateTime, TimeZone, Utc};
 
 /// Milliseconds since the epoch, clamped at 0 so it fits an unsigned, order-preserving key.
@@ -102,6 +102,57 @@ pub(crate) fn idem_expiry_until(now: DateTime<Utc>) -> [u8; 40] {
     let mut k = [0xffu8; 40];
     k[..8].copy_from_slice(&millis(now).to_be_bytes());
     k
+}
+
+/// `meta` keys, each under a one-byte prefix:
+/// - `c | state` → the number of messages in a terminal state (i64, big-endian);
+/// - `s | state | id` → empty, for dead letters (Failed, Dead, Discarded): listing them reads only them;
+/// - `r | erased | completed_at ms | id` → empty, for terminal messages: retention reads only what is due;
+/// - `v` → the version of these indexes (absent in a store written before them: built once at open);
+/// - `p` → the newest message id retention deleted (the high-water check accepts it as gone on purpose).
+pub(crate) const META_COUNT: u8 = b'c';
+pub(crate) const META_STATE: u8 = b's';
+pub(crate) const META_RETIRE: u8 = b'r';
+pub(crate) const META_VERSION: &[u8] = b"v";
+pub(crate) const META_PURGED: &[u8] = b"p";
+
+pub(crate) fn count(state: State) -> [u8; 2] {
+    [META_COUNT, state.tag()]
+}
+
+pub(crate) fn by_state_prefix(state: State) -> [u8; 2] {
+    [META_STATE, state.tag()]
+}
+
+pub(crate) fn by_state(state: State, id: MessageId) -> [u8; 18] {
+    let mut k = [0u8; 18];
+    k[..2].copy_from_slice(&by_state_prefix(state));
+    k[2..].copy_from_slice(&id.to_bytes());
+    k
+}
+
+pub(crate) fn retire(erased: bool, completed: DateTime<Utc>, id: MessageId) -> [u8; 26] {
+    let mut k = [0u8; 26];
+    k[0] = META_RETIRE;
+    k[1] = u8::from(erased);
+    k[2..10].copy_from_slice(&millis(completed).to_be_bytes());
+    k[10..].copy_from_slice(&id.to_bytes());
+    k
+}
+
+/// The inclusive bounds of `retire` keys of one phase completed by `until`.
+pub(crate) fn retire_range(erased: bool, until: DateTime<Utc>) -> ([u8; 2], [u8; 26]) {
+    let mut hi = [0xffu8; 26];
+    hi[0] = META_RETIRE;
+    hi[1] = u8::from(erased);
+    hi[2..10].copy_from_slice(&millis(until).to_be_bytes());
+    ([META_RETIRE, u8::from(erased)], hi)
+}
+
+/// Dead letters get a `by_state` entry; Pending and InFlight are listed from `live`, Delivered (most of
+/// history) from `messages`.
+pub(crate) fn indexed_by_state(state: State) -> bool {
+    matches!(state, State::Failed | State::Dead | State::Discarded)
 }
 
 #[cfg(test)]

@@ -12,14 +12,18 @@
 //! | `outbox.by_tenant` | len (2) · tenant · id | empty; a bank's messages in order |
 //! | `outbox.idempotency` | SHA-256(tenant · NUL · key) | id · body hash · expires_at |
 //! | `outbox.idem_expiry` | expires_at ms (8) · key hash | empty; purge is a range scan |
+//! | `outbox.meta` | `c`·state / `s`·state·id / `r`·erased·completed ms·id / `v` | terminal counters (i64); dead letters; retention; index version |
 //!
 //! Every write is one sled transaction over the trees (`tx.rs`; `Tx::put` is the only writer of the
 //! derived indexes `due`, `leases`, `live`), run on a blocking thread, then awaited through group
 //! commit. Claiming is a range scan over one `(kind, lane)` prefix of `due` up to "now", so its cost
 //! depends on how many messages are due, not on the queue length.
 //!
-//! Counters per state live in memory, maintained from each committed transaction's changes and rebuilt
-//! at open by decoding every message once (O(messages) time at startup, O(1) memory).
+//! Counters per state live in memory, maintained from each committed transaction's changes. At open
+//! they are rebuilt from live state only: Pending and InFlight by counting `due` and `leases` keys,
+//! terminal states from durable counters in `meta` that the transactions moving a message into or out
+//! of a terminal state update. Startup therefore costs nothing proportional to history, and neither does
+//! listing dead letters (their `meta` entries) or retention (a range over the `r` entries).
 //!
 //! At open every InFlight message goes back to Pending (this process owns the store).
 
@@ -35,7 +39,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::outbox::backend::{AdminMove, Claim, IdemKey, Resolution};
+use crate::outbox::backend::{AdminMove, Claim, IdemKey, Resolution, Retention, Retired};
 use crate::outbox::{
     Attempt, Counts, Enqueued, LeaseToken, ListFilter, Message, MessageId, OutboxError, Queue,
     State,
@@ -57,6 +61,9 @@ struct Shared {
     /// be counted before the enqueue it follows; a counter then dips below zero for an instant instead of
     /// losing the decrement (reads clamp at zero).
     counts: Mutex<HashMap<State, i64>>,
+    /// Index and counter entries read to count states at open (tests check it stays with live state).
+    #[cfg_attr(not(test), allow(dead_code))]
+    open_reads: u64,
 }
 
 impl SledQueue {
@@ -64,15 +71,29 @@ impl SledQueue {
     /// Blocking.
     pub(crate) fn open(db: &SledDb) -> Result<SledQueue, StoreError> {
         let trees = Trees::open(db)?;
+        trees.ensure_meta().map_err(into_store)?;
         trees.release_all(Utc::now()).map_err(into_store)?;
-        let counts = trees.count_states().map_err(into_store)?;
+        let (counts, open_reads) = trees.count_states().map_err(into_store)?;
+        tracing::debug!(entries_read = open_reads, "outbox states counted at open");
         Ok(SledQueue {
             shared: Arc::new(Shared {
                 db: db.clone(),
                 trees,
                 counts: Mutex::new(counts),
+                open_reads,
             }),
         })
+    }
+
+    /// Whether the message `id` is stored, or was deleted by retention (the high-water check at open).
+    pub(crate) fn holds(&self, id: [u8; 16]) -> Result<bool, StoreError> {
+        self.shared.trees.holds(id).map_err(into_store)
+    }
+
+    /// How many index and counter entries counting the states read at open.
+    #[cfg(test)]
+    pub(crate) fn open_reads(&self) -> u64 {
+        self.shared.open_reads
     }
 
     /// Runs a write on a blocking thread, applies its changes to the counters, then waits for durability.
@@ -84,6 +105,9 @@ impl SledQueue {
         let out = blocking(move || {
             let (out, changes) = f(&shared.trees)?;
             shared.apply(&changes);
+            for (id, _, _) in changes.iter().filter(|(_, old, _)| old.is_none()) {
+                shared.db.high_water().inserted(id.to_bytes());
+            }
             Ok::<_, OutboxError>(out)
         })
         .await?;
@@ -107,7 +131,9 @@ impl Shared {
             if let Some(old) = old {
                 *counts.entry(old).or_default() -= 1;
             }
-            *counts.entry(new).or_default() += 1;
+            if let Some(new) = new {
+                *counts.entry(new).or_default() += 1;
+            }
         }
     }
 }
@@ -189,5 +215,107 @@ impl Queue for SledQueue {
     async fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
         self.write(move |t| Ok((t.purge_expired_keys(now)?, Vec::new())))
             .await
+    }
+
+    async fn retire(&self, retention: Retention) -> Result<Retired, OutboxError> {
+        self.write(move |t| t.retire(&retention)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::outbox::{Destination, Lane, NewMessage};
+    use crate::store::Durability;
+
+    fn message(n: u32) -> Message {
+        let new = NewMessage {
+            tenant: "001A".into(),
+            lane: Lane::Interactive,
+            destination: Destination::Email {
+                to: "ops@bureau.example".into(),
+                template: format!("t{n}"),
+            },
+            payload: serde_json::json!({ "n": n }),
+            mapping_version: None,
+        };
+        crate::outbox::fresh(MessageId::new(), new, Utc::now())
+    }
+
+    /// Inserts `total` messages, the first `delivered` of them delivered.
+    fn fill(trees: &Trees, total: u32, delivered: u32) {
+        for n in 0..total {
+            let m = message(n);
+            let now = m.next_attempt_at;
+            trees.insert(&m).expect("insert");
+            if n < delivered {
+                let claim = Claim {
+                    kind: m.destination.kind(),
+                    lane: m.lane,
+                    max: 1,
+                    now,
+                    lease_until: now + chrono::Duration::seconds(30),
+                };
+                let (claimed, _) = trees.claim(&claim).expect("claim");
+                let done = Resolution {
+                    state: State::Delivered,
+                    next_attempt_at: now,
+                    attempt: None,
+                    remote_id: None,
+                    now,
+                };
+                let token = claimed[0].lease_token.expect("token");
+                trees.resolve(claimed[0].id, token, &done).expect("resolve");
+            }
+        }
+    }
+
+    /// A store written before the `meta` indexes gets them built once at open.
+    #[test]
+    fn a_store_without_meta_indexes_gets_them_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = SledDb::open(dir.path(), Durability::None).expect("open");
+            let queue = SledQueue::open(&db).expect("queue");
+            fill(&queue.shared.trees, 7, 5);
+            queue.shared.trees.meta.clear().expect("forget the indexes");
+        }
+        let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
+        let queue = SledQueue::open(&db).expect("queue");
+        let counts = queue.shared.counts.lock().clone();
+        assert_eq!(counts.get(&State::Delivered), Some(&5));
+        assert_eq!(counts.get(&State::Pending), Some(&2));
+        let retention = Retention {
+            erase_before: Utc::now() + chrono::Duration::days(1),
+            purge_before: None,
+            max: 100,
+            now: Utc::now(),
+            keep: Vec::new().into(),
+        };
+        let (done, _) = queue.shared.trees.retire(&retention).expect("retire");
+        assert_eq!(
+            done.erased, 5,
+            "the rebuilt retention index finds every delivered message"
+        );
+    }
+
+    /// Startup counts states from live index entries and the terminal counters, not from history: with
+    /// 40 delivered messages and 3 pending, opening reads 3 `due` keys and 1 counter.
+    #[test]
+    fn opening_reads_only_live_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let db = SledDb::open(dir.path(), Durability::None).expect("open");
+            let queue = SledQueue::open(&db).expect("queue");
+            fill(&queue.shared.trees, 43, 40);
+        }
+        let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
+        let queue = SledQueue::open(&db).expect("queue");
+        let counts = queue.shared.counts.lock().clone();
+        assert_eq!(counts.get(&State::Pending), Some(&3));
+        assert_eq!(counts.get(&State::Delivered), Some(&40));
+        assert_eq!(queue.open_reads(), 3 + 1, "entries read to count at open");
     }
 }

@@ -4,58 +4,55 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::outbox::backend::list_keeps;
+use crate::outbox::backend::{self, list_keeps};
 use crate::outbox::{Attempt, ListFilter, Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 
 use super::keys;
-use super::tx::{Trees, decode};
+use super::tx::{Trees, decode, decode_count};
 
 impl Trees {
     /// A page of messages in id (creation) order, after `filter.after`.
     ///
-    /// A tenant filter uses the `by_tenant` index; state and lane filters are applied while
-    /// scanning, so a rare state over a large history costs a long scan (bounded by the store
-    /// size, never by memory: at most `limit` messages are held).
+    /// The scan follows the narrowest index: a tenant's `by_tenant` entries; without a tenant, a
+    /// Pending or InFlight filter reads `live`, a dead-letter state (Failed, Dead, Discarded) reads its
+    /// `meta` entries, so listing dead letters never reads delivered history. Other filters are applied
+    /// while scanning (bounded by the store size, never by memory: at most `limit` messages are held).
     pub(crate) fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
-        let mut out = Vec::with_capacity(filter.limit.min(1024));
-        match &filter.tenant {
-            Some(tenant) => {
-                let prefix = keys::tenant_prefix(tenant);
-                let start = match filter.after {
-                    Some(after) => successor(keys::tenant(tenant, after)),
-                    None => prefix.clone(),
-                };
-                for entry in self.by_tenant.range(start..) {
-                    let (key, _) = entry.map_err(StoreError::from)?;
-                    if !key.starts_with(&prefix) || out.len() >= filter.limit {
-                        break;
-                    }
-                    let Some(id) = keys::trailing_id(&key) else {
-                        continue;
-                    };
-                    if let Some(m) = self.get(id)?
-                        && list_keeps(filter, &m)
-                    {
-                        out.push(m);
-                    }
-                }
+        let (tree, prefix) = match (&filter.tenant, filter.state) {
+            (Some(tenant), _) => (&self.by_tenant, keys::tenant_prefix(tenant)),
+            (None, Some(State::Pending | State::InFlight)) => (&self.live, Vec::new()),
+            (None, Some(state)) if keys::indexed_by_state(state) => {
+                (&self.meta, keys::by_state_prefix(state).to_vec())
             }
-            None => {
-                let start = match filter.after {
-                    Some(after) => successor(keys::message(after).to_vec()),
-                    None => Vec::new(),
-                };
-                for entry in self.messages.range(start..) {
-                    if out.len() >= filter.limit {
-                        break;
-                    }
-                    let (_, bytes) = entry.map_err(StoreError::from)?;
-                    let m: Message = decode(&bytes)?;
-                    if list_keeps(filter, &m) {
-                        out.push(m);
-                    }
-                }
+            (None, _) => (&self.messages, Vec::new()),
+        };
+        let start = match filter.after {
+            Some(after) => {
+                let mut k = prefix.clone();
+                k.extend_from_slice(&after.to_bytes());
+                successor(k)
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::with_capacity(filter.limit.min(1024));
+        for entry in tree.range(start..) {
+            let (key, value) = entry.map_err(StoreError::from)?;
+            if !key.starts_with(&prefix) || out.len() >= filter.limit {
+                break;
+            }
+            let message = if std::ptr::eq(tree, &self.messages) {
+                Some(decode(&value)?)
+            } else {
+                keys::trailing_id(&key)
+                    .map(|id| self.get(id))
+                    .transpose()?
+                    .flatten()
+            };
+            if let Some(m) = message
+                && list_keeps(filter, &m)
+            {
+                out.push(m);
             }
         }
         Ok(out)
@@ -82,15 +79,65 @@ impl Trees {
         Ok(self.get(id)?.map(|m| m.created_at))
     }
 
-    /// Messages per state, by decoding every message once: O(messages) time at open, O(1) memory.
-    pub(crate) fn count_states(&self) -> Result<HashMap<State, i64>, OutboxError> {
+    /// Messages per state, reading only live state: Pending and InFlight by their index entries (one
+    /// key each, no message decoded), terminal states from their durable `meta` counters. Returns the
+    /// counts and how many entries it read (what a test checks: nothing proportional to history).
+    pub(crate) fn count_states(&self) -> Result<(HashMap<State, i64>, u64), OutboxError> {
         let mut counts = HashMap::new();
+        let mut read = 0u64;
+        for (tree, state) in [(&self.due, State::Pending), (&self.leases, State::InFlight)] {
+            for entry in tree.iter() {
+                entry.map_err(StoreError::from)?;
+                *counts.entry(state).or_default() += 1;
+                read += 1;
+            }
+        }
+        for entry in self.meta.scan_prefix([keys::META_COUNT]) {
+            let (key, value) = entry.map_err(StoreError::from)?;
+            read += 1;
+            if let Some(state) = State::ALL.iter().find(|s| keys::count(**s)[..] == key[..]) {
+                counts.insert(*state, decode_count(&value));
+            }
+        }
+        Ok((counts, read))
+    }
+
+    /// Builds the `meta` indexes of a store written before them (one pass over history, once).
+    pub(crate) fn ensure_meta(&self) -> Result<(), OutboxError> {
+        if self
+            .meta
+            .contains_key(keys::META_VERSION)
+            .map_err(StoreError::from)?
+        {
+            return Ok(());
+        }
+        let mut counts: HashMap<State, i64> = HashMap::new();
         for entry in self.messages.iter() {
             let (_, bytes) = entry.map_err(StoreError::from)?;
-            let message: Message = decode(&bytes)?;
-            *counts.entry(message.state).or_default() += 1;
+            let m: Message = decode(&bytes)?;
+            if !m.state.is_terminal() {
+                continue;
+            }
+            *counts.entry(m.state).or_default() += 1;
+            if keys::indexed_by_state(m.state) {
+                self.meta
+                    .insert(keys::by_state(m.state, m.id), &[][..])
+                    .map_err(StoreError::from)?;
+            }
+            if let Some(completed) = backend::retirable(&m) {
+                let key = keys::retire(m.payload_erased_at.is_some(), completed, m.id);
+                self.meta.insert(key, &[][..]).map_err(StoreError::from)?;
+            }
         }
-        Ok(counts)
+        for (state, n) in counts {
+            self.meta
+                .insert(keys::count(state), &n.to_be_bytes()[..])
+                .map_err(StoreError::from)?;
+        }
+        self.meta
+            .insert(keys::META_VERSION, &[1u8][..])
+            .map_err(StoreError::from)?;
+        Ok(())
     }
 }
 

@@ -9,6 +9,7 @@ use sled::transaction::{
     TransactionalTree,
 };
 
+use crate::outbox::backend;
 use crate::outbox::{Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 use crate::store::sled::db::SledDb;
@@ -25,10 +26,13 @@ pub(crate) struct Trees {
     pub(crate) by_tenant: Tree,
     pub(crate) idempotency: Tree,
     pub(crate) idem_expiry: Tree,
+    /// Durable counters, the dead-letter index and the retention index (`keys::META_*`).
+    pub(crate) meta: Tree,
 }
 
-/// A state change committed by a transaction: `(id, state before, state after)`.
-pub(crate) type Change = (MessageId, Option<State>, State);
+/// A state change committed by a transaction: `(id, state before, state after)`; `None` before for a
+/// new message, after for a deleted one.
+pub(crate) type Change = (MessageId, Option<State>, Option<State>);
 
 pub(crate) type TxResult<A> = ConflictableTransactionResult<A, OutboxError>;
 
@@ -43,6 +47,7 @@ pub(crate) struct Tx<'a> {
     pub(crate) by_tenant: &'a TransactionalTree,
     pub(crate) idempotency: &'a TransactionalTree,
     pub(crate) idem_expiry: &'a TransactionalTree,
+    pub(crate) meta: &'a TransactionalTree,
     changes: RefCell<Vec<Change>>,
 }
 
@@ -58,6 +63,7 @@ impl Trees {
             by_tenant: tree("outbox.by_tenant")?,
             idempotency: tree("outbox.idempotency")?,
             idem_expiry: tree("outbox.idem_expiry")?,
+            meta: tree("outbox.meta")?,
         })
     }
 
@@ -75,9 +81,10 @@ impl Trees {
             &self.by_tenant,
             &self.idempotency,
             &self.idem_expiry,
+            &self.meta,
         );
         let result = trees.transaction(
-            |(messages, due, leases, live, attempts, by_tenant, idempotency, idem_expiry)| {
+            |(messages, due, leases, live, attempts, by_tenant, idempotency, idem_expiry, meta)| {
                 let tx = Tx {
                     messages,
                     due,
@@ -87,6 +94,7 @@ impl Trees {
                     by_tenant,
                     idempotency,
                     idem_expiry,
+                    meta,
                     changes: RefCell::new(Vec::new()),
                 };
                 let out = f(&tx)?;
@@ -98,6 +106,15 @@ impl Trees {
             Err(TransactionError::Abort(e)) => Err(e),
             Err(TransactionError::Storage(e)) => Err(StoreError::from(e).into()),
         }
+    }
+
+    /// Whether message `id` is stored, or is no newer than the newest one retention deleted.
+    pub(crate) fn holds(&self, id: [u8; 16]) -> Result<bool, OutboxError> {
+        if self.messages.contains_key(id).map_err(StoreError::from)? {
+            return Ok(true);
+        }
+        let purged = self.meta.get(keys::META_PURGED).map_err(StoreError::from)?;
+        Ok(purged.is_some_and(|newest| newest.as_ref() >= &id[..]))
     }
 
     /// Reads and decodes one message outside a transaction.
@@ -128,8 +145,9 @@ impl Tx<'_> {
     }
 
     /// Writes `new` over `old` (None for a new message), moving the derived index entries:
-    /// `due` exactly while Pending, `leases` exactly while InFlight, `live` while not terminal.
-    /// This is the only writer of those three trees, which is what keeps them consistent.
+    /// `due` exactly while Pending, `leases` exactly while InFlight, `live` while not terminal, and in
+    /// `meta` the terminal counters, the dead-letter and the retention entries. This and
+    /// [`Tx::remove`] are the only writers of those trees, which is what keeps them consistent.
     pub(crate) fn put(&self, old: Option<&Message>, new: &Message) -> TxResult<()> {
         if let Some(old) = old {
             self.unindex(old)?;
@@ -139,6 +157,37 @@ impl Tx<'_> {
         }
         let bytes = serde_json::to_vec(new).map_err(|e| abort(OutboxError::Encode(e)))?;
         self.messages.insert(&keys::message(new.id), bytes)?;
+        self.index(new)?;
+        self.changes
+            .borrow_mut()
+            .push((new.id, old.map(|m| m.state), Some(new.state)));
+        Ok(())
+    }
+
+    /// Deletes `old` (retention), with its indexes and attempt log.
+    pub(crate) fn remove(&self, old: &Message) -> TxResult<()> {
+        self.unindex(old)?;
+        self.messages.remove(&keys::message(old.id))?;
+        self.by_tenant
+            .remove(keys::tenant(&old.tenant, old.id).as_slice())?;
+        for n in 1..=old.attempts {
+            self.attempts.remove(&keys::attempt(old.id, n))?;
+        }
+        let id = old.id.to_bytes();
+        if self
+            .meta
+            .get(keys::META_PURGED)?
+            .is_none_or(|newest| newest.as_ref() < &id[..])
+        {
+            self.meta.insert(keys::META_PURGED, &id[..])?;
+        }
+        self.changes
+            .borrow_mut()
+            .push((old.id, Some(old.state), None));
+        Ok(())
+    }
+
+    fn index(&self, new: &Message) -> TxResult<()> {
         match new.state {
             State::Pending => {
                 let key = keys::due(
@@ -158,11 +207,9 @@ impl Tx<'_> {
         }
         if !new.state.is_terminal() {
             self.live.insert(&keys::message(new.id), &[][..])?;
+            return Ok(());
         }
-        self.changes
-            .borrow_mut()
-            .push((new.id, old.map(|m| m.state), new.state));
-        Ok(())
+        self.meta_entries(new, true)
     }
 
     fn unindex(&self, old: &Message) -> TxResult<()> {
@@ -185,9 +232,39 @@ impl Tx<'_> {
         }
         if !old.state.is_terminal() {
             self.live.remove(&keys::message(old.id))?;
+            return Ok(());
         }
+        self.meta_entries(old, false)
+    }
+
+    /// Adds (or removes) a terminal message's `meta` entries: its state's counter, its dead-letter
+    /// entry, its retention entry.
+    fn meta_entries(&self, m: &Message, add: bool) -> TxResult<()> {
+        let mut keys_of: Vec<Vec<u8>> = Vec::with_capacity(2);
+        if keys::indexed_by_state(m.state) {
+            keys_of.push(keys::by_state(m.state, m.id).to_vec());
+        }
+        if let Some(completed) = backend::retirable(m) {
+            keys_of.push(keys::retire(m.payload_erased_at.is_some(), completed, m.id).to_vec());
+        }
+        for key in keys_of {
+            if add {
+                self.meta.insert(key, &[][..])?;
+            } else {
+                self.meta.remove(key)?;
+            }
+        }
+        let counter = keys::count(m.state);
+        let n = self.meta.get(counter)?.map_or(0, |v| decode_count(&v));
+        let n = if add { n + 1 } else { n - 1 };
+        self.meta.insert(&counter[..], &n.to_be_bytes()[..])?;
         Ok(())
     }
+}
+
+/// A `meta` counter's value (0 when damaged: counts are informational).
+pub(crate) fn decode_count(bytes: &[u8]) -> i64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, i64::from_be_bytes)
 }
 
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, OutboxError> {

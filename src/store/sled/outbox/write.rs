@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution};
+use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution, Retention, Retired};
 use crate::outbox::{Enqueued, LeaseToken, Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 
@@ -65,6 +65,65 @@ impl Trees {
             purged += 1;
         }
         Ok(purged)
+    }
+
+    /// One retention batch: erases up to `r.max` payloads, then deletes up to `r.max` messages, each
+    /// found by a range over the `meta` retention entries (nothing else is read).
+    pub(crate) fn retire(&self, r: &Retention) -> Result<(Retired, Vec<Change>), OutboxError> {
+        let mut changes = Vec::new();
+        let mut done = Retired::default();
+        let to_erase = self.retiring(false, r.erase_before, r.max)?;
+        let (erased, more) = self.transact(|tx| {
+            let mut erased = 0;
+            for id in &to_erase {
+                let Some(old) = tx.get(*id)? else { continue };
+                if old.payload_erased_at.is_none()
+                    && backend::retirable(&old).is_some_and(|at| at <= r.erase_before)
+                {
+                    tx.put(Some(&old), &backend::erased(&old, r.now, &r.keep))?;
+                    erased += 1;
+                }
+            }
+            Ok(erased)
+        })?;
+        done.erased = erased;
+        changes.extend(more);
+        if let Some(before) = r.purge_before {
+            let mut to_purge = self.retiring(true, before, r.max)?;
+            if to_purge.len() < r.max {
+                to_purge.extend(self.retiring(false, before, r.max - to_purge.len())?);
+            }
+            let (purged, more) = self.transact(|tx| {
+                let mut purged = 0;
+                for id in &to_purge {
+                    let Some(old) = tx.get(*id)? else { continue };
+                    if backend::retirable(&old).is_some_and(|at| at <= before) {
+                        tx.remove(&old)?;
+                        purged += 1;
+                    }
+                }
+                Ok(purged)
+            })?;
+            done.purged = purged;
+            changes.extend(more);
+        }
+        Ok((done, changes))
+    }
+
+    /// Ids of terminal messages (payload `erased` or not) completed by `until`, oldest first.
+    fn retiring(
+        &self,
+        erased: bool,
+        until: DateTime<Utc>,
+        max: usize,
+    ) -> Result<Vec<MessageId>, OutboxError> {
+        let (lo, hi) = keys::retire_range(erased, until);
+        let mut out = Vec::new();
+        for entry in self.meta.range(&lo[..]..=&hi[..]).take(max) {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            out.extend(keys::trailing_id(&key));
+        }
+        Ok(out)
     }
 
     pub(crate) fn claim(&self, claim: &Claim) -> Result<(Vec<Message>, Vec<Change>), OutboxError> {
