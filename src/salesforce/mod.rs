@@ -12,12 +12,14 @@
 //! | `auth.rs` | JWT bearer and client-credentials token flows, the shared token cache, single-flight refresh |
 //! | `client.rs` | [`SalesforceClient`]: single-record calls, queries, request plumbing and the one re-auth retry |
 //! | `collections.rs` | sObject Collections (≤ 200 records per call) |
+//! | `bulk.rs` | Bulk API 2.0 ingest: jobs of ≤ 100 MB CSV parts, polling with backoff, results mapped back per row |
 //! | `files.rs` | ContentVersion upload (JSON or multipart), capped download, latest version per record |
 //! | `error.rs` | [`SfError`], [`ErrorClass`], the classification table, error-body parsing |
 //! | `limits.rs` | the lenient `Sforce-Limit-Info` parser and usage tracking |
 //! | `types.rs` | settings and result types |
 
 mod auth;
+mod bulk;
 mod client;
 mod collections;
 mod error;
@@ -25,6 +27,10 @@ mod files;
 mod limits;
 mod types;
 
+pub use bulk::{
+    BulkFailure, BulkJobInfo, BulkJobState, BulkOperation, BulkPart, BulkResults, BulkRows,
+    BulkSuccess, IngestSpec, MAX_UPLOAD_BYTES, PollPolicy,
+};
 pub use client::SalesforceClient;
 pub use collections::MAX_COLLECTION_RECORDS;
 pub use error::{ApiError, ErrorClass, SfError, classify};

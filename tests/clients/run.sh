@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the independent clients (simple-salesforce from PyPI, jsforce from npm) against a freshly started
+# Runs the independent clients (simple-salesforce from PyPI, its bulk2 client too, jsforce from npm) against a freshly started
 # `creditlink sim salesforce`. Needs: `pip install -r tests/clients/requirements.txt` and `npm ci` in
 # tests/clients (the CI script does both). Usage: tests/clients/run.sh [path/to/creditlink]
 set -euo pipefail
@@ -23,5 +23,9 @@ python3 "$root/tests/clients/simple_salesforce_check.py" "$work/info.json" "$roo
 kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
 
 run_sim
+python3 "$root/tests/clients/simple_salesforce_bulk2_check.py" "$work/info.json"
+kill "$sim_pid"; wait "$sim_pid" 2>/dev/null || true
+
+run_sim
 node "$root/tests/clients/jsforce_check.js" "$work/info.json" "$root"
-echo "independent clients: 2 passed, 0 failed"
+echo "independent clients: 3 passed, 0 failed"

@@ -6,24 +6,17 @@ Exits non-zero (with the failing step) on the first mismatch. simple-salesforce 
 requests.Session subclass rewrites its URLs to the simulator's plain-http address (reference §4.2).
 """
 import base64
-import json
-import re
 import sys
 
 import requests
+
+import to_sim
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceExpiredSession, SalesforceResourceNotFound
 
-info = json.load(open(sys.argv[1]))
+info, SIM = to_sim.load(sys.argv[1])
 root = sys.argv[2]
-SIM = info["salesforce_url"].rstrip("/")
-HOSTPORT = SIM.split("://", 1)[1]
-
-
-class ToSim(requests.Session):
-    def request(self, method, url, *a, **kw):
-        url = re.sub(r"^https://[^/]*\.salesforce\.com", SIM, url).replace("https://" + HOSTPORT, SIM)
-        return super().request(method, url, *a, **kw)
+ToSim = to_sim.session_class(SIM)
 
 
 def step(name):

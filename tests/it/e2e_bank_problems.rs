@@ -1,5 +1,5 @@
 //! Every 4xx of the bank and admin APIs is a problem document in the bank's words: which id is expected, why
-//! a report is not there, that a token is required, which methods a path has, that uploads are not built.
+//! a report is not there, that a token is required, which methods a path has, which header columns an upload may have.
 
 use std::time::Duration;
 
@@ -115,7 +115,7 @@ async fn every_4xx_is_a_problem_document_in_the_banks_words() {
     let (status, _, doc) = problem(bank_a.get("/api/v1/nothing-here").send().await.unwrap()).await;
     assert_eq!(status, 404, "{doc}");
 
-    // Uploads are not built: 501 with a problem, and the OpenAPI document does not promise them.
+    // An upload whose header names no known column: 422 naming each header problem, nothing stored.
     let (status, _, doc) = problem(
         http()
             .post(format!("{}/api/v1/uploads", sb.daemon_url))
@@ -127,7 +127,9 @@ async fn every_4xx_is_a_problem_document_in_the_banks_words() {
             .unwrap(),
     )
     .await;
-    assert_eq!(status, 501, "{doc}");
+    assert_eq!(status, 422, "{doc}");
+    assert_eq!(doc["errors"][0]["code"], "unknown_column", "{doc}");
+    assert_eq!(doc["errors"][0]["field"], "/header/0", "{doc}");
 
     // An unknown field is named by its path, without the internal mapping's name.
     let mut body = person_body(&unique_reference("UNK"));

@@ -311,6 +311,53 @@ async fn reupload_is_unchanged_or_updated_never_a_second_record() {
     let theirs = get_json(&other, "/api/v1/uploads").await;
     assert_eq!(theirs["uploads"].as_array().expect("uploads").len(), 0);
     let id = first["id"].as_str().expect("id");
+
+    // The bank's receiver got `upload.completed` with the counts and the errors.csv link.
+    let hooks = sb.info["banks"][0]["webhook_url"]
+        .as_str()
+        .expect("webhook url")
+        .to_owned();
+    let event = crate::e2e_support::poll_until(
+        "the upload.completed webhook",
+        std::time::Duration::from_secs(30),
+        || async {
+            let inbox: Value = reqwest::get(&hooks).await.ok()?.json().await.ok()?;
+            inbox["events"]
+                .as_array()?
+                .iter()
+                .find(|e| e["body"]["type"] == "upload.completed" && e["body"]["data"]["id"] == id)
+                .cloned()
+        },
+    )
+    .await;
+    assert_eq!(event["body"]["data"]["counts"]["accepted"], 3, "{event}");
+    assert!(
+        event["body"]["data"]["errors_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/api/v1/uploads/{id}/errors.csv"))),
+        "{event}"
+    );
+    let metrics = crate::e2e_support::http()
+        .get(format!("{}/metrics", sb.daemon_url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        crate::e2e_support::metric(
+            &metrics,
+            "creditlink_upload_rows_total{outcome=\"unchanged\"}"
+        ) >= 3.0,
+        "{metrics}"
+    );
+    assert!(
+        crate::e2e_support::metric(&metrics, "creditlink_uploads_total{status=\"completed\"}")
+            >= 4.0,
+        "{metrics}"
+    );
+
     for path in ["", "/records", "/errors.csv"] {
         let foreign = other
             .get(&format!("/api/v1/uploads/{id}{path}"))

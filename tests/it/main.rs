@@ -53,6 +53,7 @@ mod relay_duplicate;
 mod relay_faults;
 mod relay_pusher;
 mod relay_support;
+mod sf_bulk_ingest;
 mod sf_client_sim;
 mod sf_client_sim_bulk;
 mod sf_client_sim_faults;

@@ -216,33 +216,47 @@ async fn upsert_all(
         batch.all_or_none,
         fault,
         |org, r| {
-            let value = r
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(&key))
-                .and_then(|(_, v)| v.as_str())
-                .ok_or_else(|| {
-                    RecordError::new(
-                        "MISSING_ARGUMENT",
-                        format!("{key} not specified"),
-                        vec![key.clone()],
-                    )
-                })?
-                .to_string();
-            match org.upsert(&object, &key, &value, r, &session.user_id, now)? {
-                UpsertOutcome::Created(id) => Ok((id, Some(true))),
-                UpsertOutcome::Updated(id) => Ok((id, Some(false))),
-                UpsertOutcome::Multiple(ids) => Err(RecordError::new(
-                    "DUPLICATE_EXTERNAL_ID",
-                    format!(
-                        "{key}: more than one record found for external id field: [{}]",
-                        ids.join(", ")
-                    ),
-                    vec![key.clone()],
-                )),
-            }
+            upsert_one(org, &object, &key, r, &session.user_id, now)
+                .map(|(id, created)| (id, Some(created)))
         },
     );
     Ok(Json(Value::Array(results)))
+}
+
+/// Upsert one record by the value of its `key` field (an External ID, canonical name): `(id, created)`, or the
+/// error Salesforce reports for that record. Shared with Bulk API 2.0 upserts.
+pub fn upsert_one(
+    org: &mut Org,
+    object: &str,
+    key: &str,
+    r: &Record,
+    user: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(String, bool), RecordError> {
+    let value = r
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(key))
+        .and_then(|(_, v)| v.as_str())
+        .ok_or_else(|| {
+            RecordError::new(
+                "MISSING_ARGUMENT",
+                format!("{key} not specified"),
+                vec![key.to_owned()],
+            )
+        })?
+        .to_string();
+    match org.upsert(object, key, &value, r, user, now)? {
+        UpsertOutcome::Created(id) => Ok((id, true)),
+        UpsertOutcome::Updated(id) => Ok((id, false)),
+        UpsertOutcome::Multiple(ids) => Err(RecordError::new(
+            "DUPLICATE_EXTERNAL_ID",
+            format!(
+                "{key}: more than one record found for external id field: [{}]",
+                ids.join(", ")
+            ),
+            vec![key.to_owned()],
+        )),
+    }
 }
 
 async fn delete_all(

@@ -117,7 +117,7 @@ fn faults_json(f: &Faults) -> Value {
     })
 }
 
-/// Back to the seed: records, faults, counters and query cursors. Issued tokens stay valid so a running
+/// Back to the seed: records, faults, counters, query cursors and Bulk API jobs. Issued tokens stay valid so a running
 /// daemon is not logged out by a test resetting data.
 async fn reset(State(st): State<AppState>) -> Result<StatusCode, ApiError> {
     let org = Org::from_seed(&st.seed, chrono::Utc::now()).map_err(|e| {
@@ -131,5 +131,6 @@ async fn reset(State(st): State<AppState>) -> Result<StatusCode, ApiError> {
     *st.faults.lock() = Faults::default();
     *st.stats.lock() = Default::default();
     *st.cursors.lock() = Default::default();
+    *st.bulk.lock() = Default::default();
     Ok(StatusCode::NO_CONTENT)
 }

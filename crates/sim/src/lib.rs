@@ -17,6 +17,7 @@
 //! login page of the web server flow), `gate` (auth, limits,
 //! faults around every REST call), `rest` (route table and single-record routes), `describe` (versions, limits,
 //! describe), `query` (routes, paging) and `query_exec` (index choice), `collections` (sObject Collections),
+//! `bulk`, `bulk_job`, `bulk_csv`, `bulk_run` (Bulk API 2.0 ingest: routes, jobs, CSV, background processing),
 //! `files` (ContentVersion), `control` (`/__sim/`),
 //! `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and
 //! evaluation). The bureau's side: `journal` (the org's log of applied writes), `automation` and
@@ -28,6 +29,10 @@ mod authorize;
 mod automation;
 mod automation_options;
 pub mod banks;
+mod bulk;
+mod bulk_csv;
+mod bulk_job;
+mod bulk_run;
 mod collections;
 mod control;
 mod describe;
@@ -307,6 +312,7 @@ pub(crate) struct Shared {
     pub faults: parking_lot::Mutex<faults::Faults>,
     pub stats: parking_lot::Mutex<limits::Stats>,
     pub cursors: parking_lot::Mutex<query::Cursors>,
+    pub bulk: parking_lot::Mutex<bulk_job::Jobs>,
     pub automation: automation::Automation,
 }
 
@@ -331,6 +337,7 @@ impl Shared {
             faults: parking_lot::Mutex::new(faults::Faults::default()),
             stats: parking_lot::Mutex::new(limits::Stats::default()),
             cursors: parking_lot::Mutex::new(query::Cursors::default()),
+            bulk: parking_lot::Mutex::new(bulk_job::Jobs::default()),
             automation: automation::Automation::new(opts.automation.clone()),
             opts,
         }))

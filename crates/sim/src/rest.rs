@@ -15,7 +15,7 @@ use super::gate::{self, ApiVersion};
 use super::oauth::Session;
 use super::org::{ObjectSchema, Org, Record, UpsertOutcome};
 use super::seed::FieldType;
-use super::{AppState, collections, describe, files, ids, query};
+use super::{AppState, bulk, collections, describe, files, ids, query};
 
 type Params = Query<HashMap<String, String>>;
 
@@ -57,6 +57,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
             get(query::query_more),
         )
         .merge(collections::routes())
+        .merge(bulk::routes())
         .route_layer(axum::middleware::from_fn_with_state(state, gate::rest));
     Router::new()
         .route("/services/data", get(describe::versions))

@@ -2,6 +2,7 @@
 //! does. Tests of creditlink's own Salesforce client against the simulator live in the root crate's `tests/it`.
 mod automation;
 mod automation_support;
+mod bulk;
 mod collections;
 mod faults;
 mod indexes;
