@@ -24,4 +24,5 @@ pub mod sandbox;
 pub use creditlink_sim as sim;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod vault;

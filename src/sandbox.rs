@@ -41,6 +41,8 @@ use crate::sim::{self, SimHandle, SimOptions};
 /// The demo JWT key of `config/sandbox/` (public; accepted only by the simulator).
 const DEMO_JWT_KEY: &str = include_str!("../config/sandbox/jwt_private_key.pem");
 const DEMO_CLIENT_SECRET: &str = "demo-creditlink-secret";
+/// creditlink's connected app in the demo org (JWT bearer for the daemon, web server flow for the dashboard).
+const SANDBOX_CONSUMER_KEY: &str = "3MVG9creditlink.sandbox.consumer";
 /// Path names of the demo banks' webhook receivers, in `[[banks]]` order.
 const BANK_SLUGS: [&str; 2] = ["demo-bank-a", "demo-bank-b"];
 
@@ -135,6 +137,7 @@ impl Sandbox {
         // The daemon's port first: the companions' ports are next to it.
         let listener = bind_daemon(opts.listen, opts.daemon_fallback, &mut notes).await?;
         let daemon_url = format!("http://{}", listener.local_addr()?);
+        register_dashboard_callback(&mut sim_opts.seed, &daemon_url);
         let sim_addr = free_or_fallback(near(1), "simulated org", opts.fallback_ports, &mut notes);
         let sim = sim::spawn(sim_addr, sim_opts).await?;
         // The demo banks' webhook receivers (verifying signatures) and a local SMTP sink for notifications.
@@ -247,6 +250,7 @@ impl Sandbox {
         info["mail_url"] = json!(format!("{}mail", receivers.base_url));
         info["admin"] = json!({ "url": format!("{admin_url}/admin/v1"), "token": admin_token });
         info["data_dir"] = json!(std::fs::canonicalize(&opts.data_dir)?.display().to_string());
+        info["ui_users"] = ui_users(&opts.sim.seed);
         write_private(
             &opts.data_dir.join(INFO_FILE),
             &serde_json::to_vec_pretty(&info)?,
@@ -299,6 +303,42 @@ impl Sandbox {
             .context("access_token")?
             .to_owned())
     }
+}
+
+/// The bureau admins of the sandbox's dashboard (`[ui] admin_usernames`).
+const UI_ADMINS: [&str; 1] = ["analyst@bureau.sim"];
+
+/// The dashboard logs in through creditlink's connected app: its callback URL must name this daemon's real
+/// address (the port may have fallen back), exactly, as Salesforce compares it.
+fn register_dashboard_callback(seed: &mut sim::Seed, daemon_url: &str) {
+    let callback = format!("{daemon_url}/ui/callback");
+    for app in &mut seed.connected_apps {
+        if app.consumer_key == SANDBOX_CONSUMER_KEY && !app.callback_urls.contains(&callback) {
+            app.callback_urls.push(callback.clone());
+        }
+    }
+}
+
+/// `sandbox.json`'s `ui_users`: the demo people who can log in to the dashboard (every seed user with a
+/// password: bank reps by their `AccountId`, bureau admins by `[ui] admin_usernames`).
+fn ui_users(seed: &sim::Seed) -> Value {
+    let users: Vec<Value> = seed
+        .users
+        .iter()
+        .filter_map(|u| {
+            let password = u.password.as_deref()?;
+            if UI_ADMINS.contains(&u.username.as_str()) {
+                return Some(
+                    json!({"username": u.username, "password": password, "role": "admin"}),
+                );
+            }
+            let bank = u.account_id.as_deref()?;
+            Some(
+                json!({"username": u.username, "password": password, "bank": bank, "role": "bank"}),
+            )
+        })
+        .collect();
+    Value::Array(users)
 }
 
 /// The daemon's default address; the companions take the next ports.
@@ -621,7 +661,8 @@ fn walkthrough_text(s: &Sandbox) -> String {
          simulated org:     {sf}   (/__sim/records/Credit_Report_Request__c, /__sim/stats)\n  \
          bank receivers:    {hooks}   (and demo-bank-b), e-mail sink: {mail}\n  \
          info for scripts:  {info}   (URLs, token requests, the admin token)\n  \
-         admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n\n\
+         admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n  \
+         dashboard:         {d}/ui/   (log in as rep@demobanka.sim / demo-bank-a-password; more in ui_users)\n\n\
          The data dir keeps this sandbox's store and its simulated org (saved on Ctrl-C): run it again on the\n\
          same dir and earlier requests, keys and reports are still there; delete the dir to start afresh.\n\n\
          Try it (bash, curl and sed; paste the steps in order into one shell):\n",
@@ -710,6 +751,10 @@ vault_keys = {vault_keys:?}
 [records]
 # The gatekeeper runs on demand here (the walk-through shows it); a real daemon runs it daily.
 gatekeeper_interval_hours = 0
+
+[ui]
+# The dashboard at {daemon_url}/ui/ logs in through the connected app above; the analyst is a bureau admin.
+admin_usernames = ["analyst@bureau.sim"]
 
 [webhooks]
 # The demo receivers listen on plain http on loopback: allowed here only.

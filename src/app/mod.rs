@@ -378,6 +378,12 @@ impl Daemon {
             config.server.max_body_memory_bytes,
             config.server.max_body_bytes,
         );
+        let ui = crate::ui::UiState::from_config(
+            &config,
+            intake_state.clone(),
+            bank_pusher.clone(),
+            client.clone(),
+        );
         let feeds = crate::feeds::assemble(
             &config,
             &store,
@@ -394,6 +400,9 @@ impl Daemon {
         )
         .layer(axum::Extension(body_budget));
         let mut app = Router::new().merge(api);
+        if let Some(ui) = ui {
+            app = app.merge(crate::ui::router(ui));
+        }
         // Uploads stream up to `[uploads] max_bytes` to disk: their own, longer timeout.
         match feeds {
             Some(feeds) => {

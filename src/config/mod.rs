@@ -22,6 +22,7 @@ mod records;
 mod salesforce;
 mod server;
 mod tree;
+mod ui;
 mod uploads;
 
 use std::collections::BTreeMap;
@@ -43,6 +44,7 @@ pub use server::{
     AdminConfig, Durability, MappingsConfig, ServerConfig, StoreBackend, StoreConfig,
     TelemetryConfig,
 };
+pub use ui::UiConfig;
 
 use reader::{Ctx, Section};
 use tree::Source;
@@ -69,6 +71,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[inbound]`; absent = the Salesforce → bank direction (listener, poller, vault) is not run.
     pub inbound: Option<InboundConfig>,
+    /// `[ui]`; absent = no dashboard (`/ui/` answers 404).
+    pub ui: Option<UiConfig>,
     pub banks: Vec<BankConfig>,
     /// `[records]`; absent = defaults, and the stale-record gatekeeper runs only on demand.
     pub records: Option<RecordsConfig>,
@@ -252,6 +256,12 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         s.finish();
         inbound
     });
+    let ui = top.has("ui").then(|| {
+        let mut s = section(&mut top, "ui");
+        let ui = ui::read_ui(&mut s);
+        s.finish();
+        ui
+    });
     let banks = banks::read_banks(top.node("banks"), ctx);
     let records = top.has("records").then(|| {
         let mut s = section(&mut top, "records");
@@ -276,6 +286,7 @@ fn read_config(ctx: &Ctx<'_>, root: &tree::Table, path: &Path) -> Option<Config>
         mappings,
         admin: admin?,
         inbound,
+        ui,
         banks,
         records,
         uploads,

@@ -249,7 +249,20 @@ async fn get_report(
 ) -> Result<Response, ApiError> {
     let principal = state.auth.authenticate(&token).await?;
     let message = owned_message(&state, &principal, &id).await?;
-    let doc = status_body(&state, &message, &principal.bank_code).await;
+    let actor = Actor::Bank(principal.account_id.clone());
+    report_response(&state, &message, &principal.bank_code, actor, &headers).await
+}
+
+/// The report PDF of `message` (already checked to be the caller's) as a download, read from the vault as
+/// `actor` (audited); 409 when the request has no report. Shared by the bank API and the dashboard.
+pub(crate) async fn report_response(
+    state: &IntakeState,
+    message: &Message,
+    bank_code: &str,
+    actor: Actor,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let doc = status_body(state, message, bank_code).await;
     let status = doc["status"].as_str().unwrap_or_default();
     if status != Lifecycle::Completed.as_str() {
         return Err(ApiError::ReportNotAvailable {
@@ -258,7 +271,6 @@ async fn get_report(
         });
     }
     let vault = state.vault.clone().ok_or(ApiError::NotFound)?;
-    let actor = Actor::Bank(principal.account_id.clone());
     let report_id = message.id.to_string();
     let read = tokio::task::spawn_blocking(move || vault.get(&actor, &report_id))
         .await
@@ -339,7 +351,11 @@ fn status_url(state: &IntakeState, id: &MessageId) -> String {
 }
 
 /// The status document of a report request (the OpenAPI `ReportRequestStatus`; see `crate::lifecycle`).
-async fn status_body(state: &IntakeState, message: &Message, bank_code: &str) -> serde_json::Value {
+pub(crate) async fn status_body(
+    state: &IntakeState,
+    message: &Message,
+    bank_code: &str,
+) -> serde_json::Value {
     let mirrored = match &state.views {
         Some(views) if message.state == MsgState::Delivered => views
             .view(&message.id.to_string())

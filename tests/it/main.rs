@@ -67,6 +67,7 @@ mod skips;
 mod store_files;
 mod store_group_commit;
 mod store_postgres;
+mod ui_login;
 mod vault_rotate;
 mod vault_store;
 mod webhook_sender;

@@ -13,7 +13,8 @@
 //! Code map (one file per concern; a new API surface is a new file, or a folder like `soql/`, whose `routes()`
 //! `router` merges): `seed` (seed format), `ids` (18-char ids), `org` (records and record-level rules),
 //! `table` (one object's records and indexes), `standard` (standard objects' common standard fields),
-//! `validate` (field-level write checks), `oauth` (token, introspect, userinfo, identity), `gate` (auth, limits,
+//! `validate` (field-level write checks), `oauth` (token, introspect, userinfo, identity), `authorize` (the
+//! login page of the web server flow), `gate` (auth, limits,
 //! faults around every REST call), `rest` (route table and single-record routes), `describe` (versions, limits,
 //! describe), `query` (routes, paging) and `query_exec` (index choice), `collections` (sObject Collections),
 //! `bulk`, `bulk_job`, `bulk_csv`, `bulk_run` (Bulk API 2.0 ingest: routes, jobs, CSV, background processing),
@@ -24,6 +25,7 @@
 //! `envelope` (Outbound Messaging). Demo actors: `banks`, `smtp`. `testkit`: the default seed's constants and HTTP
 //! helpers for tests (this crate's and the daemon's).
 
+mod authorize;
 mod automation;
 mod automation_options;
 pub mod banks;
@@ -257,6 +259,7 @@ async fn serve_state(
 fn router(state: Arc<Shared>) -> Router {
     Router::new()
         .merge(oauth::routes())
+        .merge(authorize::routes())
         .merge(rest::routes(state.clone()))
         .merge(control::routes())
         .fallback(not_found)
@@ -304,6 +307,8 @@ pub(crate) struct Shared {
     pub opts: SimOptions,
     pub org: parking_lot::RwLock<org::Org>,
     pub tokens: parking_lot::Mutex<oauth::TokenStore>,
+    /// Authorization codes the login page issued, until redeemed or expired.
+    pub auth_codes: parking_lot::Mutex<authorize::AuthCodes>,
     pub faults: parking_lot::Mutex<faults::Faults>,
     pub stats: parking_lot::Mutex<limits::Stats>,
     pub cursors: parking_lot::Mutex<query::Cursors>,
@@ -328,6 +333,7 @@ impl Shared {
             seed: opts.seed.clone(),
             org: parking_lot::RwLock::new(org),
             tokens: parking_lot::Mutex::new(oauth::TokenStore::default()),
+            auth_codes: parking_lot::Mutex::new(authorize::AuthCodes::default()),
             faults: parking_lot::Mutex::new(faults::Faults::default()),
             stats: parking_lot::Mutex::new(limits::Stats::default()),
             cursors: parking_lot::Mutex::new(query::Cursors::default()),

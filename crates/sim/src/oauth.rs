@@ -1,5 +1,6 @@
-//! OAuth 2.0 endpoints: token (JWT bearer, client credentials, password, refresh), introspect, userinfo,
-//! the identity URL and revoke, with Salesforce's success and error bodies (reference §1).
+//! OAuth 2.0 endpoints: token (JWT bearer, client credentials, password, refresh, authorization code with PKCE),
+//! introspect, userinfo, the identity URL and revoke, with Salesforce's success and error bodies (reference §1).
+//! The authorize page that issues codes is `authorize.rs`.
 
 use std::collections::HashMap;
 
@@ -77,6 +78,7 @@ async fn token(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> R
         Some("client_credentials") => client_credentials_grant(&st, &headers, &form),
         Some("password") => password_grant(&st, &headers, &form),
         Some("refresh_token") => refresh_grant(&st, &form),
+        Some("authorization_code") => code_grant(&st, &headers, &form),
         _ => Err(OAuthError::new(
             "unsupported_grant_type",
             "grant type not supported",
@@ -217,6 +219,58 @@ fn refresh_grant(st: &AppState, form: &HashMap<String, String>) -> Result<Value,
         .ok_or(expired)?;
     let app = find_app(st, &session.client_id).ok_or(CLIENT_ID_INVALID)?;
     Ok(issue(st, &app, &session.user_id, &session.username, false))
+}
+
+/// The web server flow's second half: a code from the authorize page, redeemed once. A confidential client
+/// presents its secret; a public one (no secret) must have used PKCE. With the `openid` scope the answer also
+/// carries an `id_token` (HS256 with the consumer secret, `nonce` echoed) so the client can check its nonce.
+fn code_grant(
+    st: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Value, OAuthError> {
+    let has_secret = basic_credentials(headers).is_some() || form.contains_key("client_secret");
+    let app = if has_secret {
+        authenticate_client(st, headers, form)?
+    } else {
+        let id = form.get("client_id").ok_or(CLIENT_ID_INVALID)?;
+        find_app(st, id).ok_or(CLIENT_ID_INVALID)?
+    };
+    let code = form
+        .get("code")
+        .ok_or(OAuthError::grant("invalid authorization code"))?;
+    let verifier = form.get("code_verifier").map(String::as_str);
+    let issued = super::authorize::redeem(
+        st,
+        code,
+        &app.consumer_key,
+        form.get("redirect_uri").map(String::as_str),
+        verifier,
+    )?;
+    if !has_secret && issued.code_challenge.is_none() {
+        return Err(CLIENT_CREDENTIALS_INVALID);
+    }
+    let mut body = issue(st, &app, &issued.user_id, &issued.username, false);
+    if issued.scope.split(' ').any(|s| s == "openid") {
+        body["id_token"] = id_token(st, &app, &issued).into();
+        body["scope"] = issued.scope.clone().into();
+    }
+    Ok(body)
+}
+
+fn id_token(st: &AppState, app: &ConnectedAppSpec, code: &super::authorize::AuthCode) -> String {
+    let now = Utc::now().timestamp();
+    let claims = json!({
+        "iss": st.base_url,
+        "sub": identity_url(st, &code.user_id),
+        "aud": app.consumer_key,
+        "exp": now + 300,
+        "iat": now,
+        "nonce": code.nonce,
+        "preferred_username": code.username,
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(app.consumer_secret.as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key).unwrap_or_default()
 }
 
 /// Client id and secret from HTTP Basic (simple-salesforce) or the form body (jsforce).
@@ -422,7 +476,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
     Some((id.to_string(), secret.to_string()))
 }
 
-fn find_app(st: &AppState, consumer_key: &str) -> Option<ConnectedAppSpec> {
+pub(crate) fn find_app(st: &AppState, consumer_key: &str) -> Option<ConnectedAppSpec> {
     st.seed
         .connected_apps
         .iter()
@@ -451,7 +505,7 @@ fn signature(id_url: &str, issued_at: &str, secret: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-fn opaque() -> String {
+pub(crate) fn opaque() -> String {
     format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),

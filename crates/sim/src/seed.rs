@@ -17,7 +17,8 @@
 //!   "users": [ { "id", "username", "email", "first_name", "last_name", "account_id", "password"? } ],
 //!   "connected_apps": [ { "name", "consumer_key", "consumer_secret",
 //!                         "certificate"?: {"builtin": "sandbox"} | {"pem": "…"} | {"file": "path"},
-//!                         "preauthorized_users": [username…], "run_as": username?, "bank_account_id"? } ]
+//!                         "preauthorized_users": [username…], "run_as": username?, "bank_account_id"?,
+//!                         "callback_urls": [url…]? } ]
 //! }
 //! ```
 //!
@@ -177,6 +178,10 @@ pub struct ConnectedAppSpec {
     /// Set on a demo bank's app: the bank's Account, reported in the info file.
     #[serde(default)]
     pub bank_account_id: Option<String>,
+    /// The app's callback URLs: the only `redirect_uri`s the authorize page (web server flow) accepts, compared
+    /// exactly as Salesforce does.
+    #[serde(default)]
+    pub callback_urls: Vec<String>,
 }
 
 impl std::fmt::Debug for ConnectedAppSpec {

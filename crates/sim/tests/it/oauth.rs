@@ -121,12 +121,17 @@ async fn jwt_bearer_failures_have_salesforce_error_bodies() {
         (400, json!("user hasn't approved this consumer"))
     );
 
-    let (status, body) = token_response(&sim, &[("grant_type", "authorization_code")]).await;
+    let (status, body) = token_response(&sim, &[("grant_type", "urn:example:no-such-grant")]).await;
     assert_eq!(status, 400);
     assert_eq!(
         body,
         json!({"error": "unsupported_grant_type", "error_description": "grant type not supported"})
     );
+    // The web server flow's grant is served (the dashboard's login); without a client it is refused like
+    // every other grant that names none.
+    let (status, body) = token_response(&sim, &[("grant_type", "authorization_code")]).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"], "invalid_client_id");
 }
 
 #[tokio::test]
