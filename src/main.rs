@@ -2,11 +2,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc's malloc: the daemon and the simulator allocate many small short-lived JSON values
-/// per request, and glibc's malloc/free took ~40 % of the simulator's CPU in a profile (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = match creditlink::cli::parse() {
         Ok(cli) => cli,
