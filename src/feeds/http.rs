@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -65,6 +66,19 @@ fn not_found() -> Response {
 
 async fn reason_codes() -> Json<Value> {
     Json(json!({ "reason_codes": REGISTRY }))
+}
+
+/// The parsed query string, or a 400 problem document naming what is wrong with it (axum's own rejection is
+/// plain text).
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Response> {
+    query.map(|Query(q)| q).map_err(|rejection| {
+        let text = rejection.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        ApiError::InvalidRequest(format!("The query string is not valid: {detail}."))
+            .into_response()
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,10 +270,14 @@ async fn create_upload(
     State(feeds): State<Feeds>,
     Authenticated(principal): Authenticated,
     key: Option<IdempotencyKey>,
-    Query(query): Query<NameQuery>,
+    query: Result<Query<NameQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let query = match query_of(query) {
+        Ok(query) => query,
+        Err(refusal) => return refusal,
+    };
     match accept_upload(&feeds, principal, key, query, &headers, body).await {
         Ok(response) => response,
         Err(refusal) => refusal.into_response(),
@@ -540,8 +558,12 @@ fn limit_of(page: &Page) -> Result<usize, ApiError> {
 async fn list_uploads(
     State(feeds): State<Feeds>,
     Authenticated(principal): Authenticated,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Response {
+    let page = match query_of(page) {
+        Ok(page) => page,
+        Err(refusal) => return refusal,
+    };
     let limit = match limit_of(&page) {
         Ok(n) => n,
         Err(e) => return e.into_response(),
@@ -567,8 +589,12 @@ async fn get_records(
     State(feeds): State<Feeds>,
     Authenticated(principal): Authenticated,
     Path(id): Path<String>,
-    Query(page): Query<Page>,
+    page: Result<Query<Page>, QueryRejection>,
 ) -> Response {
+    let page = match query_of(page) {
+        Ok(page) => page,
+        Err(refusal) => return refusal,
+    };
     let upload = match owned(&feeds, &principal, &id).await {
         Ok(u) => u,
         Err(r) => return r,

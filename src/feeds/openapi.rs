@@ -87,7 +87,9 @@ pub fn schemas() -> Value {
     let count = json!({ "type": "integer", "minimum": 0 });
     json!({
         "UploadAccepted": { "type": "object", "required": ["id", "status", "status_url"], "properties": {
-            "id": { "type": "string", "format": "uuid" }, "status": { "const": "received" },
+            "id": { "type": "string", "format": "uuid" },
+            "status": { "type": "string", "enum": ["received", "processing", "completed", "failed"],
+                "description": "`received` for a new upload; a replay of its Idempotency-Key answers the upload's current status." },
             "status_url": { "type": "string", "format": "uri-reference" } } },
         "UploadStatus": { "type": "object", "required": ["id", "name", "status", "received_at", "completed_at", "counts"], "properties": {
             "id": { "type": "string", "format": "uuid" },

@@ -462,6 +462,23 @@ async fn framing_errors_are_refused_at_once_and_store_nothing() {
         .await
         .expect("post");
     assert_eq!(anonymous.status(), 401);
+    // A query string that does not parse is a problem document too (axum's own answer is plain text).
+    for path in [
+        "/api/v1/uploads?limit=abc",
+        "/api/v1/uploads/00000000-0000-0000-0000-000000000000/records?outcome=a&outcome=b",
+    ] {
+        let answer = bank.get(path).send().await.expect("get");
+        assert_eq!(answer.status(), 400, "{path}");
+        let content_type = answer.headers()["content-type"].to_str().expect("ascii");
+        assert_eq!(content_type, "application/problem+json", "{path}");
+        let doc: serde_json::Value = answer.json().await.expect("json");
+        assert!(
+            doc["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("The query string is not valid")),
+            "{path}: {doc}"
+        );
+    }
 
     let list = get_json(&bank, "/api/v1/uploads").await;
     assert_eq!(
