@@ -70,14 +70,13 @@ async fn reason_codes() -> Json<Value> {
 
 /// The parsed query string, or a 400 problem document naming what is wrong with it (axum's own rejection is
 /// plain text).
-fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, Response> {
+fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     query.map(|Query(q)| q).map_err(|rejection| {
         let text = rejection.body_text();
         let detail = text
             .strip_prefix("Failed to deserialize query string: ")
             .unwrap_or(&text);
         ApiError::InvalidRequest(format!("The query string is not valid: {detail}."))
-            .into_response()
     })
 }
 
@@ -276,7 +275,7 @@ async fn create_upload(
 ) -> Response {
     let query = match query_of(query) {
         Ok(query) => query,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     match accept_upload(&feeds, principal, key, query, &headers, body).await {
         Ok(response) => response,
@@ -562,7 +561,7 @@ async fn list_uploads(
 ) -> Response {
     let page = match query_of(page) {
         Ok(page) => page,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let limit = match limit_of(&page) {
         Ok(n) => n,
@@ -593,7 +592,7 @@ async fn get_records(
 ) -> Response {
     let page = match query_of(page) {
         Ok(page) => page,
-        Err(refusal) => return refusal,
+        Err(refusal) => return refusal.into_response(),
     };
     let upload = match owned(&feeds, &principal, &id).await {
         Ok(u) => u,
