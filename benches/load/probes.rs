@@ -35,6 +35,8 @@ pub async fn drained(
     limit: Duration,
 ) -> anyhow::Result<Value> {
     poll_until(limit, "the outbox to drain", || async {
+        // Twice a second: the admin API rate-limits its callers (a 20 ms poll gets 429s).
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let c = counts(http, admin_url, admin).await.ok()?;
         (c["delivered"].as_u64()? >= expected).then_some(c)
     })
