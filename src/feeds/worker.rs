@@ -22,7 +22,7 @@ use super::validate::{KIND, ValidRow, Validator};
 use crate::mapping::MappingSet;
 use crate::ops::Heartbeat;
 use crate::ops::metrics as m;
-use crate::outbox::{Destination, Lane, MessageId, NewMessage};
+use crate::outbox::{Destination, Lane, NewMessage};
 use crate::salesforce::{ErrorClass, JsonMap, SfError};
 
 /// Idle poll: the worker is woken at once by intake; this only bounds a missed wake-up.
@@ -723,16 +723,8 @@ async fn notify(feeds: &Feeds, upload: &Upload) -> Result<(), FeedError> {
     let key = format!("{event}:{}", upload.id);
     let outbox = &feeds.inner.outbox;
     let enqueue = |key: String, message: NewMessage| async move {
-        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         outbox
-            .enqueue_idempotent_as(
-                MessageId::new(),
-                &upload.tenant,
-                &key,
-                hash,
-                message,
-                Utc::now(),
-            )
+            .enqueue_once(&upload.tenant, &key, message)
             .await
             .map_err(|e| FeedError::Mapping(format!("outbox: {e}")))
     };

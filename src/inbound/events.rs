@@ -11,12 +11,10 @@
 //! The e-mail payload is the mapped event body (the outbound mapping's `reference`, `status`, `reason`) plus
 //! the bank's name and links: nothing is read from the Salesforce record directly.
 
-use chrono::Utc;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::config::BankConfig;
-use crate::outbox::{Destination, Lane, MessageId, NewMessage, Outbox};
+use crate::outbox::{Destination, Lane, NewMessage, Outbox};
 
 use super::error::InboundError;
 
@@ -120,17 +118,7 @@ async fn put(
     key: &str,
     message: NewMessage,
 ) -> Result<(), InboundError> {
-    let key_hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    outbox
-        .enqueue_idempotent_as(
-            MessageId::new(),
-            &bank.account_id,
-            key,
-            key_hash,
-            message,
-            Utc::now(),
-        )
-        .await?;
+    outbox.enqueue_once(&bank.account_id, key, message).await?;
     Ok(())
 }
 

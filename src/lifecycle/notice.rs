@@ -11,15 +11,11 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use chrono::Utc;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::config::BankConfig;
 use crate::mapping::MappingSet;
-use crate::outbox::{
-    Destination, Lane, Message, MessageId, NewMessage, Outbox, OutboxError, State,
-};
+use crate::outbox::{Destination, Lane, Message, NewMessage, Outbox, OutboxError, State};
 
 use super::{Lifecycle, delivery_view, failure_reason, is_report_request};
 
@@ -122,10 +118,7 @@ impl FailureNotice {
         tenant: &str,
         message: NewMessage,
     ) -> Result<(), OutboxError> {
-        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.outbox
-            .enqueue_idempotent_as(MessageId::new(), tenant, key, hash, message, Utc::now())
-            .await?;
+        self.outbox.enqueue_once(tenant, key, message).await?;
         Ok(())
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
 
 use super::backend::{Claim, IdemKey, Resolution};
 use super::types::{Attempt, Enqueued, Message, MessageId, NewMessage, State, Transition};
@@ -62,6 +63,20 @@ impl Outbox {
             now,
         )
         .await
+    }
+
+    /// Queues a message at most once per `(tenant, key)` within the TTL, for keys the daemon derives itself (one per
+    /// event, notice or warning): the key's SHA-256 stands in for the body hash, so a repeat is always a replay,
+    /// never a conflict.
+    pub async fn enqueue_once(
+        &self,
+        tenant: &str,
+        key: &str,
+        new: NewMessage,
+    ) -> Result<Enqueued, OutboxError> {
+        let fingerprint: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.enqueue_idempotent(tenant, key, fingerprint, new, Utc::now())
+            .await
     }
 
     /// [`Outbox::enqueue_idempotent`] under an id the producer chose beforehand; on a replay the

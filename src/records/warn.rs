@@ -8,7 +8,7 @@
 //! `Last_Reported__c`, so a record that goes quiet again is warned about again. The payloads name records by
 //! Salesforce id and `Record_Key__c` only: nothing personal goes into webhooks or e-mails.
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -16,7 +16,7 @@ use super::decide::{Judgement, RecordState};
 use super::error::RecordsError;
 use crate::config::BankConfig;
 use crate::notify::Template;
-use crate::outbox::{Destination, Lane, MessageId, NewMessage, Outbox};
+use crate::outbox::{Destination, Lane, NewMessage, Outbox};
 use crate::store::{KvTree, Store};
 
 /// The webhook event type.
@@ -147,10 +147,7 @@ impl Warnings {
         tenant: &str,
         message: NewMessage,
     ) -> Result<(), RecordsError> {
-        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        self.outbox
-            .enqueue_idempotent_as(MessageId::new(), tenant, key, hash, message, Utc::now())
-            .await?;
+        self.outbox.enqueue_once(tenant, key, message).await?;
         Ok(())
     }
 }
