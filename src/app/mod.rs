@@ -300,6 +300,17 @@ impl Daemon {
                 }
             }),
         );
+        let reachable = pusher.clone();
+        health.add_warning(
+            "salesforce_reachable",
+            Arc::new(move || {
+                if reachable.unreachable() {
+                    Err("Salesforce is failing whole calls: the backlog is held and one message probes the org (requests are still accepted and queued)".into())
+                } else {
+                    Ok(())
+                }
+            }),
+        );
         spawn_worker(&tracker, &health, "salesforce_pusher", |beat| {
             pusher.clone().run(workers.clone(), beat)
         });
