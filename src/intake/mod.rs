@@ -1,4 +1,4 @@
-//! The bank-facing HTTP API under `/api/v1/` (DESIGN.md §4 "HTTP (daemon)").
+//! The bank-facing HTTP API under `/api/v1/` (its contract for banks: docs/bank-api.md).
 //!
 //! # The request path, as it will be wired
 //!

@@ -118,7 +118,7 @@ pub fn unique_reference(prefix: &str) -> String {
     format!("{prefix}-{n:012x}")
 }
 
-/// The default person body of DESIGN.md §4.
+/// The default person body (docs/bank-api.md).
 pub fn person_body(reference: &str) -> Value {
     json!({
         "reference": reference,
