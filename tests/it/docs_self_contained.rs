@@ -107,3 +107,25 @@ fn relative_links_in_the_docs_lead_to_files() {
     }
     assert!(broken.is_empty(), "broken links:\n{}", broken.join("\n"));
 }
+
+#[test]
+fn every_config_section_is_in_the_config_page() {
+    let config =
+        std::fs::read_to_string(Path::new(ROOT).join("config/creditlink.toml")).expect("config");
+    let page =
+        std::fs::read_to_string(Path::new(ROOT).join("docs/config.md")).expect("docs/config.md");
+    let header = regex::Regex::new(r"(?m)^#?\s*(\[\[?[a-z_.]+\]\]?)\s*$").expect("regex");
+    let sections: Vec<String> = header
+        .captures_iter(&config)
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert!(sections.len() >= 10, "{sections:?}");
+    let missing: Vec<&String> = sections
+        .iter()
+        .filter(|s| !page.contains(&format!("`{s}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/config.md does not describe {missing:?}"
+    );
+}
