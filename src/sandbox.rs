@@ -526,7 +526,8 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
     vec![
         step(
             &format!(
-                "A user of {bank_name} gets a token (it stops here, saying so, if that fails):"
+                "A user of {bank_name} gets a token (if that fails it says so; each step below that \
+                 captures an id checks it the same way):"
             ),
             format!(
                 "TOKEN=$(curl -s {token_url} {form} | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')\n\
@@ -544,7 +545,8 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
                  -H 'Content-Type: application/json' -H \"Idempotency-Key: $KEY\" -H 'Prefer: wait=5' \\\n    \
                  -d '{body}')\n\
                  echo \"$RESP\"\n\
-                 ID=$(echo \"$RESP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p'); echo \"request id: $ID\""
+                 ID=$(echo \"$RESP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n\
+                 [ -n \"$ID\" ] && echo \"request id: $ID\" || {{ echo 'no request id: the problem document above says why'; false; }}"
             ),
         ),
         step(
@@ -561,13 +563,14 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
         ),
         step(
             "Its status goes received -> submitted -> in_progress -> completed (the simulated bureau rejects \
-             every 5th request: see /__sim/automation); wait for the bureau (at most a minute):",
+             every 5th request: see /__sim/automation); wait for the bureau (at most a minute; an answer \
+             without a status, a problem document, ends the wait and shows in the next step):",
             format!(
                 "for i in $(seq 60); do\n    \
                  STATUS=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/report-requests/$ID \
                  | sed -n 's/.*\"status\":\"\\([a-z_]*\\)\".*/\\1/p')\n    \
                  echo \"status: $STATUS\"\n    \
-                 case \"$STATUS\" in completed|rejected|action_required|failed) break;; esac\n    \
+                 case \"$STATUS\" in completed|rejected|action_required|failed|'') break;; esac\n    \
                  sleep 1\n\
                  done"
             ),
@@ -601,7 +604,8 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
                 "UP=$(curl -s '{d}/api/v1/uploads?name=sample-feed.csv' -H \"Authorization: Bearer $TOKEN\" \\\n    \
                  -H 'Content-Type: text/csv' --data-binary @{feed})\n\
                  echo \"$UP\"\n\
-                 UPLOAD=$(echo \"$UP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p'); echo \"upload id: $UPLOAD\""
+                 UPLOAD=$(echo \"$UP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n\
+                 [ -n \"$UPLOAD\" ] && echo \"upload id: $UPLOAD\" || {{ echo 'no upload id: the problem document above says why'; false; }}"
             ),
         ),
         step(
@@ -609,7 +613,7 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
             format!(
                 "for i in $(seq 60); do\n    \
                  DOC=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/uploads/$UPLOAD)\n    \
-                 case \"$DOC\" in *'\"status\":\"completed\"'*|*'\"status\":\"failed\"'*) break;; esac\n    \
+                 case \"$DOC\" in *'\"status\":\"completed\"'*|*'\"status\":\"failed\"'*|*'/problems/'*) break;; esac\n    \
                  sleep 1\n\
                  done; echo \"$DOC\""
             ),

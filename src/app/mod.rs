@@ -434,7 +434,8 @@ impl Daemon {
         }
         let ops = Router::new()
             .merge(health.router())
-            .merge(ops::metrics::router());
+            .merge(ops::metrics::router())
+            .method_not_allowed_fallback(intake::api::method_not_allowed);
         // Unknown paths answer the same problem document as unknown resources, never an empty 404.
         let app = app
             .merge(ops.clone())

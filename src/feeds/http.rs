@@ -26,6 +26,7 @@ use super::validate::KIND;
 use crate::intake::problem::ProblemType;
 use crate::intake::{
     ApiError, Authenticated, Authenticator, FieldError, IdempotencyKey, Principal, Problem,
+    query_of,
 };
 use crate::ops::metrics as m;
 
@@ -66,18 +67,6 @@ fn not_found() -> Response {
 
 async fn reason_codes() -> Json<Value> {
     Json(json!({ "reason_codes": REGISTRY }))
-}
-
-/// The parsed query string, or a 400 problem document naming what is wrong with it (axum's own rejection is
-/// plain text).
-fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query.map(|Query(q)| q).map_err(|rejection| {
-        let text = rejection.body_text();
-        let detail = text
-            .strip_prefix("Failed to deserialize query string: ")
-            .unwrap_or(&text);
-        ApiError::InvalidRequest(format!("The query string is not valid: {detail}."))
-    })
 }
 
 #[derive(Debug, Deserialize)]

@@ -10,6 +10,7 @@ mod config_problems;
 mod config_records;
 mod config_store_backend;
 mod config_support;
+mod docs_self_contained;
 mod e2e_api;
 mod e2e_bank_problems;
 mod e2e_crash;
