@@ -29,6 +29,7 @@ mod login;
 mod pages;
 mod session;
 mod views;
+mod widget;
 
 use std::sync::Arc;
 
@@ -38,6 +39,7 @@ use axum::routing::{get, post};
 pub use error::UiError;
 pub use history::Scope;
 pub use session::{Role, UiUser};
+pub use widget::demo::demo_page as widget_demo_page;
 
 use crate::config::{BankConfig, Config, UiConfig};
 use crate::intake::IntakeState;
@@ -115,6 +117,7 @@ pub fn router(state: UiState) -> Router {
             "/ui/admin/endpoints/{code}/enable",
             post(views::enable_endpoint),
         )
+        .merge(widget::routes(state.clone()))
         .layer(axum::middleware::from_fn(guard::security_headers))
         .with_state(state)
 }
