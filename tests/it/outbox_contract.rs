@@ -168,6 +168,61 @@ async fn an_expired_lease_cannot_record_over_the_new_claim(backend: Backend) {
     assert!(matches!(stale, Err(OutboxError::LeaseLost(_))), "{stale:?}");
 }
 
+/// A batch of outcomes recorded in one step: each entry fenced on its own, a stale one refused alone.
+async fn a_batch_of_outcomes_is_fenced_per_message(backend: Backend) {
+    let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
+    let outbox = &rig.outbox;
+    let t0 = Utc::now();
+    for n in 1..=3 {
+        let new = salesforce("001A", Lane::Interactive, n);
+        outbox
+            .enqueue_at(new, t0 + secs(i64::from(n)))
+            .await
+            .expect("enqueue");
+    }
+    let t1 = t0 + secs(3);
+    let mine = outbox.claim_due(Lane::Interactive, SF, 1, t1, TIMEOUT);
+    let mut mine = mine.await.expect("claim");
+    let rest = outbox.claim_due(Lane::Interactive, SF, 2, t1 + secs(20), TIMEOUT);
+    mine.extend(rest.await.expect("claim"));
+    assert_eq!(mine.len(), 3);
+    // The first message's lease runs out (the others' do not) and another worker claims it.
+    let t2 = t1 + secs(31);
+    let theirs = outbox.claim_due(Lane::Interactive, SF, 1, t2, TIMEOUT);
+    assert_eq!(theirs.await.expect("claim")[0].id, mine[0].id);
+
+    let ok = || attempt(t2, AttemptOutcome::Success, Some(201));
+    let done = || Transition::Delivered { remote_id: None };
+    let results = outbox
+        .record_attempts(vec![
+            (&mine[0], ok(), done()),
+            (&mine[1], ok(), done()),
+            (
+                &mine[2],
+                attempt(t2, AttemptOutcome::Retryable, Some(503)),
+                retry(),
+            ),
+        ])
+        .await
+        .expect("recorded");
+    assert!(matches!(&results[0], Err(OutboxError::LeaseLost(id)) if *id == mine[0].id));
+    assert_eq!(results[1].as_ref().expect("second").state, State::Delivered);
+    let third = results[2].as_ref().expect("third");
+    assert_eq!((third.state, third.attempts), (State::Pending, 1));
+    let first = outbox.get(mine[0].id).await.expect("get").expect("exists");
+    assert_eq!(
+        (first.state, first.attempts),
+        (State::InFlight, 0),
+        "unchanged"
+    );
+    assert_eq!(outbox.attempts(mine[2].id).await.expect("log").len(), 1);
+    let counts = outbox.counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.in_flight, counts.delivered),
+        (1, 1, 1)
+    );
+}
+
 async fn a_lease_must_outlast_the_attempt_timeout(backend: Backend) {
     let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
     let outbox = &rig.outbox;
@@ -349,6 +404,79 @@ async fn lists_page_by_tenant_state_and_lane(backend: Backend) {
     assert_eq!(age, Some(Duration::from_secs(3)));
 }
 
+/// One bank's backlog does not hold back another's requests: a claim takes from every tenant with work
+/// due in turn, each tenant's earliest first, and gives what one tenant cannot use to the others.
+async fn claims_are_fair_between_tenants(backend: Backend) {
+    let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
+    let outbox = &rig.outbox;
+    let t0 = Utc::now();
+    let mut flood = Vec::new();
+    for n in 0..40 {
+        let new = salesforce("001FLOOD", Lane::Interactive, n);
+        flood.push(
+            outbox
+                .enqueue_at(new, t0 + secs(i64::from(n)))
+                .await
+                .expect("a"),
+        );
+    }
+    let late = t0 + secs(100);
+    let b = outbox
+        .enqueue_at(salesforce("001B", Lane::Interactive, 100), late)
+        .await
+        .expect("b");
+    let mut c = Vec::new();
+    for n in 101..104 {
+        let new = salesforce("001C", Lane::Interactive, n);
+        c.push(outbox.enqueue_at(new, late).await.expect("c"));
+    }
+    // Not yet due: never claimed, and its tenant takes no share.
+    outbox
+        .enqueue_at(
+            salesforce("001D", Lane::Interactive, 200),
+            late + secs(3600),
+        )
+        .await
+        .expect("d");
+
+    let claimed = outbox
+        .claim_due(Lane::Interactive, SF, 10, late, TIMEOUT)
+        .await
+        .expect("claim");
+    let ids: Vec<_> = claimed.iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 10);
+    assert!(
+        ids.contains(&b),
+        "the single request waited behind the backlog"
+    );
+    assert!(c.iter().all(|id| ids.contains(id)), "a small bank waited");
+    let of_flood: Vec<_> = ids
+        .iter()
+        .filter(|id| flood.contains(id))
+        .copied()
+        .collect();
+    assert_eq!(
+        of_flood,
+        flood[..6],
+        "the backlog's earliest first, in order"
+    );
+    assert_eq!(
+        ids[0], flood[0],
+        "the longest-waiting tenant leads each round"
+    );
+
+    let rest = outbox
+        .claim_due(Lane::Interactive, SF, 100, late, TIMEOUT)
+        .await
+        .expect("claim");
+    assert_eq!(
+        rest.len(),
+        34,
+        "only the backlog is left, and all of it is due"
+    );
+    assert!(rest.iter().all(|m| m.tenant == "001FLOOD"));
+}
+
 async fn wait_terminal_wakes_on_the_outcome(backend: Backend) {
     let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
     let outbox = rig.outbox.clone();
@@ -478,11 +606,13 @@ macro_rules! backend_tests {
                 retries_end_dead_and_failed_is_never_claimed,
                 an_expired_lease_cannot_record_over_the_new_claim,
                 a_lease_must_outlast_the_attempt_timeout,
+                a_batch_of_outcomes_is_fenced_per_message,
                 a_shutdown_release_is_not_an_attempt,
                 idempotency_keys_replay_conflict_and_expire,
                 concurrent_posts_with_one_key_make_one_message,
                 admin_moves_check_the_state,
                 lists_page_by_tenant_state_and_lane,
+                claims_are_fair_between_tenants,
                 wait_terminal_wakes_on_the_outcome,
                 kv_trees_compare_and_scan,
                 reopen_keeps_everything_and_releases_leases,

@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution, Retention, Retired};
+use crate::outbox::backend::{
+    self, AdminMove, Claim, IdemKey, Resolution, Resolved, Retention, Retired,
+};
 use crate::outbox::{Enqueued, LeaseToken, Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 
@@ -128,18 +130,7 @@ impl Trees {
 
     pub(crate) fn claim(&self, claim: &Claim) -> Result<(Vec<Message>, Vec<Change>), OutboxError> {
         let mut changes = self.release_expired(claim.now)?;
-        let start = keys::due_prefix(claim.kind, claim.lane);
-        let mut candidates = Vec::with_capacity(claim.max.min(1024));
-        for entry in self
-            .due
-            .range(&start[..]..=&keys::due_until(claim.kind, claim.lane, claim.now)[..])
-            .take(claim.max)
-        {
-            let (key, _) = entry.map_err(StoreError::from)?;
-            if let Some(id) = keys::trailing_id(&key) {
-                candidates.push((key, id));
-            }
-        }
+        let candidates = self.fair_candidates(claim)?;
         if candidates.is_empty() {
             return Ok((Vec::new(), changes));
         }
@@ -162,6 +153,47 @@ impl Trees {
         })?;
         changes.extend(more);
         Ok((claimed, changes))
+    }
+
+    /// The due keys a claim tries, fairly: every tenant with something due (one seek each), up to
+    /// `claim.max` of each, then [`backend::round_robin`] across tenants in order of their earliest
+    /// due message.
+    fn fair_candidates(&self, claim: &Claim) -> Result<Vec<(sled::IVec, MessageId)>, OutboxError> {
+        let prefix = keys::due_prefix(claim.kind, claim.lane);
+        let now = keys::millis(claim.now);
+        let mut tenants: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut cursor = prefix.to_vec();
+        while let Some(entry) = self.due.range(cursor.as_slice()..).next() {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some((tenant, first_due)) = keys::split_due(&key) else {
+                break;
+            };
+            cursor = keys::tenant_after(tenant);
+            if first_due <= now {
+                tenants.push((first_due, tenant.to_vec()));
+            }
+        }
+        tenants.sort();
+        let mut lists = Vec::with_capacity(tenants.len());
+        for (_, tenant) in &tenants {
+            let mut list = Vec::new();
+            let until = keys::due_until(tenant, claim.now);
+            for entry in self
+                .due
+                .range(tenant.as_slice()..=until.as_slice())
+                .take(claim.max)
+            {
+                let (key, _) = entry.map_err(StoreError::from)?;
+                if let Some(id) = keys::trailing_id(&key) {
+                    list.push((key, id));
+                }
+            }
+            lists.push(list);
+        }
+        Ok(backend::round_robin(lists, claim.max))
     }
 
     pub(crate) fn resolve(
@@ -188,6 +220,39 @@ impl Trees {
             }
             tx.put(Some(&old), &new)?;
             Ok(new)
+        })
+    }
+
+    /// [`Trees::resolve`] for many messages in one transaction; a lost lease fails only its entry.
+    pub(crate) fn resolve_many(
+        &self,
+        items: &[(MessageId, LeaseToken, Resolution)],
+    ) -> Result<(Resolved, Vec<Change>), OutboxError> {
+        let attempts = items
+            .iter()
+            .map(|(_, _, r)| r.attempt.as_ref().map(serde_json::to_vec).transpose())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(OutboxError::Encode)?;
+        self.transact(|tx| {
+            let mut out = Vec::with_capacity(items.len());
+            for ((id, token, resolution), attempt_bytes) in items.iter().zip(&attempts) {
+                let Some(old) = tx.get(*id)? else {
+                    out.push(Err(OutboxError::NotFound(*id)));
+                    continue;
+                };
+                if old.state != State::InFlight || old.lease_token != Some(*token) {
+                    out.push(Err(OutboxError::LeaseLost(*id)));
+                    continue;
+                }
+                let new = resolution.apply(&old);
+                if let Some(bytes) = attempt_bytes {
+                    tx.attempts
+                        .insert(&keys::attempt(*id, new.attempts), bytes.clone())?;
+                }
+                tx.put(Some(&old), &new)?;
+                out.push(Ok(new));
+            }
+            Ok(out)
         })
     }
 
