@@ -378,12 +378,6 @@ impl Daemon {
             config.server.max_body_memory_bytes,
             config.server.max_body_bytes,
         );
-        let ui = crate::ui::UiState::from_config(
-            &config,
-            intake_state.clone(),
-            bank_pusher.clone(),
-            client.clone(),
-        );
         let feeds = crate::feeds::assemble(
             &config,
             &store,
@@ -393,6 +387,13 @@ impl Daemon {
             outbox.clone(),
         )
         .context("[uploads] data feeds")?;
+        let ui = crate::ui::UiState::from_config(
+            &config,
+            intake_state.clone(),
+            bank_pusher.clone(),
+            client.clone(),
+        )
+        .map(|ui| ui.with_records(feeds.clone(), gatekeeper.clone()));
         let api = limit_api(
             intake::router(intake_state),
             &config.server,

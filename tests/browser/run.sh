@@ -23,7 +23,8 @@ export CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browse
 if [ -n "${SCREENSHOTS:-}" ]; then export SCREENSHOTS="$root/$SCREENSHOTS"; fi
 cd "$root/tests/browser"
 status=0
-# In this order: dashboard.test.mjs counts every request of both banks before the others add their own.
-node --test --test-concurrency=1 --test-timeout=120000 ${TESTS:-dashboard.test.mjs widget.test.mjs} || status=$?
+# dashboard.test.mjs must run first (node runs the files in turn): it counts every request of both banks
+# before the others add their own.
+node --test --test-concurrency=1 --test-timeout=120000 ${TESTS:-dashboard.test.mjs widget.test.mjs uploads.test.mjs} || status=$?
 if [ "$status" -ne 0 ]; then echo "--- sandbox log (tail)"; tail -50 "$work/sandbox.log"; fi
 exit "$status"

@@ -105,3 +105,12 @@ export async function otherOrigin(handler) {
   await new Promise((ok) => server.listen(0, '127.0.0.1', ok));
   return { server, url: `http://127.0.0.1:${server.address().port}` };
 }
+
+/** GET `url` from inside `page` (so with its session cookie, same-origin), redirects not followed: a
+ * logged-out answer (a redirect to the login page) shows as status 0 instead of the login page's 200. */
+export async function fetchIn(page, url) {
+  return page.evaluate(async (u) => {
+    const r = await fetch(u, { redirect: 'manual', credentials: 'same-origin' });
+    return { status: r.status, text: r.type === 'opaqueredirect' ? '' : await r.text() };
+  }, url);
+}
