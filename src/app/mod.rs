@@ -399,10 +399,11 @@ impl Daemon {
             &config.server,
             request_timeout,
         )
-        .layer(axum::Extension(body_budget));
+        .layer(axum::Extension(body_budget.clone()));
         let mut app = Router::new().merge(api);
         if let Some(ui) = ui {
-            app = app.merge(crate::ui::router(ui));
+            // The widget posts report requests too: they share the bank API's body memory budget.
+            app = app.merge(crate::ui::router(ui).layer(axum::Extension(body_budget)));
         }
         // Uploads stream up to `[uploads] max_bytes` to disk: their own, longer timeout.
         match feeds {

@@ -78,6 +78,8 @@ pub struct Settings {
     pub bank_list: Vec<BankConfig>,
     pub admin_usernames: Vec<String>,
     pub page_size: usize,
+    /// `[server] max_body_bytes`: the widget's request bodies are bank API bodies.
+    pub max_body_bytes: usize,
 }
 
 impl UiState {
@@ -102,6 +104,7 @@ impl UiState {
                 bank_list: config.banks.clone(),
                 admin_usernames: ui.admin_usernames.clone(),
                 page_size: ui.page_size,
+                max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
             }),
             feeds: None,
             gatekeeper: None,

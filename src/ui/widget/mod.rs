@@ -24,7 +24,9 @@ mod cors;
 pub mod demo;
 
 use axum::Router;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -45,6 +47,7 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// The widget's routes: the script, the popup login and its handoff script, and the CORS-enabled API.
 pub fn routes(state: UiState) -> Router<UiState> {
+    let max_body = state.settings.max_body_bytes;
     let api = Router::new()
         .route(
             "/ui/widget/api/report-requests",
@@ -58,7 +61,8 @@ pub fn routes(state: UiState) -> Router<UiState> {
             "/ui/widget/api/logout",
             post(logout).options(cors::preflight_post),
         )
-        .route_layer(axum::middleware::from_fn_with_state(state, cors::headers));
+        .route_layer(axum::middleware::from_fn_with_state(state, cors::headers))
+        .layer(axum::extract::DefaultBodyLimit::max(max_body));
     Router::new()
         .route("/ui/widget.js", get(script))
         .route("/ui/static/widget-handoff.js", get(handoff_script))
@@ -207,6 +211,23 @@ fn handoff_page(origin: &str, token: &str, csrf: &str, user: &str, bank: &str) -
     }
 }
 
+/// The widget session of a call, checked from the headers alone, before any body is read (unauthenticated
+/// callers cost no buffering, as on the bank API).
+pub struct WidgetCaller {
+    session: Session,
+    token: BearerToken,
+}
+
+impl FromRequestParts<UiState> for WidgetCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &UiState) -> Result<Self, ApiError> {
+        let token = BearerToken::from_headers(&parts.headers)?;
+        let session = session(state, &parts.headers, &token)?;
+        Ok(WidgetCaller { session, token })
+    }
+}
+
 /// The widget session of a call: its bearer token, from its bound `Origin`, with its CSRF token.
 fn session(state: &UiState, headers: &HeaderMap, token: &BearerToken) -> Result<Session, ApiError> {
     let refused = |reason: &str| ApiError::TokenRejected {
@@ -252,13 +273,11 @@ fn principal(session: &Session) -> Result<Principal, ApiError> {
 /// `POST /ui/widget/api/report-requests`: the bank API's intake, as the session's bank.
 async fn create(
     State(state): State<UiState>,
-    headers: HeaderMap,
-    token: BearerToken,
+    WidgetCaller { session, .. }: WidgetCaller,
     key: Option<IdempotencyKey>,
     prefer: Prefer,
     body: RawBody,
 ) -> Result<Response, ApiError> {
-    let session = session(&state, &headers, &token)?;
     let principal = principal(&session)?;
     tracing::info!(user = %session.user.username, bank = %principal.bank_code, "ui: widget request");
     crate::intake::api::accept_counted(&state.intake, principal, key, &prefer, body).await
@@ -267,11 +286,9 @@ async fn create(
 /// `GET /ui/widget/api/report-requests/{id}`: the status document of one of the session's bank's requests.
 async fn status(
     State(state): State<UiState>,
-    headers: HeaderMap,
-    token: BearerToken,
+    WidgetCaller { session, .. }: WidgetCaller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let session = session(&state, &headers, &token)?;
     let principal = principal(&session)?;
     let scope = Scope::Bank(principal.account_id.clone());
     let (message, _) = history::one(&state, &scope, &id)
@@ -287,10 +304,8 @@ async fn status(
 /// `POST /ui/widget/api/logout`: ends the widget session and revokes its Salesforce token.
 async fn logout(
     State(state): State<UiState>,
-    headers: HeaderMap,
-    token: BearerToken,
+    WidgetCaller { session, token }: WidgetCaller,
 ) -> Result<Response, ApiError> {
-    let session = session(&state, &headers, &token)?;
     let origin = session.widget_origin.clone().unwrap_or_default();
     if let Some(ended) = state.sessions.end_widget(token.0.expose_secret(), &origin) {
         state.idp.revoke(&ended.token).await;
