@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { D, bankA, bankB, repA, admin, WAIT, launch, closeBrowser, freshPage, armed, token, salesforceLogin, shoot,
+import { D, bankA, bankB, repA, repB, admin, WAIT, launch, closeBrowser, freshPage, armed, token, salesforceLogin, shoot,
   noXss, otherOrigin } from './support.mjs';
 
 const allowedOrigin = new URL(bankA.widget_demo_url).origin;
@@ -193,5 +193,20 @@ test('the widget on a page of an origin no bank allows is refused, and a login f
   await adminPopup.waitForSelector('text=the widget is for bank representatives');
   await adminPopup.close();
   await waitForStatus(bank, /^Not logged in/);
+  await context.close();
+});
+
+test("the server judges the request with the bank's mapping: problems come back field by field", async () => {
+  // Demo Bank B's representative on Demo Bank A's page (the sandbox allows both banks there): Bank A's body is
+  // not Bank B's mapping's shape, so the request is refused with Bank B's field problems, shown in the widget.
+  const { context, page } = await freshPage();
+  await page.goto(bankA.widget_demo_url);
+  const popup = await clickAndLogin(page, repB);
+  await closed(popup);
+  await waitForStatus(page, /invalid field/);
+  const problems = await page.locator(`${WIDGET} li`).allTextContents();
+  assert.ok(problems.length >= 2, problems.join(' | '));
+  assert.ok(problems.some((p) => p.startsWith('/applicantKind: is required')), problems.join(' | '));
+  await noXss(page);
   await context.close();
 });
