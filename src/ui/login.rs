@@ -86,8 +86,7 @@ pub async fn callback(
         role,
     };
     if let Some(origin) = pending.widget_origin {
-        let response = super::widget::finish(&state, user, logged_in.token, origin).await?;
-        let mut response = response;
+        let mut response = super::widget::finish(&state, user, logged_in.token, origin).await?;
         response.headers_mut().append(
             header::SET_COOKIE,
             session::clear_cookie(LOGIN_COOKIE)
