@@ -45,6 +45,8 @@ const DEMO_CLIENT_SECRET: &str = "demo-creditlink-secret";
 const SANDBOX_CONSUMER_KEY: &str = "3MVG9creditlink.sandbox.consumer";
 /// Path names of the demo banks' webhook receivers, in `[[banks]]` order.
 const BANK_SLUGS: [&str; 2] = ["demo-bank-a", "demo-bank-b"];
+/// Codes and names of the demo banks, in `[[banks]]` order (their widget demo pages).
+const DEMO_BANKS: [(&str, &str); 2] = [("DBA", "Demo Bank A"), ("DBB", "Demo Bank B")];
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -203,6 +205,14 @@ impl Sandbox {
                 secret.expose_whsec().to_string(),
             ));
         }
+        // The demo intranet pages (widget demo) are served by the receivers: their origin may embed the widget.
+        let receivers_origin = receivers.base_url.origin().ascii_serialization();
+        for i in 0..BANK_SLUGS.len() {
+            env.push((
+                format!("CREDITLINK__BANKS__{i}__ALLOWED_ORIGINS"),
+                format!("[\"{receivers_origin}\"]"),
+            ));
+        }
         env.push((
             "CREDITLINK__NOTIFICATIONS__SMTP_PORT".into(),
             smtp_port.to_string(),
@@ -243,8 +253,10 @@ impl Sandbox {
         info["daemon_url"] = json!(daemon_url);
         info["admin_url"] = json!(admin_url);
         if let Some(banks) = info["banks"].as_array_mut() {
-            for (bank, slug) in banks.iter_mut().zip(BANK_SLUGS) {
+            for ((bank, slug), (code, name)) in banks.iter_mut().zip(BANK_SLUGS).zip(DEMO_BANKS) {
                 bank["webhook_url"] = json!(receivers.url_for(slug).to_string());
+                let page = crate::ui::widget_demo_page(&daemon_url, code, name, chrono::Utc::now());
+                bank["widget_demo_url"] = json!(receivers.set_page(slug, page).to_string());
             }
         }
         info["mail_url"] = json!(format!("{}mail", receivers.base_url));
@@ -666,7 +678,8 @@ fn walkthrough_text(s: &Sandbox) -> String {
          bank receivers:    {hooks}   (and demo-bank-b), e-mail sink: {mail}\n  \
          info for scripts:  {info}   (URLs, token requests, the admin token)\n  \
          admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n  \
-         dashboard:         {d}/ui/   (log in as rep@demobanka.sim / demo-bank-a-password; more in ui_users)\n\n\
+         dashboard:         {d}/ui/   (log in as rep@demobanka.sim / demo-bank-a-password; more in ui_users)\n  \
+         widget demo:       {widget}   (a bank intranet page on another origin)\n\n\
          The data dir keeps this sandbox's store and its simulated org (saved on Ctrl-C): run it again on the\n\
          same dir and earlier requests, keys and reports are still there; delete the dir to start afresh.\n\n\
          Try it (bash, curl and sed; paste the steps in order into one shell):\n",
@@ -675,6 +688,9 @@ fn walkthrough_text(s: &Sandbox) -> String {
             .as_str()
             .unwrap_or_default(),
         mail = s.info["mail_url"].as_str().unwrap_or_default(),
+        widget = s.info["banks"][0]["widget_demo_url"]
+            .as_str()
+            .unwrap_or_default(),
         info = info_path.display(),
         dir = s.data_dir.display(),
         admin = s.admin_url,

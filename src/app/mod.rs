@@ -389,12 +389,6 @@ impl Daemon {
             config.server.max_body_memory_bytes,
             config.server.max_body_bytes,
         );
-        let ui = crate::ui::UiState::from_config(
-            &config,
-            intake_state.clone(),
-            bank_pusher.clone(),
-            client.clone(),
-        );
         let feeds = crate::feeds::assemble(
             &config,
             &store,
@@ -404,15 +398,23 @@ impl Daemon {
             outbox.clone(),
         )
         .context("[uploads] data feeds")?;
+        let ui = crate::ui::UiState::from_config(
+            &config,
+            intake_state.clone(),
+            bank_pusher.clone(),
+            client.clone(),
+        )
+        .map(|ui| ui.with_records(feeds.clone(), gatekeeper.clone()));
         let api = limit_api(
             intake::router(intake_state),
             &config.server,
             request_timeout,
         )
-        .layer(axum::Extension(body_budget));
+        .layer(axum::Extension(body_budget.clone()));
         let mut app = Router::new().merge(api);
         if let Some(ui) = ui {
-            app = app.merge(crate::ui::router(ui));
+            // The widget posts report requests too: they share the bank API's body memory budget.
+            app = app.merge(crate::ui::router(ui).layer(axum::Extension(body_budget)));
         }
         // Uploads stream up to `[uploads] max_bytes` to disk: their own, longer timeout.
         match feeds {
