@@ -337,6 +337,7 @@ async fn accept_upload(
         failure: None,
         columns,
         batches_done: 0,
+        bulk_batches: None,
     };
     let recorded = record(feeds, &principal, key.as_ref(), &upload).await;
     let (upload, replayed) = match recorded {

@@ -31,6 +31,7 @@
 //! records) are retried with exponential backoff for up to `[uploads] retry_for`; past it, or on an error no
 //! retry can fix, the upload is `failed` with the reason, and the batches recorded so far stay visible.
 
+mod bulk;
 mod error;
 mod http;
 mod ledger;
@@ -47,7 +48,7 @@ pub use error::FeedError;
 pub use http::router;
 pub use model::{Counts, Outcome, Status, Upload};
 pub use reasons::{REGISTRY, ReasonCode, RowProblem, Severity};
-pub use sink::{CollectionsSink, RecordSink};
+pub use sink::{BulkApiSink, BulkSink, CollectionsSink, RecordSink};
 pub use spool::{SpoolKey, SpoolKeys};
 pub use worker::run;
 
@@ -73,6 +74,10 @@ pub struct FeedSettings {
     pub retry_for: Duration,
     /// Base of links (`status_url`, `errors.csv`).
     pub public_url: String,
+    /// Uploads of at least this many rows go through Bulk API 2.0 (0: never).
+    pub bulk_threshold_rows: u64,
+    /// Rows per Bulk API 2.0 job.
+    pub bulk_job_rows: u64,
 }
 
 /// The feeds, assembled. Cheap to clone.
@@ -88,6 +93,7 @@ struct Inner {
     keys: SpoolKeys,
     mappings: Arc<ArcSwap<MappingSet>>,
     sink: Arc<dyn RecordSink>,
+    bulk: Arc<dyn BulkSink>,
     auth: Authenticator,
     outbox: Outbox,
     banks: Vec<BankConfig>,
@@ -102,6 +108,7 @@ pub struct FeedParts {
     pub keys: SpoolKeys,
     pub mappings: Arc<ArcSwap<MappingSet>>,
     pub sink: Arc<dyn RecordSink>,
+    pub bulk: Arc<dyn BulkSink>,
     pub auth: Authenticator,
     pub outbox: Outbox,
     pub banks: Vec<BankConfig>,
@@ -120,6 +127,7 @@ impl Feeds {
                 keys: parts.keys,
                 mappings: parts.mappings,
                 sink: parts.sink,
+                bulk: parts.bulk,
                 auth: parts.auth,
                 outbox: parts.outbox,
                 banks: parts.banks,
@@ -163,12 +171,15 @@ pub fn assemble(
             max_bytes: config.uploads.max_bytes,
             retry_for: config.uploads.retry_for,
             public_url: config.server.public_url().to_string(),
+            bulk_threshold_rows: config.uploads.bulk_threshold_rows,
+            bulk_job_rows: config.uploads.bulk_job_rows,
         },
         store: store.clone(),
         data_dir: config.store.data_dir.clone(),
         keys: SpoolKeys::from_keyring(&keyring)?,
         mappings,
         sink: Arc::new(CollectionsSink(client.clone())),
+        bulk: Arc::new(BulkApiSink(client.clone())),
         auth,
         outbox,
         banks: config.banks.clone(),

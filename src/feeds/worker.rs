@@ -28,12 +28,29 @@ use crate::salesforce::{ErrorClass, JsonMap, SfError};
 /// Idle poll: the worker is woken at once by intake; this only bounds a missed wake-up.
 const IDLE: Duration = Duration::from_secs(5);
 /// Field that says why a record was terminated; cleared when fresh data reinstates it.
-const TERMINATION_REASON: &str = "Termination_Reason__c";
+pub(super) const TERMINATION_REASON: &str = "Termination_Reason__c";
 const STALE: &str = "Stale";
 const TERMINATED: &str = "Terminated";
 
+/// What the reader thread hands to the sender: the row count after pass 1, then pass 2's batches.
+pub(super) enum Msg {
+    Rows(u64),
+    Batch(Vec<Prepared>),
+}
+
 /// One row as pass 2 hands it to the sender.
-enum Prepared {
+pub(super) enum Prepared {
+    /// Kicked out by validation, or a duplicate within the upload: never sent.
+    Decided(Done),
+    Send {
+        row: u64,
+        valid: ValidRow,
+        original: Vec<String>,
+    },
+}
+
+/// A row whose verdict is decided: what its stored [`RowResult`] is made of.
+pub(super) enum Done {
     Rejected {
         row: u64,
         problems: Vec<RowProblem>,
@@ -44,10 +61,12 @@ enum Prepared {
         key: String,
         of: u64,
     },
-    Send {
+    /// Sent to (or found unchanged in) Salesforce; a Salesforce-side kick-out keeps the row as uploaded.
+    Sent {
         row: u64,
-        valid: ValidRow,
-        original: Vec<String>,
+        key: String,
+        warnings: Vec<RowProblem>,
+        result: Result<(Outcome, Option<String>), (RowProblem, Vec<String>)>,
     },
 }
 
@@ -165,7 +184,7 @@ async fn send_all(
     beat: &Heartbeat,
 ) -> Result<bool, FeedError> {
     let mappings = feeds.inner.mappings.load_full();
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<Prepared>, FeedError>>(2);
+    let (tx, mut rx) = mpsc::channel::<Result<Msg, FeedError>>(2);
     let reader = {
         let feeds = feeds.clone();
         let upload = upload.clone();
@@ -174,12 +193,27 @@ async fn send_all(
         tokio::task::spawn_blocking(move || read_batches(&feeds, &upload, &mappings, &tx, &stop))
     };
     let mut index = 0u64;
+    let mut part: Option<super::bulk::Part> = None;
     let result = loop {
         let Some(next) = rx.recv().await else {
-            break Ok(!stop.is_cancelled());
+            if stop.is_cancelled() {
+                break Ok(false);
+            }
+            // The last, shorter Bulk part.
+            if let Some(p) = part.take() {
+                match p.send(feeds, upload, &mappings, stop).await {
+                    Ok(true) => {}
+                    other => break other,
+                }
+            }
+            break Ok(true);
         };
         let batch = match next {
-            Ok(batch) => batch,
+            Ok(Msg::Rows(rows)) => {
+                choose_bulk(feeds, upload, rows).await?;
+                continue;
+            }
+            Ok(Msg::Batch(batch)) => batch,
             Err(e) => break Err(e),
         };
         if index < upload.batches_done {
@@ -187,7 +221,20 @@ async fn send_all(
             continue;
         }
         beat.beat();
-        match send_batch(feeds, upload, &mappings, index, batch, stop).await {
+        let sent = match upload.bulk_batches {
+            None => send_batch(feeds, upload, &mappings, index, batch, stop).await,
+            Some(per_job) => {
+                let p = part.get_or_insert_with(|| super::bulk::Part::new(index));
+                p.push(batch, &mappings, &upload.bank_code);
+                if p.batches() as u64 >= per_job {
+                    let full = part.take().expect("a part");
+                    full.send(feeds, upload, &mappings, stop).await
+                } else {
+                    Ok(true)
+                }
+            }
+        };
+        match sent {
             Ok(true) => {}
             Ok(false) => break Ok(false),
             Err(e) => break Err(e),
@@ -199,18 +246,35 @@ async fn send_all(
     result
 }
 
+/// Decides (once per upload, stored) whether its rows go through Bulk API 2.0.
+async fn choose_bulk(feeds: &Feeds, upload: &mut Upload, rows: u64) -> Result<(), FeedError> {
+    let settings = &feeds.inner.settings;
+    if upload.bulk_batches.is_some()
+        || settings.bulk_threshold_rows == 0
+        || rows < settings.bulk_threshold_rows
+    {
+        return Ok(());
+    }
+    upload.bulk_batches = Some(settings.bulk_job_rows.div_ceil(BATCH_ROWS).max(1));
+    feeds.inner.ledger.put(upload).await?;
+    tracing::info!(upload_id = %upload.id, rows, "upload goes through Bulk API 2.0");
+    Ok(())
+}
+
 /// The reader thread: pass 1 (validate all, find duplicate winners), pass 2 (batches of prepared rows).
 fn read_batches(
     feeds: &Feeds,
     upload: &Upload,
     mappings: &MappingSet,
-    tx: &mpsc::Sender<Result<Vec<Prepared>, FeedError>>,
+    tx: &mpsc::Sender<Result<Msg, FeedError>>,
     stop: &CancellationToken,
 ) {
     let run = || -> Result<(), FeedError> {
         // Pass 1: the winning row of every tradeline key.
         let mut winners: HashMap<[u8; 16], (u64, NaiveDate)> = HashMap::new();
+        let mut rows = 0u64;
         each_row(feeds, upload, mappings, |row, verdict, _| {
+            rows = row;
             if let Ok(valid) = verdict {
                 let slot = winners
                     .entry(key_bytes(&valid.record_key))
@@ -222,6 +286,9 @@ fn read_batches(
             }
             !stop.is_cancelled()
         })?;
+        if tx.blocking_send(Ok(Msg::Rows(rows))).is_err() {
+            return Ok(());
+        }
         // Pass 2.
         let mut batch = Vec::with_capacity(BATCH_ROWS as usize);
         let skip_until = upload.batches_done * BATCH_ROWS;
@@ -229,24 +296,24 @@ fn read_batches(
         each_row(feeds, upload, mappings, |row, verdict, original| {
             let prepared = if row <= skip_until {
                 // A recorded batch: only its boundary matters.
-                Prepared::Duplicate {
+                Prepared::Decided(Done::Duplicate {
                     row,
                     key: String::new(),
                     of: 0,
-                }
+                })
             } else {
                 match verdict {
-                    Err(problems) => Prepared::Rejected {
+                    Err(problems) => Prepared::Decided(Done::Rejected {
                         row,
                         problems,
                         original,
-                    },
+                    }),
                     Ok(valid) => match winners.get(&key_bytes(&valid.record_key)) {
-                        Some((winner, _)) if *winner != row => Prepared::Duplicate {
+                        Some((winner, _)) if *winner != row => Prepared::Decided(Done::Duplicate {
                             row,
                             key: valid.record_key,
                             of: *winner,
-                        },
+                        }),
                         _ => Prepared::Send {
                             row,
                             valid,
@@ -257,7 +324,9 @@ fn read_batches(
             };
             batch.push(prepared);
             if batch.len() as u64 == BATCH_ROWS
-                && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+                && tx
+                    .blocking_send(Ok(Msg::Batch(std::mem::take(&mut batch))))
+                    .is_err()
             {
                 closed = true;
                 return false;
@@ -265,7 +334,7 @@ fn read_batches(
             !stop.is_cancelled()
         })?;
         if !batch.is_empty() && !closed {
-            let _ = tx.blocking_send(Ok(batch));
+            let _ = tx.blocking_send(Ok(Msg::Batch(batch)));
         }
         Ok(())
     };
@@ -277,7 +346,7 @@ fn read_batches(
 type Verdict = Result<ValidRow, Vec<RowProblem>>;
 
 /// How one record's upsert ended: its Salesforce id and whether it was created, or the row's kick-out.
-type Sent = Result<(Option<String>, bool), RowProblem>;
+pub(super) type Sent = Result<(Option<String>, bool), RowProblem>;
 
 /// Reads every row of the spool and validates it; `f` returns false to stop early.
 fn each_row(
@@ -440,7 +509,8 @@ async fn send_batch(
                         outcomes[i] = Some(Ok((result.id.clone(), false)));
                         continue;
                     }
-                    let message = salesforce_message(&result.errors, &sends[i].record);
+                    let values = sends[i].record.values().filter_map(Value::as_str);
+                    let message = salesforce_message(&result.errors, values);
                     outcomes[i] = Some(Err(RowProblem::with_message(
                         r::SALESFORCE_REJECTED,
                         &salesforce_field(&result.errors, mappings, &upload.bank_code),
@@ -466,34 +536,11 @@ async fn send_batch(
     }
 
     // Record the batch's verdicts.
-    let mut rows = Vec::with_capacity(batch.len());
-    let mut rejected: Vec<(u64, Vec<String>)> = Vec::new();
+    let mut done = Vec::with_capacity(batch.len());
     let mut send_index = 0usize;
     for p in batch {
-        match p {
-            Prepared::Rejected {
-                row,
-                problems,
-                original,
-            } => {
-                rejected.push((row, original));
-                rows.push(RowResult {
-                    row,
-                    outcome: Outcome::Rejected,
-                    record_key: None,
-                    salesforce_id: None,
-                    problems,
-                    duplicate_of: None,
-                });
-            }
-            Prepared::Duplicate { row, key, of } => rows.push(RowResult {
-                row,
-                outcome: Outcome::Duplicate,
-                record_key: Some(key),
-                salesforce_id: None,
-                problems: vec![RowProblem::new(r::DUPLICATE_IN_UPLOAD, "")],
-                duplicate_of: Some(of),
-            }),
+        done.push(match p {
+            Prepared::Decided(done) => done,
             Prepared::Send {
                 row,
                 valid,
@@ -501,7 +548,7 @@ async fn send_batch(
             } => {
                 let i = send_index;
                 send_index += 1;
-                let (outcome, salesforce_id, mut problems) = match outcomes[i].take() {
+                let result = match outcomes[i].take() {
                     Some(Ok((sf_id, _created))) => {
                         let outcome = match plan[i] {
                             Class::Same => Outcome::Unchanged,
@@ -511,26 +558,87 @@ async fn send_batch(
                             Class::New => Outcome::Accepted,
                             Class::Changed => Outcome::Updated,
                         };
-                        (outcome, sf_id, Vec::new())
+                        Ok((outcome, sf_id))
                     }
-                    Some(Err(problem)) => {
+                    Some(Err(problem)) => Err((problem, original)),
+                    None => Err((RowProblem::new(r::SALESFORCE_REJECTED, ""), original)),
+                };
+                Done::Sent {
+                    row,
+                    key: valid.record_key,
+                    warnings: valid.warnings,
+                    result,
+                }
+            }
+        });
+    }
+    store_batch(feeds, upload, index, done).await?;
+    upload.batches_done = index + 1;
+    feeds.inner.ledger.put(upload).await?;
+    Ok(true)
+}
+
+/// Stores one batch of verdicts (rejected rows' values sealed) and adds them to the upload's counts; the
+/// caller moves the checkpoint (`batches_done`).
+pub(super) async fn store_batch(
+    feeds: &Feeds,
+    upload: &mut Upload,
+    index: u64,
+    batch: Vec<Done>,
+) -> Result<(), FeedError> {
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut rejected: Vec<(u64, Vec<String>)> = Vec::new();
+    for d in batch {
+        rows.push(match d {
+            Done::Rejected {
+                row,
+                problems,
+                original,
+            } => {
+                rejected.push((row, original));
+                RowResult {
+                    row,
+                    outcome: Outcome::Rejected,
+                    record_key: None,
+                    salesforce_id: None,
+                    problems,
+                    duplicate_of: None,
+                }
+            }
+            Done::Duplicate { row, key, of } => RowResult {
+                row,
+                outcome: Outcome::Duplicate,
+                record_key: Some(key),
+                salesforce_id: None,
+                problems: vec![RowProblem::new(r::DUPLICATE_IN_UPLOAD, "")],
+                duplicate_of: Some(of),
+            },
+            Done::Sent {
+                row,
+                key,
+                warnings,
+                result,
+            } => {
+                let (outcome, salesforce_id, mut problems) = match result {
+                    Ok((outcome, sf_id)) => (outcome, sf_id, Vec::new()),
+                    Err((problem, original)) => {
                         rejected.push((row, original));
                         (Outcome::Rejected, None, vec![problem])
                     }
-                    None => (Outcome::Rejected, None, Vec::new()),
                 };
-                problems.extend(valid.warnings);
-                rows.push(RowResult {
+                problems.extend(warnings);
+                RowResult {
                     row,
                     outcome,
-                    record_key: Some(valid.record_key),
+                    record_key: Some(key),
                     salesforce_id,
                     problems,
                     duplicate_of: None,
-                });
+                }
             }
-        }
+        });
     }
+    let id = upload.id.clone();
     let sealed = if rejected.is_empty() {
         None
     } else {
@@ -543,14 +651,12 @@ async fn send_batch(
         rows,
         rejected: sealed,
     };
-    ledger.put_batch(&id, index, &record).await?;
+    feeds.inner.ledger.put_batch(&id, index, &record).await?;
     for row in &record.rows {
         upload.counts.add(row);
         metrics::counter!(m::UPLOAD_ROWS_TOTAL, "outcome" => row.outcome.as_str()).increment(1);
     }
-    upload.batches_done = index + 1;
-    ledger.put(upload).await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The associated data of a batch's sealed rejected rows.
@@ -614,11 +720,14 @@ fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 /// Salesforce's reason for refusing a record, without any of the record's values (it may quote them).
-fn salesforce_message(errors: &[crate::salesforce::ApiError], record: &JsonMap) -> String {
+pub(super) fn salesforce_message<'a>(
+    errors: &[crate::salesforce::ApiError],
+    values: impl Iterator<Item = &'a str> + Clone,
+) -> String {
     let mut parts = Vec::new();
     for e in errors {
         let mut message = e.message.clone();
-        for value in record.values().filter_map(Value::as_str) {
+        for value in values.clone() {
             if value.chars().count() >= 3 {
                 message = message.replace(value, "[value]");
             }
@@ -632,7 +741,7 @@ fn salesforce_message(errors: &[crate::salesforce::ApiError], record: &JsonMap) 
 }
 
 /// The feed column Salesforce's error names (by the mapping's target field), if any.
-fn salesforce_field(
+pub(super) fn salesforce_field(
     errors: &[crate::salesforce::ApiError],
     mappings: &MappingSet,
     bank_code: &str,
@@ -647,7 +756,7 @@ fn salesforce_field(
 
 /// Calls `f` until it succeeds, fails permanently, or transient failures outlast `retry_for`.
 /// `Ok(None)` when stopped.
-async fn retrying<T, F, Fut>(
+pub(super) async fn retrying<T, F, Fut>(
     feeds: &Feeds,
     stop: &CancellationToken,
     mut f: F,
@@ -683,7 +792,7 @@ where
 }
 
 /// Sleeps 250 ms × 2^attempt (capped at 30 s, ±20 %); false when stopped meanwhile.
-async fn backoff(attempt: u32, stop: &CancellationToken) -> bool {
+pub(super) async fn backoff(attempt: u32, stop: &CancellationToken) -> bool {
     let base = Duration::from_millis(250).saturating_mul(1 << attempt.min(7));
     let base = base.min(Duration::from_secs(30));
     let jitter = 0.8 + rand::random::<f64>() * 0.4;

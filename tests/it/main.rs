@@ -23,6 +23,7 @@ mod edge_admin;
 mod edge_server;
 mod edge_support;
 mod email_relay;
+mod feeds_bulk;
 mod feeds_crash;
 mod feeds_support;
 mod feeds_uploads;
