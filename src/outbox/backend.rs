@@ -41,7 +41,12 @@ pub trait Queue: Send + Sync + 'static {
 
     /// First makes Pending (due `claim.now`, see [`released`]) every InFlight message whose lease
     /// ended by `claim.now`, then claims up to `claim.max` Pending messages of `(kind, lane)` due by
-    /// `claim.now`, earliest due first, applying [`claimed`] to each with a fresh token.
+    /// `claim.now`, applying [`claimed`] to each with a fresh token.
+    ///
+    /// Fair between tenants: the claim is [`round_robin`] over the tenants that have messages due,
+    /// each tenant's earliest due first, so one bank's backlog of a million never holds back another
+    /// bank's one request for longer than one claim. The cost is one index seek per tenant with work
+    /// due (banks are tens), not proportional to the backlog.
     async fn claim(&self, claim: Claim) -> Result<Vec<Message>, OutboxError>;
 
     /// Applies `resolution` (see [`Resolution::apply`]) if the message is InFlight under `token`;
@@ -84,6 +89,27 @@ pub trait Queue: Send + Sync + 'static {
     /// `retention.max` terminal messages (with their attempt logs) completed by `purge_before`.
     /// Must cost time proportional to what it erases or deletes, not to the history kept.
     async fn retire(&self, retention: Retention) -> Result<Retired, OutboxError>;
+}
+
+/// Picks up to `max` items from per-tenant lists (each in its own order, earliest due first): the
+/// first of every list, then the second of every list, and so on. Lists are visited in the order
+/// given (backends give them by their earliest due item, so the longest-waiting tenant goes first in
+/// every round). What one tenant leaves unused goes to the others.
+pub fn round_robin<T>(lists: Vec<Vec<T>>, max: usize) -> Vec<T> {
+    let mut iters: Vec<std::vec::IntoIter<T>> = lists.into_iter().map(Vec::into_iter).collect();
+    let mut out = Vec::with_capacity(max.min(iters.iter().map(|i| i.len()).sum()));
+    while out.len() < max && !iters.is_empty() {
+        iters.retain(|i| i.len() > 0);
+        for iter in &mut iters {
+            if out.len() == max {
+                break;
+            }
+            if let Some(item) = iter.next() {
+                out.push(item);
+            }
+        }
+    }
+    out
 }
 
 /// One batch of the retention job, computed by the outbox from `[store] payload_retention_days` and
@@ -300,6 +326,18 @@ pub fn list_keeps(filter: &ListFilter, m: &Message) -> bool {
 mod tests {
     use super::*;
     use crate::outbox::{Destination, NewMessage};
+
+    #[test]
+    fn round_robin_takes_one_of_each_tenant_per_round() {
+        let lists = vec![vec!["a1", "a2", "a3", "a4"], vec!["b1"], vec!["c1", "c2"]];
+        assert_eq!(
+            round_robin(lists.clone(), 6),
+            ["a1", "b1", "c1", "a2", "c2", "a3"]
+        );
+        assert_eq!(round_robin(lists.clone(), 2), ["a1", "b1"]);
+        assert_eq!(round_robin(lists, 100).len(), 7);
+        assert!(round_robin(Vec::<Vec<u8>>::new(), 5).is_empty());
+    }
 
     #[test]
     fn erasure_keeps_only_the_named_reference_fields() {

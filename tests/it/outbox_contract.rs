@@ -349,6 +349,79 @@ async fn lists_page_by_tenant_state_and_lane(backend: Backend) {
     assert_eq!(age, Some(Duration::from_secs(3)));
 }
 
+/// One bank's backlog does not hold back another's requests: a claim takes from every tenant with work
+/// due in turn, each tenant's earliest first, and gives what one tenant cannot use to the others.
+async fn claims_are_fair_between_tenants(backend: Backend) {
+    let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
+    let outbox = &rig.outbox;
+    let t0 = Utc::now();
+    let mut flood = Vec::new();
+    for n in 0..40 {
+        let new = salesforce("001FLOOD", Lane::Interactive, n);
+        flood.push(
+            outbox
+                .enqueue_at(new, t0 + secs(i64::from(n)))
+                .await
+                .expect("a"),
+        );
+    }
+    let late = t0 + secs(100);
+    let b = outbox
+        .enqueue_at(salesforce("001B", Lane::Interactive, 100), late)
+        .await
+        .expect("b");
+    let mut c = Vec::new();
+    for n in 101..104 {
+        let new = salesforce("001C", Lane::Interactive, n);
+        c.push(outbox.enqueue_at(new, late).await.expect("c"));
+    }
+    // Not yet due: never claimed, and its tenant takes no share.
+    outbox
+        .enqueue_at(
+            salesforce("001D", Lane::Interactive, 200),
+            late + secs(3600),
+        )
+        .await
+        .expect("d");
+
+    let claimed = outbox
+        .claim_due(Lane::Interactive, SF, 10, late, TIMEOUT)
+        .await
+        .expect("claim");
+    let ids: Vec<_> = claimed.iter().map(|m| m.id).collect();
+    assert_eq!(ids.len(), 10);
+    assert!(
+        ids.contains(&b),
+        "the single request waited behind the backlog"
+    );
+    assert!(c.iter().all(|id| ids.contains(id)), "a small bank waited");
+    let of_flood: Vec<_> = ids
+        .iter()
+        .filter(|id| flood.contains(id))
+        .copied()
+        .collect();
+    assert_eq!(
+        of_flood,
+        flood[..6],
+        "the backlog's earliest first, in order"
+    );
+    assert_eq!(
+        ids[0], flood[0],
+        "the longest-waiting tenant leads each round"
+    );
+
+    let rest = outbox
+        .claim_due(Lane::Interactive, SF, 100, late, TIMEOUT)
+        .await
+        .expect("claim");
+    assert_eq!(
+        rest.len(),
+        34,
+        "only the backlog is left, and all of it is due"
+    );
+    assert!(rest.iter().all(|m| m.tenant == "001FLOOD"));
+}
+
 async fn wait_terminal_wakes_on_the_outcome(backend: Backend) {
     let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
     let outbox = rig.outbox.clone();
@@ -483,6 +556,7 @@ macro_rules! backend_tests {
                 concurrent_posts_with_one_key_make_one_message,
                 admin_moves_check_the_state,
                 lists_page_by_tenant_state_and_lane,
+                claims_are_fair_between_tenants,
                 wait_terminal_wakes_on_the_outcome,
                 kv_trees_compare_and_scan,
                 reopen_keeps_everything_and_releases_leases,

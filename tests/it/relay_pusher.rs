@@ -145,6 +145,31 @@ async fn interactive_messages_go_first() {
     assert_eq!(rig.collection_upserts().await, 2);
 }
 
+/// One bank's backlog does not hold another bank's requests back: the first batch after a flood
+/// already carries the other bank's requests (issue 12, item 4).
+#[tokio::test]
+async fn a_flooding_bank_does_not_hold_back_another() {
+    let rig = Rig::start(slow_policy()).await;
+    let flood = rig.enqueue_requests("flood", 450, Lane::Interactive).await;
+    let mut other = Vec::new();
+    for i in 0..3 {
+        let mut new = request(&format!("other-{i}"), Lane::Interactive);
+        new.tenant = "0015Y00000BANKBQB5".to_owned();
+        other.push(rig.outbox.enqueue(new).await.expect("enqueue"));
+    }
+    let pusher = rig.pusher(settings());
+
+    let first = pusher.try_execute_task().await.expect("step");
+    assert!(
+        matches!(first, StepOutcome::Worked { delivered: 200, .. }),
+        "{first:?}"
+    );
+    assert_eq!(rig.states(&other).await.get(&State::Delivered), Some(&3));
+    assert_eq!(rig.states(&flood).await.get(&State::Delivered), Some(&197));
+    drain(&pusher).await;
+    assert_eq!(rig.states(&flood).await.get(&State::Delivered), Some(&450));
+}
+
 #[tokio::test]
 async fn a_second_message_for_the_same_record_updates_it() {
     let rig = Rig::start(slow_policy()).await;

@@ -268,11 +268,28 @@ impl Queue for PgQueue {
         let mut client = get(&self.pool).await.map_err(pool_err)?;
         let tx = client.transaction().await.map_err(db)?;
         release(&tx, Some(claim.now), claim.now).await?;
+        // Every tenant with a due message, by a skip scan over the `outbox_due` index (one probe per
+        // tenant, whatever the backlog), then up to `max` of each, earliest due first, locked; the
+        // round robin below picks which of them this claim takes (the rest unlock at commit).
         let rows = tx
             .query(
-                "SELECT meta, payload FROM outbox_messages
-                 WHERE state = 0 AND kind = $1 AND lane = $2 AND due_ns <= $3
-                 ORDER BY due_ns, id LIMIT $4 FOR UPDATE SKIP LOCKED",
+                "WITH RECURSIVE tenants(tenant) AS (
+                    (SELECT tenant FROM outbox_messages
+                     WHERE state = 0 AND kind = $1 AND lane = $2 ORDER BY tenant LIMIT 1)
+                    UNION ALL
+                    SELECT (SELECT m.tenant FROM outbox_messages m
+                            WHERE m.state = 0 AND m.kind = $1 AND m.lane = $2 AND m.tenant > t.tenant
+                            ORDER BY m.tenant LIMIT 1)
+                    FROM tenants t WHERE t.tenant IS NOT NULL
+                 )
+                 SELECT c.meta, c.payload, c.tenant, c.due_ns FROM tenants t
+                 CROSS JOIN LATERAL (
+                    SELECT m.meta, m.payload, m.tenant, m.due_ns FROM outbox_messages m
+                    WHERE m.state = 0 AND m.kind = $1 AND m.lane = $2 AND m.tenant = t.tenant
+                      AND m.due_ns <= $3
+                    ORDER BY m.due_ns, m.id LIMIT $4 FOR UPDATE SKIP LOCKED
+                 ) c
+                 WHERE t.tenant IS NOT NULL",
                 &[
                     &i16::from(claim.kind.tag()),
                     &i16::from(claim.lane.tag()),
@@ -282,9 +299,23 @@ impl Queue for PgQueue {
             )
             .await
             .map_err(db)?;
+        let mut lists: Vec<(i64, String, Vec<&tokio_postgres::Row>)> = Vec::new();
+        for row in &rows {
+            let tenant: String = row.get(2);
+            let due: i64 = row.get(3);
+            match lists.iter_mut().find(|(_, t, _)| *t == tenant) {
+                Some((_, _, list)) => list.push(row),
+                None => lists.push((due, tenant, vec![row])),
+            }
+        }
+        lists.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let rows = backend::round_robin(
+            lists.into_iter().map(|(_, _, list)| list).collect(),
+            claim.max,
+        );
         let mut claimed = Vec::with_capacity(rows.len());
         let (mut ids, mut tokens, mut metas) = (Vec::new(), Vec::new(), Vec::new());
-        for row in &rows {
+        for row in rows {
             let old = decode(row, 0)?;
             let new = backend::claimed(&old, claim.now, claim.lease_until, LeaseToken::new());
             ids.push(new.id.to_bytes().to_vec());

@@ -68,6 +68,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX outbox_retire ON outbox_messages (erased, completed_ns) WHERE state >= 2;
     CREATE INDEX outbox_dead_letters ON outbox_messages (state, id) WHERE state >= 3;
     ",
+    // 3: fair claims: due messages by tenant, so a claim skips from bank to bank (see queue.rs).
+    r"
+    DROP INDEX outbox_due;
+    CREATE INDEX outbox_due ON outbox_messages (kind, lane, tenant, due_ns, id) WHERE state = 0;
+    ",
 ];
 
 /// Number of counter slots per state (see `queue.rs`): spreads concurrent writers over rows.

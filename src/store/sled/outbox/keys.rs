@@ -21,23 +21,52 @@ pub(crate) fn message(id: MessageId) -> [u8; 16] {
     id.to_bytes()
 }
 
-/// `due`: `kind | lane | next_attempt_at ms | id` — claiming is a range scan over one
-/// `(kind, lane)` prefix up to "now".
-pub(crate) fn due(kind: DestinationKind, lane: Lane, at: DateTime<Utc>, id: MessageId) -> [u8; 26] {
-    let mut k = [0u8; 26];
-    k[0] = kind.tag();
-    k[1] = lane.tag();
-    k[2..10].copy_from_slice(&millis(at).to_be_bytes());
-    k[10..].copy_from_slice(&id.to_bytes());
+/// `due`: `kind | lane | len(tenant) u16 | tenant | next_attempt_at ms | id` — one run of keys per
+/// tenant, earliest due first, so a claim seeks from tenant to tenant ([`tenant_after`]) and takes
+/// each one's due messages with a range scan up to "now" ([`due_until`]): fair between banks
+/// without reading any backlog. (Version 1 stores had no tenant here; `ensure_meta` rebuilds them.)
+pub(crate) fn due(
+    kind: DestinationKind,
+    lane: Lane,
+    tenant: &str,
+    at: DateTime<Utc>,
+    id: MessageId,
+) -> Vec<u8> {
+    let mut k = due_tenant(kind, lane, tenant);
+    k.extend_from_slice(&millis(at).to_be_bytes());
+    k.extend_from_slice(&id.to_bytes());
     k
 }
 
-/// The inclusive upper bound of due keys of `(kind, lane)` that are due at `now`.
-pub(crate) fn due_until(kind: DestinationKind, lane: Lane, now: DateTime<Utc>) -> [u8; 26] {
-    let mut k = [0xffu8; 26];
-    k[0] = kind.tag();
-    k[1] = lane.tag();
-    k[2..10].copy_from_slice(&millis(now).to_be_bytes());
+/// The prefix of one tenant's due keys in `(kind, lane)`.
+pub(crate) fn due_tenant(kind: DestinationKind, lane: Lane, tenant: &str) -> Vec<u8> {
+    let mut k = Vec::with_capacity(2 + 2 + tenant.len() + 24);
+    k.extend_from_slice(&due_prefix(kind, lane));
+    k.extend_from_slice(&tenant_prefix(tenant));
+    k
+}
+
+/// The inclusive upper bound of one tenant's due keys (`tenant_key` from [`due_tenant`]) due at `now`.
+pub(crate) fn due_until(tenant_key: &[u8], now: DateTime<Utc>) -> Vec<u8> {
+    let mut k = tenant_key.to_vec();
+    k.extend_from_slice(&millis(now).to_be_bytes());
+    k.extend_from_slice(&[0xff; 16]);
+    k
+}
+
+/// Splits a due key into its tenant prefix (as [`due_tenant`] builds it) and its due time.
+pub(crate) fn split_due(key: &[u8]) -> Option<(&[u8], u64)> {
+    let len = usize::from(u16::from_be_bytes(key.get(2..4)?.try_into().ok()?));
+    let tenant_end = 4 + len;
+    let at = u64::from_be_bytes(key.get(tenant_end..tenant_end + 8)?.try_into().ok()?);
+    Some((&key[..tenant_end], at))
+}
+
+/// The smallest key after every due key of the tenant whose prefix is `tenant_key`.
+pub(crate) fn tenant_after(tenant_key: &[u8]) -> Vec<u8> {
+    let mut k = tenant_key.to_vec();
+    k.extend_from_slice(&[0xff; 24]);
+    k.push(0);
     k
 }
 
@@ -160,16 +189,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn due_keys_sort_by_time_within_a_lane() {
+    fn due_keys_sort_by_tenant_then_time_within_a_lane() {
         let a = MessageId::new();
         let b = MessageId::new();
         let t0 = from_millis(1_000);
         let t1 = from_millis(2_000);
         let k = DestinationKind::Salesforce;
-        assert!(due(k, Lane::Interactive, t0, b) < due(k, Lane::Interactive, t1, a));
-        assert!(due(k, Lane::Interactive, t1, b) <= due_until(k, Lane::Interactive, t1));
-        assert!(due(k, Lane::Bulk, t0, a) > due_until(k, Lane::Interactive, t1));
-        assert_eq!(trailing_id(&due(k, Lane::Bulk, t0, a)), Some(a));
+        let bank = due_tenant(k, Lane::Interactive, "001A");
+        assert!(
+            due(k, Lane::Interactive, "001A", t0, b) < due(k, Lane::Interactive, "001A", t1, a)
+        );
+        assert!(due(k, Lane::Interactive, "001A", t1, b) <= due_until(&bank, t1));
+        assert!(due(k, Lane::Interactive, "001A", t1, b) < tenant_after(&bank));
+        assert!(due(k, Lane::Interactive, "001B", t0, b) > tenant_after(&bank));
+        assert!(due(k, Lane::Interactive, "001AA", t0, b) > tenant_after(&bank));
+        assert!(due(k, Lane::Bulk, "001A", t0, a) > due_until(&bank, t1));
+        let key = due(k, Lane::Bulk, "001A", t1, a);
+        assert_eq!(trailing_id(&key), Some(a));
+        assert_eq!(
+            split_due(&key),
+            Some((&due_tenant(k, Lane::Bulk, "001A")[..], 2_000))
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! | tree | key | value |
 //! |---|---|---|
 //! | `outbox.messages` | id (16 B, UUID v7: creation order) | the [`Message`] as JSON |
-//! | `outbox.due` | kind (1) · lane (1) · next_attempt_at ms (8) · id | empty; only Pending |
+//! | `outbox.due` | kind (1) · lane (1) · len (2) · tenant · next_attempt_at ms (8) · id | empty; only Pending |
 //! | `outbox.leases` | lease_until ms (8) · id | empty; only InFlight |
 //! | `outbox.live` | id | empty; Pending or InFlight (oldest-pending age) |
 //! | `outbox.attempts` | id · attempt number (4) | the [`crate::outbox::Attempt`] as JSON |
@@ -16,8 +16,10 @@
 //!
 //! Every write is one sled transaction over the trees (`tx.rs`; `Tx::put` is the only writer of the
 //! derived indexes `due`, `leases`, `live`), run on a blocking thread, then awaited through group
-//! commit. Claiming is a range scan over one `(kind, lane)` prefix of `due` up to "now", so its cost
-//! depends on how many messages are due, not on the queue length.
+//! commit. Claiming seeks from tenant to tenant within one `(kind, lane)` prefix of `due` and takes each
+//! tenant's messages due by "now" with a range scan, round robin across tenants (fair between banks),
+//! so its cost depends on the number of banks with work due and the batch size, not on the queue
+//! length.
 //!
 //! Counters per state live in memory, maintained from each committed transaction's changes. At open
 //! they are rebuilt from live state only: Pending and InFlight by counting `due` and `leases` keys,
@@ -299,6 +301,52 @@ mod tests {
             done.erased, 5,
             "the rebuilt retention index finds every delivered message"
         );
+    }
+
+    /// A version-1 store (due keys without the tenant) gets its `due` index rewritten once at open, so
+    /// its pending messages are claimed as before.
+    #[test]
+    fn a_version_1_due_index_is_rebuilt_at_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pending: Vec<MessageId>;
+        {
+            let db = SledDb::open(dir.path(), Durability::None).expect("open");
+            let queue = SledQueue::open(&db).expect("queue");
+            let trees = &queue.shared.trees;
+            fill(trees, 7, 5);
+            let due: Vec<_> = trees.due.iter().keys().map(|k| k.expect("key")).collect();
+            pending = due.iter().filter_map(|k| keys::trailing_id(k)).collect();
+            trees.due.clear().expect("clear");
+            for key in &due {
+                // Version 1: kind | lane | next_attempt_at ms | id.
+                let (_, at) = keys::split_due(key).expect("a due key");
+                let mut old = key[..2].to_vec();
+                old.extend_from_slice(&at.to_be_bytes());
+                old.extend_from_slice(&key[key.len() - 16..]);
+                trees.due.insert(old, &[][..]).expect("insert");
+            }
+            trees
+                .meta
+                .insert(keys::META_VERSION, &[1u8][..])
+                .expect("v1");
+        }
+        let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
+        let queue = SledQueue::open(&db).expect("queue");
+        let now = Utc::now() + chrono::Duration::seconds(1);
+        let claim = Claim {
+            kind: crate::outbox::DestinationKind::Email,
+            lane: Lane::Interactive,
+            max: 10,
+            now,
+            lease_until: now + chrono::Duration::seconds(30),
+        };
+        let (claimed, _) = queue.shared.trees.claim(&claim).expect("claim");
+        let mut ids: Vec<_> = claimed.iter().map(|m| m.id).collect();
+        ids.sort();
+        let mut expected = pending.clone();
+        expected.sort();
+        assert_eq!(ids, expected);
+        assert_eq!(pending.len(), 2);
     }
 
     /// Startup counts states from live index entries and the terminal counters, not from history: with

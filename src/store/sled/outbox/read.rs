@@ -102,15 +102,33 @@ impl Trees {
         Ok((counts, read))
     }
 
-    /// Builds the `meta` indexes of a store written before them (one pass over history, once).
+    /// Brings the indexes of a store written by an older version up to date, once, at open: version 1
+    /// added the `meta` indexes (one pass over history), version 2 put the tenant into `due` keys for
+    /// fair claims (one pass over live messages). A crash midway repeats the step at the next open:
+    /// the version is written last.
     pub(crate) fn ensure_meta(&self) -> Result<(), OutboxError> {
-        if self
+        let version = self
             .meta
-            .contains_key(keys::META_VERSION)
+            .get(keys::META_VERSION)
             .map_err(StoreError::from)?
-        {
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0);
+        if version >= INDEX_VERSION {
             return Ok(());
         }
+        if version < 1 {
+            self.build_meta()?;
+        }
+        if version < 2 {
+            self.rebuild_due()?;
+        }
+        self.meta
+            .insert(keys::META_VERSION, &[INDEX_VERSION][..])
+            .map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    fn build_meta(&self) -> Result<(), OutboxError> {
         let mut counts: HashMap<State, i64> = HashMap::new();
         for entry in self.messages.iter() {
             let (_, bytes) = entry.map_err(StoreError::from)?;
@@ -134,12 +152,35 @@ impl Trees {
                 .insert(keys::count(state), &n.to_be_bytes()[..])
                 .map_err(StoreError::from)?;
         }
-        self.meta
-            .insert(keys::META_VERSION, &[1u8][..])
-            .map_err(StoreError::from)?;
+        Ok(())
+    }
+
+    /// Rewrites `due` from the Pending messages (`live` lists every non-terminal one).
+    fn rebuild_due(&self) -> Result<(), OutboxError> {
+        self.due.clear().map_err(StoreError::from)?;
+        for entry in self.live.iter() {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            let Some(id) = keys::trailing_id(&key) else {
+                continue;
+            };
+            let Some(m) = self.get(id)? else { continue };
+            if m.state == State::Pending {
+                let due = keys::due(
+                    m.destination.kind(),
+                    m.lane,
+                    &m.tenant,
+                    m.next_attempt_at,
+                    id,
+                );
+                self.due.insert(due, &[][..]).map_err(StoreError::from)?;
+            }
+        }
         Ok(())
     }
 }
+
+/// The layout of the derived indexes this code writes (see [`Trees::ensure_meta`]).
+const INDEX_VERSION: u8 = 2;
 
 /// The smallest key greater than `key` (for "after" cursors).
 fn successor(mut key: Vec<u8>) -> Vec<u8> {

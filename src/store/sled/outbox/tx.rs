@@ -193,10 +193,11 @@ impl Tx<'_> {
                 let key = keys::due(
                     new.destination.kind(),
                     new.lane,
+                    &new.tenant,
                     new.next_attempt_at,
                     new.id,
                 );
-                self.due.insert(&key, &[][..])?;
+                self.due.insert(key.as_slice(), &[][..])?;
             }
             State::InFlight => {
                 if let Some(until) = new.lease_until {
@@ -218,10 +219,11 @@ impl Tx<'_> {
                 let key = keys::due(
                     old.destination.kind(),
                     old.lane,
+                    &old.tenant,
                     old.next_attempt_at,
                     old.id,
                 );
-                self.due.remove(&key)?;
+                self.due.remove(key.as_slice())?;
             }
             State::InFlight => {
                 if let Some(until) = old.lease_until {

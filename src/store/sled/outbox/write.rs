@@ -128,18 +128,7 @@ impl Trees {
 
     pub(crate) fn claim(&self, claim: &Claim) -> Result<(Vec<Message>, Vec<Change>), OutboxError> {
         let mut changes = self.release_expired(claim.now)?;
-        let start = keys::due_prefix(claim.kind, claim.lane);
-        let mut candidates = Vec::with_capacity(claim.max.min(1024));
-        for entry in self
-            .due
-            .range(&start[..]..=&keys::due_until(claim.kind, claim.lane, claim.now)[..])
-            .take(claim.max)
-        {
-            let (key, _) = entry.map_err(StoreError::from)?;
-            if let Some(id) = keys::trailing_id(&key) {
-                candidates.push((key, id));
-            }
-        }
+        let candidates = self.fair_candidates(claim)?;
         if candidates.is_empty() {
             return Ok((Vec::new(), changes));
         }
@@ -162,6 +151,47 @@ impl Trees {
         })?;
         changes.extend(more);
         Ok((claimed, changes))
+    }
+
+    /// The due keys a claim tries, fairly: every tenant with something due (one seek each), up to
+    /// `claim.max` of each, then [`backend::round_robin`] across tenants in order of their earliest
+    /// due message.
+    fn fair_candidates(&self, claim: &Claim) -> Result<Vec<(sled::IVec, MessageId)>, OutboxError> {
+        let prefix = keys::due_prefix(claim.kind, claim.lane);
+        let now = keys::millis(claim.now);
+        let mut tenants: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut cursor = prefix.to_vec();
+        while let Some(entry) = self.due.range(cursor.as_slice()..).next() {
+            let (key, _) = entry.map_err(StoreError::from)?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let Some((tenant, first_due)) = keys::split_due(&key) else {
+                break;
+            };
+            cursor = keys::tenant_after(tenant);
+            if first_due <= now {
+                tenants.push((first_due, tenant.to_vec()));
+            }
+        }
+        tenants.sort();
+        let mut lists = Vec::with_capacity(tenants.len());
+        for (_, tenant) in &tenants {
+            let mut list = Vec::new();
+            let until = keys::due_until(tenant, claim.now);
+            for entry in self
+                .due
+                .range(tenant.as_slice()..=until.as_slice())
+                .take(claim.max)
+            {
+                let (key, _) = entry.map_err(StoreError::from)?;
+                if let Some(id) = keys::trailing_id(&key) {
+                    list.push((key, id));
+                }
+            }
+            lists.push(list);
+        }
+        Ok(backend::round_robin(lists, claim.max))
     }
 
     pub(crate) fn resolve(
