@@ -391,6 +391,7 @@ impl Daemon {
             &client,
             intake_state.auth.clone(),
             outbox.clone(),
+            gatekeeper.clone(),
         )
         .context("[uploads] data feeds")?;
         let api = limit_api(

@@ -52,6 +52,8 @@ struct Held {
     cells: Box<[u8]>,
     /// The row as uploaded, JSON (for `errors.csv` if Salesforce refuses it).
     original: Box<[u8]>,
+    /// The record key under the row's `previous_account_number` (an account-number change).
+    previous_key: Option<String>,
 }
 
 enum Slot {
@@ -122,6 +124,7 @@ impl Part {
                         original: serde_json::to_vec(&original)
                             .expect("cells serialise")
                             .into_boxed_slice(),
+                        previous_key: valid.previous_key,
                     })
                 }
             });
@@ -198,6 +201,9 @@ impl Part {
         // Every row to load, settled (`Some`) or not yet.
         let mut todo: HashMap<String, Option<Settled>> =
             self.held().map(|h| (h.key.clone(), None)).collect();
+        if !self.rekey(feeds, &object, &key_field, stop).await? {
+            return Ok(false);
+        }
         let mut jobs = ledger.bulk_jobs(&upload.id, self.first).await?;
         for job in &jobs {
             match settle(feeds, job, &key_field, &mut todo, stop).await? {
@@ -244,6 +250,59 @@ impl Part {
             }
         }
         self.record(feeds, upload, mappings, todo).await?;
+        Ok(true)
+    }
+
+    /// Re-keys the existing records of rows that changed account number (rare: SOQL and Collections calls for
+    /// those rows only), so the job's upsert by the new key updates them instead of creating a second record.
+    /// Idempotent: a record already under its new key is left alone. `Ok(false)` when stopped.
+    async fn rekey(
+        &self,
+        feeds: &Feeds,
+        object: &str,
+        key_field: &str,
+        stop: &CancellationToken,
+    ) -> Result<bool, FeedError> {
+        let sink = &feeds.inner.sink;
+        let changes: Vec<(&str, &str)> = self
+            .held()
+            .filter_map(|h| Some((h.key.as_str(), h.previous_key.as_deref()?)))
+            .collect();
+        for chunk in changes.chunks(100) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|(new, old)| [new.to_string(), old.to_string()])
+                .collect();
+            let Some(existing) =
+                retrying(feeds, stop, || sink.existing(object, key_field, &keys, &[])).await?
+            else {
+                return Ok(false);
+            };
+            let records: Vec<(String, String)> = chunk
+                .iter()
+                .filter(|(new, _)| !existing.contains_key(*new))
+                .filter_map(|(new, old)| {
+                    let id = existing.get(*old)?.get("Id")?.as_str()?;
+                    Some((id.to_owned(), new.to_string()))
+                })
+                .collect();
+            if records.is_empty() {
+                continue;
+            }
+            let Some(results) =
+                retrying(feeds, stop, || sink.rekey(object, key_field, &records)).await?
+            else {
+                return Ok(false);
+            };
+            let refused = results.iter().filter(|r| r.error_class().is_some()).count();
+            if refused > 0 {
+                // The row is still loaded (as a record under its new key); say so without values.
+                tracing::warn!(
+                    refused,
+                    "Salesforce refused re-keying records for account-number changes"
+                );
+            }
+        }
         Ok(true)
     }
 

@@ -32,6 +32,7 @@
 //! retry can fix, the upload is `failed` with the reason, and the batches recorded so far stay visible.
 
 mod bulk;
+mod dupes;
 mod error;
 mod http;
 mod ledger;
@@ -63,6 +64,7 @@ use crate::config::BankConfig;
 use crate::intake::Authenticator;
 use crate::mapping::MappingSet;
 use crate::outbox::Outbox;
+use crate::records::{Gatekeeper, RuleSet};
 use crate::store::Store;
 
 /// Settings of the feeds (`[uploads]`).
@@ -94,6 +96,8 @@ struct Inner {
     mappings: Arc<ArcSwap<MappingSet>>,
     sink: Arc<dyn RecordSink>,
     bulk: Arc<dyn BulkSink>,
+    rules: RuleSet,
+    gatekeeper: Option<Gatekeeper>,
     auth: Authenticator,
     outbox: Outbox,
     banks: Vec<BankConfig>,
@@ -109,6 +113,10 @@ pub struct FeedParts {
     pub mappings: Arc<ArcSwap<MappingSet>>,
     pub sink: Arc<dyn RecordSink>,
     pub bulk: Arc<dyn BulkSink>,
+    /// The duplicate rules (`[records]`).
+    pub rules: RuleSet,
+    /// Audits reinstatements of stale-terminated records (absent in tests that do not need it).
+    pub gatekeeper: Option<Gatekeeper>,
     pub auth: Authenticator,
     pub outbox: Outbox,
     pub banks: Vec<BankConfig>,
@@ -128,6 +136,8 @@ impl Feeds {
                 mappings: parts.mappings,
                 sink: parts.sink,
                 bulk: parts.bulk,
+                rules: parts.rules,
+                gatekeeper: parts.gatekeeper,
                 auth: parts.auth,
                 outbox: parts.outbox,
                 banks: parts.banks,
@@ -157,6 +167,7 @@ pub fn assemble(
     client: &crate::salesforce::SalesforceClient,
     auth: Authenticator,
     outbox: Outbox,
+    gatekeeper: Gatekeeper,
 ) -> Result<Option<Feeds>, FeedError> {
     let Some(inbound) = &config.inbound else {
         tracing::warn!(
@@ -180,6 +191,12 @@ pub fn assemble(
         mappings,
         sink: Arc::new(CollectionsSink(client.clone())),
         bulk: Arc::new(BulkApiSink(client.clone())),
+        rules: config
+            .records
+            .clone()
+            .unwrap_or_default()
+            .rule_set(&config.banks),
+        gatekeeper: Some(gatekeeper),
         auth,
         outbox,
         banks: config.banks.clone(),

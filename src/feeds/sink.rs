@@ -37,6 +37,15 @@ pub trait RecordSink: Send + Sync {
         key_field: &str,
         records: &[JsonMap],
     ) -> Result<Vec<RecordResult>, SfError>;
+
+    /// Sets `key_field` of the records `(Salesforce id, new key)` (an account-number change re-keys the
+    /// existing record); one result per record, in order.
+    async fn rekey(
+        &self,
+        object: &str,
+        key_field: &str,
+        records: &[(String, String)],
+    ) -> Result<Vec<RecordResult>, SfError>;
 }
 
 /// The default sink: SOQL `IN` reads and sObject Collections upserts.
@@ -90,6 +99,24 @@ impl RecordSink for CollectionsSink {
         records: &[JsonMap],
     ) -> Result<Vec<RecordResult>, SfError> {
         self.0.collections_upsert(object, key_field, records).await
+    }
+
+    async fn rekey(
+        &self,
+        object: &str,
+        key_field: &str,
+        records: &[(String, String)],
+    ) -> Result<Vec<RecordResult>, SfError> {
+        let updates: Vec<(String, JsonMap)> = records
+            .iter()
+            .map(|(id, key)| {
+                let mut m = JsonMap::new();
+                m.insert("Id".into(), Value::String(id.clone()));
+                m.insert(key_field.to_owned(), Value::String(key.clone()));
+                (object.to_owned(), m)
+            })
+            .collect();
+        self.0.collections_update(&updates).await
     }
 }
 

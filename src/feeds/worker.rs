@@ -1,18 +1,17 @@
 //! The upload worker: takes received uploads oldest first and processes each to completion (module doc of
 //! `feeds` for the passes and the checkpoint).
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Feeds;
+use super::dupes::{Dupes, Fired, RowFields};
 use super::error::FeedError;
 use super::model::{BATCH_ROWS, Batch, Counts, Outcome, RowResult, Status, Upload};
 use super::reasons::{self as r, RowProblem};
@@ -23,6 +22,7 @@ use crate::mapping::MappingSet;
 use crate::ops::Heartbeat;
 use crate::ops::metrics as m;
 use crate::outbox::{Destination, Lane, NewMessage};
+use crate::records::Action;
 use crate::salesforce::{ErrorClass, JsonMap, SfError};
 
 /// Idle poll: the worker is woken at once by intake; this only bounds a missed wake-up.
@@ -60,6 +60,8 @@ pub(super) enum Done {
         row: u64,
         key: String,
         of: u64,
+        /// The duplicate rule that fired.
+        rule: String,
     },
     /// Sent to (or found unchanged in) Salesforce; a Salesforce-side kick-out keeps the row as uploaded.
     Sent {
@@ -68,6 +70,61 @@ pub(super) enum Done {
         warnings: Vec<RowProblem>,
         result: Result<(Outcome, Option<String>), (RowProblem, Vec<String>)>,
     },
+}
+
+/// A batch's classification, stored before its first send so a re-send after a crash repeats it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Plan {
+    classes: Vec<Class>,
+    /// Rows (by index among the sends) whose existing record is re-keyed first, with its Salesforce id.
+    #[serde(default)]
+    rekey: Vec<(usize, String)>,
+}
+
+impl Plan {
+    fn decode(bytes: &[u8]) -> Result<Plan, FeedError> {
+        let corrupt = |e: serde_json::Error| FeedError::Corrupt(e.to_string());
+        // Plans stored before re-keying existed are a bare list of classes.
+        match serde_json::from_slice::<Plan>(bytes) {
+            Ok(plan) => Ok(plan),
+            Err(_) => Ok(Plan {
+                classes: serde_json::from_slice(bytes).map_err(corrupt)?,
+                rekey: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// Audits (who, when, why) each stale-terminated record this batch revived.
+async fn audit_reinstated(
+    feeds: &Feeds,
+    upload: &Upload,
+    sends: &[&ValidRow],
+    plan: &[Class],
+    outcomes: &[Option<Sent>],
+) {
+    let Some(gatekeeper) = &feeds.inner.gatekeeper else {
+        return;
+    };
+    for (i, class) in plan.iter().enumerate() {
+        let Some(Ok((Some(sf_id), _))) = &outcomes[i] else {
+            continue;
+        };
+        if *class != Class::Reinstate {
+            continue;
+        }
+        let record = crate::records::RecordRef {
+            id: sf_id.clone(),
+            record_key: Some(sends[i].record_key.clone()),
+            furnisher: Some(upload.tenant.clone()),
+        };
+        if let Err(e) = gatekeeper
+            .record_reinstated(&record, &format!("feeds:{}", upload.id))
+            .await
+        {
+            tracing::warn!(upload_id = %upload.id, error = %e, "reinstatement not audited");
+        }
+    }
 }
 
 /// How a row to send relates to what Salesforce holds (decided once per batch, kept across a crash).
@@ -261,6 +318,54 @@ async fn choose_bulk(feeds: &Feeds, upload: &mut Upload, rows: u64) -> Result<()
     Ok(())
 }
 
+/// A valid row's fate under the duplicate rule that fired for it (if any).
+fn judge_duplicate(
+    row: u64,
+    mut valid: ValidRow,
+    original: Vec<String>,
+    fired: Option<Fired>,
+) -> Prepared {
+    let Some(fired) = fired else {
+        return Prepared::Send {
+            row,
+            valid,
+            original,
+        };
+    };
+    let named = |code: &'static str| {
+        let meaning = r::lookup(code).map_or("", |c| c.meaning);
+        RowProblem::with_message(
+            code,
+            "",
+            format!(
+                "{meaning} Duplicate rule: {}; row {}.",
+                fired.rule, fired.winner
+            ),
+        )
+    };
+    match fired.action {
+        Action::Merge => Prepared::Decided(Done::Duplicate {
+            row,
+            key: valid.record_key,
+            of: fired.winner,
+            rule: fired.rule,
+        }),
+        Action::Reject => Prepared::Decided(Done::Rejected {
+            row,
+            problems: vec![named(r::DUPLICATE_REJECTED)],
+            original,
+        }),
+        Action::Flag => {
+            valid.warnings.push(named(r::DUPLICATE_FLAGGED));
+            Prepared::Send {
+                row,
+                valid,
+                original,
+            }
+        }
+    }
+}
+
 /// The reader thread: pass 1 (validate all, find duplicate winners), pass 2 (batches of prepared rows).
 fn read_batches(
     feeds: &Feeds,
@@ -270,19 +375,19 @@ fn read_batches(
     stop: &CancellationToken,
 ) {
     let run = || -> Result<(), FeedError> {
-        // Pass 1: the winning row of every tradeline key.
-        let mut winners: HashMap<[u8; 16], (u64, NaiveDate)> = HashMap::new();
+        // Pass 1: the winning row of every tradeline, under every within-upload duplicate rule.
+        let mut dupes = Dupes::new(&feeds.inner.rules);
+        let columns = &upload.columns;
+        let furnisher = upload.tenant.as_str();
         let mut rows = 0u64;
-        each_row(feeds, upload, mappings, |row, verdict, _| {
+        each_row(feeds, upload, mappings, |row, verdict, original| {
             rows = row;
             if let Ok(valid) = verdict {
-                let slot = winners
-                    .entry(key_bytes(&valid.record_key))
-                    .or_insert((row, valid.as_of));
-                // The latest as-of date wins; on a tie, the later row.
-                if valid.as_of >= slot.1 {
-                    *slot = (row, valid.as_of);
-                }
+                let fields = RowFields {
+                    columns,
+                    cells: &original,
+                };
+                dupes.observe(furnisher, row, valid.as_of, &valid.record_key, &fields);
             }
             !stop.is_cancelled()
         })?;
@@ -300,6 +405,7 @@ fn read_batches(
                     row,
                     key: String::new(),
                     of: 0,
+                    rule: String::new(),
                 })
             } else {
                 match verdict {
@@ -308,18 +414,14 @@ fn read_batches(
                         problems,
                         original,
                     }),
-                    Ok(valid) => match winners.get(&key_bytes(&valid.record_key)) {
-                        Some((winner, _)) if *winner != row => Prepared::Decided(Done::Duplicate {
-                            row,
-                            key: valid.record_key,
-                            of: *winner,
-                        }),
-                        _ => Prepared::Send {
-                            row,
-                            valid,
-                            original,
-                        },
-                    },
+                    Ok(valid) => {
+                        let fields = RowFields {
+                            columns,
+                            cells: &original,
+                        };
+                        let fired = dupes.fired(furnisher, row, &valid.record_key, &fields);
+                        judge_duplicate(row, valid, original, fired)
+                    }
                 }
             };
             batch.push(prepared);
@@ -384,17 +486,6 @@ fn each_row(
     Ok(())
 }
 
-fn key_bytes(key: &str) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let hex = key.trim_start_matches("rk_");
-    if hex::decode_to_slice(hex, &mut out).is_err() {
-        out = Sha256::digest(key.as_bytes())[..16]
-            .try_into()
-            .expect("16 bytes");
-    }
-    out
-}
-
 /// Sends one batch and records its verdicts. `Ok(false)` when stopped before it was recorded.
 async fn send_batch(
     feeds: &Feeds,
@@ -425,12 +516,17 @@ async fn send_batch(
             _ => None,
         })
         .collect();
-    let plan: Vec<Class> = match ledger.pending(&id, index).await? {
-        Some(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| FeedError::Corrupt(e.to_string()))?
-        }
+    let Plan {
+        classes: plan,
+        rekey,
+    } = match ledger.pending(&id, index).await? {
+        Some(bytes) => Plan::decode(&bytes)?,
         None => {
-            let keys: Vec<String> = sends.iter().map(|v| v.record_key.clone()).collect();
+            let keys: Vec<String> = sends
+                .iter()
+                .flat_map(|v| std::iter::once(&v.record_key).chain(v.previous_key.as_ref()))
+                .cloned()
+                .collect();
             // Every field the batch writes (context fields such as the furnisher included), plus the ones
             // that say whether a record was terminated as stale.
             let mut read: Vec<String> = Vec::new();
@@ -451,17 +547,29 @@ async fn send_batch(
             let Some(existing) = existing else {
                 return Ok(false);
             };
-            let plan: Vec<Class> = sends
-                .iter()
-                .map(|v| {
-                    classify(
-                        v,
-                        existing.get(&v.record_key),
-                        status_field.as_deref(),
-                        &key_field,
-                    )
-                })
-                .collect();
+            let mut plan = Plan::default();
+            for (i, v) in sends.iter().enumerate() {
+                let current = existing.get(&v.record_key);
+                // An account-number change: the tradeline's record under its old key gets the new key.
+                let previous = v
+                    .previous_key
+                    .as_ref()
+                    .filter(|_| current.is_none())
+                    .and_then(|old| existing.get(old));
+                let class = match previous {
+                    Some(old) => {
+                        if let Some(sf_id) = old.get("Id").and_then(Value::as_str) {
+                            plan.rekey.push((i, sf_id.to_owned()));
+                        }
+                        match classify(v, Some(old), status_field.as_deref(), &key_field) {
+                            Class::Reinstate => Class::Reinstate,
+                            _ => Class::Changed,
+                        }
+                    }
+                    None => classify(v, current, status_field.as_deref(), &key_field),
+                };
+                plan.classes.push(class);
+            }
             ledger
                 .put_pending(&id, index, &serde_json::to_vec(&plan).expect("plan"))
                 .await?;
@@ -477,6 +585,30 @@ async fn send_batch(
             outcomes[i] = Some(Ok((None, false)));
         } else {
             todo.push(i);
+        }
+    }
+    if !rekey.is_empty() {
+        let records: Vec<(String, String)> = rekey
+            .iter()
+            .map(|(i, sf_id)| (sf_id.clone(), sends[*i].record_key.clone()))
+            .collect();
+        let Some(results) = retrying(feeds, stop, || {
+            feeds.inner.sink.rekey(&object, &key_field, &records)
+        })
+        .await?
+        else {
+            return Ok(false);
+        };
+        for ((i, _), result) in rekey.iter().zip(results) {
+            if result.error_class().is_some() {
+                let values = sends[*i].record.values().filter_map(Value::as_str);
+                outcomes[*i] = Some(Err(RowProblem::with_message(
+                    r::SALESFORCE_REJECTED,
+                    "previous_account_number",
+                    salesforce_message(&result.errors, values),
+                )));
+                todo.retain(|t| t != i);
+            }
         }
     }
     let started = Instant::now();
@@ -534,6 +666,8 @@ async fn send_batch(
             }
         }
     }
+
+    audit_reinstated(feeds, upload, &sends, &plan, &outcomes).await;
 
     // Record the batch's verdicts.
     let mut done = Vec::with_capacity(batch.len());
@@ -605,12 +739,19 @@ pub(super) async fn store_batch(
                     duplicate_of: None,
                 }
             }
-            Done::Duplicate { row, key, of } => RowResult {
+            Done::Duplicate { row, key, of, rule } => RowResult {
                 row,
                 outcome: Outcome::Duplicate,
                 record_key: Some(key),
                 salesforce_id: None,
-                problems: vec![RowProblem::new(r::DUPLICATE_IN_UPLOAD, "")],
+                problems: vec![RowProblem::with_message(
+                    r::DUPLICATE_IN_UPLOAD,
+                    "",
+                    format!(
+                        "{} Duplicate rule: {rule}.",
+                        r::lookup(r::DUPLICATE_IN_UPLOAD).map_or("", |c| c.meaning)
+                    ),
+                )],
                 duplicate_of: Some(of),
             },
             Done::Sent {

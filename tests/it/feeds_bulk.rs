@@ -112,5 +112,16 @@ async fn bulk_upload_maps_every_row_back_and_kicks_out_salesforce_refusals() {
     assert_eq!(again["counts"]["accepted"], 0, "{again}");
     let org: Vec<serde_json::Map<String, Value>> = sb.sim.records("Credit_Record__c");
     assert_eq!(org.len(), 248, "no second record");
+
+    // An account-number change in a Bulk upload re-keys the existing record (still no second record).
+    let old_id = records[1]["salesforce_id"].as_str().expect("id").to_owned();
+    let mut changed: Vec<String> = (3..=6).map(|n| person_row(&format!("B-{n:04}"))).collect();
+    changed.push(person_row("NEW-0002").replace(",false,", ",false,B-0002"));
+    let moved = upload_and_wait(&sb.daemon_url, &bank, &feed(&changed)).await;
+    assert_eq!(moved["counts"]["updated"], 5, "{moved}");
+    let org: Vec<serde_json::Map<String, Value>> = sb.sim.records("Credit_Record__c");
+    assert_eq!(org.len(), 248, "re-keyed, not duplicated");
+    let row5 = &all_records(&bank, moved["id"].as_str().expect("id")).await[4];
+    assert_eq!(row5["salesforce_id"], old_id.as_str(), "{row5}");
     sb.stop().await.expect("stop");
 }

@@ -16,7 +16,7 @@ const ROWS: u32 = 3000;
 
 /// A daemon config with uploads enabled (they need the vault's keys: spools are encrypted under a key derived
 /// from them), plus `extra` TOML.
-fn feeds_config(dir: &Path, sim: &SimProcess, port: u16, extra: &str) -> PathBuf {
+pub(crate) fn feeds_config(dir: &Path, sim: &SimProcess, port: u16, extra: &str) -> PathBuf {
     let config = write_config(dir, &sim.url, port, &dir.join("data"), &repo_mappings());
     let listener_secret = dir.join("listener_secret");
     std::fs::write(&listener_secret, "feeds-crash-test-listener-secret").expect("secret");
