@@ -59,6 +59,27 @@ pub trait Queue: Send + Sync + 'static {
         resolution: Resolution,
     ) -> Result<Message, OutboxError>;
 
+    /// Several [`Queue::resolve`]s in one durable step (the pusher records a whole batch's attempts at
+    /// once). Each entry is fenced and atomic on its own and gets its own result — a lost lease fails
+    /// only that entry — while `Err` means none was applied. The default resolves one by one; the
+    /// embedded store overrides it with one transaction and one group commit.
+    async fn resolve_many(
+        &self,
+        items: Vec<(MessageId, LeaseToken, Resolution)>,
+    ) -> Result<Resolved, OutboxError> {
+        let mut out = Vec::with_capacity(items.len());
+        for (id, token, resolution) in items {
+            match self.resolve(id, token, resolution).await {
+                Err(error @ (OutboxError::LeaseLost(_) | OutboxError::NotFound(_))) => {
+                    out.push(Err(error))
+                }
+                Err(error) => return Err(error),
+                Ok(m) => out.push(Ok(m)),
+            }
+        }
+        Ok(out)
+    }
+
     /// An admin move (see [`AdminMove::apply`]), atomic with the state check.
     async fn admin_move(&self, id: MessageId, mv: AdminMove) -> Result<Message, OutboxError>;
 
@@ -178,6 +199,9 @@ pub struct IdemKey {
     /// Records that expired by this time count as absent.
     pub now: DateTime<Utc>,
 }
+
+/// The outcome of each entry of a [`Queue::resolve_many`], in order.
+pub type Resolved = Vec<Result<Message, OutboxError>>;
 
 /// What a claim asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -173,6 +173,49 @@ impl Outbox {
         Ok(updated)
     }
 
+    /// [`Outbox::record_attempt`] for a whole batch in one durable step. Each entry gets its own
+    /// result (a lost lease or a message not claimed fails only that one); `Err` means nothing was
+    /// recorded.
+    pub async fn record_attempts(
+        &self,
+        items: Vec<(&Message, Attempt, Transition)>,
+    ) -> Result<Vec<Result<Message, OutboxError>>, OutboxError> {
+        let mut out: Vec<Option<Result<Message, OutboxError>>> = Vec::with_capacity(items.len());
+        let mut batch = Vec::with_capacity(items.len());
+        for (claimed, attempt, next) in items {
+            match claimed
+                .lease_token
+                .filter(|_| claimed.state == State::InFlight)
+            {
+                Some(token) => {
+                    batch.push((claimed.id, token, self.resolution(claimed, attempt, next)));
+                    out.push(None);
+                }
+                None => out.push(Some(Err(OutboxError::WrongState {
+                    id: claimed.id,
+                    operation: "record_attempts",
+                    expected: "a claimed (in_flight) message",
+                    actual: claimed.state,
+                }))),
+            }
+        }
+        let mut resolved = self.inner.queue.resolve_many(batch).await?.into_iter();
+        Ok(out
+            .into_iter()
+            .map(|slot| {
+                slot.unwrap_or_else(|| {
+                    let one = resolved.next().unwrap_or(Err(OutboxError::Corrupt(
+                        "resolve_many answered too few results",
+                    )));
+                    if let Ok(updated) = &one {
+                        self.settled(updated);
+                    }
+                    one
+                })
+            })
+            .collect())
+    }
+
     /// What `next` means for `claimed`, by its destination's retry policy.
     fn resolution(&self, claimed: &Message, attempt: Attempt, next: Transition) -> Resolution {
         let now = attempt.finished_at;

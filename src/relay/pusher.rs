@@ -323,16 +323,23 @@ impl SalesforcePusher {
             };
             judged.push((message, verdict));
         }
-        // Recorded concurrently: each write is durable on return, and concurrent writes share one group
-        // commit instead of paying one flush each.
-        let recorded = futures::future::join_all(
-            judged
-                .into_iter()
-                .map(|(message, verdict)| self.record(message, verdict, started_at, finished_at)),
-        )
-        .await;
-        for one in recorded {
-            tally(&mut done, one, &mut first_error);
+        // Recorded together: one durable store step for the whole call instead of one per message.
+        let prepared: Vec<_> = judged
+            .into_iter()
+            .map(|(message, verdict)| (message, prepare(message, verdict, started_at, finished_at)))
+            .collect();
+        let items = prepared
+            .iter()
+            .map(|(message, p)| (*message, p.attempt.clone(), p.transition.clone()))
+            .collect();
+        match inner.outbox.record_attempts(items).await {
+            Ok(results) => {
+                for ((message, p), result) in prepared.iter().zip(results) {
+                    let one = self.recorded(message, p, result).await;
+                    tally(&mut done, one, &mut first_error);
+                }
+            }
+            Err(error) => tally(&mut done, Err(error), &mut first_error),
         }
         done.emit(latency, call_error.as_deref());
         (done, first_error)
@@ -347,24 +354,27 @@ impl SalesforcePusher {
         started_at: DateTime<Utc>,
         finished_at: DateTime<Utc>,
     ) -> Result<Option<State>, OutboxError> {
-        let code = verdict.code().to_owned();
-        let (mut attempt, transition) = verdict.into_attempt(started_at, finished_at);
-        // Salesforce quotes submitted values in some messages (`STRING_TOO_LONG`, restricted picklists);
-        // the attempt log and status API must not carry a bank's personal data back out.
-        attempt.message = attempt
-            .message
-            .map(|text| verdict::redact_values(&text, &message.payload));
-        let outcome = attempt.outcome;
-        match self
+        let p = prepare(message, verdict, started_at, finished_at);
+        let result = self
             .inner
             .outbox
-            .record_attempt(message, attempt, transition)
-            .await
-        {
+            .record_attempt(message, p.attempt.clone(), p.transition.clone())
+            .await;
+        self.recorded(message, &p, result).await
+    }
+
+    /// After an attempt was recorded (or not): metrics, the failure notice, and `None` for a lost lease.
+    async fn recorded(
+        &self,
+        message: &Message,
+        p: &Prepared,
+        result: Result<Message, OutboxError>,
+    ) -> Result<Option<State>, OutboxError> {
+        match result {
             Ok(updated) => {
-                events::attempt(outcome, &code);
+                events::attempt(p.attempt.outcome, &p.code);
                 if updated.state == State::Delivered {
-                    events::delivered(message.created_at, finished_at);
+                    events::delivered(message.created_at, p.attempt.finished_at);
                 }
                 if let Some(notice) = self.inner.failure_notice.get() {
                     notice.report_failed(&updated).await?;
@@ -408,6 +418,33 @@ impl SalesforcePusher {
             }
             Err(_) => Verdict::SuccessIdUnknown(why),
         }
+    }
+}
+
+/// An attempt ready to record: what the verdict means for the message.
+struct Prepared {
+    code: String,
+    attempt: crate::outbox::Attempt,
+    transition: crate::outbox::Transition,
+}
+
+fn prepare(
+    message: &Message,
+    verdict: Verdict,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+) -> Prepared {
+    let code = verdict.code().to_owned();
+    let (mut attempt, transition) = verdict.into_attempt(started_at, finished_at);
+    // Salesforce quotes submitted values in some messages (`STRING_TOO_LONG`, restricted picklists);
+    // the attempt log and status API must not carry a bank's personal data back out.
+    attempt.message = attempt
+        .message
+        .map(|text| verdict::redact_values(&text, &message.payload));
+    Prepared {
+        code,
+        attempt,
+        transition,
     }
 }
 

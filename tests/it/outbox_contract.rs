@@ -168,6 +168,61 @@ async fn an_expired_lease_cannot_record_over_the_new_claim(backend: Backend) {
     assert!(matches!(stale, Err(OutboxError::LeaseLost(_))), "{stale:?}");
 }
 
+/// A batch of outcomes recorded in one step: each entry fenced on its own, a stale one refused alone.
+async fn a_batch_of_outcomes_is_fenced_per_message(backend: Backend) {
+    let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
+    let outbox = &rig.outbox;
+    let t0 = Utc::now();
+    for n in 1..=3 {
+        let new = salesforce("001A", Lane::Interactive, n);
+        outbox
+            .enqueue_at(new, t0 + secs(i64::from(n)))
+            .await
+            .expect("enqueue");
+    }
+    let t1 = t0 + secs(3);
+    let mine = outbox.claim_due(Lane::Interactive, SF, 1, t1, TIMEOUT);
+    let mut mine = mine.await.expect("claim");
+    let rest = outbox.claim_due(Lane::Interactive, SF, 2, t1 + secs(20), TIMEOUT);
+    mine.extend(rest.await.expect("claim"));
+    assert_eq!(mine.len(), 3);
+    // The first message's lease runs out (the others' do not) and another worker claims it.
+    let t2 = t1 + secs(31);
+    let theirs = outbox.claim_due(Lane::Interactive, SF, 1, t2, TIMEOUT);
+    assert_eq!(theirs.await.expect("claim")[0].id, mine[0].id);
+
+    let ok = || attempt(t2, AttemptOutcome::Success, Some(201));
+    let done = || Transition::Delivered { remote_id: None };
+    let results = outbox
+        .record_attempts(vec![
+            (&mine[0], ok(), done()),
+            (&mine[1], ok(), done()),
+            (
+                &mine[2],
+                attempt(t2, AttemptOutcome::Retryable, Some(503)),
+                retry(),
+            ),
+        ])
+        .await
+        .expect("recorded");
+    assert!(matches!(&results[0], Err(OutboxError::LeaseLost(id)) if *id == mine[0].id));
+    assert_eq!(results[1].as_ref().expect("second").state, State::Delivered);
+    let third = results[2].as_ref().expect("third");
+    assert_eq!((third.state, third.attempts), (State::Pending, 1));
+    let first = outbox.get(mine[0].id).await.expect("get").expect("exists");
+    assert_eq!(
+        (first.state, first.attempts),
+        (State::InFlight, 0),
+        "unchanged"
+    );
+    assert_eq!(outbox.attempts(mine[2].id).await.expect("log").len(), 1);
+    let counts = outbox.counts().await.expect("counts");
+    assert_eq!(
+        (counts.pending, counts.in_flight, counts.delivered),
+        (1, 1, 1)
+    );
+}
+
 async fn a_lease_must_outlast_the_attempt_timeout(backend: Backend) {
     let rig = Rig::open(backend, policy(5, Duration::from_secs(3600)));
     let outbox = &rig.outbox;
@@ -551,6 +606,7 @@ macro_rules! backend_tests {
                 retries_end_dead_and_failed_is_never_claimed,
                 an_expired_lease_cannot_record_over_the_new_claim,
                 a_lease_must_outlast_the_attempt_timeout,
+                a_batch_of_outcomes_is_fenced_per_message,
                 a_shutdown_release_is_not_an_attempt,
                 idempotency_keys_replay_conflict_and_expire,
                 concurrent_posts_with_one_key_make_one_message,

@@ -41,7 +41,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 
-use crate::outbox::backend::{AdminMove, Claim, IdemKey, Resolution, Retention, Retired};
+use crate::outbox::backend::{AdminMove, Claim, IdemKey, Resolution, Resolved, Retention, Retired};
 use crate::outbox::{
     Attempt, Counts, Enqueued, LeaseToken, ListFilter, Message, MessageId, OutboxError, Queue,
     State,
@@ -174,6 +174,13 @@ impl Queue for SledQueue {
         resolution: Resolution,
     ) -> Result<Message, OutboxError> {
         self.write(move |t| t.resolve(id, token, &resolution)).await
+    }
+
+    async fn resolve_many(
+        &self,
+        items: Vec<(MessageId, LeaseToken, Resolution)>,
+    ) -> Result<Resolved, OutboxError> {
+        self.write(move |t| t.resolve_many(&items)).await
     }
 
     async fn admin_move(&self, id: MessageId, mv: AdminMove) -> Result<Message, OutboxError> {

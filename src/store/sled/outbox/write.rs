@@ -3,7 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::outbox::backend::{self, AdminMove, Claim, IdemKey, Resolution, Retention, Retired};
+use crate::outbox::backend::{
+    self, AdminMove, Claim, IdemKey, Resolution, Resolved, Retention, Retired,
+};
 use crate::outbox::{Enqueued, LeaseToken, Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 
@@ -218,6 +220,39 @@ impl Trees {
             }
             tx.put(Some(&old), &new)?;
             Ok(new)
+        })
+    }
+
+    /// [`Trees::resolve`] for many messages in one transaction; a lost lease fails only its entry.
+    pub(crate) fn resolve_many(
+        &self,
+        items: &[(MessageId, LeaseToken, Resolution)],
+    ) -> Result<(Resolved, Vec<Change>), OutboxError> {
+        let attempts = items
+            .iter()
+            .map(|(_, _, r)| r.attempt.as_ref().map(serde_json::to_vec).transpose())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(OutboxError::Encode)?;
+        self.transact(|tx| {
+            let mut out = Vec::with_capacity(items.len());
+            for ((id, token, resolution), attempt_bytes) in items.iter().zip(&attempts) {
+                let Some(old) = tx.get(*id)? else {
+                    out.push(Err(OutboxError::NotFound(*id)));
+                    continue;
+                };
+                if old.state != State::InFlight || old.lease_token != Some(*token) {
+                    out.push(Err(OutboxError::LeaseLost(*id)));
+                    continue;
+                }
+                let new = resolution.apply(&old);
+                if let Some(bytes) = attempt_bytes {
+                    tx.attempts
+                        .insert(&keys::attempt(*id, new.attempts), bytes.clone())?;
+                }
+                tx.put(Some(&old), &new)?;
+                out.push(Ok(new));
+            }
+            Ok(out)
         })
     }
 
