@@ -16,6 +16,8 @@ pub struct UploadsConfig {
     pub bulk_threshold_rows: u64,
     /// Rows per Bulk API 2.0 job (rounded up to whole 200-row batches).
     pub bulk_job_rows: u64,
+    /// Uploads each bank may post per hour (a token bucket of that size); 0 = no quota.
+    pub quota_per_hour: u32,
 }
 
 pub(crate) fn read_uploads(s: &mut Section<'_>) -> UploadsConfig {
@@ -36,5 +38,6 @@ pub(crate) fn read_uploads(s: &mut Section<'_>) -> UploadsConfig {
             reader::integer(0, 1_000_000_000),
         ),
         bulk_job_rows: s.or("bulk_job_rows", 100_000, reader::integer(200, 150_000_000)),
+        quota_per_hour: s.or("quota_per_hour", 0, reader::integer(0, 1_000_000)) as u32,
     }
 }

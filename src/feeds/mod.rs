@@ -61,7 +61,7 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use crate::config::BankConfig;
-use crate::intake::Authenticator;
+use crate::intake::{Authenticator, BankQuota};
 use crate::mapping::MappingSet;
 use crate::outbox::Outbox;
 use crate::records::{Gatekeeper, RuleSet};
@@ -80,6 +80,8 @@ pub struct FeedSettings {
     pub bulk_threshold_rows: u64,
     /// Rows per Bulk API 2.0 job.
     pub bulk_job_rows: u64,
+    /// Uploads per bank and hour (`None`: no quota).
+    pub quota_per_hour: Option<u32>,
 }
 
 /// The feeds, assembled. Cheap to clone.
@@ -98,6 +100,7 @@ struct Inner {
     bulk: Arc<dyn BulkSink>,
     rules: RuleSet,
     gatekeeper: Option<Gatekeeper>,
+    quota: Option<BankQuota>,
     auth: Authenticator,
     outbox: Outbox,
     banks: Vec<BankConfig>,
@@ -127,6 +130,7 @@ impl Feeds {
     pub fn new(parts: FeedParts) -> Result<Feeds, FeedError> {
         let spool_dir = parts.data_dir.join("uploads");
         crate::store::private_dir(&spool_dir)?;
+        let quota = parts.settings.quota_per_hour.map(BankQuota::new);
         Ok(Feeds {
             inner: Arc::new(Inner {
                 settings: parts.settings,
@@ -138,6 +142,7 @@ impl Feeds {
                 bulk: parts.bulk,
                 rules: parts.rules,
                 gatekeeper: parts.gatekeeper,
+                quota,
                 auth: parts.auth,
                 outbox: parts.outbox,
                 banks: parts.banks,
@@ -184,6 +189,8 @@ pub fn assemble(
             public_url: config.server.public_url().to_string(),
             bulk_threshold_rows: config.uploads.bulk_threshold_rows,
             bulk_job_rows: config.uploads.bulk_job_rows,
+            quota_per_hour: (config.uploads.quota_per_hour > 0)
+                .then_some(config.uploads.quota_per_hour),
         },
         store: store.clone(),
         data_dir: config.store.data_dir.clone(),

@@ -14,7 +14,12 @@ use crate::feeds_support::{
 const CREATE: &str = "POST /services/data/{version}/jobs/ingest";
 const COLLECTIONS: &str = "PATCH /services/data/{version}/composite/sobjects/{object}/{field}";
 
-async fn bulk_sandbox(sim: SimOptions) -> (creditlink::sandbox::Sandbox, tempfile::TempDir) {
+/// A sandbox whose uploads of 5 rows or more go through Bulk API 2.0 in jobs of 200 rows, plus `extra`
+/// overrides.
+async fn bulk_sandbox(
+    sim: SimOptions,
+    extra: &[(&str, &str)],
+) -> (creditlink::sandbox::Sandbox, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = creditlink::sandbox::SandboxOptions::new(
         dir.path().join("data"),
@@ -32,6 +37,11 @@ async fn bulk_sandbox(sim: SimOptions) -> (creditlink::sandbox::Sandbox, tempfil
             "200".to_owned(),
         ),
     ]);
+    opts.overrides.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     opts.automate = false;
     let sb = creditlink::sandbox::Sandbox::start(opts)
         .await
@@ -41,7 +51,7 @@ async fn bulk_sandbox(sim: SimOptions) -> (creditlink::sandbox::Sandbox, tempfil
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bulk_upload_maps_every_row_back_and_kicks_out_salesforce_refusals() {
-    let (sb, _dir) = bulk_sandbox(org_with_short_company_name()).await;
+    let (sb, _dir) = bulk_sandbox(org_with_short_company_name(), &[]).await;
     let (bank, _) = sandbox_banks(&sb).await;
     let long_name = "Acme Trading Company Limited";
     let mut rows: Vec<String> = (1..=250)
@@ -123,5 +133,52 @@ async fn bulk_upload_maps_every_row_back_and_kicks_out_salesforce_refusals() {
     assert_eq!(org.len(), 248, "re-keyed, not duplicated");
     let row5 = &all_records(&bank, moved["id"].as_str().expect("id")).await[4];
     assert_eq!(row5["salesforce_id"], old_id.as_str(), "{row5}");
+    sb.stop().await.expect("stop");
+}
+
+/// `[uploads] quota_per_hour`: uploads per bank and hour; beyond it 429 with `Retry-After`, nothing stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_quota_refuses_with_429_and_retry_after() {
+    let (sb, dir) = bulk_sandbox(
+        SimOptions::default(),
+        &[("CREDITLINK__UPLOADS__QUOTA_PER_HOUR", "2")],
+    )
+    .await;
+    let (bank, other) = sandbox_banks(&sb).await;
+    let text = feed(&[person_row("Q-1")]);
+    for _ in 0..2 {
+        upload_and_wait(&sb.daemon_url, &bank, &text).await;
+    }
+    let refused = crate::e2e_support::http()
+        .post(format!("{}/api/v1/uploads", sb.daemon_url))
+        .bearer_auth(bank.token())
+        .header("content-type", "text/csv")
+        .body(text.clone())
+        .send()
+        .await
+        .expect("third upload");
+    assert_eq!(refused.status(), 429);
+    let retry_after: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=1800).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        refused.headers()["content-type"],
+        "application/problem+json"
+    );
+    let list = crate::feeds_support::get_json(&bank, "/api/v1/uploads").await;
+    assert_eq!(
+        list["uploads"].as_array().expect("uploads").len(),
+        2,
+        "nothing stored"
+    );
+    let spools = std::fs::read_dir(dir.path().join("data/uploads"))
+        .expect("spool dir")
+        .count();
+    assert_eq!(spools, 0, "no spool left by the refusal");
+    // Another bank has its own bucket.
+    upload_and_wait(&sb.daemon_url, &other, &text).await;
     sb.stop().await.expect("stop");
 }
