@@ -157,17 +157,8 @@ async fn upload_quota_refuses_with_429_and_retry_after() {
         .send()
         .await
         .expect("third upload");
-    assert_eq!(refused.status(), 429);
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
+    let retry_after = crate::e2e_support::retry_after_of_429(&refused);
     assert!((1..=1800).contains(&retry_after), "{retry_after}");
-    assert_eq!(
-        refused.headers()["content-type"],
-        "application/problem+json"
-    );
     let list = crate::feeds_support::get_json(&bank, "/api/v1/uploads").await;
     assert_eq!(
         list["uploads"].as_array().expect("uploads").len(),
