@@ -29,6 +29,11 @@ def get(url, headers=None):
         return json.loads(r.read())
 
 
+def cpu_s(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid, key):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith(key):
@@ -94,6 +99,11 @@ try:
                           f"{url}/api/v1/uploads?name=bench"], capture_output=True, check=True)
     t1 = time.time()
     doc = json.loads(out.stdout)
+    # PERF=<file>: profile the daemon while it processes the upload.
+    perf = None
+    if os.environ.get("PERF"):
+        perf = subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(daemon.pid), "-o",
+                                 os.environ["PERF"]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     print(f"accepted in {t1 - t0:.1f} s: {doc.get('status')}  (load {loadavg()})", flush=True)
     rss_max = 0
     while True:
@@ -103,6 +113,9 @@ try:
             break
         time.sleep(0.5)
     t2 = time.time()
+    if perf:
+        perf.send_signal(2)
+        perf.wait(timeout=60)
     calls = get(f"{sim_url}/__sim/stats")["api_calls_total"] - calls_before
     routes = get(f"{sim_url}/__sim/stats")["by_route"]
     print(json.dumps(st["counts"]), st["status"], st.get("failure") or "")
@@ -112,6 +125,7 @@ try:
     print(f"Salesforce API calls: {calls} ({calls / (N / 10_000):.2f} per 10,000 rows); "
           f"Bulk jobs {routes.get('POST /services/data/{version}/jobs/ingest', 0)}, "
           f"job polls {routes.get('GET /services/data/{version}/jobs/ingest/{id}', 0)}")
+    print(f"CPU seconds: daemon {cpu_s(daemon.pid):.1f}, simulator {cpu_s(sim.pid):.1f}")
     print("load average after:", loadavg())
 except Exception:
     for name in ("daemon.log", "sim.log"):
