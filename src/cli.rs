@@ -1,6 +1,6 @@
 //! The command line: parsing, exit codes and dispatch to the library.
 //!
-//! Exit codes are a contract (DESIGN.md §4): 0 ok, 64 bad config or usage (`EX_USAGE`, linkerd's choice too),
+//! Exit codes are a contract (docs/cli.md): 0 ok, 64 bad config or usage (`EX_USAGE`, linkerd's choice too),
 //! 1 runtime failure. clap's own usage errors (exit 2) are mapped to 64; `--help` and `--version` exit 0.
 //!
 //! Commands that need the config load it first, so a bad config always ends as 64 before anything starts.

@@ -45,6 +45,8 @@ const DEMO_CLIENT_SECRET: &str = "demo-creditlink-secret";
 const SANDBOX_CONSUMER_KEY: &str = "3MVG9creditlink.sandbox.consumer";
 /// Path names of the demo banks' webhook receivers, in `[[banks]]` order.
 const BANK_SLUGS: [&str; 2] = ["demo-bank-a", "demo-bank-b"];
+/// Codes and names of the demo banks, in `[[banks]]` order (their widget demo pages).
+const DEMO_BANKS: [(&str, &str); 2] = [("DBA", "Demo Bank A"), ("DBB", "Demo Bank B")];
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -203,6 +205,14 @@ impl Sandbox {
                 secret.expose_whsec().to_string(),
             ));
         }
+        // The demo intranet pages (widget demo) are served by the receivers: their origin may embed the widget.
+        let receivers_origin = receivers.base_url.origin().ascii_serialization();
+        for i in 0..BANK_SLUGS.len() {
+            env.push((
+                format!("CREDITLINK__BANKS__{i}__ALLOWED_ORIGINS"),
+                format!("[\"{receivers_origin}\"]"),
+            ));
+        }
         env.push((
             "CREDITLINK__NOTIFICATIONS__SMTP_PORT".into(),
             smtp_port.to_string(),
@@ -243,8 +253,10 @@ impl Sandbox {
         info["daemon_url"] = json!(daemon_url);
         info["admin_url"] = json!(admin_url);
         if let Some(banks) = info["banks"].as_array_mut() {
-            for (bank, slug) in banks.iter_mut().zip(BANK_SLUGS) {
+            for ((bank, slug), (code, name)) in banks.iter_mut().zip(BANK_SLUGS).zip(DEMO_BANKS) {
                 bank["webhook_url"] = json!(receivers.url_for(slug).to_string());
+                let page = crate::ui::widget_demo_page(&daemon_url, code, name, chrono::Utc::now());
+                bank["widget_demo_url"] = json!(receivers.set_page(slug, page).to_string());
             }
         }
         info["mail_url"] = json!(format!("{}mail", receivers.base_url));
@@ -526,7 +538,8 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
     vec![
         step(
             &format!(
-                "A user of {bank_name} gets a token (it stops here, saying so, if that fails):"
+                "A user of {bank_name} gets a token (if that fails it says so; each step below that \
+                 captures an id checks it the same way):"
             ),
             format!(
                 "TOKEN=$(curl -s {token_url} {form} | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')\n\
@@ -544,7 +557,8 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
                  -H 'Content-Type: application/json' -H \"Idempotency-Key: $KEY\" -H 'Prefer: wait=5' \\\n    \
                  -d '{body}')\n\
                  echo \"$RESP\"\n\
-                 ID=$(echo \"$RESP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p'); echo \"request id: $ID\""
+                 ID=$(echo \"$RESP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n\
+                 [ -n \"$ID\" ] && echo \"request id: $ID\" || {{ echo 'no request id: the problem document above says why'; false; }}"
             ),
         ),
         step(
@@ -561,13 +575,14 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
         ),
         step(
             "Its status goes received -> submitted -> in_progress -> completed (the simulated bureau rejects \
-             every 5th request: see /__sim/automation); wait for the bureau (at most a minute):",
+             every 5th request: see /__sim/automation); wait for the bureau (at most a minute; an answer \
+             without a status, a problem document, ends the wait and shows in the next step):",
             format!(
                 "for i in $(seq 60); do\n    \
                  STATUS=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/report-requests/$ID \
                  | sed -n 's/.*\"status\":\"\\([a-z_]*\\)\".*/\\1/p')\n    \
                  echo \"status: $STATUS\"\n    \
-                 case \"$STATUS\" in completed|rejected|action_required|failed) break;; esac\n    \
+                 case \"$STATUS\" in completed|rejected|action_required|failed|'') break;; esac\n    \
                  sleep 1\n\
                  done"
             ),
@@ -601,7 +616,8 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
                 "UP=$(curl -s '{d}/api/v1/uploads?name=sample-feed.csv' -H \"Authorization: Bearer $TOKEN\" \\\n    \
                  -H 'Content-Type: text/csv' --data-binary @{feed})\n\
                  echo \"$UP\"\n\
-                 UPLOAD=$(echo \"$UP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p'); echo \"upload id: $UPLOAD\""
+                 UPLOAD=$(echo \"$UP\" | sed -n 's/.*\"id\":\"\\([^\"]*\\)\".*/\\1/p')\n\
+                 [ -n \"$UPLOAD\" ] && echo \"upload id: $UPLOAD\" || {{ echo 'no upload id: the problem document above says why'; false; }}"
             ),
         ),
         step(
@@ -609,7 +625,7 @@ pub fn walkthrough(s: &Sandbox) -> Vec<Step> {
             format!(
                 "for i in $(seq 60); do\n    \
                  DOC=$(curl -s -H \"Authorization: Bearer $TOKEN\" {d}/api/v1/uploads/$UPLOAD)\n    \
-                 case \"$DOC\" in *'\"status\":\"completed\"'*|*'\"status\":\"failed\"'*) break;; esac\n    \
+                 case \"$DOC\" in *'\"status\":\"completed\"'*|*'\"status\":\"failed\"'*|*'/problems/'*) break;; esac\n    \
                  sleep 1\n\
                  done; echo \"$DOC\""
             ),
@@ -662,7 +678,8 @@ fn walkthrough_text(s: &Sandbox) -> String {
          bank receivers:    {hooks}   (and demo-bank-b), e-mail sink: {mail}\n  \
          info for scripts:  {info}   (URLs, token requests, the admin token)\n  \
          admin API:         {admin}/admin/v1   (creditlink outbox list --sandbox {dir})\n  \
-         dashboard:         {d}/ui/   (log in as rep@demobanka.sim / demo-bank-a-password; more in ui_users)\n\n\
+         dashboard:         {d}/ui/   (log in as rep@demobanka.sim / demo-bank-a-password; more in ui_users)\n  \
+         widget demo:       {widget}   (a bank intranet page on another origin)\n\n\
          The data dir keeps this sandbox's store and its simulated org (saved on Ctrl-C): run it again on the\n\
          same dir and earlier requests, keys and reports are still there; delete the dir to start afresh.\n\n\
          Try it (bash, curl and sed; paste the steps in order into one shell):\n",
@@ -671,6 +688,9 @@ fn walkthrough_text(s: &Sandbox) -> String {
             .as_str()
             .unwrap_or_default(),
         mail = s.info["mail_url"].as_str().unwrap_or_default(),
+        widget = s.info["banks"][0]["widget_demo_url"]
+            .as_str()
+            .unwrap_or_default(),
         info = info_path.display(),
         dir = s.data_dir.display(),
         admin = s.admin_url,

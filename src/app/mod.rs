@@ -300,6 +300,17 @@ impl Daemon {
                 }
             }),
         );
+        let reachable = pusher.clone();
+        health.add_warning(
+            "salesforce_reachable",
+            Arc::new(move || {
+                if reachable.unreachable() {
+                    Err("Salesforce is failing whole calls: the backlog is held and one message probes the org (requests are still accepted and queued)".into())
+                } else {
+                    Ok(())
+                }
+            }),
+        );
         spawn_worker(&tracker, &health, "salesforce_pusher", |beat| {
             pusher.clone().run(workers.clone(), beat)
         });
@@ -378,12 +389,6 @@ impl Daemon {
             config.server.max_body_memory_bytes,
             config.server.max_body_bytes,
         );
-        let ui = crate::ui::UiState::from_config(
-            &config,
-            intake_state.clone(),
-            bank_pusher.clone(),
-            client.clone(),
-        );
         let feeds = crate::feeds::assemble(
             &config,
             &store,
@@ -394,15 +399,23 @@ impl Daemon {
             gatekeeper.clone(),
         )
         .context("[uploads] data feeds")?;
+        let ui = crate::ui::UiState::from_config(
+            &config,
+            intake_state.clone(),
+            bank_pusher.clone(),
+            client.clone(),
+        )
+        .map(|ui| ui.with_records(feeds.clone(), gatekeeper.clone()));
         let api = limit_api(
             intake::router(intake_state),
             &config.server,
             request_timeout,
         )
-        .layer(axum::Extension(body_budget));
+        .layer(axum::Extension(body_budget.clone()));
         let mut app = Router::new().merge(api);
         if let Some(ui) = ui {
-            app = app.merge(crate::ui::router(ui));
+            // The widget posts report requests too: they share the bank API's body memory budget.
+            app = app.merge(crate::ui::router(ui).layer(axum::Extension(body_budget)));
         }
         // Uploads stream up to `[uploads] max_bytes` to disk: their own, longer timeout.
         match feeds {
@@ -424,7 +437,8 @@ impl Daemon {
         }
         let ops = Router::new()
             .merge(health.router())
-            .merge(ops::metrics::router());
+            .merge(ops::metrics::router())
+            .method_not_allowed_fallback(intake::api::method_not_allowed);
         // Unknown paths answer the same problem document as unknown resources, never an empty 404.
         let app = app
             .merge(ops.clone())

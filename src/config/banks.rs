@@ -26,6 +26,9 @@ pub struct BankConfig {
     pub webhook_secret_previous: Option<SecretString>,
     /// People notified by e-mail when a request needs the bank's action.
     pub contacts: Vec<String>,
+    /// Web origins (`https://intranet.bank.example`) whose pages may embed the dashboard's request widget
+    /// (`/ui/widget.js`): the only origins its CORS answers name and its login hands a session to.
+    pub allowed_origins: Vec<String>,
 }
 
 pub(crate) fn read_banks(node: Option<&Node>, ctx: &super::reader::Ctx<'_>) -> Vec<BankConfig> {
@@ -107,6 +110,11 @@ fn read_bank(s: &mut Section<'_>) -> Option<BankConfig> {
             }
         }),
     );
+    let allowed_origins = s.or(
+        "allowed_origins",
+        Vec::new(),
+        reader::list(false, |node| web_origin(&reader::non_empty(node)?)),
+    );
     if webhook_url.is_some() && webhook_secret.is_none() && !s.has("webhook_secret") {
         s.missing(
             "webhook_secret",
@@ -122,7 +130,40 @@ fn read_bank(s: &mut Section<'_>) -> Option<BankConfig> {
         webhook_secret,
         webhook_secret_previous,
         contacts,
+        allowed_origins,
     })
+}
+
+/// A web origin as browsers send it in `Origin`: `https://host[:port]` with nothing after it, or, for
+/// development only, `http://localhost[:port]` / `http://127.0.0.1[:port]` (browsers treat loopback as a
+/// secure context). Compared byte for byte with the request's `Origin`, so it must be in that exact form.
+pub fn web_origin(value: &str) -> Result<String, String> {
+    let url = url::Url::parse(value)
+        .map_err(|e| format!("\"{value}\" is not an origin (https://host[:port]): {e}"))?;
+    let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1"));
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => {
+            return Err(format!(
+                "\"{value}\" must be https:// (plain http only for localhost or 127.0.0.1, in development)"
+            ));
+        }
+        _ => return Err(format!("\"{value}\" must be an https:// origin")),
+    }
+    let origin = url.origin().ascii_serialization();
+    if origin == "null" || !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "\"{value}\" is not an origin (https://host[:port])"
+        ));
+    }
+    if value != origin {
+        return Err(format!(
+            "\"{value}\" must be exactly an origin as browsers send it: \"{origin}\" (no path, query, \
+             trailing slash, default port or upper case)"
+        ));
+    }
+    Ok(origin)
 }
 
 /// Standard Webhooks secrets are `whsec_` followed by base64 of 24 to 64 random bytes.
@@ -140,5 +181,38 @@ fn check_webhook_secret(value: &str) -> Result<(), String> {
             "the key must be 24 to 64 bytes, found {}",
             key.len()
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::web_origin;
+
+    #[test]
+    fn origins_are_https_or_loopback_http_in_their_exact_form() {
+        for ok in [
+            "https://intranet.bank.example",
+            "https://intranet.bank.example:8443",
+            "http://localhost:3000",
+            "http://127.0.0.1:8082",
+            "http://localhost",
+        ] {
+            assert_eq!(web_origin(ok).as_deref(), Ok(ok));
+        }
+        for bad in [
+            "http://intranet.bank.example",
+            "https://intranet.bank.example/",
+            "https://intranet.bank.example/app",
+            "https://intranet.bank.example:443",
+            "https://Intranet.Bank.example",
+            "https://user@intranet.bank.example",
+            "ftp://intranet.bank.example",
+            "intranet.bank.example",
+            "*",
+            "null",
+            "http://10.0.0.5",
+        ] {
+            assert!(web_origin(bad).is_err(), "{bad} accepted");
+        }
     }
 }

@@ -58,7 +58,7 @@ pub enum StartTls {
     None,
 }
 
-/// Svix's schedule after the immediate first attempt (reference/delivery.md §1.2).
+/// Svix's schedule after the immediate first attempt (Svix's documented retry schedule).
 pub const DEFAULT_WEBHOOK_RETRY_SCHEDULE_MS: [u64; 7] = [
     5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000,
 ];

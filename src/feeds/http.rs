@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::Feeds;
 use super::ledger::IdemEntry;
-use super::model::{BATCH_ROWS, Counts, Format, Outcome, Status, Upload};
+use super::model::{Counts, Format, Outcome, Status, Upload};
 use super::reasons::REGISTRY;
 use super::rows::{HeaderError, csv_header};
 use super::spool::{SpoolKey, SpoolWriter};
@@ -26,6 +26,7 @@ use super::validate::KIND;
 use crate::intake::problem::ProblemType;
 use crate::intake::{
     ApiError, Authenticated, Authenticator, FieldError, IdempotencyKey, Principal, Problem,
+    query_of,
 };
 use crate::ops::metrics as m;
 
@@ -66,18 +67,6 @@ fn not_found() -> Response {
 
 async fn reason_codes() -> Json<Value> {
     Json(json!({ "reason_codes": REGISTRY }))
-}
-
-/// The parsed query string, or a 400 problem document naming what is wrong with it (axum's own rejection is
-/// plain text).
-fn query_of<T>(query: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
-    query.map(|Query(q)| q).map_err(|rejection| {
-        let text = rejection.body_text();
-        let detail = text
-            .strip_prefix("Failed to deserialize query string: ")
-            .unwrap_or(&text);
-        ApiError::InvalidRequest(format!("The query string is not valid: {detail}."))
-    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -504,12 +493,9 @@ async fn record(
 }
 
 async fn owned(feeds: &Feeds, principal: &Principal, id: &str) -> Result<Upload, Response> {
-    if uuid::Uuid::parse_str(id).is_err() {
-        return Err(not_found());
-    }
-    match feeds.inner.ledger.get(id).await {
-        Ok(Some(u)) if u.tenant == principal.account_id => Ok(u),
-        Ok(_) => Err(not_found()),
+    match feeds.upload_of(Some(&principal.account_id), id).await {
+        Ok(Some(u)) => Ok(u),
+        Ok(None) => Err(not_found()),
         Err(e) => Err(ApiError::unavailable(Some(Duration::from_secs(1)), e).into_response()),
     }
 }
@@ -575,9 +561,7 @@ async fn list_uploads(
         Err(e) => return e.into_response(),
     };
     match feeds
-        .inner
-        .ledger
-        .list(&principal.account_id, page.after.as_deref(), limit)
+        .uploads_of(&principal.account_id, page.after.as_deref(), limit)
         .await
     {
         Ok(uploads) => {
@@ -627,29 +611,10 @@ async fn get_records(
             return ApiError::InvalidRequest("after must be a row number.".into()).into_response();
         }
     };
-    let mut out = Vec::new();
-    let mut index = after / BATCH_ROWS;
-    let mut more = false;
-    'batches: while index < upload.batches_done {
-        let batch = match feeds.inner.ledger.batch(&upload.id, index).await {
-            Ok(Some(b)) => b,
-            Ok(None) => break,
-            Err(e) => {
-                return ApiError::unavailable(Some(Duration::from_secs(1)), e).into_response();
-            }
-        };
-        for row in batch.rows {
-            if row.row <= after || outcome.is_some_and(|o| o != row.outcome) {
-                continue;
-            }
-            if out.len() == limit {
-                more = true;
-                break 'batches;
-            }
-            out.push(row);
-        }
-        index += 1;
-    }
+    let (out, more) = match feeds.verdicts(&upload, outcome, after, limit).await {
+        Ok(found) => found,
+        Err(e) => return ApiError::unavailable(Some(Duration::from_secs(1)), e).into_response(),
+    };
     let next = if more {
         out.last().map(|r| r.row)
     } else {
@@ -668,47 +633,10 @@ async fn get_errors_csv(
         Ok(u) => u,
         Err(r) => return r,
     };
-    let mut header = upload.columns.clone();
-    header.extend(
-        [
-            "error_row",
-            "error_code",
-            "error_field",
-            "error_message",
-            "error_remedy",
-        ]
-        .map(String::from),
-    );
-    let first = csv_line(&header);
-    let state = (feeds.clone(), upload.clone(), 0u64);
-    let rest = futures::stream::unfold(state, |(feeds, upload, index)| async move {
-        if index >= upload.batches_done {
-            return None;
-        }
-        let chunk = errors_chunk(&feeds, &upload, index).await;
-        Some((chunk, (feeds, upload, index + 1)))
-    });
-    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(first) }).chain(rest);
-    let mut response = Response::new(Body::from_stream(stream));
-    let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"upload-{}-errors.csv\"",
-        upload.id
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    response
+    feeds.errors_csv(upload)
 }
 
-async fn errors_chunk(
+pub(super) async fn errors_chunk(
     feeds: &Feeds,
     upload: &Upload,
     index: u64,
@@ -760,7 +688,7 @@ async fn errors_chunk(
     Ok(out)
 }
 
-fn csv_line(cells: &[String]) -> Vec<u8> {
+pub(super) fn csv_line(cells: &[String]) -> Vec<u8> {
     let mut w = csv::WriterBuilder::new()
         .terminator(csv::Terminator::CRLF)
         .from_writer(Vec::new());

@@ -38,6 +38,7 @@ mod http;
 mod ledger;
 mod model;
 pub mod openapi;
+mod query;
 mod reasons;
 mod rows;
 mod sink;
@@ -47,7 +48,7 @@ mod worker;
 
 pub use error::FeedError;
 pub use http::router;
-pub use model::{Counts, Outcome, Status, Upload};
+pub use model::{Counts, Outcome, RowResult, Status, Upload};
 pub use reasons::{REGISTRY, ReasonCode, RowProblem, Severity};
 pub use sink::{BulkApiSink, BulkSink, CollectionsSink, RecordSink};
 pub use spool::{SpoolKey, SpoolKeys};

@@ -7,7 +7,7 @@
 //!  (SystemModstamp > watermark − overlap)                          └─▶ report PDF ──▶ vault (encrypted)
 //! ```
 //!
-//! **Push is a hint, polling is the safety net** (DESIGN.md §2). Outbound Messages are at-least-once, may
+//! **Push is a hint, polling is the safety net** (ARCHITECTURE.md, "Data flow back to the bank"). Outbound Messages are at-least-once, may
 //! arrive out of order and are dropped after 24 h, so neither the listener nor the poller trusts the data they
 //! receive: both only write a durable *hint* ("record X may have changed"), and the mirror worker re-reads the
 //! record and decides. See `mirror` for the decision (echo suppression, state hash, idempotent enqueue) and

@@ -1,4 +1,4 @@
-//! The Outbound Messaging SOAP shapes (reference/salesforce-wire.md §3.1): the `notifications` envelope
+//! The Outbound Messaging SOAP shapes (Salesforce's Outbound Messaging WSDL): the `notifications` envelope
 //! Salesforce posts, the exact `Ack` it expects back, and the fault that makes it retry.
 //!
 //! Parsing goes through [`crate::intake::xml::parse_document`], which refuses DTDs and entity declarations

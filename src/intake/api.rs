@@ -83,8 +83,20 @@ async fn create_report_request(
     prefer: Prefer,
     body: RawBody,
 ) -> Result<Response, ApiError> {
+    accept_counted(&state, principal, key, &prefer, body).await
+}
+
+/// Accepts one report request of `principal`'s bank, counted in the intake metrics: the bank API's `POST`
+/// and the dashboard widget's (which authenticates the bank representative its own way) share it.
+pub(crate) async fn accept_counted(
+    state: &IntakeState,
+    principal: Principal,
+    key: Option<IdempotencyKey>,
+    prefer: &Prefer,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let result = accept(&state, principal, key, &prefer, body).await;
+    let result = accept(state, principal, key, prefer, body).await;
     let outcome = match &result {
         Ok(_) => "accepted",
         Err(ApiError::Validation(_)) => "invalid",

@@ -1,4 +1,4 @@
-//! The bank-facing HTTP API under `/api/v1/` (DESIGN.md §4 "HTTP (daemon)").
+//! The bank-facing HTTP API under `/api/v1/` (its contract for banks: docs/bank-api.md).
 //!
 //! # The request path, as it will be wired
 //!
@@ -44,6 +44,7 @@ pub mod headers;
 pub mod json;
 pub mod openapi;
 pub mod problem;
+pub mod query;
 pub mod quota;
 pub mod request_id;
 pub mod xml;
@@ -55,6 +56,7 @@ pub use error::ApiError;
 pub use headers::{BearerToken, IdempotencyKey, Prefer};
 pub use openapi::openapi_json;
 pub use problem::{FieldError, Problem, ProblemType, SourcePosition};
+pub use query::query_of;
 pub use quota::BankQuota;
 pub use request_id::{RequestId, request_id_middleware};
 pub use xml::{XmlElement, XmlError, XmlLimits, parse_document, parse_xml};

@@ -4,7 +4,7 @@
 //! type (a bank's JSON is mapped by admin-edited TOML, so the *document* is the contract, not a struct),
 //! and the handlers are assembled elsewhere. Deriving would mean inventing types only to describe them.
 //! A hand-built document also keeps every status, header and problem type visible in one file. Tests
-//! check it parses, validates with an independent validator, and that its example is the DESIGN.md body.
+//! check it parses, validates with an independent validator, and that its example is the default body of docs/bank-api.md.
 //!
 //! Truthfulness: the document lists only what the daemon serves (the data-feed routes come from
 //! `crate::feeds::openapi`, next to their handlers). Its status vocabulary is `crate::lifecycle`'s, for the status document and
@@ -73,7 +73,7 @@ fn report_requests_document() -> Value {
     })
 }
 
-/// The default request body of DESIGN.md §4, used as the example.
+/// The default request body (docs/bank-api.md), used as the example.
 pub fn example_report_request() -> Value {
     json!({
         "reference": "LN-2026-000123",

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::intake::{ApiError, BearerToken};
+use crate::intake::{ApiError, BearerToken, query_of};
 use crate::outbox::{ListFilter, MessageId, Outbox, OutboxError, State as MsgState};
 use crate::records::Gatekeeper;
 use crate::relay::bank::BankPusher;
@@ -155,9 +156,10 @@ async fn run_gatekeeper(
 async fn records_audit(
     State(s): State<AdminState>,
     headers: HeaderMap,
-    Query(q): Query<crate::records::admin::AuditQuery>,
+    query: Result<Query<crate::records::admin::AuditQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
+    let q = query_of(query)?;
     let gatekeeper = s.gatekeeper.as_ref().ok_or(ApiError::NotFound)?;
     crate::records::admin::list_audit(gatekeeper, q).await
 }
@@ -195,9 +197,10 @@ struct ListQuery {
 async fn list(
     State(s): State<AdminState>,
     headers: HeaderMap,
-    Query(q): Query<ListQuery>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers)?;
+    let q = query_of(query)?;
     let after = match q.after {
         Some(a) => Some(
             a.parse::<MessageId>()

@@ -5,11 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use serde::Deserialize;
 
 /// The outcome of one readiness check: `Err` carries a short reason for humans (`/readyz?verbose`).
 pub type CheckResult = Result<(), String>;
@@ -84,23 +83,24 @@ impl Health {
     }
 }
 
-#[derive(Deserialize)]
-struct Verbose {
-    verbose: Option<String>,
-}
-
 async fn livez() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
-async fn readyz(State(health): State<Health>, Query(q): Query<Verbose>) -> impl IntoResponse {
+/// `?verbose` (any value, or none) lists every check; nothing else in the query string matters, so a probe
+/// with extra or repeated parameters still gets its answer.
+async fn readyz(State(health): State<Health>, RawQuery(query): RawQuery) -> impl IntoResponse {
+    let verbose = query.as_deref().is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair.split('=').next() == Some("verbose"))
+    });
     let (ok, lines) = health.evaluate();
     let status = if ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut body = if q.verbose.is_some() || !ok {
+    let mut body = if verbose || !ok {
         lines.join("\n") + "\n"
     } else {
         String::new()

@@ -134,7 +134,7 @@ impl RetryPolicy {
 }
 
 impl Default for RetryPolicy {
-    /// svix's schedule (reference/delivery.md §1.2): 8 attempts over about 27.6 hours, ±20 %
+    /// svix's documented retry schedule: 8 attempts over about 27.6 hours, ±20 %
     /// jitter, a 60 s floor after rate limiting, `Retry-After` capped at 10 hours, 3 days max age.
     fn default() -> Self {
         let secs = Duration::from_secs;

@@ -104,6 +104,17 @@ struct Inner {
     config: RecordsConfig,
     banks: Vec<BankConfig>,
     running: tokio::sync::Mutex<()>,
+    /// The last finished run since this daemon started (the dashboard's admin view shows it).
+    last: parking_lot::Mutex<Option<LastRun>>,
+}
+
+/// A finished run: what was asked, when it ended, and its report.
+#[derive(Debug, Clone)]
+pub struct LastRun {
+    pub finished_at: chrono::DateTime<chrono::Utc>,
+    pub dry_run: bool,
+    pub actor: String,
+    pub report: Report,
 }
 
 impl Gatekeeper {
@@ -122,12 +133,18 @@ impl Gatekeeper {
                 config,
                 banks,
                 running: tokio::sync::Mutex::new(()),
+                last: parking_lot::Mutex::new(None),
             }),
         })
     }
 
     pub fn audit(&self) -> &Audit {
         &self.inner.audit
+    }
+
+    /// The last finished run since the daemon started, if any.
+    pub fn last_run(&self) -> Option<LastRun> {
+        self.inner.last.lock().clone()
     }
 
     /// One run; waits for a run in progress to end first.
@@ -218,6 +235,12 @@ impl Gatekeeper {
             terminated = report.counts.terminated, warned = report.counts.warned,
             skipped_dispute = report.counts.skipped_dispute, skipped_closed = report.counts.skipped_closed,
             "gatekeeper run");
+        *inner.last.lock() = Some(LastRun {
+            finished_at: chrono::Utc::now(),
+            dry_run: run.dry_run,
+            actor: run.actor.clone(),
+            report: report.clone(),
+        });
         Ok(report)
     }
 

@@ -44,7 +44,8 @@ pub use audit::{AUDIT_TREE, Audit, AuditEntry};
 pub use decide::{Judgement, RecordState, Verdict, judge};
 pub use error::RecordsError;
 pub use gatekeeper::{
-    Counts, Gatekeeper, LEADER_ROLE, RecordRef, Report, ReportRecord, Run, is_stale_terminated,
+    Counts, Gatekeeper, LEADER_ROLE, LastRun, RecordRef, Report, ReportRecord, Run,
+    is_stale_terminated,
 };
 pub use key::{normalise_identifier, record_key};
 pub use measure::{Measurement, measure};

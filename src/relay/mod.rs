@@ -48,6 +48,7 @@
 
 pub mod bank;
 mod batch;
+mod breaker;
 pub mod email;
 mod events;
 mod governor;

@@ -18,6 +18,7 @@ use crate::outbox::{Destination, DestinationKind, Lane, Message, Outbox, OutboxE
 use crate::salesforce::SalesforceClient;
 
 use super::batch::{self, Call};
+use super::breaker::{Allow, Breaker};
 use super::events::{self, BatchDone};
 use super::governor::{Admission, Governor};
 use super::settings::PusherSettings;
@@ -44,6 +45,8 @@ struct Inner {
     /// Intake's "something was queued" signal.
     wake: Arc<Notify>,
     governor: Governor,
+    /// Holds the backlog while the org fails whole calls.
+    breaker: Breaker,
     /// Tells banks and the bureau about report requests that end Failed or Dead (set once at assembly).
     failure_notice: std::sync::OnceLock<FailureNotice>,
 }
@@ -59,6 +62,7 @@ impl SalesforcePusher {
         Ok(SalesforcePusher {
             inner: Arc::new(Inner {
                 slots: Arc::new(Semaphore::new(settings.concurrency)),
+                breaker: Breaker::new(settings.outage_probe_min, settings.outage_probe_max),
                 outbox,
                 client,
                 settings,
@@ -87,6 +91,12 @@ impl SalesforcePusher {
         self.inner.governor.paused()
     }
 
+    /// True while the org fails whole calls and the backlog is held (one message probes; see
+    /// `breaker`). Intake still accepts and queues.
+    pub fn unreachable(&self) -> bool {
+        self.inner.breaker.is_open()
+    }
+
     /// One step: claim due messages (Interactive first, Bulk with the room left), lingering briefly
     /// for more when the batch is not full, send them, record every attempt.
     pub async fn try_execute_task(&self) -> Result<StepOutcome, RelayError> {
@@ -97,7 +107,9 @@ impl SalesforcePusher {
         if self.admit().await == Admission::Paused {
             return Ok(StepOutcome::Paused);
         }
-        let messages = self.take().await?;
+        let Some(messages) = self.take_allowed().await? else {
+            return Ok(StepOutcome::Paused);
+        };
         if messages.is_empty() {
             return Ok(StepOutcome::Idle);
         }
@@ -145,13 +157,17 @@ impl SalesforcePusher {
                 continue;
             }
             // Not cancellable: once messages are claimed they are sent (the linger is short).
-            match self.take().await {
-                Ok(messages) if messages.is_empty() => {
+            match self.take_allowed().await {
+                Ok(None) => {
+                    drop(slot);
+                    self.idle_wait(&shutdown, false).await;
+                }
+                Ok(Some(messages)) if messages.is_empty() => {
                     drop(slot);
                     backoff = ERROR_BACKOFF.0;
                     self.idle_wait(&shutdown, true).await;
                 }
-                Ok(messages) => {
+                Ok(Some(messages)) => {
                     backoff = ERROR_BACKOFF.0;
                     let this = self.clone();
                     in_flight.spawn(async move { this.deliver(messages, slot).await });
@@ -196,6 +212,23 @@ impl SalesforcePusher {
             _ = shutdown.cancelled() => {}
             _ = poll => {}
             _ = self.inner.wake.notified(), if wakeable => {}
+        }
+    }
+
+    /// What the outage breaker allows: a batch ([`Self::take`]), a probe of one message, or nothing
+    /// (`None`: the org is failing whole calls and the backlog waits).
+    async fn take_allowed(&self) -> Result<Option<Vec<Message>>, RelayError> {
+        let breaker = &self.inner.breaker;
+        match breaker.allow() {
+            Allow::Wait => Ok(None),
+            Allow::Batch => self.take().await.map(Some),
+            Allow::Probe => {
+                let probe = self.claim(1).await;
+                if !matches!(&probe, Ok(m) if !m.is_empty()) {
+                    breaker.unanswered();
+                }
+                Ok(Some(probe?))
+            }
         }
     }
 
@@ -293,19 +326,27 @@ impl SalesforcePusher {
         let latency = clock.elapsed();
         events::api_usage(inner.client.api_usage());
         let (verdicts, call_error): (Vec<Verdict>, Option<String>) = match answer {
-            Ok(Ok(results)) => (
-                results
+            Ok(Ok(results)) => {
+                inner.breaker.got_through();
+                let verdicts = results
                     .iter()
                     .map(|r| verdict::judge_record(r, &call.ext_field))
-                    .collect(),
-                None,
-            ),
+                    .collect();
+                (verdicts, None)
+            }
             Ok(Err(error)) => {
                 let v = verdict::judge_call(&error);
                 let code = v.code().to_owned();
+                // An outage holds the backlog; any other answer (even a refusal) means the org is there.
+                if matches!(v, Verdict::Retry { .. }) {
+                    inner.breaker.failed(&code);
+                } else {
+                    inner.breaker.got_through();
+                }
                 (vec![v; call.messages.len()], Some(code))
             }
             Err(_) => {
+                inner.breaker.failed("TIMEOUT");
                 let v = verdict::timed_out(timeout);
                 (vec![v; call.messages.len()], Some("TIMEOUT".to_owned()))
             }

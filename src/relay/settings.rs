@@ -33,6 +33,10 @@ pub struct PusherSettings {
     pub pause_recheck: Duration,
     /// How often the loop looks for due retries when no intake wake-up arrives.
     pub poll_interval: Duration,
+    /// After a whole call fails (outage), how long the backlog is held before one message probes
+    /// the org; doubles with every failed probe up to `outage_probe_max` (see `breaker`).
+    pub outage_probe_min: Duration,
+    pub outage_probe_max: Duration,
 }
 
 impl Default for PusherSettings {
@@ -47,6 +51,8 @@ impl Default for PusherSettings {
             slow_delay_max: Duration::from_secs(5),
             pause_recheck: Duration::from_secs(60),
             poll_interval: Duration::from_millis(250),
+            outage_probe_min: Duration::from_secs(1),
+            outage_probe_max: Duration::from_secs(60),
         }
     }
 }
@@ -68,6 +74,8 @@ impl PusherSettings {
             Some("request_timeout must be positive")
         } else if self.pause_recheck.is_zero() || self.poll_interval.is_zero() {
             Some("pause_recheck and poll_interval must be positive")
+        } else if self.outage_probe_min.is_zero() || self.outage_probe_max < self.outage_probe_min {
+            Some("outage_probe_min must be positive and not above outage_probe_max")
         } else {
             None
         };

@@ -5,8 +5,7 @@
 //! The client already says retry / re-authenticate / give up ([`SfError::class`],
 //! [`RecordResult::error_class`]); this module adds what only the relay knows:
 //! - a `DUPLICATE_VALUE` on the message's *own* external id means the record is there (a retry
-//!   after a lost answer, or two upserts of one key racing in the org): success
-//!   (reference/domain.md §0 item 3);
+//!   after a lost answer, or two upserts of one key racing in the org): success;
 //! - a refused token or broken credentials are not the message's fault, so they never fail a
 //!   message permanently: a misconfigured secret would otherwise fail the whole queue in seconds.
 //!   Such messages are retried, go Dead when attempts run out, and readiness shows the token problem.

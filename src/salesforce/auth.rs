@@ -1,7 +1,7 @@
 //! OAuth: getting the integration user's access token, caching it, and replacing it when the org refuses it.
 //!
 //! Salesforce's headless flows (JWT bearer, client credentials) return no `expires_in` and no refresh token
-//! (`reference/salesforce-wire.md` §1.2, §1.3, §1.6). So a token is used until the org answers
+//! (Salesforce's OAuth 2.0 JWT bearer and client credentials flows). So a token is used until the org answers
 //! `401 INVALID_SESSION_ID`, and then a new one is minted from scratch.
 //!
 //! Invariants:

@@ -1,4 +1,4 @@
-//! sObject Collections: up to 200 records in one API call (`reference/salesforce-wire.md` §2.7).
+//! sObject Collections: up to 200 records in one API call (REST API "sObject Collections").
 //!
 //! This is what keeps API usage near the floor of one call per 200 records. Requests always use
 //! `allOrNone: false`, so one bad record never blocks the other 199: the answer is a per-record result array in

@@ -1,6 +1,6 @@
 //! Salesforce errors: one enum, one classification table, and the parsers for the three error body shapes.
 //!
-//! Salesforce reports errors in three shapes (`reference/salesforce-wire.md` §0 rule 1, §2.9):
+//! Salesforce reports errors in three shapes (REST API "Status Codes and Error Responses"):
 //! - REST: a JSON **array** `[{"message", "errorCode", "fields"}]` (`fields` sometimes absent);
 //! - OAuth endpoints: a JSON **object** `{"error", "error_description"}`;
 //! - sObject Collections items: the REST shape with `statusCode` instead of `errorCode`.

@@ -1,4 +1,4 @@
-//! Files: `ContentVersion` upload and download (`reference/salesforce-wire.md` §2.11).
+//! Files: `ContentVersion` upload and download (REST API "Insert or Update Blob Data").
 //!
 //! Finished credit reports are PDFs stored as ContentVersions linked to their request. Upload comes in two forms:
 //! base64 inside JSON (simple, up to 37.5 MB of file) and `multipart/form-data` (up to 2 GB, no base64 overhead).

@@ -1,7 +1,7 @@
 //! The `Sforce-Limit-Info` response header: how much of the org's daily API allocation is used.
 //!
 //! Documented form `api-usage=18/5000`; newer orgs append `; api-bursts=1/750`, and an old pilot sent
-//! `per-app-api-usage=17/250(appName=sample-connected-app)` (`reference/salesforce-wire.md` §2.10). The parser is
+//! `per-app-api-usage=17/250(appName=sample-connected-app)` (REST API "Limit Info Header"). The parser is
 //! deliberately lenient: unknown segments are skipped, a malformed segment never fails the API call it came with.
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //! outbox, config files or mappings: callers hand it object names, field maps and settings, and get back typed
 //! results or an [`SfError`] whose [`SfError::class`] says retry, re-authenticate, or give up.
 //!
-//! The wire facts it implements are in `reference/salesforce-wire.md` (§1 OAuth, §2 REST).
+//! The wire facts it implements are Salesforce's documented OAuth 2.0 flows and REST API.
 //!
 //! | File | Role |
 //! | --- | --- |

@@ -25,24 +25,34 @@ pub const COLUMNS: [&str; 8] = [
 
 const BOM: &str = "\u{feff}";
 
-/// A streamed `text/csv` download of `rows` (already filtered and scoped).
+/// A streamed `text/csv` download of the history's `rows` (already filtered and scoped).
 pub fn download(rows: Vec<Row>, filename: &str) -> Response {
-    let head = std::iter::once(format!("{BOM}{}", line(COLUMNS.iter().copied())));
-    let body = rows.into_iter().map(|r| {
-        line(
-            [
-                r.id.to_string().as_str(),
-                r.bank_code.as_str(),
-                timestamp(r.created_at).as_str(),
-                r.reference.as_str(),
-                r.status.as_str(),
-                r.reason.as_deref().unwrap_or_default(),
-                r.salesforce_id.as_deref().unwrap_or_default(),
-                r.attempts.to_string().as_str(),
-            ]
-            .into_iter(),
-        )
+    let records = rows.into_iter().map(|r| {
+        vec![
+            r.id.to_string(),
+            r.bank_code,
+            timestamp(r.created_at),
+            r.reference,
+            r.status,
+            r.reason.unwrap_or_default(),
+            r.salesforce_id.unwrap_or_default(),
+            r.attempts.to_string(),
+        ]
     });
+    table(&COLUMNS, records, filename)
+}
+
+/// A streamed `text/csv` download: the header row `columns`, then one line per record (already filtered and
+/// scoped by the caller's query layer).
+pub fn table<I>(columns: &[&str], records: I, filename: &str) -> Response
+where
+    I: IntoIterator<Item = Vec<String>>,
+    I::IntoIter: Send + 'static,
+{
+    let head = std::iter::once(format!("{BOM}{}", line(columns.iter().copied())));
+    let body = records
+        .into_iter()
+        .map(|r| line(r.iter().map(String::as_str)));
     let stream = futures::stream::iter(
         head.chain(body)
             .map(|l| Ok::<_, std::convert::Infallible>(Bytes::from(l))),

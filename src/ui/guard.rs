@@ -34,14 +34,12 @@ pub async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    h.insert(
-        "cross-origin-resource-policy",
-        HeaderValue::from_static("same-origin"),
-    );
+    // The widget's script and login popup set their own (a cross-origin script; a popup that keeps its
+    // opener); everything else is same-origin only.
+    h.entry("cross-origin-opener-policy")
+        .or_insert(HeaderValue::from_static("same-origin"));
+    h.entry("cross-origin-resource-policy")
+        .or_insert(HeaderValue::from_static("same-origin"));
     if !is_static {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

@@ -48,43 +48,63 @@ impl Scope {
     }
 }
 
-/// What the history's filters ask for (all optional).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filter {
-    pub status: Option<Lifecycle>,
+/// A state a list can be filtered by: the report-request lifecycle, an upload's status.
+pub trait StatusName: Copy + PartialEq + 'static {
+    /// Every state, in lifecycle order (the filter's choices).
+    const CHOICES: &'static [Self];
+    fn name(self) -> &'static str;
+}
+
+impl StatusName for Lifecycle {
+    const CHOICES: &'static [Self] = &Lifecycle::ALL;
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// What a list's filters ask for (all optional): report requests ([`Lifecycle`]) or uploads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter<S = Lifecycle> {
+    pub status: Option<S>,
+    /// Created (received) on or after / on or before, UTC days.
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
-    /// Case-insensitive substring of the bank's reference.
+    /// Case-insensitive substring of the bank's reference (an upload's file name).
     pub text: Option<String>,
     /// A bank code (admins only; a bank scope ignores it).
     pub bank: Option<String>,
 }
 
-impl Filter {
+impl<S> Default for Filter<S> {
+    fn default() -> Self {
+        Filter {
+            status: None,
+            from: None,
+            to: None,
+            text: None,
+            bank: None,
+        }
+    }
+}
+
+impl<S: StatusName> Filter<S> {
     /// From the page's query string; an unparsable value is a 400 naming the field.
-    pub fn from_query(q: &std::collections::HashMap<String, String>) -> Result<Filter, UiError> {
-        let get = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let date = |k: &str| -> Result<Option<NaiveDate>, UiError> {
-            get(k)
-                .map(|v| {
-                    NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| {
-                        UiError::BadRequest(format!("`{k}` must be a date (YYYY-MM-DD)."))
-                    })
-                })
-                .transpose()
-        };
-        let status = get("status")
+    pub fn from_query(q: &std::collections::HashMap<String, String>) -> Result<Self, UiError> {
+        let status = query_value(q, "status")
             .map(|s| {
-                Lifecycle::parse(s)
+                S::CHOICES
+                    .iter()
+                    .copied()
+                    .find(|c| c.name() == s)
                     .ok_or_else(|| UiError::BadRequest("`status` is not a known state.".into()))
             })
             .transpose()?;
         Ok(Filter {
             status,
-            from: date("from")?,
-            to: date("to")?,
-            text: get("q").map(str::to_owned),
-            bank: get("bank").map(str::to_owned),
+            from: query_date(q, "from")?,
+            to: query_date(q, "to")?,
+            text: query_value(q, "q").map(str::to_owned),
+            bank: query_value(q, "bank").map(str::to_owned),
         })
     }
 
@@ -92,7 +112,7 @@ impl Filter {
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Some(s) = self.status {
-            out.push(("status", s.as_str().to_owned()));
+            out.push(("status", s.name().to_owned()));
         }
         if let Some(d) = self.from {
             out.push(("from", d.to_string()));
@@ -109,17 +129,47 @@ impl Filter {
         out
     }
 
-    fn keeps(&self, row: &Row) -> bool {
-        let day = row.created_at.date_naive();
-        self.status.is_none_or(|s| row.status == s.as_str())
+    /// Whether an item with this state, day, text and bank code passes the filter.
+    pub fn matches(&self, status: &str, day: NaiveDate, text: &str, bank: &str) -> bool {
+        self.status.is_none_or(|s| s.name() == status)
             && self.from.is_none_or(|d| day >= d)
             && self.to.is_none_or(|d| day <= d)
-            && self.bank.as_deref().is_none_or(|b| row.bank_code == b)
+            && self.bank.as_deref().is_none_or(|b| bank == b)
             && self
                 .text
                 .as_deref()
-                .is_none_or(|t| row.reference.to_lowercase().contains(&t.to_lowercase()))
+                .is_none_or(|t| text.to_lowercase().contains(&t.to_lowercase()))
     }
+
+    fn keeps(&self, row: &Row) -> bool {
+        self.matches(
+            &row.status,
+            row.created_at.date_naive(),
+            &row.reference,
+            &row.bank_code,
+        )
+    }
+}
+
+/// A query parameter, trimmed; `None` when absent or empty.
+pub fn query_value<'a>(
+    q: &'a std::collections::HashMap<String, String>,
+    k: &str,
+) -> Option<&'a str> {
+    q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty())
+}
+
+/// A date query parameter (`YYYY-MM-DD`); a malformed one is a 400 naming it.
+pub fn query_date(
+    q: &std::collections::HashMap<String, String>,
+    k: &str,
+) -> Result<Option<NaiveDate>, UiError> {
+    query_value(q, k)
+        .map(|v| {
+            NaiveDate::parse_from_str(v, "%Y-%m-%d")
+                .map_err(|_| UiError::BadRequest(format!("`{k}` must be a date (YYYY-MM-DD).")))
+        })
+        .transpose()
 }
 
 /// One report request as the history shows it.

@@ -23,9 +23,15 @@ pub async fn home(State(state): State<UiState>, headers: HeaderMap) -> Response 
 /// Starts a login: a fresh `state`, PKCE verifier and nonce kept server-side, `state` also in a short-lived
 /// cookie so only the browser that started the login can finish it.
 pub async fn start(State(state): State<UiState>) -> Result<Response, UiError> {
+    begin(&state, None)
+}
+
+/// The redirect to Salesforce's authorize page of a dashboard login, or (with `widget_origin`) of a widget
+/// login whose session goes to that bank page instead of a cookie.
+pub(super) fn begin(state: &UiState, widget_origin: Option<String>) -> Result<Response, UiError> {
     let (login_state, pending) = state
         .sessions
-        .begin_login()
+        .begin_login(widget_origin)
         .ok_or_else(|| UiError::Unavailable("too many logins in progress".into()))?;
     let url = state
         .idp
@@ -76,8 +82,19 @@ pub async fn callback(
     };
     let user = UiUser {
         username: logged_in.username,
+        user_id: logged_in.user_id,
         role,
     };
+    if let Some(origin) = pending.widget_origin {
+        let mut response = super::widget::finish(&state, user, logged_in.token, origin).await?;
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            session::clear_cookie(LOGIN_COOKIE)
+                .parse()
+                .map_err(UiError::internal)?,
+        );
+        return Ok(response);
+    }
     tracing::info!(user = %user.username, admin = user.role == Role::Admin, "ui: logged in");
     let id = state
         .sessions

@@ -1,6 +1,9 @@
 //! The Data Uploads dashboard under `/ui/`: bank representatives see their bank's report requests (full
-//! history, filters, paging, detail with every attempt, report download, CSV export, a daily chart); bureau
-//! admins see every bank, dead letters with retry/discard and the banks' webhook endpoints.
+//! history, filters, paging, detail with every attempt, report download, CSV export, a daily chart) and their
+//! data-feed uploads (history, row verdicts with reason codes and remedies, `errors.csv`, CSV export); bureau
+//! admins see every bank, dead letters with retry/discard, the banks' webhook endpoints, the mapping version
+//! in use, the stale-record gatekeeper's last report and audit trail, and the report vault's audit log. Banks
+//! embed the report-request widget (`widget/`, `/ui/widget.js`) in their own pages.
 //!
 //! Why it is built this way:
 //! - **Identity is the bureau's Salesforce** (`login.rs`, `idp.rs`): authorization code + PKCE (S256) with
@@ -10,7 +13,7 @@
 //! - **Sessions are server-side** (`session.rs`): the browser holds only a random id in a `__Host-` cookie
 //!   (HttpOnly, Secure, SameSite=Strict, Path=/); the Salesforce token stays in memory here and is revoked at
 //!   logout. Sessions expire when idle and absolutely. They live in process memory: a restart logs people out.
-//! - **Tenancy lives in the query layer** (`history.rs`): every read takes a [`history::Scope`]; a bank
+//! - **Tenancy lives in the query layers** (`history.rs`, `uploads.rs`): every read takes a [`history::Scope`]; a bank
 //!   scope lists with the outbox's tenant filter and refuses other tenants' ids with the same 404 as unknown
 //!   ones. Templates never decide who sees what.
 //! - **XSS and XSRF** (`guard.rs`, `pages.rs`): HTML comes only from maud templates, which escape every
@@ -19,6 +22,8 @@
 //!   `Sec-Fetch-Site`.
 //! - **CSV export** (`csv.rs`) is RFC 4180 with a UTF-8 BOM, streamed, formula injection neutralised.
 
+mod admin_pages;
+mod admin_views;
 mod chart;
 mod csv;
 mod error;
@@ -28,7 +33,11 @@ mod idp;
 mod login;
 mod pages;
 mod session;
+mod upload_pages;
+mod upload_views;
+mod uploads;
 mod views;
+mod widget;
 
 use std::sync::Arc;
 
@@ -38,9 +47,12 @@ use axum::routing::{get, post};
 pub use error::UiError;
 pub use history::Scope;
 pub use session::{Role, UiUser};
+pub use widget::demo::demo_page as widget_demo_page;
 
 use crate::config::{BankConfig, Config, UiConfig};
+use crate::feeds::Feeds;
 use crate::intake::IntakeState;
+use crate::records::Gatekeeper;
 use crate::relay::bank::BankPusher;
 use crate::salesforce::SalesforceClient;
 
@@ -53,6 +65,10 @@ pub struct UiState {
     pub sessions: Arc<session::Sessions>,
     pub idp: Arc<idp::IdentityProvider>,
     pub settings: Arc<Settings>,
+    /// The data feeds (uploads views); `None` when the daemon has none.
+    pub feeds: Option<Feeds>,
+    /// The stale-record gatekeeper (its last report and audit in the admin views).
+    pub gatekeeper: Option<Gatekeeper>,
 }
 
 /// What the handlers need from the config.
@@ -62,6 +78,8 @@ pub struct Settings {
     pub bank_list: Vec<BankConfig>,
     pub admin_usernames: Vec<String>,
     pub page_size: usize,
+    /// `[server] max_body_bytes`: the widget's request bodies are bank API bodies.
+    pub max_body_bytes: usize,
 }
 
 impl UiState {
@@ -86,8 +104,18 @@ impl UiState {
                 bank_list: config.banks.clone(),
                 admin_usernames: ui.admin_usernames.clone(),
                 page_size: ui.page_size,
+                max_body_bytes: usize::try_from(config.server.max_body_bytes).unwrap_or(usize::MAX),
             }),
+            feeds: None,
+            gatekeeper: None,
         })
+    }
+
+    /// Adds the parts the uploads and admin views read.
+    pub fn with_records(mut self, feeds: Option<Feeds>, gatekeeper: Gatekeeper) -> UiState {
+        self.feeds = feeds;
+        self.gatekeeper = Some(gatekeeper);
+        self
     }
 }
 
@@ -110,11 +138,19 @@ pub fn router(state: UiState) -> Router {
             "/ui/admin/messages/{id}/{action}",
             post(views::admin_action),
         )
+        .route("/ui/uploads", get(upload_views::list))
+        .route("/ui/uploads.csv", get(upload_views::export))
+        .route("/ui/uploads/{id}", get(upload_views::detail))
+        .route("/ui/uploads/{id}/errors.csv", get(upload_views::errors_csv))
+        .route("/ui/admin/mappings", get(admin_views::mappings))
+        .route("/ui/admin/gatekeeper", get(admin_views::gatekeeper))
+        .route("/ui/admin/vault-audit", get(admin_views::vault_audit))
         .route("/ui/admin/endpoints", get(views::endpoints))
         .route(
             "/ui/admin/endpoints/{code}/enable",
             post(views::enable_endpoint),
         )
+        .merge(widget::routes(state.clone()))
         .layer(axum::middleware::from_fn(guard::security_headers))
         .with_state(state)
 }

@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use maud::{DOCTYPE, Markup, html};
 
-use super::history::{Filter, Row};
+use super::history::{Filter, Row, StatusName};
 use super::session::{Role, Session};
 use crate::lifecycle::{Lifecycle, timestamp};
 use crate::outbox::{Attempt, Message};
@@ -28,9 +28,13 @@ pub fn layout(title: &str, session: Option<&Session>, body: Markup) -> Markup {
                     @if let Some(s) = session {
                         nav {
                             a href="/ui/requests" { "Report requests" }
+                            a #nav-uploads href="/ui/uploads" { "Uploads" }
                             @if s.user.role == Role::Admin {
                                 a href="/ui/admin/dead-letters" { "Dead letters" }
                                 a href="/ui/admin/endpoints" { "Bank endpoints" }
+                                a href="/ui/admin/mappings" { "Mappings" }
+                                a href="/ui/admin/gatekeeper" { "Gatekeeper" }
+                                a href="/ui/admin/vault-audit" { "Vault audit" }
                             }
                         }
                         span #who { (s.user.username) " · " (role_label(&s.user.role)) }
@@ -106,39 +110,63 @@ pub struct HistoryView<'a> {
     pub banks: Vec<String>,
 }
 
-pub fn history(session: &Session, v: &HistoryView<'_>) -> Markup {
-    let query = |page: usize| {
-        let mut pairs = v.filter.pairs();
-        pairs.push(("page", page.to_string()));
-        serde_urlencoded::to_string(&pairs).unwrap_or_default()
-    };
-    let export = serde_urlencoded::to_string(v.filter.pairs()).unwrap_or_default();
-    let body = html! {
-        form #filters method="get" action="/ui/requests" {
+/// The filter form of a list page at `action` (state, dates, text, bank for admins) with the link to the same
+/// list as CSV (`{action}.csv`, every page).
+pub fn filter_form<S: StatusName>(
+    action: &str,
+    filter: &Filter<S>,
+    text_label: &str,
+    banks: &[String],
+) -> Markup {
+    let export = serde_urlencoded::to_string(filter.pairs()).unwrap_or_default();
+    html! {
+        form #filters method="get" action=(action) {
             label { "Status "
                 select name="status" {
                     option value="" { "any" }
-                    @for s in Lifecycle::ALL {
-                        option value=(s.as_str()) selected[v.filter.status == Some(s)] { (s.as_str()) }
+                    @for s in S::CHOICES {
+                        option value=(s.name()) selected[filter.status == Some(*s)] { (s.name()) }
                     }
                 }
             }
-            label { "From " input type="date" name="from" value=[v.filter.from.map(|d| d.to_string())]; }
-            label { "To " input type="date" name="to" value=[v.filter.to.map(|d| d.to_string())]; }
-            label { "Reference " input type="search" name="q" value=[v.filter.text.as_deref()]; }
-            @if !v.banks.is_empty() {
+            label { "From " input type="date" name="from" value=[filter.from.map(|d| d.to_string())]; }
+            label { "To " input type="date" name="to" value=[filter.to.map(|d| d.to_string())]; }
+            label { (text_label) " " input type="search" name="q" value=[filter.text.as_deref()]; }
+            @if !banks.is_empty() {
                 label { "Bank "
                     select name="bank" {
                         option value="" { "every bank" }
-                        @for b in &v.banks {
-                            option value=(b) selected[v.filter.bank.as_deref() == Some(b.as_str())] { (b) }
+                        @for b in banks {
+                            option value=(b) selected[filter.bank.as_deref() == Some(b.as_str())] { (b) }
                         }
                     }
                 }
             }
             button #apply type="submit" { "Filter" }
-            a #export.button href={ "/ui/requests.csv?" (export) } download { "Export CSV" }
+            a #export.button href={ (action) ".csv?" (export) } download { "Export CSV" }
         }
+    }
+}
+
+/// Newer/older links of a list page at `action`, keeping its filter.
+pub fn pager<S: StatusName>(action: &str, filter: &Filter<S>, page: usize, pages: usize) -> Markup {
+    let query = |page: usize| {
+        let mut pairs = filter.pairs();
+        pairs.push(("page", page.to_string()));
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    };
+    html! {
+        nav.pager {
+            @if page > 1 { a #prev href={ (action) "?" (query(page - 1)) } { "← Newer" } }
+            span #page { "Page " (page) " of " (pages.max(1)) }
+            @if page < pages { a #next href={ (action) "?" (query(page + 1)) } { "Older →" } }
+        }
+    }
+}
+
+pub fn history(session: &Session, v: &HistoryView<'_>) -> Markup {
+    let body = html! {
+        (filter_form("/ui/requests", v.filter, "Reference", &v.banks))
         section.chart { h2 { "Last 14 days" } (v.chart) p.legend { span.ok { "■ completed" } " " span.failed { "■ failed or rejected" } } }
         p #count { (v.total) " requests" @if v.truncated { " (only the newest are searched)" } }
         table #history {
@@ -158,11 +186,7 @@ pub fn history(session: &Session, v: &HistoryView<'_>) -> Markup {
                 }
             }
         }
-        nav.pager {
-            @if v.page > 1 { a #prev href={ "/ui/requests?" (query(v.page - 1)) } { "← Newer" } }
-            span #page { "Page " (v.page) " of " (v.pages.max(1)) }
-            @if v.page < v.pages { a #next href={ "/ui/requests?" (query(v.page + 1)) } { "Older →" } }
-        }
+        (pager("/ui/requests", v.filter, v.page, v.pages))
     };
     layout("Report requests", Some(session), body)
 }

@@ -34,6 +34,8 @@ const MAX_ENTRIES: usize = 10_000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UiUser {
     pub username: String,
+    /// The Salesforce User id.
+    pub user_id: String,
     pub role: Role,
 }
 
@@ -58,6 +60,9 @@ pub struct Session {
     pub csrf: String,
     /// The user's Salesforce access token, revoked at logout; never sent to the browser.
     pub token: SecretString,
+    /// For a widget session, the bank web origin it was handed to (the only `Origin` it is honoured from);
+    /// `None` for a dashboard session.
+    pub widget_origin: Option<String>,
     created: Instant,
     last_seen: Instant,
 }
@@ -67,6 +72,8 @@ pub struct Session {
 pub struct PendingLogin {
     pub verifier: String,
     pub nonce: String,
+    /// A widget login: the bank page's origin the session is to be handed to.
+    pub widget_origin: Option<String>,
     started: Instant,
 }
 
@@ -92,13 +99,15 @@ impl Sessions {
         }
     }
 
-    /// A new pending login: `(state, verifier, nonce)`, or `None` when the store is full.
-    pub fn begin_login(&self) -> Option<(String, PendingLogin)> {
+    /// A new pending login: `(state, verifier, nonce)`, or `None` when the store is full. `widget_origin` is
+    /// set for a login started by the widget (its session goes to that origin instead of a cookie).
+    pub fn begin_login(&self, widget_origin: Option<String>) -> Option<(String, PendingLogin)> {
         let now = Instant::now();
         let state = random_token();
         let pending = PendingLogin {
             verifier: random_token(),
             nonce: random_token(),
+            widget_origin,
             started: now,
         };
         let mut inner = self.inner.lock();
@@ -122,12 +131,34 @@ impl Sessions {
 
     /// Starts a session; returns the cookie value (the session id), or `None` when the store is full.
     pub fn create(&self, user: UiUser, token: SecretString) -> Option<String> {
+        self.insert(user, token, None)
+    }
+
+    /// Starts a widget session bound to `origin`; returns its bearer token (the session id), or `None` when
+    /// the store is full. It is never found by [`Sessions::current`] (no cookie opens it), only by
+    /// [`Sessions::widget`] with the same origin.
+    pub fn create_widget(
+        &self,
+        user: UiUser,
+        token: SecretString,
+        origin: String,
+    ) -> Option<String> {
+        self.insert(user, token, Some(origin))
+    }
+
+    fn insert(
+        &self,
+        user: UiUser,
+        token: SecretString,
+        widget_origin: Option<String>,
+    ) -> Option<String> {
         let now = Instant::now();
         let id = random_token();
         let session = Session {
             user,
             csrf: random_token(),
             token,
+            widget_origin,
             created: now,
             last_seen: now,
         };
@@ -143,13 +174,26 @@ impl Sessions {
         Some(id)
     }
 
-    /// The live session of a request's cookie, touching its idle timer; expired sessions are removed.
+    /// The live dashboard session of a request's cookie, touching its idle timer; expired sessions are
+    /// removed.
     pub fn current(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, SESSION_COOKIE)?;
+        self.touch(&id, None)
+    }
+
+    /// The live widget session of bearer token `id`, if it was handed to exactly `origin`.
+    pub fn widget(&self, id: &str, origin: &str) -> Option<Session> {
+        self.touch(id, Some(origin))
+    }
+
+    fn touch(&self, id: &str, origin: Option<&str>) -> Option<Session> {
         let now = Instant::now();
         let mut inner = self.inner.lock();
-        let k = key(&id);
+        let k = key(id);
         let session = inner.sessions.get_mut(&k)?;
+        if session.widget_origin.as_deref() != origin {
+            return None;
+        }
         if !live(session, now, self.idle, self.absolute) {
             inner.sessions.remove(&k);
             return None;
@@ -158,10 +202,25 @@ impl Sessions {
         Some(session.clone())
     }
 
-    /// Ends the session of a request's cookie, returning it (its token is then revoked by the caller).
+    /// Ends the dashboard session of a request's cookie, returning it (its token is then revoked by the
+    /// caller).
     pub fn end(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, SESSION_COOKIE)?;
-        self.inner.lock().sessions.remove(&key(&id))
+        self.end_id(&id, None)
+    }
+
+    /// Ends the widget session of bearer token `id` handed to `origin`.
+    pub fn end_widget(&self, id: &str, origin: &str) -> Option<Session> {
+        self.end_id(id, Some(origin))
+    }
+
+    fn end_id(&self, id: &str, origin: Option<&str>) -> Option<Session> {
+        let mut inner = self.inner.lock();
+        let k = key(id);
+        if inner.sessions.get(&k)?.widget_origin.as_deref() != origin {
+            return None;
+        }
+        inner.sessions.remove(&k)
     }
 }
 
@@ -224,6 +283,7 @@ mod tests {
     fn user() -> UiUser {
         UiUser {
             username: "rep@demobanka.sim".into(),
+            user_id: "0055Y00000REPAAQA1".into(),
             role: Role::Admin,
         }
     }
@@ -240,6 +300,26 @@ mod tests {
     }
 
     #[test]
+    fn a_widget_session_opens_only_by_its_token_from_its_origin() {
+        let sessions = Sessions::new(Duration::from_secs(60), Duration::from_secs(600));
+        let origin = "https://intranet.bank.example";
+        let id = sessions
+            .create_widget(user(), SecretString::from("t"), origin.into())
+            .unwrap();
+        assert!(sessions.widget(&id, origin).is_some());
+        assert!(sessions.widget(&id, "https://evil.example").is_none());
+        assert!(
+            sessions.current(&headers_with(&id)).is_none(),
+            "no cookie opens a widget session"
+        );
+        assert!(sessions.end(&headers_with(&id)).is_none());
+        let cookie_session = sessions.create(user(), SecretString::from("t")).unwrap();
+        assert!(sessions.widget(&cookie_session, origin).is_none());
+        assert!(sessions.end_widget(&id, origin).is_some());
+        assert!(sessions.widget(&id, origin).is_none());
+    }
+
+    #[test]
     fn idle_and_absolute_expiry_end_a_session() {
         let sessions = Sessions::new(Duration::ZERO, Duration::from_secs(600));
         let id = sessions.create(user(), SecretString::from("t")).unwrap();
@@ -252,7 +332,7 @@ mod tests {
     #[test]
     fn a_pending_login_is_taken_once() {
         let sessions = Sessions::new(Duration::from_secs(60), Duration::from_secs(600));
-        let (state, pending) = sessions.begin_login().unwrap();
+        let (state, pending) = sessions.begin_login(None).unwrap();
         assert_ne!(pending.verifier, pending.nonce);
         assert!(sessions.finish_login(&state).is_some());
         assert!(sessions.finish_login(&state).is_none());

@@ -30,18 +30,18 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-fn session(state: &UiState, headers: &HeaderMap) -> Result<Session, UiError> {
+pub(super) fn session(state: &UiState, headers: &HeaderMap) -> Result<Session, UiError> {
     state.sessions.current(headers).ok_or(UiError::NotLoggedIn)
 }
 
-fn scope(session: &Session) -> Scope {
+pub(super) fn scope(session: &Session) -> Scope {
     match &session.user.role {
         Role::Bank { account_id, .. } => Scope::Bank(account_id.clone()),
         Role::Admin => Scope::All,
     }
 }
 
-fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, UiError> {
+pub(super) fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, UiError> {
     let session = session(state, headers)?;
     if session.user.role == Role::Admin {
         Ok(session)
@@ -49,6 +49,41 @@ fn admin(state: &UiState, headers: &HeaderMap) -> Result<Session, UiError> {
         Err(UiError::Forbidden(
             "Only bureau admins can see this.".into(),
         ))
+    }
+}
+
+/// The page asked for (`?page=`, clamped to the pages there are) of `rows`, `size` a page: that page's rows,
+/// its number and the number of pages.
+pub(super) fn page_of<T: Clone>(
+    rows: &[T],
+    q: &HashMap<String, String>,
+    size: usize,
+) -> (Vec<T>, usize, usize) {
+    let pages = rows.len().div_ceil(size);
+    let page = q
+        .get("page")
+        .and_then(|p| p.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .clamp(1, pages.max(1));
+    let shown = rows
+        .iter()
+        .skip((page - 1) * size)
+        .take(size)
+        .cloned()
+        .collect();
+    (shown, page, pages)
+}
+
+/// The bank codes of an admin's bank filter (none for a bank representative).
+pub(super) fn bank_choices(state: &UiState, scope: &Scope) -> Vec<String> {
+    match scope {
+        Scope::All => state
+            .settings
+            .bank_list
+            .iter()
+            .map(|b| b.code.clone())
+            .collect(),
+        Scope::Bank(_) => Vec::new(),
     }
 }
 
@@ -87,30 +122,10 @@ pub async fn requests(
     let scope = scope(&session);
     let filter = Filter::from_query(&q)?;
     let (rows, truncated) = history::rows(&state, &scope, &filter).await?;
-    let size = state.settings.page_size;
-    let pages = rows.len().div_ceil(size);
-    let page = q
-        .get("page")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .clamp(1, pages.max(1));
+    let (shown, page, pages) = page_of(&rows, &q, state.settings.page_size);
     let last_day = filter.to.unwrap_or_else(|| chrono::Utc::now().date_naive());
     let chart = chart::svg(&chart::daily(&rows, last_day));
-    let banks = match scope {
-        Scope::All => state
-            .settings
-            .bank_list
-            .iter()
-            .map(|b| b.code.clone())
-            .collect(),
-        Scope::Bank(_) => Vec::new(),
-    };
-    let shown: Vec<_> = rows
-        .iter()
-        .skip((page - 1) * size)
-        .take(size)
-        .cloned()
-        .collect();
+    let banks = bank_choices(&state, &scope);
     let view = HistoryView {
         filter: &filter,
         rows: &shown,

@@ -4,48 +4,16 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
+import { D, bankA, bankB, repA, repB, admin, XSS, launch, closeBrowser, freshPage, token, login, shoot, noXss,
+  otherOrigin, fetchIn } from './support.mjs';
 
-const info = JSON.parse(fs.readFileSync(process.env.SANDBOX_JSON, 'utf8'));
-const D = info.daemon_url;
-const users = Object.fromEntries(info.ui_users.map((u) => [u.role === 'admin' ? 'admin' : u.bank, u]));
-const bankA = info.banks[0];
-const bankB = info.banks[1];
-const repA = users[bankA.account_id];
-const repB = users[bankB.account_id];
-const admin = users.admin;
-const WAIT = 15_000;
-
-// A handful from OWASP's XSS filter evasion cheat sheet, each at most 64 characters (the reference's limit).
-// Any of them executing would call alert() (caught by the dialog handler) or set the canary global.
-const XSS = [
-  '<script>window.__xss=1;alert(1)</script>',
-  '<img src=x onerror="window.__xss=1;alert(1)">',
-  '"><svg onload=alert(1)>',
-  "'';!--\"<XSS>=&{()}",
-  '<IMG SRC="javascript:alert(\'XSS\');">',
-  '<a href="jav&#x09;ascript:alert(1)">x</a>',
-  '<iframe src=javascript:alert(1)></iframe>',
-  '</td><script>alert(document.cookie)</script>',
-];
 const FORMULA = '=HYPERLINK("http://evil.example","click")';
 const PAGED = 27; // more than one page (the default page size is 25)
 
-let browser;
 let evil; // a page of another origin (same site: 127.0.0.1, another port), for the cross-site tests
 let evilUrl;
 const ids = { a: {}, b: [] };
-
-async function token(bank) {
-  const r = await fetch(bank.token_request.url, {
-    method: 'POST',
-    body: new URLSearchParams(bank.token_request.form),
-  });
-  assert.equal(r.status, 200);
-  return (await r.json()).access_token;
-}
 
 /** A consent given yesterday (the mappings refuse future consents and too old ones). */
 function yesterday() {
@@ -88,8 +56,8 @@ before(async () => {
   for (const x of XSS) ids.a[x] = await post(bankA, ta, x);
   ids.a[FORMULA] = await post(bankA, ta, FORMULA);
   for (let i = 0; i < 3; i++) ids.b.push(await post(bankB, tb, `BANKB-SECRET-${i}`));
-  browser = await chromium.launch({ executablePath: process.env.CHROMIUM, args: ['--no-sandbox'] });
-  evil = http.createServer((req, res) => {
+  await launch();
+  ({ server: evil, url: evilUrl } = await otherOrigin((req, res) => {
     res.writeHead(200, { 'content-type': 'text/html' });
     // The attacker's pages: a form that posts to the dashboard, and a credentialed cross-origin fetch.
     if (req.url.startsWith('/form')) {
@@ -98,44 +66,13 @@ before(async () => {
     } else {
       res.end('<p>another origin</p>');
     }
-  });
-  await new Promise((ok) => evil.listen(0, '127.0.0.1', ok));
-  evilUrl = `http://127.0.0.1:${evil.address().port}`;
+  }));
 });
 
 after(async () => {
-  await browser?.close();
+  await closeBrowser();
   evil?.close();
 });
-
-/** A fresh browser context logged in as `user`, with the XSS tripwires armed. */
-async function login(user) {
-  const context = await browser.newContext({ acceptDownloads: true });
-  const page = await context.newPage();
-  page.dialogs = [];
-  page.on('dialog', async (d) => { page.dialogs.push(d.message()); await d.dismiss(); });
-  page.setDefaultTimeout(WAIT);
-  await page.goto(`${D}/ui/`);
-  await page.click('#login');
-  await page.waitForSelector('#username');
-  await shoot(page, 'salesforce-login');
-  await page.fill('#username', user.username);
-  await page.fill('#password', user.password);
-  await page.click('#Login');
-  await page.waitForURL(`${D}/ui/requests`);
-  return { context, page };
-}
-
-async function shoot(page, name) {
-  if (!process.env.SCREENSHOTS) return;
-  fs.mkdirSync(process.env.SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(process.env.SCREENSHOTS, `${name}.png`), fullPage: true });
-}
-
-async function noXss(page) {
-  assert.deepEqual(page.dialogs, [], `a dialog opened on ${page.url()}`);
-  assert.equal(await page.evaluate(() => window.__xss), undefined, `script ran on ${page.url()}`);
-}
 
 async function references(page) {
   return page.$$eval('#history tbody td.reference', (tds) => tds.map((td) => td.textContent));
@@ -167,9 +104,7 @@ test('login sets a __Host- session cookie (HttpOnly, Secure, SameSite=Strict); l
 });
 
 test('a wrong password stays on the login page with Salesforce\'s message', async () => {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(WAIT);
+  const { context, page } = await freshPage();
   await page.goto(`${D}/ui/login`);
   await page.fill('#username', repA.username);
   await page.fill('#password', 'not-the-password');
@@ -303,8 +238,10 @@ test("bank A's representative never sees bank B's data, and the other way round"
       assert.equal(r.status(), 404, `bank B's ${id}${suffix}`);
     }
   }
-  const r = await page.request.get(`${D}/ui/requests.csv?q=BANKB`);
-  assert.equal((await r.text()).trim().split('\r\n').length, 1, 'header only');
+  const r = await fetchIn(page, `${D}/ui/requests.csv?q=BANKB`);
+  assert.equal(r.status, 200);
+  // (fetch's text() drops the BOM)
+  assert.equal(r.text.trim(), 'id,bank,created_at,reference,status,reason,salesforce_id,attempts', 'header only');
   await context.close();
 
   const b = await login(repB);

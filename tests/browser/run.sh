@@ -2,7 +2,8 @@
 # The dashboard's browser suite: starts one `creditlink sandbox` (all ports free ones on loopback), runs every
 # test against it with Debian's chromium driven by playwright-core, and stops it. Needs `apt-get install
 # chromium` and `npm ci` in tests/browser (the CI script does both).
-# Usage: tests/browser/run.sh [path/to/creditlink]   (SCREENSHOTS=docs/screenshots also refreshes the README's)
+# Usage: tests/browser/run.sh [path/to/creditlink]   (SCREENSHOTS=docs/screenshots also refreshes the README's;
+# TESTS="widget.test.mjs" runs only those files, in that order)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$root/target/debug/creditlink}
@@ -22,6 +23,8 @@ export CHROMIUM="${CHROMIUM:-$(command -v chromium || command -v chromium-browse
 if [ -n "${SCREENSHOTS:-}" ]; then export SCREENSHOTS="$root/$SCREENSHOTS"; fi
 cd "$root/tests/browser"
 status=0
-node --test --test-concurrency=1 --test-timeout=120000 dashboard.test.mjs || status=$?
+# dashboard.test.mjs must run first (node runs the files in turn): it counts every request of both banks
+# before the others add their own.
+node --test --test-concurrency=1 --test-timeout=120000 ${TESTS:-dashboard.test.mjs widget.test.mjs uploads.test.mjs} || status=$?
 if [ "$status" -ne 0 ]; then echo "--- sandbox log (tail)"; tail -50 "$work/sandbox.log"; fi
 exit "$status"

@@ -1,4 +1,4 @@
-//! The headline proof of DESIGN.md §6 "Nothing lost": real `creditlink` processes, SIGKILLed under load.
+//! The headline proof of "nothing lost" (ARCHITECTURE.md invariants): real `creditlink` processes, SIGKILLed under load.
 //!
 //! A simulated org runs as its own process (`creditlink sim salesforce`); the daemon runs as
 //! `creditlink run --config <file>`. Eight bank clients post report requests, each with its own

@@ -1,4 +1,4 @@
-//! Mapping reload on SIGHUP, on a real `creditlink run` process (DESIGN.md §3 "Field mappings": reloaded
+//! Mapping reload on SIGHUP, on a real `creditlink run` process (docs/cli.md: mappings are reloaded
 //! on SIGHUP, keeping the last good set if the new one is invalid).
 
 use std::path::Path;

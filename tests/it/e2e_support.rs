@@ -69,6 +69,11 @@ pub fn fast_retries() -> Vec<(String, String)> {
 
 /// Starts an in-process sandbox (daemon + simulated org) in a fresh temp dir with [`fast_retries`].
 pub async fn sandbox(sim: SimOptions) -> (Sandbox, TempDir) {
+    sandbox_with(sim, &[]).await
+}
+
+/// [`sandbox`] with more `CREDITLINK__SECTION__KEY` overrides on top of [`fast_retries`].
+pub async fn sandbox_with(sim: SimOptions, overrides: &[(&str, &str)]) -> (Sandbox, TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut opts = SandboxOptions::new(
         dir.path().join("data"),
@@ -76,6 +81,11 @@ pub async fn sandbox(sim: SimOptions) -> (Sandbox, TempDir) {
     );
     opts.sim = sim;
     opts.overrides = fast_retries();
+    opts.overrides.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
     // These tests are about the bank → Salesforce path; the simulated bureau's automation would add
     // outbox messages of its own (status mirrors, webhooks) and make "nothing stored" counts racy.
     opts.automate = false;
@@ -118,7 +128,7 @@ pub fn unique_reference(prefix: &str) -> String {
     format!("{prefix}-{n:012x}")
 }
 
-/// The default person body of DESIGN.md §4.
+/// The default person body (docs/bank-api.md).
 pub fn person_body(reference: &str) -> Value {
     json!({
         "reference": reference,

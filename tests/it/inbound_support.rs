@@ -158,6 +158,7 @@ pub fn bank_a() -> BankConfig {
         webhook_secret: None,
         webhook_secret_previous: None,
         contacts: vec![CONTACT.into()],
+        allowed_origins: Vec::new(),
     }
 }
 

@@ -1,4 +1,4 @@
-//! The OpenAPI document: shape, truthfulness markers, the DESIGN.md example, an independent validator.
+//! The OpenAPI document: shape, truthfulness markers, the documented example, an independent validator.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -8,7 +8,7 @@ use creditlink::intake::problem::ProblemType;
 use creditlink::lifecycle::Lifecycle;
 use serde_json::{Value, json};
 
-/// The default body of DESIGN.md §4, verbatim.
+/// The default body of docs/bank-api.md, verbatim.
 const DESIGN_BODY: &str = r#"{ "reference": "LN-2026-000123",
   "subject": { "type": "person", "national_id": "CW-1980013101", "first_name": "Maria",
                "last_name": "Martina", "date_of_birth": "1980-01-31" },

@@ -144,6 +144,7 @@ fn bank(account_id: &str, code: &str) -> BankConfig {
         webhook_secret: None,
         webhook_secret_previous: None,
         contacts: vec![format!("desk@{}.example", code.to_lowercase())],
+        allowed_origins: Vec::new(),
     }
 }
 

@@ -88,43 +88,76 @@ async fn random_faults_delay_but_never_lose_or_duplicate() {
     }
 }
 
+/// An outage does not spend the backlog's attempts: after the first failed call the pusher holds the
+/// backlog and probes with one message at a time; when the org answers again, everything goes at once.
 #[tokio::test]
-async fn an_outage_holds_messages_until_it_clears() {
+async fn an_outage_holds_the_backlog_and_probes_with_one_message() {
     let rig = Rig::start(fast_policy()).await;
     rig.set_faults(json!({"outage": true})).await;
+    // More than the batches in flight when the outage is first seen (4 × 200) can hold.
+    let ids = rig
+        .enqueue_requests("outage", 1000, Lane::Interactive)
+        .await;
     let pusher = rig.pusher(settings());
-    let wake = pusher.notifier();
+    let probe = pusher.clone();
     let running = Running::start(pusher);
-    let ids = rig.enqueue_requests("outage", 50, Lane::Interactive).await;
-    wake.notify_one();
 
+    let attempts = || async {
+        let mut each = Vec::with_capacity(ids.len());
+        for id in &ids {
+            each.push(rig.message(*id).await.attempts);
+        }
+        each
+    };
+    // The calls in flight fail as a whole and open the breaker; single-message probes follow.
+    until(Duration::from_secs(30), "the breaker opens", || async {
+        probe.unreachable()
+    })
+    .await;
+    let opened = attempts().await.iter().sum::<u32>();
     until(
         Duration::from_secs(30),
-        "attempts during the outage",
-        || async {
-            let mut all = true;
-            for id in &ids {
-                all &= rig.message(*id).await.attempts >= 2;
-            }
-            all
-        },
+        "three more attempts: probes",
+        || async { attempts().await.iter().sum::<u32>() >= opened + 3 },
     )
     .await;
+    assert!(
+        probe.unreachable(),
+        "the breaker stays open during the outage"
+    );
+    let each = attempts().await;
+    let untouched = each.iter().filter(|n| **n == 0).count();
+    assert!(
+        untouched >= 150,
+        "the backlog was sent into the outage: only {untouched} of 1000 never attempted ({} attempts)",
+        each.iter().sum::<u32>()
+    );
     let sample = rig.message(ids[0]).await;
-    // Waiting for its next attempt, or claimed for it at this very moment: never given up on.
     assert!(
         matches!(sample.state, State::Pending | State::InFlight),
         "{:?}",
         sample.state
     );
-    let last = sample.last_error.expect("last error");
-    assert_eq!(last.http_status, Some(503));
+    assert_eq!(
+        sample.last_error.expect("last error").http_status,
+        Some(503)
+    );
     assert!(running.heartbeat.silence() < Duration::from_secs(5));
 
     rig.clear_faults().await;
     until_all_delivered(&rig, &ids, Duration::from_secs(30)).await;
+    assert!(
+        !probe.unreachable(),
+        "the breaker closes when the org answers"
+    );
     running.stop().await;
     assert_each_once(&rig, &ids).await;
+    let after = attempts().await;
+    for (before, now) in each.iter().zip(&after) {
+        if *before == 0 {
+            assert_eq!(*now, 1, "a held message is sent once, when the org is back");
+        }
+    }
 }
 
 #[tokio::test]

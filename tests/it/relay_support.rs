@@ -201,6 +201,8 @@ pub fn settings() -> PusherSettings {
         request_timeout: Duration::from_secs(10),
         pause_recheck: Duration::from_millis(200),
         poll_interval: Duration::from_millis(20),
+        outage_probe_min: Duration::from_millis(20),
+        outage_probe_max: Duration::from_millis(200),
         ..PusherSettings::default()
     }
 }

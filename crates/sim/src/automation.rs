@@ -1,4 +1,4 @@
-//! Automation that plays the bureau's side (DESIGN §4): the bureau analyst works each new credit report request
+//! Automation that plays the bureau's side: the bureau analyst works each new credit report request
 //! and the org sends Outbound Messages about every request change (see `outbound`).
 //!
 //! How it is driven: every write the org applies lands in its change journal (`journal`). A middleware wakes

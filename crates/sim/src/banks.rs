@@ -6,6 +6,8 @@
 //! test simulates an outage with `PUT /hooks/{bank}/behaviour {"status": 500}` (optionally
 //! `"retry_after": <seconds>`); `{"status": 200}` restores it. `GET /hooks/{bank}` lists the events with
 //! the counters; `GET /mail` lists what the local SMTP sink received, when one is attached.
+//! `GET /intranet/{bank}` serves a page the caller set with [`BankReceivers::set_page`]: in the sandbox, a
+//! bank's demo intranet page embedding creditlink's request widget from another origin than the daemon's.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -91,6 +93,7 @@ pub struct BankReceivers {
 struct Shared {
     banks: HashMap<String, Mutex<Bank>>,
     mail: Option<SmtpSink>,
+    pages: Mutex<HashMap<String, String>>,
 }
 
 struct Bank {
@@ -111,6 +114,14 @@ impl BankReceivers {
     /// What bank `slug` received (`None` for an unknown slug).
     pub fn inbox(&self, slug: &str) -> Option<BankInbox> {
         Some(self.state.banks.get(slug)?.lock().inbox.clone())
+    }
+
+    /// Serves `html` at `GET /intranet/{slug}`; returns the page's URL.
+    pub fn set_page(&self, slug: &str, html: String) -> url::Url {
+        self.state.pages.lock().insert(slug.to_owned(), html);
+        self.base_url
+            .join(&format!("intranet/{slug}"))
+            .unwrap_or_else(|_| self.base_url.clone())
     }
 
     /// Sets how bank `slug` answers; returns false for an unknown slug.
@@ -157,11 +168,13 @@ pub async fn spawn_bank_receivers_with_mail(
             })
             .collect(),
         mail,
+        pages: Mutex::default(),
     });
     let app = Router::new()
         .route("/hooks/{bank}", post(receive).get(list))
         .route("/hooks/{bank}/behaviour", put(behaviour))
         .route("/mail", get(mail_list))
+        .route("/intranet/{bank}", get(page))
         .with_state(state.clone());
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -174,6 +187,17 @@ pub async fn spawn_bank_receivers_with_mail(
     let base_url = url::Url::parse(&format!("http://{addr}/"))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     Ok(BankReceivers { base_url, state })
+}
+
+async fn page(State(state): State<Arc<Shared>>, Path(slug): Path<String>) -> Response {
+    match state.pages.lock().get(&slug) {
+        Some(html) => (
+            [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            html.clone(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn receive(

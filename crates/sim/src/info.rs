@@ -1,4 +1,5 @@
-//! The info file: how scripts and tests find the simulator and get tokens without reading code (DESIGN §4).
+//! The info file: how scripts and tests find the simulator and get tokens without reading code (its shape
+//! is documented for users in docs/sandbox.md and docs/simulator.md).
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Persistent state of bank webhook endpoints: how long each has been failing and whether it is disabled.
 //!
 //! One JSON value per bank code in the store tree `bank.endpoints`. It survives restarts, unlike Svix's
-//! cache-held failure clock (reference/delivery.md §1.5), so a daemon restarted every night still disables an
+//! cache-held failure clock, so a daemon restarted every night still disables an
 //! endpoint that has been down for five days. Read-modify-write goes through one mutex: concurrent
 //! deliveries to one bank must agree on who disabled it, so its contacts are told exactly once.
 
