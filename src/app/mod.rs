@@ -396,6 +396,7 @@ impl Daemon {
             &client,
             intake_state.auth.clone(),
             outbox.clone(),
+            gatekeeper.clone(),
         )
         .context("[uploads] data feeds")?;
         let ui = crate::ui::UiState::from_config(

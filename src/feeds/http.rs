@@ -281,6 +281,12 @@ async fn accept_upload(
     body: Body,
 ) -> Result<Response, Refusal> {
     let format = format_of(headers)?;
+    // The bank's upload quota, before the body is read (nothing stored on refusal).
+    if let Some(quota) = &feeds.inner.quota {
+        quota
+            .take(&principal.bank_code, std::time::Instant::now())
+            .map_err(|retry_after| Refusal::Api(ApiError::RateLimited { retry_after }))?;
+    }
     let max = feeds.inner.settings.max_bytes;
     let too_large = || Problem::body_too_large(usize::try_from(max).ok());
     if let Some(len) = headers
@@ -326,6 +332,7 @@ async fn accept_upload(
         failure: None,
         columns,
         batches_done: 0,
+        bulk_batches: None,
     };
     let recorded = record(feeds, &principal, key.as_ref(), &upload).await;
     let (upload, replayed) = match recorded {

@@ -6,6 +6,7 @@
 //! feeds.active       <upload id>                      → ""                  received or processing
 //! feeds.batches      <upload id>/<batch, 8 hex>       → Batch (JSON)        row verdicts, 200 per batch
 //! feeds.pending      <upload id>/<batch, 8 hex>       → Plan (JSON)         a batch being sent (see worker)
+//! feeds.bulk         <upload id>/<first batch, 8 hex> → [job id] (JSON)    a Bulk job's part being sent
 //! feeds.idempotency  <account id> NUL <key>           → {id, sha256}
 //! ```
 //! Upload ids are UUID v7, so they sort by receipt time; the per-bank index inverts them so that a forward
@@ -24,6 +25,7 @@ pub struct Ledger {
     active: KvTree,
     batches: KvTree,
     pending: KvTree,
+    bulk: KvTree,
     idempotency: KvTree,
 }
 
@@ -64,6 +66,7 @@ impl Ledger {
             active: store.kv_tree("feeds.active")?,
             batches: store.kv_tree("feeds.batches")?,
             pending: store.kv_tree("feeds.pending")?,
+            bulk: store.kv_tree("feeds.bulk")?,
             idempotency: store.kv_tree("feeds.idempotency")?,
         })
     }
@@ -106,15 +109,16 @@ impl Ledger {
         self.put(upload).await?;
         self.active.remove(upload.id.as_bytes()).await?;
         let prefix = format!("{}/", upload.id);
-        let keys: Vec<Vec<u8>> = self
-            .pending
-            .scan_from(prefix.as_bytes(), 10_000)
-            .await?
-            .into_iter()
-            .map(|(k, _)| k)
-            .take_while(|k| k.starts_with(prefix.as_bytes()))
-            .collect();
-        self.pending.remove_all(&keys).await?;
+        for tree in [&self.pending, &self.bulk] {
+            let keys: Vec<Vec<u8>> = tree
+                .scan_from(prefix.as_bytes(), 10_000)
+                .await?
+                .into_iter()
+                .map(|(k, _)| k)
+                .take_while(|k| k.starts_with(prefix.as_bytes()))
+                .collect();
+            tree.remove_all(&keys).await?;
+        }
         Ok(())
     }
 
@@ -188,6 +192,27 @@ impl Ledger {
 
     pub async fn pending(&self, id: &str, index: u64) -> Result<Option<Vec<u8>>, FeedError> {
         Ok(self.pending.get(&batch_key(id, index)).await?)
+    }
+
+    /// The Bulk API jobs created so far for the part of an upload that starts at batch `first`, oldest first.
+    pub async fn bulk_jobs(&self, id: &str, first: u64) -> Result<Vec<String>, FeedError> {
+        match self.bulk.get(&batch_key(id, first)).await? {
+            Some(bytes) => decode(&bytes),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Records the part's jobs; durable before a new job gets any data.
+    pub async fn put_bulk_jobs(
+        &self,
+        id: &str,
+        first: u64,
+        jobs: &[String],
+    ) -> Result<(), FeedError> {
+        self.bulk
+            .insert(&batch_key(id, first), &encode(&jobs))
+            .await?;
+        Ok(())
     }
 
     /// Claims `key` for the upload `entry`; on a replay returns what the key already points to.

@@ -31,6 +31,8 @@
 //! records) are retried with exponential backoff for up to `[uploads] retry_for`; past it, or on an error no
 //! retry can fix, the upload is `failed` with the reason, and the batches recorded so far stay visible.
 
+mod bulk;
+mod dupes;
 mod error;
 mod http;
 mod ledger;
@@ -48,7 +50,7 @@ pub use error::FeedError;
 pub use http::router;
 pub use model::{Counts, Outcome, RowResult, Status, Upload};
 pub use reasons::{REGISTRY, ReasonCode, RowProblem, Severity};
-pub use sink::{CollectionsSink, RecordSink};
+pub use sink::{BulkApiSink, BulkSink, CollectionsSink, RecordSink};
 pub use spool::{SpoolKey, SpoolKeys};
 pub use worker::run;
 
@@ -60,9 +62,10 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use crate::config::BankConfig;
-use crate::intake::Authenticator;
+use crate::intake::{Authenticator, BankQuota};
 use crate::mapping::MappingSet;
 use crate::outbox::Outbox;
+use crate::records::{Gatekeeper, RuleSet};
 use crate::store::Store;
 
 /// Settings of the feeds (`[uploads]`).
@@ -74,6 +77,12 @@ pub struct FeedSettings {
     pub retry_for: Duration,
     /// Base of links (`status_url`, `errors.csv`).
     pub public_url: String,
+    /// Uploads of at least this many rows go through Bulk API 2.0 (0: never).
+    pub bulk_threshold_rows: u64,
+    /// Rows per Bulk API 2.0 job.
+    pub bulk_job_rows: u64,
+    /// Uploads per bank and hour (`None`: no quota).
+    pub quota_per_hour: Option<u32>,
 }
 
 /// The feeds, assembled. Cheap to clone.
@@ -89,6 +98,10 @@ struct Inner {
     keys: SpoolKeys,
     mappings: Arc<ArcSwap<MappingSet>>,
     sink: Arc<dyn RecordSink>,
+    bulk: Arc<dyn BulkSink>,
+    rules: RuleSet,
+    gatekeeper: Option<Gatekeeper>,
+    quota: Option<BankQuota>,
     auth: Authenticator,
     outbox: Outbox,
     banks: Vec<BankConfig>,
@@ -103,6 +116,11 @@ pub struct FeedParts {
     pub keys: SpoolKeys,
     pub mappings: Arc<ArcSwap<MappingSet>>,
     pub sink: Arc<dyn RecordSink>,
+    pub bulk: Arc<dyn BulkSink>,
+    /// The duplicate rules (`[records]`).
+    pub rules: RuleSet,
+    /// Audits reinstatements of stale-terminated records (absent in tests that do not need it).
+    pub gatekeeper: Option<Gatekeeper>,
     pub auth: Authenticator,
     pub outbox: Outbox,
     pub banks: Vec<BankConfig>,
@@ -113,6 +131,7 @@ impl Feeds {
     pub fn new(parts: FeedParts) -> Result<Feeds, FeedError> {
         let spool_dir = parts.data_dir.join("uploads");
         crate::store::private_dir(&spool_dir)?;
+        let quota = parts.settings.quota_per_hour.map(BankQuota::new);
         Ok(Feeds {
             inner: Arc::new(Inner {
                 settings: parts.settings,
@@ -121,6 +140,10 @@ impl Feeds {
                 keys: parts.keys,
                 mappings: parts.mappings,
                 sink: parts.sink,
+                bulk: parts.bulk,
+                rules: parts.rules,
+                gatekeeper: parts.gatekeeper,
+                quota,
                 auth: parts.auth,
                 outbox: parts.outbox,
                 banks: parts.banks,
@@ -150,6 +173,7 @@ pub fn assemble(
     client: &crate::salesforce::SalesforceClient,
     auth: Authenticator,
     outbox: Outbox,
+    gatekeeper: Gatekeeper,
 ) -> Result<Option<Feeds>, FeedError> {
     let Some(inbound) = &config.inbound else {
         tracing::warn!(
@@ -164,12 +188,23 @@ pub fn assemble(
             max_bytes: config.uploads.max_bytes,
             retry_for: config.uploads.retry_for,
             public_url: config.server.public_url().to_string(),
+            bulk_threshold_rows: config.uploads.bulk_threshold_rows,
+            bulk_job_rows: config.uploads.bulk_job_rows,
+            quota_per_hour: (config.uploads.quota_per_hour > 0)
+                .then_some(config.uploads.quota_per_hour),
         },
         store: store.clone(),
         data_dir: config.store.data_dir.clone(),
         keys: SpoolKeys::from_keyring(&keyring)?,
         mappings,
         sink: Arc::new(CollectionsSink(client.clone())),
+        bulk: Arc::new(BulkApiSink(client.clone())),
+        rules: config
+            .records
+            .clone()
+            .unwrap_or_default()
+            .rule_set(&config.banks),
+        gatekeeper: Some(gatekeeper),
         auth,
         outbox,
         banks: config.banks.clone(),

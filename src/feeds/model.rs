@@ -147,6 +147,10 @@ pub struct Upload {
     /// Batches fully recorded (the processing checkpoint).
     #[serde(default)]
     pub batches_done: u64,
+    /// Set when the upload goes to Salesforce through Bulk API 2.0: the batches per job (decided once, after
+    /// the first pass counted the rows, so a restart cuts the same jobs).
+    #[serde(default)]
+    pub bulk_batches: Option<u64>,
 }
 
 /// The verdict of one row.

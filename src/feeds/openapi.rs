@@ -29,7 +29,7 @@ pub fn paths() -> Value {
                 "description": "Streams the file to encrypted storage and answers 202 once it is durable; processing is \
                     asynchronous. Framing problems (content type, not CSV/NDJSON, no header, unknown or missing required \
                     columns, size) are refused at once and nothing is stored; problems of single rows never fail the \
-                    upload. Repeating an upload with the same Idempotency-Key and body returns the first answer.",
+                    upload. Large uploads are loaded into Salesforce through Bulk API 2.0 jobs. Beyond the bank's upload quota ([uploads] quota_per_hour, uploads per hour) the answer is 429 with Retry-After and nothing is stored. Repeating an upload with the same Idempotency-Key and body returns the first answer.",
                 "parameters": [
                     { "$ref": "#/components/parameters/IdempotencyKey" },
                     { "name": "name", "in": "query", "required": false, "description": "A display name (else the Content-Disposition file name).", "schema": { "type": "string", "maxLength": 200 } }
@@ -42,7 +42,7 @@ pub fn paths() -> Value {
                     "202": { "description": "Durably stored; follow `status_url`.",
                              "headers": { "Location": { "$ref": "#/components/headers/Location" } },
                              "content": json_of("UploadAccepted") }
-                }), &["400", "401", "403", "409", "413", "415", "422", "503"])
+                }), &["400", "401", "403", "409", "413", "415", "422", "429", "503"])
             },
             "get": {
                 "tags": ["uploads"], "operationId": "listUploads", "summary": "Your bank's uploads, newest first",
@@ -112,7 +112,10 @@ pub fn schemas() -> Value {
             "message": { "type": "string" }, "remedy": { "type": "string" } } },
         "UploadRecord": { "type": "object", "required": ["row", "outcome", "record_key", "salesforce_id", "problems", "duplicate_of"], "properties": {
             "row": { "type": "integer", "minimum": 1 },
-            "outcome": { "type": "string", "enum": outcome_names() },
+            "outcome": { "type": "string", "enum": outcome_names(), "description": "Uploads large enough to go \
+                through Salesforce Bulk API 2.0 ([uploads] bulk_threshold_rows) report `accepted` or `updated` for the \
+                rows they send, never `unchanged` or `reinstated`. A duplicate rule's verdict names the rule in the \
+                problem's message." },
             "record_key": { "type": ["string", "null"] },
             "salesforce_id": { "type": ["string", "null"] },
             "problems": { "type": "array", "items": { "$ref": "#/components/schemas/RowProblem" } },

@@ -63,6 +63,8 @@ pub const SALESFORCE_REJECTED: &str = "salesforce_rejected";
 pub const PRODUCT_TYPE_OTHER: &str = "product_type_other";
 pub const BALANCE_OVER_LIMIT: &str = "balance_over_limit";
 pub const DUPLICATE_IN_UPLOAD: &str = "duplicate_in_upload";
+pub const DUPLICATE_REJECTED: &str = "duplicate_rejected";
+pub const DUPLICATE_FLAGGED: &str = "duplicate_flagged";
 
 /// The registry, in the order `GET /api/v1/reason-codes` lists it.
 pub const REGISTRY: &[ReasonCode] = &[
@@ -160,6 +162,16 @@ pub const REGISTRY: &[ReasonCode] = &[
         DUPLICATE_IN_UPLOAD,
         "Another row of this upload describes the same tradeline with a later (or equal) as-of date; that row was used.",
         "Send each tradeline once per upload.",
+    ),
+    error(
+        DUPLICATE_REJECTED,
+        "Another row of this upload is the same tradeline under a duplicate rule whose action is to reject; this row was not used (the rule and the row used are named in the message).",
+        "Send each tradeline once per upload; if both rows are right, correct the field the rule compares.",
+    ),
+    warning(
+        DUPLICATE_FLAGGED,
+        "Another row of this upload looks like the same tradeline under a duplicate rule that flags for review; this row was used and is marked for the bureau to check.",
+        "Nothing to do if both rows are distinct tradelines; otherwise send only the right one.",
     ),
 ];
 

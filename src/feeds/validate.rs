@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::reasons::{self as r, RowProblem};
 use crate::mapping::{FieldProblem, InboundField, MapContext, MappingSet};
-use crate::records::record_key;
+use crate::records::{record_key, rekey};
 
 /// The mapping kind of a feed row.
 pub const KIND: &str = "credit_record";
@@ -26,6 +26,9 @@ pub struct ValidRow {
     pub record_key: String,
     pub as_of: NaiveDate,
     pub warnings: Vec<RowProblem>,
+    /// The record key of the tradeline under its `previous_account_number`, when the row says the account
+    /// number changed (the existing record is re-keyed, not duplicated).
+    pub previous_key: Option<String>,
 }
 
 /// Validates rows of one upload.
@@ -120,11 +123,19 @@ impl<'a> Validator<'a> {
             warnings.push(RowProblem::new(r::BALANCE_OVER_LIMIT, "balance"));
         }
         let as_of = date(cell("as_of_date")).unwrap_or_default();
+        let previous_key = rekey(
+            self.account_id,
+            &product,
+            cell("previous_account_number"),
+            cell("account_number"),
+        )
+        .map(|r| r.old_key);
         Ok(ValidRow {
             record: fields,
             record_key: key,
             as_of,
             warnings,
+            previous_key,
         })
     }
 

@@ -1,18 +1,17 @@
 //! The upload worker: takes received uploads oldest first and processes each to completion (module doc of
 //! `feeds` for the passes and the checkpoint).
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Feeds;
+use super::dupes::{Dupes, Fired, RowFields};
 use super::error::FeedError;
 use super::model::{BATCH_ROWS, Batch, Counts, Outcome, RowResult, Status, Upload};
 use super::reasons::{self as r, RowProblem};
@@ -23,17 +22,35 @@ use crate::mapping::MappingSet;
 use crate::ops::Heartbeat;
 use crate::ops::metrics as m;
 use crate::outbox::{Destination, Lane, NewMessage};
+use crate::records::Action;
 use crate::salesforce::{ErrorClass, JsonMap, SfError};
 
 /// Idle poll: the worker is woken at once by intake; this only bounds a missed wake-up.
 const IDLE: Duration = Duration::from_secs(5);
 /// Field that says why a record was terminated; cleared when fresh data reinstates it.
-const TERMINATION_REASON: &str = "Termination_Reason__c";
+pub(super) const TERMINATION_REASON: &str = "Termination_Reason__c";
 const STALE: &str = "Stale";
 const TERMINATED: &str = "Terminated";
 
+/// What the reader thread hands to the sender: the row count after pass 1, then pass 2's batches.
+pub(super) enum Msg {
+    Rows(u64),
+    Batch(Vec<Prepared>),
+}
+
 /// One row as pass 2 hands it to the sender.
-enum Prepared {
+pub(super) enum Prepared {
+    /// Kicked out by validation, or a duplicate within the upload: never sent.
+    Decided(Done),
+    Send {
+        row: u64,
+        valid: ValidRow,
+        original: Vec<String>,
+    },
+}
+
+/// A row whose verdict is decided: what its stored [`RowResult`] is made of.
+pub(super) enum Done {
     Rejected {
         row: u64,
         problems: Vec<RowProblem>,
@@ -43,12 +60,71 @@ enum Prepared {
         row: u64,
         key: String,
         of: u64,
+        /// The duplicate rule that fired.
+        rule: String,
     },
-    Send {
+    /// Sent to (or found unchanged in) Salesforce; a Salesforce-side kick-out keeps the row as uploaded.
+    Sent {
         row: u64,
-        valid: ValidRow,
-        original: Vec<String>,
+        key: String,
+        warnings: Vec<RowProblem>,
+        result: Result<(Outcome, Option<String>), (RowProblem, Vec<String>)>,
     },
+}
+
+/// A batch's classification, stored before its first send so a re-send after a crash repeats it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Plan {
+    classes: Vec<Class>,
+    /// Rows (by index among the sends) whose existing record is re-keyed first, with its Salesforce id.
+    #[serde(default)]
+    rekey: Vec<(usize, String)>,
+}
+
+impl Plan {
+    fn decode(bytes: &[u8]) -> Result<Plan, FeedError> {
+        let corrupt = |e: serde_json::Error| FeedError::Corrupt(e.to_string());
+        // Plans stored before re-keying existed are a bare list of classes.
+        match serde_json::from_slice::<Plan>(bytes) {
+            Ok(plan) => Ok(plan),
+            Err(_) => Ok(Plan {
+                classes: serde_json::from_slice(bytes).map_err(corrupt)?,
+                rekey: Vec::new(),
+            }),
+        }
+    }
+}
+
+/// Audits (who, when, why) each stale-terminated record this batch revived.
+async fn audit_reinstated(
+    feeds: &Feeds,
+    upload: &Upload,
+    sends: &[&ValidRow],
+    plan: &[Class],
+    outcomes: &[Option<Sent>],
+) {
+    let Some(gatekeeper) = &feeds.inner.gatekeeper else {
+        return;
+    };
+    for (i, class) in plan.iter().enumerate() {
+        let Some(Ok((Some(sf_id), _))) = &outcomes[i] else {
+            continue;
+        };
+        if *class != Class::Reinstate {
+            continue;
+        }
+        let record = crate::records::RecordRef {
+            id: sf_id.clone(),
+            record_key: Some(sends[i].record_key.clone()),
+            furnisher: Some(upload.tenant.clone()),
+        };
+        if let Err(e) = gatekeeper
+            .record_reinstated(&record, &format!("feeds:{}", upload.id))
+            .await
+        {
+            tracing::warn!(upload_id = %upload.id, error = %e, "reinstatement not audited");
+        }
+    }
 }
 
 /// How a row to send relates to what Salesforce holds (decided once per batch, kept across a crash).
@@ -165,7 +241,7 @@ async fn send_all(
     beat: &Heartbeat,
 ) -> Result<bool, FeedError> {
     let mappings = feeds.inner.mappings.load_full();
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<Prepared>, FeedError>>(2);
+    let (tx, mut rx) = mpsc::channel::<Result<Msg, FeedError>>(2);
     let reader = {
         let feeds = feeds.clone();
         let upload = upload.clone();
@@ -174,12 +250,27 @@ async fn send_all(
         tokio::task::spawn_blocking(move || read_batches(&feeds, &upload, &mappings, &tx, &stop))
     };
     let mut index = 0u64;
+    let mut part: Option<super::bulk::Part> = None;
     let result = loop {
         let Some(next) = rx.recv().await else {
-            break Ok(!stop.is_cancelled());
+            if stop.is_cancelled() {
+                break Ok(false);
+            }
+            // The last, shorter Bulk part.
+            if let Some(p) = part.take() {
+                match p.send(feeds, upload, &mappings, stop).await {
+                    Ok(true) => {}
+                    other => break other,
+                }
+            }
+            break Ok(true);
         };
         let batch = match next {
-            Ok(batch) => batch,
+            Ok(Msg::Rows(rows)) => {
+                choose_bulk(feeds, upload, rows).await?;
+                continue;
+            }
+            Ok(Msg::Batch(batch)) => batch,
             Err(e) => break Err(e),
         };
         if index < upload.batches_done {
@@ -187,7 +278,20 @@ async fn send_all(
             continue;
         }
         beat.beat();
-        match send_batch(feeds, upload, &mappings, index, batch, stop).await {
+        let sent = match upload.bulk_batches {
+            None => send_batch(feeds, upload, &mappings, index, batch, stop).await,
+            Some(per_job) => {
+                let p = part.get_or_insert_with(|| super::bulk::Part::new(index));
+                p.push(batch, &mappings, &upload.bank_code);
+                if p.batches() as u64 >= per_job {
+                    let full = part.take().expect("a part");
+                    full.send(feeds, upload, &mappings, stop).await
+                } else {
+                    Ok(true)
+                }
+            }
+        };
+        match sent {
             Ok(true) => {}
             Ok(false) => break Ok(false),
             Err(e) => break Err(e),
@@ -199,29 +303,97 @@ async fn send_all(
     result
 }
 
+/// Decides (once per upload, stored) whether its rows go through Bulk API 2.0.
+async fn choose_bulk(feeds: &Feeds, upload: &mut Upload, rows: u64) -> Result<(), FeedError> {
+    let settings = &feeds.inner.settings;
+    if upload.bulk_batches.is_some()
+        || settings.bulk_threshold_rows == 0
+        || rows < settings.bulk_threshold_rows
+    {
+        return Ok(());
+    }
+    upload.bulk_batches = Some(settings.bulk_job_rows.div_ceil(BATCH_ROWS).max(1));
+    feeds.inner.ledger.put(upload).await?;
+    tracing::info!(upload_id = %upload.id, rows, "upload goes through Bulk API 2.0");
+    Ok(())
+}
+
+/// A valid row's fate under the duplicate rule that fired for it (if any).
+fn judge_duplicate(
+    row: u64,
+    mut valid: ValidRow,
+    original: Vec<String>,
+    fired: Option<Fired>,
+) -> Prepared {
+    let Some(fired) = fired else {
+        return Prepared::Send {
+            row,
+            valid,
+            original,
+        };
+    };
+    let named = |code: &'static str| {
+        let meaning = r::lookup(code).map_or("", |c| c.meaning);
+        RowProblem::with_message(
+            code,
+            "",
+            format!(
+                "{meaning} Duplicate rule: {}; row {}.",
+                fired.rule, fired.winner
+            ),
+        )
+    };
+    match fired.action {
+        Action::Merge => Prepared::Decided(Done::Duplicate {
+            row,
+            key: valid.record_key,
+            of: fired.winner,
+            rule: fired.rule,
+        }),
+        Action::Reject => Prepared::Decided(Done::Rejected {
+            row,
+            problems: vec![named(r::DUPLICATE_REJECTED)],
+            original,
+        }),
+        Action::Flag => {
+            valid.warnings.push(named(r::DUPLICATE_FLAGGED));
+            Prepared::Send {
+                row,
+                valid,
+                original,
+            }
+        }
+    }
+}
+
 /// The reader thread: pass 1 (validate all, find duplicate winners), pass 2 (batches of prepared rows).
 fn read_batches(
     feeds: &Feeds,
     upload: &Upload,
     mappings: &MappingSet,
-    tx: &mpsc::Sender<Result<Vec<Prepared>, FeedError>>,
+    tx: &mpsc::Sender<Result<Msg, FeedError>>,
     stop: &CancellationToken,
 ) {
     let run = || -> Result<(), FeedError> {
-        // Pass 1: the winning row of every tradeline key.
-        let mut winners: HashMap<[u8; 16], (u64, NaiveDate)> = HashMap::new();
-        each_row(feeds, upload, mappings, |row, verdict, _| {
+        // Pass 1: the winning row of every tradeline, under every within-upload duplicate rule.
+        let mut dupes = Dupes::new(&feeds.inner.rules);
+        let columns = &upload.columns;
+        let furnisher = upload.tenant.as_str();
+        let mut rows = 0u64;
+        each_row(feeds, upload, mappings, |row, verdict, original| {
+            rows = row;
             if let Ok(valid) = verdict {
-                let slot = winners
-                    .entry(key_bytes(&valid.record_key))
-                    .or_insert((row, valid.as_of));
-                // The latest as-of date wins; on a tie, the later row.
-                if valid.as_of >= slot.1 {
-                    *slot = (row, valid.as_of);
-                }
+                let fields = RowFields {
+                    columns,
+                    cells: &original,
+                };
+                dupes.observe(furnisher, row, valid.as_of, &valid.record_key, &fields);
             }
             !stop.is_cancelled()
         })?;
+        if tx.blocking_send(Ok(Msg::Rows(rows))).is_err() {
+            return Ok(());
+        }
         // Pass 2.
         let mut batch = Vec::with_capacity(BATCH_ROWS as usize);
         let skip_until = upload.batches_done * BATCH_ROWS;
@@ -229,35 +401,34 @@ fn read_batches(
         each_row(feeds, upload, mappings, |row, verdict, original| {
             let prepared = if row <= skip_until {
                 // A recorded batch: only its boundary matters.
-                Prepared::Duplicate {
+                Prepared::Decided(Done::Duplicate {
                     row,
                     key: String::new(),
                     of: 0,
-                }
+                    rule: String::new(),
+                })
             } else {
                 match verdict {
-                    Err(problems) => Prepared::Rejected {
+                    Err(problems) => Prepared::Decided(Done::Rejected {
                         row,
                         problems,
                         original,
-                    },
-                    Ok(valid) => match winners.get(&key_bytes(&valid.record_key)) {
-                        Some((winner, _)) if *winner != row => Prepared::Duplicate {
-                            row,
-                            key: valid.record_key,
-                            of: *winner,
-                        },
-                        _ => Prepared::Send {
-                            row,
-                            valid,
-                            original,
-                        },
-                    },
+                    }),
+                    Ok(valid) => {
+                        let fields = RowFields {
+                            columns,
+                            cells: &original,
+                        };
+                        let fired = dupes.fired(furnisher, row, &valid.record_key, &fields);
+                        judge_duplicate(row, valid, original, fired)
+                    }
                 }
             };
             batch.push(prepared);
             if batch.len() as u64 == BATCH_ROWS
-                && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+                && tx
+                    .blocking_send(Ok(Msg::Batch(std::mem::take(&mut batch))))
+                    .is_err()
             {
                 closed = true;
                 return false;
@@ -265,7 +436,7 @@ fn read_batches(
             !stop.is_cancelled()
         })?;
         if !batch.is_empty() && !closed {
-            let _ = tx.blocking_send(Ok(batch));
+            let _ = tx.blocking_send(Ok(Msg::Batch(batch)));
         }
         Ok(())
     };
@@ -277,7 +448,7 @@ fn read_batches(
 type Verdict = Result<ValidRow, Vec<RowProblem>>;
 
 /// How one record's upsert ended: its Salesforce id and whether it was created, or the row's kick-out.
-type Sent = Result<(Option<String>, bool), RowProblem>;
+pub(super) type Sent = Result<(Option<String>, bool), RowProblem>;
 
 /// Reads every row of the spool and validates it; `f` returns false to stop early.
 fn each_row(
@@ -315,17 +486,6 @@ fn each_row(
     Ok(())
 }
 
-fn key_bytes(key: &str) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let hex = key.trim_start_matches("rk_");
-    if hex::decode_to_slice(hex, &mut out).is_err() {
-        out = Sha256::digest(key.as_bytes())[..16]
-            .try_into()
-            .expect("16 bytes");
-    }
-    out
-}
-
 /// Sends one batch and records its verdicts. `Ok(false)` when stopped before it was recorded.
 async fn send_batch(
     feeds: &Feeds,
@@ -356,12 +516,17 @@ async fn send_batch(
             _ => None,
         })
         .collect();
-    let plan: Vec<Class> = match ledger.pending(&id, index).await? {
-        Some(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| FeedError::Corrupt(e.to_string()))?
-        }
+    let Plan {
+        classes: plan,
+        rekey,
+    } = match ledger.pending(&id, index).await? {
+        Some(bytes) => Plan::decode(&bytes)?,
         None => {
-            let keys: Vec<String> = sends.iter().map(|v| v.record_key.clone()).collect();
+            let keys: Vec<String> = sends
+                .iter()
+                .flat_map(|v| std::iter::once(&v.record_key).chain(v.previous_key.as_ref()))
+                .cloned()
+                .collect();
             // Every field the batch writes (context fields such as the furnisher included), plus the ones
             // that say whether a record was terminated as stale.
             let mut read: Vec<String> = Vec::new();
@@ -382,17 +547,29 @@ async fn send_batch(
             let Some(existing) = existing else {
                 return Ok(false);
             };
-            let plan: Vec<Class> = sends
-                .iter()
-                .map(|v| {
-                    classify(
-                        v,
-                        existing.get(&v.record_key),
-                        status_field.as_deref(),
-                        &key_field,
-                    )
-                })
-                .collect();
+            let mut plan = Plan::default();
+            for (i, v) in sends.iter().enumerate() {
+                let current = existing.get(&v.record_key);
+                // An account-number change: the tradeline's record under its old key gets the new key.
+                let previous = v
+                    .previous_key
+                    .as_ref()
+                    .filter(|_| current.is_none())
+                    .and_then(|old| existing.get(old));
+                let class = match previous {
+                    Some(old) => {
+                        if let Some(sf_id) = old.get("Id").and_then(Value::as_str) {
+                            plan.rekey.push((i, sf_id.to_owned()));
+                        }
+                        match classify(v, Some(old), status_field.as_deref(), &key_field) {
+                            Class::Reinstate => Class::Reinstate,
+                            _ => Class::Changed,
+                        }
+                    }
+                    None => classify(v, current, status_field.as_deref(), &key_field),
+                };
+                plan.classes.push(class);
+            }
             ledger
                 .put_pending(&id, index, &serde_json::to_vec(&plan).expect("plan"))
                 .await?;
@@ -408,6 +585,30 @@ async fn send_batch(
             outcomes[i] = Some(Ok((None, false)));
         } else {
             todo.push(i);
+        }
+    }
+    if !rekey.is_empty() {
+        let records: Vec<(String, String)> = rekey
+            .iter()
+            .map(|(i, sf_id)| (sf_id.clone(), sends[*i].record_key.clone()))
+            .collect();
+        let Some(results) = retrying(feeds, stop, || {
+            feeds.inner.sink.rekey(&object, &key_field, &records)
+        })
+        .await?
+        else {
+            return Ok(false);
+        };
+        for ((i, _), result) in rekey.iter().zip(results) {
+            if result.error_class().is_some() {
+                let values = sends[*i].record.values().filter_map(Value::as_str);
+                outcomes[*i] = Some(Err(RowProblem::with_message(
+                    r::SALESFORCE_REJECTED,
+                    "previous_account_number",
+                    salesforce_message(&result.errors, values),
+                )));
+                todo.retain(|t| t != i);
+            }
         }
     }
     let started = Instant::now();
@@ -440,7 +641,8 @@ async fn send_batch(
                         outcomes[i] = Some(Ok((result.id.clone(), false)));
                         continue;
                     }
-                    let message = salesforce_message(&result.errors, &sends[i].record);
+                    let values = sends[i].record.values().filter_map(Value::as_str);
+                    let message = salesforce_message(&result.errors, values);
                     outcomes[i] = Some(Err(RowProblem::with_message(
                         r::SALESFORCE_REJECTED,
                         &salesforce_field(&result.errors, mappings, &upload.bank_code),
@@ -465,35 +667,14 @@ async fn send_batch(
         }
     }
 
+    audit_reinstated(feeds, upload, &sends, &plan, &outcomes).await;
+
     // Record the batch's verdicts.
-    let mut rows = Vec::with_capacity(batch.len());
-    let mut rejected: Vec<(u64, Vec<String>)> = Vec::new();
+    let mut done = Vec::with_capacity(batch.len());
     let mut send_index = 0usize;
     for p in batch {
-        match p {
-            Prepared::Rejected {
-                row,
-                problems,
-                original,
-            } => {
-                rejected.push((row, original));
-                rows.push(RowResult {
-                    row,
-                    outcome: Outcome::Rejected,
-                    record_key: None,
-                    salesforce_id: None,
-                    problems,
-                    duplicate_of: None,
-                });
-            }
-            Prepared::Duplicate { row, key, of } => rows.push(RowResult {
-                row,
-                outcome: Outcome::Duplicate,
-                record_key: Some(key),
-                salesforce_id: None,
-                problems: vec![RowProblem::new(r::DUPLICATE_IN_UPLOAD, "")],
-                duplicate_of: Some(of),
-            }),
+        done.push(match p {
+            Prepared::Decided(done) => done,
             Prepared::Send {
                 row,
                 valid,
@@ -501,7 +682,7 @@ async fn send_batch(
             } => {
                 let i = send_index;
                 send_index += 1;
-                let (outcome, salesforce_id, mut problems) = match outcomes[i].take() {
+                let result = match outcomes[i].take() {
                     Some(Ok((sf_id, _created))) => {
                         let outcome = match plan[i] {
                             Class::Same => Outcome::Unchanged,
@@ -511,26 +692,94 @@ async fn send_batch(
                             Class::New => Outcome::Accepted,
                             Class::Changed => Outcome::Updated,
                         };
-                        (outcome, sf_id, Vec::new())
+                        Ok((outcome, sf_id))
                     }
-                    Some(Err(problem)) => {
+                    Some(Err(problem)) => Err((problem, original)),
+                    None => Err((RowProblem::new(r::SALESFORCE_REJECTED, ""), original)),
+                };
+                Done::Sent {
+                    row,
+                    key: valid.record_key,
+                    warnings: valid.warnings,
+                    result,
+                }
+            }
+        });
+    }
+    store_batch(feeds, upload, index, done).await?;
+    upload.batches_done = index + 1;
+    feeds.inner.ledger.put(upload).await?;
+    Ok(true)
+}
+
+/// Stores one batch of verdicts (rejected rows' values sealed) and adds them to the upload's counts; the
+/// caller moves the checkpoint (`batches_done`).
+pub(super) async fn store_batch(
+    feeds: &Feeds,
+    upload: &mut Upload,
+    index: u64,
+    batch: Vec<Done>,
+) -> Result<(), FeedError> {
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut rejected: Vec<(u64, Vec<String>)> = Vec::new();
+    for d in batch {
+        rows.push(match d {
+            Done::Rejected {
+                row,
+                problems,
+                original,
+            } => {
+                rejected.push((row, original));
+                RowResult {
+                    row,
+                    outcome: Outcome::Rejected,
+                    record_key: None,
+                    salesforce_id: None,
+                    problems,
+                    duplicate_of: None,
+                }
+            }
+            Done::Duplicate { row, key, of, rule } => RowResult {
+                row,
+                outcome: Outcome::Duplicate,
+                record_key: Some(key),
+                salesforce_id: None,
+                problems: vec![RowProblem::with_message(
+                    r::DUPLICATE_IN_UPLOAD,
+                    "",
+                    format!(
+                        "{} Duplicate rule: {rule}.",
+                        r::lookup(r::DUPLICATE_IN_UPLOAD).map_or("", |c| c.meaning)
+                    ),
+                )],
+                duplicate_of: Some(of),
+            },
+            Done::Sent {
+                row,
+                key,
+                warnings,
+                result,
+            } => {
+                let (outcome, salesforce_id, mut problems) = match result {
+                    Ok((outcome, sf_id)) => (outcome, sf_id, Vec::new()),
+                    Err((problem, original)) => {
                         rejected.push((row, original));
                         (Outcome::Rejected, None, vec![problem])
                     }
-                    None => (Outcome::Rejected, None, Vec::new()),
                 };
-                problems.extend(valid.warnings);
-                rows.push(RowResult {
+                problems.extend(warnings);
+                RowResult {
                     row,
                     outcome,
-                    record_key: Some(valid.record_key),
+                    record_key: Some(key),
                     salesforce_id,
                     problems,
                     duplicate_of: None,
-                });
+                }
             }
-        }
+        });
     }
+    let id = upload.id.clone();
     let sealed = if rejected.is_empty() {
         None
     } else {
@@ -543,14 +792,12 @@ async fn send_batch(
         rows,
         rejected: sealed,
     };
-    ledger.put_batch(&id, index, &record).await?;
+    feeds.inner.ledger.put_batch(&id, index, &record).await?;
     for row in &record.rows {
         upload.counts.add(row);
         metrics::counter!(m::UPLOAD_ROWS_TOTAL, "outcome" => row.outcome.as_str()).increment(1);
     }
-    upload.batches_done = index + 1;
-    ledger.put(upload).await?;
-    Ok(true)
+    Ok(())
 }
 
 /// The associated data of a batch's sealed rejected rows.
@@ -614,11 +861,14 @@ fn same_value(a: &Value, b: &Value) -> bool {
 }
 
 /// Salesforce's reason for refusing a record, without any of the record's values (it may quote them).
-fn salesforce_message(errors: &[crate::salesforce::ApiError], record: &JsonMap) -> String {
+pub(super) fn salesforce_message<'a>(
+    errors: &[crate::salesforce::ApiError],
+    values: impl Iterator<Item = &'a str> + Clone,
+) -> String {
     let mut parts = Vec::new();
     for e in errors {
         let mut message = e.message.clone();
-        for value in record.values().filter_map(Value::as_str) {
+        for value in values.clone() {
             if value.chars().count() >= 3 {
                 message = message.replace(value, "[value]");
             }
@@ -632,7 +882,7 @@ fn salesforce_message(errors: &[crate::salesforce::ApiError], record: &JsonMap) 
 }
 
 /// The feed column Salesforce's error names (by the mapping's target field), if any.
-fn salesforce_field(
+pub(super) fn salesforce_field(
     errors: &[crate::salesforce::ApiError],
     mappings: &MappingSet,
     bank_code: &str,
@@ -647,7 +897,7 @@ fn salesforce_field(
 
 /// Calls `f` until it succeeds, fails permanently, or transient failures outlast `retry_for`.
 /// `Ok(None)` when stopped.
-async fn retrying<T, F, Fut>(
+pub(super) async fn retrying<T, F, Fut>(
     feeds: &Feeds,
     stop: &CancellationToken,
     mut f: F,
@@ -683,7 +933,7 @@ where
 }
 
 /// Sleeps 250 ms × 2^attempt (capped at 30 s, ±20 %); false when stopped meanwhile.
-async fn backoff(attempt: u32, stop: &CancellationToken) -> bool {
+pub(super) async fn backoff(attempt: u32, stop: &CancellationToken) -> bool {
     let base = Duration::from_millis(250).saturating_mul(1 << attempt.min(7));
     let base = base.min(Duration::from_secs(30));
     let jitter = 0.8 + rand::random::<f64>() * 0.4;

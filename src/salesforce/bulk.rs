@@ -291,16 +291,7 @@ impl SalesforceClient {
         for (csv, count) in rows.parts(max_part_bytes)? {
             let job = self.bulk_create_job(spec).await?;
             created(&job.id);
-            let sent = match self.bulk_upload(&job.id, csv).await {
-                Ok(()) => self.bulk_close(&job.id).await.map(|_| ()),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = sent {
-                if let Err(abort) = self.bulk_abort(&job.id).await {
-                    tracing::warn!(code = abort.code(), "could not abort a half-sent Bulk job");
-                }
-                return Err(e);
-            }
+            self.bulk_send(&job.id, csv).await?;
             tracing::debug!(rows = count, "Bulk job closed");
             jobs.push(BulkPart {
                 job_id: job.id,
@@ -308,6 +299,21 @@ impl SalesforceClient {
             });
         }
         Ok(jobs)
+    }
+
+    /// Uploads a job's one CSV and closes it; on an error the job is aborted (so nothing half-sent is processed
+    /// later) and the error returned.
+    pub async fn bulk_send(&self, job_id: &str, csv: Bytes) -> Result<(), SfError> {
+        let sent = match self.bulk_upload(job_id, csv).await {
+            Ok(()) => self.bulk_close(job_id).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if sent.is_err()
+            && let Err(abort) = self.bulk_abort(job_id).await
+        {
+            tracing::warn!(code = abort.code(), "could not abort a half-sent Bulk job");
+        }
+        sent
     }
 
     /// `POST /jobs/ingest`: a new `Open` job.
@@ -433,7 +439,7 @@ impl SalesforceClient {
         for row in self
             .bulk_result_file(job_id, "successfulResults")
             .await?
-            .rows(reference_column)?
+            .rows(reference_column, &["sf__Id", "sf__Created"])?
         {
             let id = row.get("sf__Id").unwrap_or_default();
             let created = row.get("sf__Created").is_some_and(|c| c == "true");
@@ -446,7 +452,7 @@ impl SalesforceClient {
         for row in self
             .bulk_result_file(job_id, "failedResults")
             .await?
-            .rows(reference_column)?
+            .rows(reference_column, &["sf__Id", "sf__Error"])?
         {
             let id = row.get("sf__Id").filter(|id| !id.is_empty());
             let error = parse_error(&row.get("sf__Error").unwrap_or_default());
@@ -459,7 +465,7 @@ impl SalesforceClient {
         for row in self
             .bulk_result_file(job_id, "unprocessedrecords")
             .await?
-            .rows(reference_column)?
+            .rows(reference_column, &[])?
         {
             results.unprocessed.push(row.reference);
         }
@@ -491,22 +497,28 @@ impl SalesforceClient {
 /// One result file as downloaded.
 struct ResultFile(Bytes);
 
-/// One result row: its reference value and its cells by column name.
+/// One result row: its reference value and the cells of the columns asked for (only those are kept: the
+/// files echo every uploaded column, and a job's results can be a few hundred thousand rows).
 struct ResultRow {
     reference: String,
-    header: std::rc::Rc<Vec<String>>,
-    cells: Vec<String>,
+    cells: Vec<(&'static str, String)>,
 }
 
 impl ResultRow {
     fn get(&self, column: &str) -> Option<String> {
-        let i = self.header.iter().position(|h| h == column)?;
-        self.cells.get(i).cloned()
+        self.cells
+            .iter()
+            .find(|(c, _)| *c == column)
+            .map(|(_, v)| v.clone())
     }
 }
 
 impl ResultFile {
-    fn rows(&self, reference_column: &str) -> Result<Vec<ResultRow>, SfError> {
+    fn rows(
+        &self,
+        reference_column: &str,
+        wanted: &[&'static str],
+    ) -> Result<Vec<ResultRow>, SfError> {
         let bad = |what: String| SfError::Decode {
             status: 200,
             message: format!("Bulk result file: {what}"),
@@ -527,7 +539,10 @@ impl ResultFile {
             .iter()
             .position(|h| h == reference_column)
             .ok_or_else(|| bad(format!("no {reference_column} column")))?;
-        let header = std::rc::Rc::new(header);
+        let wanted: Vec<(&'static str, Option<usize>)> = wanted
+            .iter()
+            .map(|w| (*w, header.iter().position(|h| h == w)))
+            .collect();
         let mut rows = Vec::new();
         for record in reader.records() {
             // The csv error can quote a cell (personal data): keep only its position.
@@ -537,10 +552,12 @@ impl ResultFile {
                     e.position().map_or(0, |p| p.line())
                 ))
             })?;
-            let cells: Vec<String> = record.iter().map(str::to_owned).collect();
+            let cells = wanted
+                .iter()
+                .filter_map(|(name, i)| Some((*name, record.get((*i)?)?.to_owned())))
+                .collect();
             rows.push(ResultRow {
-                reference: cells.get(at).cloned().unwrap_or_default(),
-                header: header.clone(),
+                reference: record.get(at).unwrap_or_default().to_owned(),
                 cells,
             });
         }

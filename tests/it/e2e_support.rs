@@ -426,3 +426,14 @@ pub fn metric(text: &str, name_and_labels: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// Asserts a `429` problem document and returns its `Retry-After` in seconds.
+pub fn retry_after_of_429(resp: &reqwest::Response) -> u64 {
+    assert_eq!(resp.status(), 429);
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    resp.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds")
+}

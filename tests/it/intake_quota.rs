@@ -36,18 +36,9 @@ async fn a_bank_past_its_quota_is_refused_and_the_others_are_not() {
         .send()
         .await
         .expect("post");
-    assert_eq!(refused.status(), 429);
-    let retry_after: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .expect("ascii")
-        .parse()
-        .expect("seconds");
+    let retry_after = crate::e2e_support::retry_after_of_429(&refused);
     // Three an hour: the next one fits in about 20 minutes.
     assert!((1100..=1200).contains(&retry_after), "{retry_after}");
-    assert_eq!(
-        refused.headers()["content-type"],
-        "application/problem+json"
-    );
     assert!(refused.headers().get("location").is_none());
     let problem: serde_json::Value = refused.json().await.expect("problem");
     assert_eq!(problem["status"], 429);

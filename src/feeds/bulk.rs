@@ -1,0 +1,453 @@
+//! Large uploads through Bulk API 2.0: the rows of `[uploads] bulk_job_rows` (whole 200-row batches) form a
+//! *part*, and each part is loaded by ingest jobs through the [`super::BulkSink`].
+//!
+//! # Crash safety
+//! A part's job ids are stored in the ledger (`feeds.bulk`, under the part's first batch) **before** the job
+//! gets any data. A restarted worker re-reads the part from the spool and first replays the stored jobs in
+//! order: it waits for each (a job found still `Open` — the process died before or during the upload — is
+//! aborted by the client, its rows come back unprocessed or not at all) and maps its result files back to rows
+//! by `Record_Key__c`. Only rows no stored job settled go into a new job. So a row is uploaded again only when
+//! Salesforce never wrote it, and its verdict (`accepted` when Salesforce created the record, `updated`
+//! otherwise) is the one Salesforce reported. The part's batches of verdicts are stored and the checkpoint
+//! (`batches_done`) moved only when every row of the part is settled.
+//!
+//! # What Bulk does not tell
+//! Without a read of the existing records per batch (which would cost the API calls Bulk saves), a Bulk upload
+//! cannot tell `unchanged` from `updated` nor see that it revived a stale-terminated record: such rows are
+//! `updated`. A row whose status maps to `Active` clears `Termination_Reason__c`, so a revived record does not
+//! keep a stale reason.
+//!
+//! # Memory
+//! A part holds its rows compactly (field values as one byte string per row, the uploaded cells sealed only
+//! when Salesforce kicks the row out), about 0.5 KB per row of the default feed.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+use super::Feeds;
+use super::error::FeedError;
+use super::model::{Outcome, Upload};
+use super::reasons::{self as r, RowProblem};
+use super::validate::KIND;
+use super::worker::{
+    Done, Prepared, TERMINATION_REASON, backoff, retrying, salesforce_field, salesforce_message,
+    store_batch,
+};
+use crate::mapping::MappingSet;
+use crate::salesforce::{ApiError, BulkJobState, BulkResults, ErrorClass};
+
+/// How Salesforce settled one row: written (its id, whether created) or refused for good.
+type Settled = Result<(Option<String>, bool), ApiError>;
+
+/// A row to load, held compactly until its part is settled.
+struct Held {
+    row: u64,
+    key: String,
+    warnings: Vec<RowProblem>,
+    /// `(field index u16 LE, length u32 LE, UTF-8 text)` repeated; the text `#N/A` clears a field.
+    cells: Box<[u8]>,
+    /// The row as uploaded, JSON (for `errors.csv` if Salesforce refuses it).
+    original: Box<[u8]>,
+    /// The record key under the row's `previous_account_number` (an account-number change).
+    previous_key: Option<String>,
+}
+
+enum Slot {
+    Done(Done),
+    Load(Held),
+}
+
+/// The batches of one part, being collected and then loaded.
+pub(super) struct Part {
+    first: u64,
+    batches: Vec<Vec<Slot>>,
+    fields: Vec<String>,
+    field_index: HashMap<String, u16>,
+}
+
+impl Part {
+    pub(super) fn new(first: u64) -> Part {
+        Part {
+            first,
+            batches: Vec::new(),
+            fields: Vec::new(),
+            field_index: HashMap::new(),
+        }
+    }
+
+    pub(super) fn batches(&self) -> usize {
+        self.batches.len()
+    }
+
+    /// Takes a batch of prepared rows into the part.
+    pub(super) fn push(&mut self, batch: Vec<Prepared>, mappings: &MappingSet, bank_code: &str) {
+        let status_field = mappings
+            .inbound_fields(KIND, Some(bank_code))
+            .into_iter()
+            .find(|f| f.from == "status")
+            .map(|f| f.to);
+        let mut slots = Vec::with_capacity(batch.len());
+        for p in batch {
+            slots.push(match p {
+                Prepared::Decided(done) => Slot::Done(done),
+                Prepared::Send {
+                    row,
+                    valid,
+                    original,
+                } => {
+                    let active = status_field
+                        .as_ref()
+                        .and_then(|f| valid.record.get(f))
+                        .and_then(Value::as_str)
+                        == Some("Active");
+                    let mut cells = Vec::with_capacity(256);
+                    for (field, value) in &valid.record {
+                        let text = match value {
+                            Value::Null => "#N/A".to_owned(),
+                            Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        };
+                        self.put_cell(&mut cells, field, &text);
+                    }
+                    if active && !valid.record.contains_key(TERMINATION_REASON) {
+                        self.put_cell(&mut cells, TERMINATION_REASON, "#N/A");
+                    }
+                    Slot::Load(Held {
+                        row,
+                        key: valid.record_key,
+                        warnings: valid.warnings,
+                        cells: cells.into_boxed_slice(),
+                        original: serde_json::to_vec(&original)
+                            .expect("cells serialise")
+                            .into_boxed_slice(),
+                        previous_key: valid.previous_key,
+                    })
+                }
+            });
+        }
+        self.batches.push(slots);
+    }
+
+    fn put_cell(&mut self, out: &mut Vec<u8>, field: &str, text: &str) {
+        let next = self.fields.len() as u16;
+        let index = *self.field_index.entry(field.to_owned()).or_insert_with(|| {
+            self.fields.push(field.to_owned());
+            next
+        });
+        out.extend_from_slice(&index.to_le_bytes());
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    fn held(&self) -> impl Iterator<Item = &Held> {
+        self.batches.iter().flatten().filter_map(|s| match s {
+            Slot::Load(h) => Some(h),
+            Slot::Done(_) => None,
+        })
+    }
+
+    /// The CSV of the rows in `keys` (header: every field the part's rows fill).
+    fn csv(&self, todo: &HashMap<String, Option<Settled>>) -> Result<Bytes, FeedError> {
+        let mut writer = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        let bad = |e: csv::Error| FeedError::Corrupt(format!("Bulk CSV: {e}"));
+        writer.write_record(&self.fields).map_err(bad)?;
+        let mut row: Vec<&str> = vec![""; self.fields.len()];
+        for h in self
+            .held()
+            .filter(|h| matches!(todo.get(&h.key), Some(None)))
+        {
+            row.iter_mut().for_each(|c| *c = "");
+            for (index, text) in cells(&h.cells) {
+                row[index] = text;
+            }
+            writer.write_record(&row).map_err(bad)?;
+        }
+        writer
+            .into_inner()
+            .map(Bytes::from)
+            .map_err(|e| FeedError::Corrupt(format!("Bulk CSV: {e}")))
+    }
+
+    /// Loads the part (replaying stored jobs first), stores its batches of verdicts and moves the checkpoint.
+    /// `Ok(false)` when stopped before the part was recorded.
+    pub(super) async fn send(
+        self,
+        feeds: &Feeds,
+        upload: &mut Upload,
+        mappings: &MappingSet,
+        stop: &CancellationToken,
+    ) -> Result<bool, FeedError> {
+        let ledger = &feeds.inner.ledger;
+        let sink = &feeds.inner.bulk;
+        let object = mappings
+            .object(KIND, Some(&upload.bank_code))
+            .ok_or_else(|| FeedError::Mapping("no credit_record mapping for this bank".into()))?
+            .to_owned();
+        let key_field = self
+            .held()
+            .next()
+            .and_then(|h| {
+                cells(&h.cells)
+                    .find(|(_, text)| *text == h.key)
+                    .map(|(i, _)| self.fields[i].clone())
+            })
+            .unwrap_or_else(|| "Record_Key__c".to_owned());
+        // Every row to load, settled (`Some`) or not yet.
+        let mut todo: HashMap<String, Option<Settled>> =
+            self.held().map(|h| (h.key.clone(), None)).collect();
+        if !self.rekey(feeds, &object, &key_field, stop).await? {
+            return Ok(false);
+        }
+        let mut jobs = ledger.bulk_jobs(&upload.id, self.first).await?;
+        for job in &jobs {
+            match settle(feeds, job, &key_field, &mut todo, stop).await? {
+                Some(()) => {}
+                None => return Ok(false),
+            }
+        }
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        while todo.values().any(Option::is_none) {
+            if attempt > 0 {
+                if started.elapsed() > feeds.inner.settings.retry_for {
+                    return Err(FeedError::Corrupt(format!(
+                        "rows of the Bulk part at batch {} stayed unwritable (transient Salesforce errors)",
+                        self.first
+                    )));
+                }
+                if !backoff(attempt, stop).await {
+                    return Ok(false);
+                }
+            }
+            attempt += 1;
+            let csv = self.csv(&todo)?;
+            let Some(job) = retrying(feeds, stop, || sink.create(&object, &key_field)).await?
+            else {
+                return Ok(false);
+            };
+            // Durable before the job gets any data: a restart replays this job instead of loading again.
+            jobs.push(job.clone());
+            ledger.put_bulk_jobs(&upload.id, self.first, &jobs).await?;
+            tracing::info!(upload_id = %upload.id, batch = self.first, bytes = csv.len(), "Bulk job created");
+            if let Err(e) = sink.upload_and_close(&job, csv).await {
+                if e.class() == ErrorClass::Permanent {
+                    return Err(FeedError::Salesforce(e));
+                }
+                tracing::debug!(error = %e, "Bulk upload failed; the job was aborted and is sent again");
+                continue;
+            }
+            if settle(feeds, &job, &key_field, &mut todo, stop)
+                .await?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        self.record(feeds, upload, mappings, todo).await?;
+        Ok(true)
+    }
+
+    /// Re-keys the existing records of rows that changed account number (rare: SOQL and Collections calls for
+    /// those rows only), so the job's upsert by the new key updates them instead of creating a second record.
+    /// Idempotent: a record already under its new key is left alone. `Ok(false)` when stopped.
+    async fn rekey(
+        &self,
+        feeds: &Feeds,
+        object: &str,
+        key_field: &str,
+        stop: &CancellationToken,
+    ) -> Result<bool, FeedError> {
+        let sink = &feeds.inner.sink;
+        let changes: Vec<(&str, &str)> = self
+            .held()
+            .filter_map(|h| Some((h.key.as_str(), h.previous_key.as_deref()?)))
+            .collect();
+        for chunk in changes.chunks(100) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|(new, old)| [new.to_string(), old.to_string()])
+                .collect();
+            let Some(existing) =
+                retrying(feeds, stop, || sink.existing(object, key_field, &keys, &[])).await?
+            else {
+                return Ok(false);
+            };
+            let records: Vec<(String, String)> = chunk
+                .iter()
+                .filter(|(new, _)| !existing.contains_key(*new))
+                .filter_map(|(new, old)| {
+                    let id = existing.get(*old)?.get("Id")?.as_str()?;
+                    Some((id.to_owned(), new.to_string()))
+                })
+                .collect();
+            if records.is_empty() {
+                continue;
+            }
+            let Some(results) =
+                retrying(feeds, stop, || sink.rekey(object, key_field, &records)).await?
+            else {
+                return Ok(false);
+            };
+            let refused = results.iter().filter(|r| r.error_class().is_some()).count();
+            if refused > 0 {
+                // The row is still loaded (as a record under its new key); say so without values.
+                tracing::warn!(
+                    refused,
+                    "Salesforce refused re-keying records for account-number changes"
+                );
+            }
+        }
+        Ok(true)
+    }
+
+    /// Turns the settled rows into verdicts, stores the part's batches and moves the checkpoint.
+    async fn record(
+        self,
+        feeds: &Feeds,
+        upload: &mut Upload,
+        mappings: &MappingSet,
+        mut todo: HashMap<String, Option<Settled>>,
+    ) -> Result<(), FeedError> {
+        let first = self.first;
+        let count = self.batches.len() as u64;
+        for (offset, batch) in self.batches.into_iter().enumerate() {
+            let mut done = Vec::with_capacity(batch.len());
+            for slot in batch {
+                done.push(match slot {
+                    Slot::Done(d) => d,
+                    Slot::Load(h) => {
+                        let sent = todo.remove(&h.key).flatten();
+                        let original = || -> Vec<String> {
+                            serde_json::from_slice(&h.original).unwrap_or_default()
+                        };
+                        let result = match sent {
+                            Some(Ok((id, created))) => Ok((
+                                if created {
+                                    Outcome::Accepted
+                                } else {
+                                    Outcome::Updated
+                                },
+                                id,
+                            )),
+                            Some(Err(error)) => {
+                                let errors = std::slice::from_ref(&error);
+                                // Salesforce may quote the row's values: they are scrubbed.
+                                let message =
+                                    salesforce_message(errors, cells(&h.cells).map(|(_, t)| t));
+                                let field = salesforce_field(errors, mappings, &upload.bank_code);
+                                let problem = RowProblem::with_message(
+                                    r::SALESFORCE_REJECTED,
+                                    &field,
+                                    message,
+                                );
+                                Err((problem, original()))
+                            }
+                            None => Err((RowProblem::new(r::SALESFORCE_REJECTED, ""), original())),
+                        };
+                        Done::Sent {
+                            row: h.row,
+                            key: h.key,
+                            warnings: h.warnings,
+                            result,
+                        }
+                    }
+                });
+            }
+            store_batch(feeds, upload, first + offset as u64, done).await?;
+        }
+        upload.batches_done = first + count;
+        feeds.inner.ledger.put(upload).await?;
+        Ok(())
+    }
+}
+
+/// The cells of a held row: `(field index, text)`.
+fn cells(bytes: &[u8]) -> impl Iterator<Item = (usize, &str)> + Clone {
+    struct Cells<'b>(&'b [u8]);
+    impl<'b> Iterator for Cells<'b> {
+        type Item = (usize, &'b str);
+        fn next(&mut self) -> Option<Self::Item> {
+            let rest = self.0;
+            if rest.len() < 6 {
+                return None;
+            }
+            let index = u16::from_le_bytes([rest[0], rest[1]]) as usize;
+            let len = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize;
+            let text = std::str::from_utf8(&rest[6..6 + len]).unwrap_or_default();
+            self.0 = &rest[6 + len..];
+            Some((index, text))
+        }
+    }
+    impl Clone for Cells<'_> {
+        fn clone(&self) -> Self {
+            Cells(self.0)
+        }
+    }
+    Cells(bytes)
+}
+
+/// Waits for `job` and settles the rows its results name. `Ok(None)` when stopped.
+async fn settle(
+    feeds: &Feeds,
+    job: &str,
+    key_field: &str,
+    todo: &mut HashMap<String, Option<Settled>>,
+    stop: &CancellationToken,
+) -> Result<Option<()>, FeedError> {
+    let sink = &feeds.inner.bulk;
+    let info = loop {
+        let Some(info) = retrying(feeds, stop, || sink.wait(job)).await? else {
+            return Ok(None);
+        };
+        if info.state.is_terminal() {
+            break info;
+        }
+    };
+    let Some(results) = retrying(feeds, stop, || sink.results(job, key_field)).await? else {
+        return Ok(None);
+    };
+    if info.state == BulkJobState::Failed
+        && results.successful.is_empty()
+        && results.failed.is_empty()
+    {
+        // The whole job was refused (e.g. a field the org does not have): sending again cannot help.
+        return Err(FeedError::Corrupt(format!(
+            "Salesforce's Bulk API refused the job: {}",
+            info.error_message.unwrap_or_default()
+        )));
+    }
+    apply(results, todo);
+    Ok(Some(()))
+}
+
+/// Settles rows from one job's results: written rows and permanent refusals; rows refused for a transient
+/// reason and unprocessed rows stay unsettled (a later job sends them). A row already settled keeps its verdict.
+fn apply(results: BulkResults, todo: &mut HashMap<String, Option<Settled>>) {
+    let mut settle = |key: &str, sent: Settled| {
+        if let Some(slot) = todo.get_mut(key)
+            && slot.is_none()
+        {
+            *slot = Some(sent);
+        }
+    };
+    for s in results.successful {
+        settle(&s.reference, Ok((Some(s.id), s.created)));
+    }
+    for f in results.failed {
+        if f.class() == ErrorClass::Retryable {
+            continue;
+        }
+        // A duplicate of the record's own key means it is there.
+        if f.error.code == "DUPLICATE_VALUE" {
+            settle(&f.reference, Ok((f.id.clone(), false)));
+            continue;
+        }
+        settle(&f.reference, Err(f.error));
+    }
+}
