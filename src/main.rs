@@ -19,4 +19,3 @@ fn main() -> ExitCode {
     };
     runtime.block_on(creditlink::cli::run(cli))
 }
-
