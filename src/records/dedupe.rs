@@ -91,8 +91,10 @@ impl Progress for indicatif::ProgressBar {
 struct Seen {
     id: Box<str>,
     last_reported: Option<NaiveDate>,
-    record_key: Option<Box<str>>,
-    canonical_key: Option<Box<str>>,
+    /// The default rule's key of the record's own fields, kept only when its `Record_Key__c` differs
+    /// (a survivor is re-keyed to it); `None` for the usual record already keyed so, which keeps the
+    /// scan's memory to about one id and one date per record.
+    rekey_to: Option<Box<str>>,
 }
 
 /// Scans the org and, unless `dry_run`, merges the groups found.
@@ -169,8 +171,9 @@ async fn scan(
                 id: id.into(),
                 last_reported: fields::text(record, fields::LAST_REPORTED)
                     .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
-                record_key: fields::text(record, fields::RECORD_KEY).map(Into::into),
-                canonical_key: canonical_key(furnisher, record).map(Into::into),
+                rekey_to: canonical_key(furnisher, record)
+                    .filter(|k| fields::text(record, fields::RECORD_KEY) != Some(k.as_str()))
+                    .map(Into::into),
             });
         }
         match (page.done, page.next_records_url.take()) {
@@ -300,8 +303,8 @@ async fn merge(
     let rekeys: Vec<(String, JsonMap)> = groups
         .iter()
         .map(|(_, m)| &seen[m[0] as usize])
-        .filter(|s| s.canonical_key.is_some() && s.canonical_key != s.record_key)
-        .map(|s| update(&s.id, [(fields::RECORD_KEY, json!(s.canonical_key))]))
+        .filter_map(|s| Some((&s.id, s.rekey_to.as_deref()?)))
+        .map(|(id, key)| update(id, [(fields::RECORD_KEY, json!(key))]))
         .collect();
     let (_, failed) = send(client, &rekeys).await?;
     report.failed += failed;
