@@ -17,6 +17,7 @@
 //! Nothing personal is printed or logged: groups are listed by Salesforce Id and record key only. Memory is a
 //! few hundred bytes per record scanned (ids, dates, 16-byte keys), never the records themselves.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
@@ -149,6 +150,9 @@ async fn scan(
         fields::ID
     );
     let mut seen: Vec<Seen> = Vec::new();
+    // Per rule, the first record of every key (one small entry each: most keys are never shared),
+    // and the records of keys seen again (the few that matter).
+    let mut first: Vec<HashMap<[u8; 16], u32>> = vec![HashMap::new(); rules.rules().len()];
     let mut links: Links = vec![HashMap::new(); rules.rules().len()];
     let mut page = client.query(&soql).await?;
     progress.total(page.total_size);
@@ -164,7 +168,15 @@ async fn scan(
             for key in rules.keys(furnisher, &RecordRow(record), Scope::Existing) {
                 let mut bytes = [0u8; 16];
                 if hex::decode_to_slice(&key.key, &mut bytes).is_ok() {
-                    links[key.rule].entry(bytes).or_default().push(index);
+                    match first[key.rule].entry(bytes) {
+                        Entry::Vacant(slot) => {
+                            slot.insert(index);
+                        }
+                        Entry::Occupied(earlier) => links[key.rule]
+                            .entry(bytes)
+                            .or_insert_with(|| vec![*earlier.get()])
+                            .push(index),
+                    }
                 }
             }
             seen.push(Seen {
@@ -181,9 +193,7 @@ async fn scan(
             _ => break,
         }
     }
-    for per_rule in &mut links {
-        per_rule.retain(|_, members| members.len() > 1);
-    }
+    drop(first);
     Ok((seen, links))
 }
 
