@@ -133,6 +133,24 @@ pub fn round_robin<T>(lists: Vec<Vec<T>>, max: usize) -> Vec<T> {
     out
 }
 
+/// [`round_robin`] over `items` given as `(tenant, due, item)`, each tenant's items in its own order
+/// (earliest due first): grouped by tenant, tenants ordered by their earliest due item (then by
+/// tenant, so equal times pick the same order on every backend).
+pub fn fair_pick<K: Ord, D: Ord + Copy, T>(
+    items: impl IntoIterator<Item = (K, D, T)>,
+    max: usize,
+) -> Vec<T> {
+    let mut lists: Vec<(D, K, Vec<T>)> = Vec::new();
+    for (tenant, due, item) in items {
+        match lists.iter_mut().find(|(_, t, _)| *t == tenant) {
+            Some((_, _, list)) => list.push(item),
+            None => lists.push((due, tenant, vec![item])),
+        }
+    }
+    lists.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    round_robin(lists.into_iter().map(|(_, _, list)| list).collect(), max)
+}
+
 /// One batch of the retention job, computed by the outbox from `[store] payload_retention_days` and
 /// `history_retention_days`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,6 +368,18 @@ pub fn list_keeps(filter: &ListFilter, m: &Message) -> bool {
 mod tests {
     use super::*;
     use crate::outbox::{Destination, NewMessage};
+
+    #[test]
+    fn fair_pick_leads_with_the_longest_waiting_tenant() {
+        let items = [
+            ("b", 5, "b1"),
+            ("a", 1, "a1"),
+            ("b", 6, "b2"),
+            ("c", 5, "c1"),
+            ("a", 9, "a2"),
+        ];
+        assert_eq!(fair_pick(items, 4), ["a1", "b1", "c1", "a2"]);
+    }
 
     #[test]
     fn round_robin_takes_one_of_each_tenant_per_round() {

@@ -6,8 +6,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::backend::{Claim, IdemKey, Resolution};
-use super::types::{Attempt, Enqueued, Message, MessageId, NewMessage, State, Transition};
+use super::backend::{Claim, IdemKey, Resolution, Resolved};
+use super::types::{
+    Attempt, Enqueued, LeaseToken, Message, MessageId, NewMessage, State, Transition,
+};
 use super::{DestinationKind, Lane, Outbox, OutboxError, idempotency_hash};
 
 /// Longest a chrono duration conversion may fail on; delays beyond it are treated as "never".
@@ -152,17 +154,7 @@ impl Outbox {
         attempt: Attempt,
         next: Transition,
     ) -> Result<Message, OutboxError> {
-        let Some(token) = claimed
-            .lease_token
-            .filter(|_| claimed.state == State::InFlight)
-        else {
-            return Err(OutboxError::WrongState {
-                id: claimed.id,
-                operation: "record_attempt",
-                expected: "a claimed (in_flight) message",
-                actual: claimed.state,
-            });
-        };
+        let token = lease_of(claimed, "record_attempt")?;
         let resolution = self.resolution(claimed, attempt, next);
         let updated = self
             .inner
@@ -179,24 +171,16 @@ impl Outbox {
     pub async fn record_attempts(
         &self,
         items: Vec<(&Message, Attempt, Transition)>,
-    ) -> Result<Vec<Result<Message, OutboxError>>, OutboxError> {
+    ) -> Result<Resolved, OutboxError> {
         let mut out: Vec<Option<Result<Message, OutboxError>>> = Vec::with_capacity(items.len());
         let mut batch = Vec::with_capacity(items.len());
         for (claimed, attempt, next) in items {
-            match claimed
-                .lease_token
-                .filter(|_| claimed.state == State::InFlight)
-            {
-                Some(token) => {
+            match lease_of(claimed, "record_attempts") {
+                Ok(token) => {
                     batch.push((claimed.id, token, self.resolution(claimed, attempt, next)));
                     out.push(None);
                 }
-                None => out.push(Some(Err(OutboxError::WrongState {
-                    id: claimed.id,
-                    operation: "record_attempts",
-                    expected: "a claimed (in_flight) message",
-                    actual: claimed.state,
-                }))),
+                Err(error) => out.push(Some(Err(error))),
             }
         }
         let mut resolved = self.inner.queue.resolve_many(batch).await?.into_iter();
@@ -246,6 +230,19 @@ impl Outbox {
             now,
         }
     }
+}
+
+/// The lease token of a message as a claim returned it; an outcome can be recorded only under it.
+fn lease_of(claimed: &Message, operation: &'static str) -> Result<LeaseToken, OutboxError> {
+    claimed
+        .lease_token
+        .filter(|_| claimed.state == State::InFlight)
+        .ok_or(OutboxError::WrongState {
+            id: claimed.id,
+            operation,
+            expected: "a claimed (in_flight) message",
+            actual: claimed.state,
+        })
 }
 
 /// A new Pending message, due `now`.

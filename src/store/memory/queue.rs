@@ -122,9 +122,7 @@ impl Queue for MemoryQueue {
         let mut t = self.state.lock();
         t.release_where(Some(claim.now), claim.now);
         let (kind, lane) = (claim.kind.tag(), claim.lane.tag());
-        // Grouped by tenant in order of each tenant's earliest due message. A scan of everything due:
-        // this backend is for tests, where backlogs are small.
-        let mut lists: Vec<(&str, Vec<MessageId>)> = Vec::new();
+        // A scan of everything due: this backend is for tests, where backlogs are small.
         let due = t
             .due
             .range(
@@ -135,18 +133,9 @@ impl Queue for MemoryQueue {
                     MessageId::from_bytes([0; 16]),
                 )..,
             )
-            .take_while(|(k, l, at, _)| (*k, *l) == (kind, lane) && *at <= claim.now);
-        for (_, _, _, id) in due {
-            let Some(tenant) = t.messages.get(id).map(|m| m.tenant.as_str()) else {
-                continue;
-            };
-            match lists.iter_mut().find(|(t, _)| *t == tenant) {
-                Some((_, ids)) => ids.push(*id),
-                None => lists.push((tenant, vec![*id])),
-            }
-        }
-        let lists = lists.into_iter().map(|(_, ids)| ids).collect();
-        let ids = backend::round_robin(lists, claim.max);
+            .take_while(|(k, l, at, _)| (*k, *l) == (kind, lane) && *at <= claim.now)
+            .filter_map(|(_, _, at, id)| Some((t.messages.get(id)?.tenant.as_str(), *at, *id)));
+        let ids = backend::fair_pick(due, claim.max);
         let mut claimed = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(old) = t.messages.get(&id) else {

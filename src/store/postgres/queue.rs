@@ -299,18 +299,9 @@ impl Queue for PgQueue {
             )
             .await
             .map_err(db)?;
-        let mut lists: Vec<(i64, String, Vec<&tokio_postgres::Row>)> = Vec::new();
-        for row in &rows {
-            let tenant: String = row.get(2);
-            let due: i64 = row.get(3);
-            match lists.iter_mut().find(|(_, t, _)| *t == tenant) {
-                Some((_, _, list)) => list.push(row),
-                None => lists.push((due, tenant, vec![row])),
-            }
-        }
-        lists.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let rows = backend::round_robin(
-            lists.into_iter().map(|(_, _, list)| list).collect(),
+        let rows = backend::fair_pick(
+            rows.iter()
+                .map(|row| (row.get::<_, String>(2), row.get::<_, i64>(3), row)),
             claim.max,
         );
         let mut claimed = Vec::with_capacity(rows.len());

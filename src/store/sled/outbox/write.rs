@@ -10,7 +10,7 @@ use crate::outbox::{Enqueued, LeaseToken, Message, MessageId, OutboxError, State
 use crate::store::StoreError;
 
 use super::keys;
-use super::tx::{Change, Trees, abort};
+use super::tx::{Change, Trees, Tx, TxResult, abort};
 
 impl Trees {
     pub(crate) fn insert(&self, message: &Message) -> Result<Vec<Change>, OutboxError> {
@@ -202,24 +202,9 @@ impl Trees {
         token: LeaseToken,
         resolution: &Resolution,
     ) -> Result<(Message, Vec<Change>), OutboxError> {
-        let attempt_bytes = resolution
-            .attempt
-            .as_ref()
-            .map(serde_json::to_vec)
-            .transpose()
-            .map_err(OutboxError::Encode)?;
+        let attempt = encode_attempt(resolution)?;
         self.transact(|tx| {
-            let old = tx.get_existing(id)?;
-            if old.state != State::InFlight || old.lease_token != Some(token) {
-                return Err(abort(OutboxError::LeaseLost(id)));
-            }
-            let new = resolution.apply(&old);
-            if let Some(bytes) = &attempt_bytes {
-                tx.attempts
-                    .insert(&keys::attempt(id, new.attempts), bytes.clone())?;
-            }
-            tx.put(Some(&old), &new)?;
-            Ok(new)
+            resolve_in(tx, id, token, resolution, attempt.as_deref())?.map_err(abort)
         })
     }
 
@@ -230,29 +215,14 @@ impl Trees {
     ) -> Result<(Resolved, Vec<Change>), OutboxError> {
         let attempts = items
             .iter()
-            .map(|(_, _, r)| r.attempt.as_ref().map(serde_json::to_vec).transpose())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(OutboxError::Encode)?;
+            .map(|(_, _, r)| encode_attempt(r))
+            .collect::<Result<Vec<_>, _>>()?;
         self.transact(|tx| {
-            let mut out = Vec::with_capacity(items.len());
-            for ((id, token, resolution), attempt_bytes) in items.iter().zip(&attempts) {
-                let Some(old) = tx.get(*id)? else {
-                    out.push(Err(OutboxError::NotFound(*id)));
-                    continue;
-                };
-                if old.state != State::InFlight || old.lease_token != Some(*token) {
-                    out.push(Err(OutboxError::LeaseLost(*id)));
-                    continue;
-                }
-                let new = resolution.apply(&old);
-                if let Some(bytes) = attempt_bytes {
-                    tx.attempts
-                        .insert(&keys::attempt(*id, new.attempts), bytes.clone())?;
-                }
-                tx.put(Some(&old), &new)?;
-                out.push(Ok(new));
-            }
-            Ok(out)
+            items
+                .iter()
+                .zip(&attempts)
+                .map(|((id, token, r), attempt)| resolve_in(tx, *id, *token, r, attempt.as_deref()))
+                .collect()
         })
     }
 
@@ -363,4 +333,38 @@ impl IdemRecord {
             expires_at: keys::from_millis(u64::from_be_bytes(ms)),
         })
     }
+}
+
+/// The attempt a resolution logs, encoded before the transaction (which may run more than once).
+fn encode_attempt(resolution: &Resolution) -> Result<Option<Vec<u8>>, OutboxError> {
+    resolution
+        .attempt
+        .as_ref()
+        .map(serde_json::to_vec)
+        .transpose()
+        .map_err(OutboxError::Encode)
+}
+
+/// One fenced resolution inside a transaction: `Ok(Err(..))` when the message is gone or no longer held
+/// under `token` (nothing written), `Err` only for the transaction itself.
+fn resolve_in(
+    tx: &Tx<'_>,
+    id: MessageId,
+    token: LeaseToken,
+    resolution: &Resolution,
+    attempt: Option<&[u8]>,
+) -> TxResult<Result<Message, OutboxError>> {
+    let Some(old) = tx.get(id)? else {
+        return Ok(Err(OutboxError::NotFound(id)));
+    };
+    if old.state != State::InFlight || old.lease_token != Some(token) {
+        return Ok(Err(OutboxError::LeaseLost(id)));
+    }
+    let new = resolution.apply(&old);
+    if let Some(bytes) = attempt {
+        tx.attempts
+            .insert(&keys::attempt(id, new.attempts), bytes)?;
+    }
+    tx.put(Some(&old), &new)?;
+    Ok(Ok(new))
 }
