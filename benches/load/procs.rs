@@ -12,6 +12,12 @@ use serde_json::Value;
 
 /// The binary under test (cargo builds it for benches and names it here).
 pub const BIN: &str = env!("CARGO_BIN_EXE_creditlink");
+
+/// The binary the scenarios start: `BENCH_BIN` when set (to compare two builds side by side in one
+/// session), else the one Cargo built for this bench.
+pub fn bin() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| BIN.to_string())
+}
 const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Polls `probe` every 20 ms until it returns `Some`, or fails after `limit`.
@@ -120,7 +126,7 @@ impl Sim {
     pub async fn start(dir: &Path) -> anyhow::Result<Sim> {
         let info_file = dir.join("sim-info.json");
         let log = std::fs::File::create(dir.join("sim.log"))?;
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .args([
                 "sim",
                 "salesforce",
@@ -163,7 +169,7 @@ impl Sandbox {
         let data_dir = dir.join("sandbox");
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = std::fs::File::create(dir.join("sandbox.log"))?;
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .arg("sandbox")
             .arg("--data-dir")
             .arg(&data_dir)
@@ -295,7 +301,7 @@ name = "Demo Bank B"
             .create(true)
             .append(true)
             .open(self.log_dir.join("daemon.log"))?;
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.arg("run").arg("--config").arg(&self.config);
         for (k, v) in overrides {
             cmd.env(k, v);

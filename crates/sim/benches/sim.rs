@@ -28,11 +28,13 @@ const BATCH: usize = 200;
 const UPSERT_ROUNDS: usize = 50;
 const QUERY_ROUNDS: usize = 15;
 
-/// mimalloc: glibc's malloc took ~40 % of the simulator's CPU in a profile of this bench. The `creditlink` binary
-/// itself stays on glibc's malloc for now: with mimalloc its RSS grew to 2.7 GB with 100,000 requests queued
-/// (BENCHMARKS.md), so these figures are the simulator's with mimalloc, not as the binary runs it.
+/// The allocator and options of the `creditlink` binary (`src/main.rs`), so these figures are the simulator's
+/// as `creditlink sim salesforce` and `creditlink sandbox` run it.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: &[u8; 60] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 /// The simulator's runtime threads carry this name, so their CPU time is read apart from the client's.
 const SIM_THREAD: &str = "sim-worker";
