@@ -1,5 +1,6 @@
 //! sObject Collections (reference §2.7): up to 200 records per call, one API call, per-record results in
-//! input order with `statusCode` errors, and `allOrNone` rollback.
+//! input order with `statusCode` errors, and `allOrNone` rollback. The results are written straight into the
+//! answer's text (`json_out`); only a failure's error object is built as a `Value`.
 
 use std::collections::HashMap;
 
@@ -12,6 +13,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::error::{ApiError, RecordError};
 use super::gate::{ApiVersion, InjectedFault};
+use super::json_out::{self, JsonText};
 use super::oauth::Session;
 use super::org::{Org, Record, UpsertOutcome};
 use super::rest::{create_record, field_list, present};
@@ -71,15 +73,76 @@ fn run_batch(
     records: &[Record],
     all_or_none: bool,
     fault: Option<Extension<InjectedFault>>,
+    op: impl FnMut(&mut Org, &Record) -> ItemResult,
+) -> JsonText {
+    let mut out = Vec::with_capacity(16 + records.len() * 96);
+    out.push(b'[');
+    for (i, result) in batch_results(org, records, all_or_none, fault, op)
+        .iter()
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_result(&mut out, result);
+    }
+    out.push(b']');
+    JsonText(out)
+}
+
+/// One record's result as it is answered.
+enum Outcome {
+    Ok(String, Option<bool>),
+    Failed(Value),
+}
+
+/// `{"created"?,"errors":[],"id","success":true}` (the keys in the order a `serde_json` map writes them), or
+/// a failure's object.
+fn write_result(out: &mut Vec<u8>, result: &Outcome) {
+    match result {
+        Outcome::Ok(id, created) => {
+            out.push(b'{');
+            if let Some(created) = created {
+                json_out::key(out, "created", true);
+                out.extend_from_slice(if *created { b"true" } else { b"false" });
+            }
+            json_out::key(out, "errors", created.is_none());
+            out.extend_from_slice(b"[]");
+            json_out::key(out, "id", false);
+            json_out::push_str_parts(out, &[id]);
+            json_out::key(out, "success", false);
+            out.extend_from_slice(b"true}");
+        }
+        Outcome::Failed(v) => json_out::push_value(out, v),
+    }
+}
+
+fn batch_results(
+    org: &mut Org,
+    records: &[Record],
+    all_or_none: bool,
+    fault: Option<Extension<InjectedFault>>,
     mut op: impl FnMut(&mut Org, &Record) -> ItemResult,
-) -> Vec<Value> {
+) -> Vec<Outcome> {
     if let Some(Extension(InjectedFault(kind))) = fault {
         let err = kind.record_error();
-        return records.iter().map(|_| failure(None, &err)).collect();
+        return records
+            .iter()
+            .map(|_| Outcome::Failed(failure(None, &err)))
+            .collect();
     }
     let before = all_or_none.then(|| org.clone());
-    let results: Vec<(Option<String>, ItemResult)> =
-        records.iter().map(|r| (record_id(r), op(org, r))).collect();
+    let results: Vec<(Option<String>, ItemResult)> = records
+        .iter()
+        .map(|r| {
+            // A record's own id is only needed to report its failure (or its rollback).
+            let result = op(org, r);
+            let id = (result.is_err() || all_or_none)
+                .then(|| record_id(r))
+                .flatten();
+            (id, result)
+        })
+        .collect();
     let any_failed = results.iter().any(|(_, r)| r.is_err());
     if let (Some(before), true) = (before, any_failed) {
         *org = before;
@@ -91,19 +154,16 @@ fn run_batch(
         return results
             .into_iter()
             .map(|(id, r)| match r {
-                Err(e) => failure(id.as_deref(), &e),
-                Ok(_) => failure(id.as_deref(), &rolled_back),
+                Err(e) => Outcome::Failed(failure(id.as_deref(), &e)),
+                Ok(_) => Outcome::Failed(failure(id.as_deref(), &rolled_back)),
             })
             .collect();
     }
     results
         .into_iter()
         .map(|(id, r)| match r {
-            Ok((id, None)) => json!({"id": id, "success": true, "errors": []}),
-            Ok((id, Some(created))) => {
-                json!({"id": id, "success": true, "errors": [], "created": created})
-            }
-            Err(e) => failure(id.as_deref(), &e),
+            Ok((id, created)) => Outcome::Ok(id, created),
+            Err(e) => Outcome::Failed(failure(id.as_deref(), &e)),
         })
         .collect()
 }
@@ -136,7 +196,7 @@ async fn create_all(
     Extension(session): Extension<Session>,
     fault: Option<Extension<InjectedFault>>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<JsonText, ApiError> {
     let batch = parse_batch(&body)?;
     let mut org = st.org.write();
     let results = run_batch(
@@ -156,7 +216,7 @@ async fn create_all(
             create_record(org, &object, r, &session.user_id).map(|id| (id, None))
         },
     );
-    Ok(Json(Value::Array(results)))
+    Ok(results)
 }
 
 async fn update_all(
@@ -164,7 +224,7 @@ async fn update_all(
     Extension(session): Extension<Session>,
     fault: Option<Extension<InjectedFault>>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<JsonText, ApiError> {
     let batch = parse_batch(&body)?;
     let mut org = st.org.write();
     let now = chrono::Utc::now();
@@ -188,7 +248,7 @@ async fn update_all(
                 .map(|id| (id, None))
         },
     );
-    Ok(Json(Value::Array(results)))
+    Ok(results)
 }
 
 async fn upsert_all(
@@ -197,7 +257,7 @@ async fn upsert_all(
     fault: Option<Extension<InjectedFault>>,
     Path((_, object, field)): Path<(String, String, String)>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<JsonText, ApiError> {
     let batch = parse_batch(&body)?;
     let mut org = st.org.write();
     let key = {
@@ -220,7 +280,7 @@ async fn upsert_all(
                 .map(|(id, created)| (id, Some(created)))
         },
     );
-    Ok(Json(Value::Array(results)))
+    Ok(results)
 }
 
 /// Upsert one record by the value of its `key` field (an External ID, canonical name): `(id, created)`, or the
@@ -243,9 +303,8 @@ pub fn upsert_one(
                 format!("{key} not specified"),
                 vec![key.to_owned()],
             )
-        })?
-        .to_string();
-    match org.upsert(object, key, &value, r, user, now)? {
+        })?;
+    match org.upsert(object, key, value, r, user, now)? {
         UpsertOutcome::Created(id) => Ok((id, true)),
         UpsertOutcome::Updated(id) => Ok((id, false)),
         UpsertOutcome::Multiple(ids) => Err(RecordError::new(
@@ -264,7 +323,7 @@ async fn delete_all(
     Extension(session): Extension<Session>,
     fault: Option<Extension<InjectedFault>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<JsonText, ApiError> {
     let ids: Vec<Record> = q
         .get("ids")
         .map(|s| {
@@ -297,7 +356,7 @@ async fn delete_all(
         org.delete(&object, &normalized, &session.user_id, now)
             .map(|()| (normalized, None))
     });
-    Ok(Json(Value::Array(results)))
+    Ok(results)
 }
 
 async fn get_unsupported() -> ApiError {

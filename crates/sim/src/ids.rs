@@ -6,17 +6,17 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 /// The case-safe suffix of a 15-character id: one character per 5-character chunk, bit i set when char i is
 /// an upper-case letter.
 pub fn suffix(id15: &str) -> String {
-    id15.as_bytes()
-        .chunks(5)
-        .map(|chunk| {
-            let bits = chunk
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.is_ascii_uppercase())
-                .fold(0usize, |acc, (i, _)| acc | (1 << i));
-            SUFFIX_ALPHABET[bits] as char
-        })
-        .collect()
+    id15.as_bytes().chunks(5).map(suffix_char).collect()
+}
+
+/// The suffix character of one 5-character chunk.
+fn suffix_char(chunk: &[u8]) -> char {
+    let bits = chunk
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.is_ascii_uppercase())
+        .fold(0usize, |acc, (i, _)| acc | (1 << i));
+    SUFFIX_ALPHABET[bits] as char
 }
 
 /// The 18-character id for a 15- or 18-character one; `None` when malformed (wrong length, characters or suffix).
@@ -42,9 +42,17 @@ pub fn generate(key_prefix: &str, seq: u64) -> String {
         *slot = BASE62[(n % 62) as usize];
         n /= 62;
     }
-    // Digits are ASCII by construction.
-    let id15 = format!("{key_prefix}5Y{}", String::from_utf8_lossy(&digits));
-    format!("{id15}{}", suffix(&id15))
+    // One string, built in place (every created record gets an id).
+    let mut id = String::with_capacity(key_prefix.len() + 15);
+    id.push_str(key_prefix);
+    id.push_str("5Y");
+    id.extend(digits.iter().map(|&d| char::from(d)));
+    let id15 = id.len();
+    for start in (0..id15).step_by(5) {
+        let c = suffix_char(&id.as_bytes()[start..(start + 5).min(id15)]);
+        id.push(c);
+    }
+    id
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //! login page of the web server flow), `gate` (auth, limits,
 //! faults around every REST call), `rest` (route table and single-record routes), `describe` (versions, limits,
 //! describe), `query` (routes, paging) and `query_exec` (index choice), `collections` (sObject Collections),
+//! `json_out` (hot answers written as JSON text, no `Value` trees),
 //! `bulk`, `bulk_job`, `bulk_csv`, `bulk_run` (Bulk API 2.0 ingest: routes, jobs, CSV, background processing),
 //! `files` (ContentVersion), `control` (`/__sim/`),
 //! `faults`, `limits`, `info` (the info file), `snapshot` (optional persistence), `soql` (query parsing and
@@ -44,6 +45,7 @@ mod gate;
 mod ids;
 mod info;
 mod journal;
+mod json_out;
 mod limits;
 mod oauth;
 mod org;

@@ -27,7 +27,25 @@ pub(super) type Blobs = Vec<(String, Vec<u8>)>;
 
 /// Salesforce's datetime wire format: milliseconds and a colon-less offset.
 pub fn sf_datetime(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string()
+    use chrono::{Datelike, Timelike};
+    use std::fmt::Write as _;
+    if !(0..=9999).contains(&t.year()) {
+        return t.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+    }
+    // Every write stamps three fields: written directly rather than through a parsed format string.
+    let mut out = String::with_capacity(28);
+    let _ = write!(
+        out,
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.timestamp_subsec_millis().min(999)
+    );
+    out
 }
 
 /// One object's schema with its standard fields added.
@@ -108,6 +126,43 @@ impl ObjectSchema {
             name_field: spec.name_field.clone(),
             fields,
         }
+    }
+}
+
+/// The input fields of a write as [`Org::validate`] reads them, in the order of the map they would form: the
+/// input's entries, without those named `skip` (case-insensitively), plus `extra` (a canonical name and its
+/// value). An upsert's body is the input less its key field plus the key's value from the URL; reading it in
+/// place spares a copy of every input record.
+#[derive(Clone, Copy)]
+pub(super) struct Fields<'a> {
+    pub input: &'a Record,
+    pub skip: Option<&'a str>,
+    pub extra: Option<(&'a str, &'a Value)>,
+}
+
+impl<'a> Fields<'a> {
+    pub fn all(input: &'a Record) -> Fields<'a> {
+        Fields {
+            input,
+            skip: None,
+            extra: None,
+        }
+    }
+
+    /// The entries in key order, as the map `input - skip + extra` iterates them.
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, &'a Value)> {
+        let mut rest = self
+            .input
+            .iter()
+            .filter(move |(k, _)| self.skip.is_none_or(|s| !k.eq_ignore_ascii_case(s)))
+            .map(|(k, v)| (k.as_str(), v))
+            .peekable();
+        let mut extra = self.extra;
+        std::iter::from_fn(move || match (extra, rest.peek()) {
+            (Some(e), Some((next, _))) if e.0 < *next => extra.take(),
+            (Some(_), None) => extra.take(),
+            _ => rest.next(),
+        })
     }
 }
 
@@ -316,10 +371,20 @@ impl Org {
         now: DateTime<Utc>,
     ) -> Result<String, RecordError> {
         let schema = self.write_schema(object)?;
-        let (mut rec, blobs) = self.validate(&schema, input, None)?;
+        self.create_in(&schema, Fields::all(input), user, now)
+    }
+
+    fn create_in(
+        &mut self,
+        schema: &ObjectSchema,
+        input: Fields<'_>,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, RecordError> {
+        let (mut rec, blobs) = self.validate(schema, input, None)?;
         let id = self.next_id(&schema.key_prefix);
         rec.insert("Id".into(), id.clone().into());
-        self.fill_new(&schema, &mut rec, user, now);
+        self.fill_new(schema, &mut rec, user, now);
         let missing: Vec<String> = schema
             .fields
             .iter()
@@ -334,7 +399,7 @@ impl Org {
                 missing,
             ));
         }
-        self.check_unique(&schema, &rec, &id)?;
+        self.check_unique(schema, &rec, &id)?;
         for (field, bytes) in blobs {
             self.blobs.insert(blob_key(&id, &field), bytes);
         }
@@ -354,13 +419,24 @@ impl Org {
         now: DateTime<Utc>,
     ) -> Result<String, RecordError> {
         let schema = self.write_schema(object)?;
+        self.update_in(&schema, id, Fields::all(input), user, now)
+    }
+
+    fn update_in(
+        &mut self,
+        schema: &ObjectSchema,
+        id: &str,
+        input: Fields<'_>,
+        user: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, RecordError> {
         let current = self.get(&schema.name, id)?.clone();
         let id18 = current
             .get("Id")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let (changes, blobs) = self.validate(&schema, input, Some(&current))?;
+        let (changes, blobs) = self.validate(schema, input, Some(&current))?;
         let mut rec = current;
         for (k, v) in changes {
             rec.insert(k, v);
@@ -376,8 +452,8 @@ impl Org {
                 vec![f.name.clone()],
             ));
         }
-        self.check_unique(&schema, &rec, &id18)?;
-        compute_name(&schema, &mut rec);
+        self.check_unique(schema, &rec, &id18)?;
+        compute_name(schema, &mut rec);
         let stamp = Value::String(sf_datetime(now));
         rec.insert("LastModifiedDate".into(), stamp.clone());
         rec.insert("SystemModstamp".into(), stamp);
@@ -432,27 +508,33 @@ impl Org {
             .filter(|f| f.external_id || f.name == "Id")
             .ok_or_else(RecordError::not_found)?
             .name
-            .clone();
-        let mut body = input.clone();
-        body.retain(|k, _| !k.eq_ignore_ascii_case(&key));
+            .as_str();
+        // The body without its key field (the key's value is the one in the URL), read in place.
+        let body = Fields {
+            input,
+            skip: Some(key),
+            extra: None,
+        };
         let matches = if key == "Id" {
             ids::normalize(value)
                 .filter(|id| self.get(&schema.name, id).is_ok())
                 .into_iter()
                 .collect()
         } else {
-            self.find_by_field(&schema.name, &key, value)
+            self.find_by_field(&schema.name, key, value)
         };
         match matches.as_slice() {
             [] => {
-                if key != "Id" {
-                    body.insert(key, value.into());
-                }
-                self.create(&schema.name, &body, user, now)
+                let value = Value::String(value.to_owned());
+                let body = Fields {
+                    extra: (key != "Id").then_some((key, &value)),
+                    ..body
+                };
+                self.create_in(&schema, body, user, now)
                     .map(UpsertOutcome::Created)
             }
             [one] => self
-                .update(&schema.name, one, &body, user, now)
+                .update_in(&schema, one, body, user, now)
                 .map(UpsertOutcome::Updated),
             _ => Ok(UpsertOutcome::Multiple(matches)),
         }
@@ -520,11 +602,8 @@ impl Org {
         user: &str,
         now: DateTime<Utc>,
     ) {
-        for f in &schema.fields {
-            if !rec.contains_key(&f.name) {
-                rec.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
-            }
-        }
+        // The system fields first, then null (or the default) for every other field not given: each key
+        // string is allocated once (inserting over an existing key would allocate it and drop it again).
         let stamp = Value::String(sf_datetime(now));
         for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
             rec.insert(f.into(), stamp.clone());
@@ -534,11 +613,19 @@ impl Org {
         }
         rec.insert("IsDeleted".into(), false.into());
         if let NameField::AutoNumber(pattern) = &schema.name_field {
-            let n = self.autonumbers.entry(schema.name.clone()).or_insert(0);
+            let n = match self.autonumbers.get_mut(&schema.name) {
+                Some(n) => n,
+                None => self.autonumbers.entry(schema.name.clone()).or_insert(0),
+            };
             *n += 1;
             rec.insert("Name".into(), auto_number(pattern, *n).into());
         }
         compute_name(schema, rec);
+        for f in &schema.fields {
+            if !rec.contains_key(&f.name) {
+                rec.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
+            }
+        }
     }
 
     fn check_unique(

@@ -14,6 +14,7 @@
 //! Every change goes through [`Table::put`], which removes the old version's index entries before adding the
 //! new one's, so the indexes can never disagree with the records.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
@@ -111,7 +112,7 @@ impl Table {
         let index = self.unique.get(field)?;
         Some(
             index
-                .get(&normalize(value))
+                .get(normalize(value).as_ref())
                 .map(|ids| ids.iter().map(String::as_str).collect())
                 .unwrap_or_default(),
         )
@@ -187,7 +188,7 @@ impl Table {
         for (field, index) in &mut self.unique {
             if let (true, Some(value)) = (live, record.get(field).and_then(Value::as_str)) {
                 index
-                    .entry(normalize(value))
+                    .entry(normalize(value).into_owned())
                     .or_default()
                     .insert(id.to_owned());
             }
@@ -209,10 +210,10 @@ impl Table {
         for (field, index) in &mut self.unique {
             if let Some(value) = record.get(field).and_then(Value::as_str) {
                 let key = normalize(value);
-                if let Some(ids) = index.get_mut(&key) {
+                if let Some(ids) = index.get_mut(key.as_ref()) {
                     ids.remove(id);
                     if ids.is_empty() {
-                        index.remove(&key);
+                        index.remove(key.as_ref());
                     }
                 }
             }
@@ -231,8 +232,16 @@ impl Table {
 }
 
 /// The unique-index key of a value: Unicode lowercase, so values equal ignoring case (ASCII or not) share it.
-fn normalize(value: &str) -> String {
-    value.to_lowercase()
+/// Borrowed when the value is already lowercase ASCII (most keys), so a look-up allocates nothing.
+fn normalize(value: &str) -> Cow<'_, str> {
+    if value
+        .bytes()
+        .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+    {
+        Cow::Borrowed(value)
+    } else {
+        Cow::Owned(value.to_lowercase())
+    }
 }
 
 /// `2024-05-20T20:49:32.000+0000`: the form the org writes, whose text order is time order.

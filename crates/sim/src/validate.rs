@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error::RecordError;
 use super::ids;
-use super::org::{Blobs, ObjectSchema, Org, Record, sf_datetime};
+use super::org::{Blobs, Fields, ObjectSchema, Org, Record, sf_datetime};
 use super::seed::{FieldSpec, FieldType};
 
 impl Org {
@@ -16,12 +16,12 @@ impl Org {
     pub(super) fn validate(
         &self,
         schema: &ObjectSchema,
-        input: &Record,
+        input: Fields<'_>,
         existing: Option<&Record>,
     ) -> Result<(Record, Blobs), RecordError> {
         let mut out = Record::new();
         let mut blobs = Vec::new();
-        for (key, value) in input {
+        for (key, value) in input.iter() {
             if key == "attributes" {
                 continue;
             }

@@ -241,7 +241,7 @@ fn compare_typed(a: &Typed, b: &Typed) -> Ordering {
 }
 
 /// The stored value of a field: under its canonical name, or failing that under any casing.
-fn lookup<'r>(record: &'r Record, field: &str) -> Option<&'r Value> {
+pub(super) fn lookup<'r>(record: &'r Record, field: &str) -> Option<&'r Value> {
     record
         .get(field)
         .or_else(|| {

@@ -216,6 +216,18 @@ pub fn project(query: &Query, record: &Map<String, Value>) -> Map<String, Value>
     eval::project(query, record)
 }
 
+/// [`project`] by reference: `(canonical name, value)` per selected field in query order, `None` where the
+/// value is null or absent; nothing is cloned.
+pub fn project_ref<'a>(
+    query: &'a Query,
+    record: &'a Map<String, Value>,
+) -> impl Iterator<Item = (&'a str, Option<&'a Value>)> {
+    query
+        .selected_fields()
+        .iter()
+        .map(move |f| (f.as_str(), eval::lookup(record, f)))
+}
+
 /// Salesforce's error location block: the offending line, a caret under the column, and the
 /// 1-based row and column (in characters), followed by the message.
 fn located(src: &str, pos: usize, message: &str) -> String {
