@@ -1,12 +1,13 @@
 //! Reading an upload's rows back from its (decrypted) spool: CSV (RFC 4180, header row, UTF-8, a BOM
-//! tolerated) or NDJSON (one JSON object per line). Both become rows of cells aligned to one column list, so
-//! validation and `errors.csv` see one shape.
+//! tolerated), NDJSON (one JSON object per line) or XML (one element per row, `xml.rs`). All become rows of
+//! cells aligned to one column list, so validation and `errors.csv` see one shape.
 
 use std::io::{BufRead, BufReader, Read};
 
 use serde_json::Value;
 
 use super::model::Format;
+use super::xml::{XmlRows, XmlRowsError};
 
 /// One data row.
 #[derive(Debug, Clone)]
@@ -81,14 +82,17 @@ pub struct RowReader {
 enum Inner {
     Csv(csv::Reader<Box<dyn Read + Send>>),
     Ndjson(BufReader<Box<dyn Read + Send>>),
+    Xml(Box<XmlRows<BufReader<Box<dyn Read + Send>>>>),
 }
 
 impl RowReader {
-    /// For CSV, `columns` is filled from the header; for NDJSON it must be the columns to align keys to.
+    /// For CSV, `columns` is filled from the header; for NDJSON and XML `known_columns` are the columns to
+    /// align keys (elements) to. `xml_root` is the root element of an XML upload.
     pub fn new(
         format: Format,
         body: Box<dyn Read + Send>,
-        ndjson_columns: Vec<String>,
+        known_columns: Vec<String>,
+        xml_root: Option<&str>,
     ) -> Result<RowReader, HeaderError> {
         match format {
             Format::Csv => {
@@ -102,7 +106,16 @@ impl RowReader {
             }
             Format::Ndjson => Ok(RowReader {
                 inner: Inner::Ndjson(BufReader::with_capacity(64 * 1024, body)),
-                columns: ndjson_columns,
+                columns: known_columns,
+                row: 0,
+            }),
+            Format::Xml => Ok(RowReader {
+                inner: Inner::Xml(Box::new(XmlRows::new(
+                    BufReader::with_capacity(64 * 1024, body),
+                    xml_root.unwrap_or_default(),
+                    known_columns.clone(),
+                ))),
+                columns: known_columns,
                 row: 0,
             }),
         }
@@ -112,9 +125,25 @@ impl RowReader {
         &self.columns
     }
 
-    /// The next row, `Ok(None)` at the end; `Err` only when the spool itself cannot be read.
+    /// The next row, `Ok(None)` at the end; `Err` only when the spool itself cannot be read (an XML
+    /// framing error, which intake refuses before anything is stored, is `InvalidData` here).
     pub fn next_row(&mut self) -> std::io::Result<Option<RawRow>> {
         match &mut self.inner {
+            Inner::Xml(rows) => match rows.next_row() {
+                Ok(None) => Ok(None),
+                Ok(Some(row)) => {
+                    self.row += 1;
+                    Ok(Some(RawRow {
+                        row: self.row,
+                        cells: row.cells.map(|()| row.values.clone()),
+                        original: row.values,
+                    }))
+                }
+                Err(XmlRowsError::Io(e)) => Err(e),
+                Err(XmlRowsError::Framing(f)) => {
+                    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, f))
+                }
+            },
             Inner::Csv(reader) => {
                 let mut record = csv::ByteRecord::new();
                 match reader.read_byte_record(&mut record) {
@@ -230,6 +259,7 @@ mod tests {
             format,
             Box::new(std::io::Cursor::new(body.as_bytes().to_vec())),
             cols.iter().map(|c| (*c).to_owned()).collect(),
+            Some("Feed"),
         )
         .expect("reader")
     }
