@@ -14,10 +14,11 @@ use super::xml::{XmlRows, XmlRowsError};
 pub struct RawRow {
     /// 1-based data row number.
     pub row: u64,
-    /// The cells aligned to the columns, or why the row could not be read.
-    pub cells: Result<Vec<String>, &'static str>,
-    /// The row's values as uploaded (for `errors.csv`), aligned to the columns where possible.
-    pub original: Vec<String>,
+    /// `Ok` when `values` are the row's cells aligned to the columns, else why the row could not be read.
+    pub cells: Result<(), &'static str>,
+    /// The row's values as uploaded (the cells to validate, and `errors.csv`'s copy of a rejected row),
+    /// aligned to the columns where possible. One vector serves both: a row's cells are read once.
+    pub values: Vec<String>,
 }
 
 /// Why a header cannot be used (a framing error: the whole upload is refused).
@@ -135,8 +136,8 @@ impl RowReader {
                     self.row += 1;
                     Ok(Some(RawRow {
                         row: self.row,
-                        cells: row.cells.map(|()| row.values.clone()),
-                        original: row.values,
+                        cells: row.cells,
+                        values: row.values,
                     }))
                 }
                 Err(XmlRowsError::Io(e)) => Err(e),
@@ -160,7 +161,7 @@ impl RowReader {
                             Ok(Some(RawRow {
                                 row: self.row,
                                 cells: Err("unreadable CSV"),
-                                original: Vec::new(),
+                                values: Vec::new(),
                             }))
                         }
                     },
@@ -182,27 +183,25 @@ impl RowReader {
 }
 
 fn csv_row(row: u64, record: &csv::ByteRecord, width: usize) -> RawRow {
-    let original: Vec<String> = record
+    let mut utf8 = true;
+    let values: Vec<String> = record
         .iter()
-        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .map(|c| match std::str::from_utf8(c) {
+            Ok(text) => text.to_owned(),
+            Err(_) => {
+                utf8 = false;
+                String::from_utf8_lossy(c).into_owned()
+            }
+        })
         .collect();
     let cells = if record.len() != width {
         Err("wrong number of columns")
+    } else if !utf8 {
+        Err("not UTF-8")
     } else {
-        record
-            .iter()
-            .map(|c| {
-                std::str::from_utf8(c)
-                    .map(str::to_owned)
-                    .map_err(|_| "not UTF-8")
-            })
-            .collect()
+        Ok(())
     };
-    RawRow {
-        row,
-        cells,
-        original,
-    }
+    RawRow { row, cells, values }
 }
 
 fn ndjson_row(row: u64, line: &[u8], columns: &[String]) -> RawRow {
@@ -218,7 +217,7 @@ fn ndjson_row(row: u64, line: &[u8], columns: &[String]) -> RawRow {
             return RawRow {
                 row,
                 cells: Err(why),
-                original: vec![String::new(); columns.len()],
+                values: vec![String::new(); columns.len()],
             };
         }
     };
@@ -242,11 +241,8 @@ fn ndjson_row(row: u64, line: &[u8], columns: &[String]) -> RawRow {
     }
     RawRow {
         row,
-        original: cells.clone(),
-        cells: match bad {
-            Some(why) => Err(why),
-            None => Ok(cells),
-        },
+        values: cells,
+        cells: bad.map_or(Ok(()), Err),
     }
 }
 
@@ -269,7 +265,8 @@ mod tests {
         let mut r = reader(Format::Csv, "\u{feff}A,b\r\n1,\"x,\"\"y\"\"\"\n\n2\n", &[]);
         assert_eq!(r.columns(), ["a", "b"]);
         let first = r.next_row().expect("io").expect("row");
-        assert_eq!(first.cells.expect("cells"), ["1", "x,\"y\""]);
+        assert_eq!(first.cells, Ok(()));
+        assert_eq!(first.values, ["1", "x,\"y\""]);
         let second = r.next_row().expect("io").expect("row");
         assert_eq!(second.row, 2);
         assert!(second.cells.is_err());
@@ -283,7 +280,11 @@ mod tests {
             "{\"a\":1,\"b\":\"x\"}\n\n{\"c\":1}\nnot json\n",
             &["a", "b"],
         );
-        assert_eq!(r.next_row().unwrap().unwrap().cells.unwrap(), ["1", "x"]);
+        let first = r.next_row().unwrap().unwrap();
+        assert_eq!(
+            (first.cells, first.values),
+            (Ok(()), vec!["1".into(), "x".into()])
+        );
         assert!(r.next_row().unwrap().unwrap().cells.is_err());
         let third = r.next_row().unwrap().unwrap();
         assert_eq!(third.row, 3);

@@ -499,9 +499,9 @@ fn each_row(
     while let Some(raw) = rows.next_row()? {
         let verdict = match raw.cells {
             Err(_) => Err(vec![RowProblem::new(r::MALFORMED_ROW, "")]),
-            Ok(cells) => validator.check(&cells),
+            Ok(()) => validator.check(&raw.values),
         };
-        if !f(raw.row, verdict, raw.original) {
+        if !f(raw.row, verdict, raw.values) {
             break;
         }
     }
