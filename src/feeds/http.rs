@@ -31,7 +31,14 @@ use crate::intake::{
 use crate::ops::metrics as m;
 
 /// The media types an upload may have.
-const ACCEPTED: [&str; 2] = ["text/csv", "application/x-ndjson"];
+const ACCEPTED: [&str; 4] = [
+    "text/csv",
+    "application/x-ndjson",
+    "application/xml",
+    "text/xml",
+];
+/// The media types of a bank whose mapping does not accept XML.
+const ACCEPTED_NO_XML: [&str; 2] = ["text/csv", "application/x-ndjson"];
 /// Plaintext buffered before each blocking spool write.
 const WRITE_CHUNK: usize = 1024 * 1024;
 /// The header line must end within this many bytes.
@@ -94,6 +101,7 @@ fn format_of(headers: &HeaderMap) -> Result<Format, Box<Problem>> {
     match media.as_str() {
         "text/csv" => Ok(Format::Csv),
         "application/x-ndjson" | "application/ndjson" => Ok(Format::Ndjson),
+        "application/xml" | "text/xml" => Ok(Format::Xml),
         _ => Err(refuse()),
     }
 }
@@ -124,6 +132,7 @@ fn upload_name(query: Option<String>, headers: &HeaderMap, format: Format) -> St
         let ext = match format {
             Format::Csv => "csv",
             Format::Ndjson => "ndjson",
+            Format::Xml => "xml",
         };
         format!("upload-{}.{ext}", Utc::now().format("%Y%m%dT%H%M%SZ"))
     } else {
@@ -158,6 +167,8 @@ fn check_head_unboxed(
     }
     let known: Vec<&str> = fields.iter().map(|f| f.from.as_str()).collect();
     match format {
+        // The whole document is checked once it is spooled (`check_xml`): elements, not a header line.
+        Format::Xml => Ok(known.iter().map(|s| (*s).to_owned()).collect()),
         Format::Ndjson => {
             let first = head
                 .split(|b| *b == b'\n')
@@ -281,6 +292,19 @@ async fn accept_upload(
     body: Body,
 ) -> Result<Response, Refusal> {
     let format = format_of(headers)?;
+    if format == Format::Xml
+        && feeds
+            .inner
+            .mappings
+            .load()
+            .accepts_xml(KIND, Some(&principal.bank_code))
+            .is_none()
+    {
+        let raw = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        return Err(Problem::unsupported_media_type(raw, &ACCEPTED_NO_XML).into());
+    }
     // The bank's upload quota, before the body is read (nothing stored on refusal).
     if let Some(quota) = &feeds.inner.quota {
         quota
@@ -310,6 +334,12 @@ async fn accept_upload(
     };
     // Whatever happens from here on, a refused upload leaves no spool behind.
     let streamed = stream_body(feeds, &principal, format, body, writer, &path, max).await;
+    let streamed = match streamed {
+        Ok(done) if format == Format::Xml => check_xml(feeds, &id, &principal.bank_code)
+            .await
+            .map(|()| done),
+        other => other,
+    };
     let (columns, sha256, bytes) = match streamed {
         Ok(done) => done,
         Err(refusal) => {
@@ -406,7 +436,7 @@ async fn stream_body(
             pending.extend_from_slice(&data);
         }
         if columns.is_none() {
-            let has_line = head.contains(&b'\n');
+            let has_line = format == Format::Xml || head.contains(&b'\n');
             if has_line || end || head.len() >= MAX_HEADER {
                 if !has_line && !end {
                     return Err(Problem::malformed_body(
@@ -443,6 +473,47 @@ async fn stream_body(
         hex::encode(hash.finalize()),
         total,
     ))
+}
+
+/// Reads a spooled XML upload through once (streaming) so a document that is not well-formed, not safe
+/// (`<!DOCTYPE>`, entities) or not of the mapping's root is refused before anything is recorded.
+async fn check_xml(feeds: &Feeds, id: &str, bank_code: &str) -> Result<(), Refusal> {
+    let (feeds, id, bank_code) = (feeds.clone(), id.to_owned(), bank_code.to_owned());
+    let scanned = tokio::task::spawn_blocking(move || -> Result<(), Refusal> {
+        let mappings = feeds.inner.mappings.load_full();
+        let unavailable = |e: super::FeedError| {
+            Refusal::Api(ApiError::unavailable(Some(Duration::from_secs(5)), e))
+        };
+        let mut rows = super::worker::open_rows(&feeds, &id, &bank_code, Format::Xml, &mappings)
+            .map_err(unavailable)?;
+        loop {
+            match rows.next_row() {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let framing = e
+                        .get_ref()
+                        .and_then(|inner| inner.downcast_ref::<super::xml::Framing>());
+                    return Err(match framing {
+                        Some(f) => {
+                            let err = crate::intake::XmlError {
+                                kind: f.kind.clone(),
+                                position: None,
+                            };
+                            Refusal::Problem(Box::new(
+                                crate::intake::body::xml_problem(&err)
+                                    .with_extra("offset", f.offset),
+                            ))
+                        }
+                        None => unavailable(super::FeedError::Io(e)),
+                    });
+                }
+            }
+        }
+    });
+    scanned
+        .await
+        .map_err(|e| Refusal::Api(ApiError::internal(e)))?
 }
 
 /// Records the upload durably, honouring `Idempotency-Key`: returns the upload to answer with and whether

@@ -1,4 +1,4 @@
-//! Credit data feeds: banks upload their tradelines (CSV or NDJSON), creditlink checks every row, upserts the
+//! Credit data feeds: banks upload their tradelines (CSV, NDJSON or XML), creditlink checks every row, upserts the
 //! good ones into `Credit_Record__c` and gives every row a verdict with reasons a bank clerk can act on.
 //!
 //! # Flow
@@ -6,7 +6,8 @@
 //!    is streamed (never held whole) into an encrypted spool file (`spool.rs`) under
 //!    `<data dir>/uploads/`, fsynced, and only then recorded in the ledger (`ledger.rs`) and answered
 //!    `202`. Framing errors (content type, not CSV, no header, unknown or missing required columns, too
-//!    large) are refused at once and leave nothing behind.
+//!    large; XML that is not well-formed, has a DOCTYPE or entities, or the wrong root — checked by one
+//!    streaming read of the spool before `202`) are refused at once and leave nothing behind.
 //! 2. **Processing** (`worker.rs`), asynchronous: one worker takes received uploads oldest first. A blocking
 //!    thread decrypts and parses the spool twice: pass 1 validates every row (`validate.rs`) and finds the
 //!    winner of every tradeline that occurs more than once (latest `as_of_date`); pass 2 streams batches of
@@ -45,6 +46,7 @@ mod sink;
 mod spool;
 mod validate;
 mod worker;
+mod xml;
 
 pub use error::FeedError;
 pub use http::router;

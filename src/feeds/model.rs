@@ -14,6 +14,8 @@ pub const BATCH_ROWS: u64 = 200;
 pub enum Format {
     Csv,
     Ndjson,
+    /// XML under the root element the bank's mapping names (`xml_root`); layout in `xml.rs`.
+    Xml,
 }
 
 impl Format {
@@ -21,6 +23,7 @@ impl Format {
         match self {
             Format::Csv => "text/csv",
             Format::Ndjson => "application/x-ndjson",
+            Format::Xml => "application/xml",
         }
     }
 }

@@ -28,7 +28,8 @@ pub fn paths() -> Value {
                 "tags": ["uploads"], "operationId": "createUpload", "summary": "Upload a credit data feed",
                 "description": "Streams the file to encrypted storage and answers 202 once it is durable; processing is \
                     asynchronous. Framing problems (content type, not CSV/NDJSON, no header, unknown or missing required \
-                    columns, size) are refused at once and nothing is stored; problems of single rows never fail the \
+                    columns, size; for XML: not well-formed, a DOCTYPE or an entity other than the predefined ones (400), \
+                    a root other than the mapping's `xml_root` (422)) are refused at once and nothing is stored; problems of single rows never fail the \
                     upload. Large uploads are loaded into Salesforce through Bulk API 2.0 jobs. Beyond the bank's upload quota ([uploads] quota_per_hour, uploads per hour) the answer is 429 with Retry-After and nothing is stored. Repeating an upload with the same Idempotency-Key and body returns the first answer.",
                 "parameters": [
                     { "$ref": "#/components/parameters/IdempotencyKey" },
@@ -36,7 +37,8 @@ pub fn paths() -> Value {
                 ],
                 "requestBody": { "required": true, "content": {
                     "text/csv": { "schema": { "type": "string" }, "example": "account_number,product_type,date_opened,balance,status,as_of_date,subject_type,national_id\r\nLN-1,installment,2020-01-15,1500.00,active,2025-06-30,person,CW-1980013101\r\n" },
-                    "application/x-ndjson": { "schema": { "type": "string" } }
+                    "application/x-ndjson": { "schema": { "type": "string" } },
+                    "application/xml": { "schema": { "type": "string" }, "description": "Only when the bank's credit_record mapping accepts XML (else 415). The root element is the mapping's `xml_root`; each child of the root is one row, each child of a row one column named like the CSV header; an empty or absent element is an empty cell. No DOCTYPE, no entities beyond the five predefined ones and character references. text/xml is accepted too.", "example": "<CreditRecords><record><account_number>LN-1</account_number><product_type>installment</product_type><date_opened>2020-01-15</date_opened><balance>1500.00</balance><status>active</status><as_of_date>2025-06-30</as_of_date><subject_type>person</subject_type><national_id>CW-1980013101</national_id></record></CreditRecords>" }
                 } },
                 "responses": problems(json!({
                     "202": { "description": "Durably stored; follow `status_url`.",

@@ -1,22 +1,24 @@
 //! Reading an upload's rows back from its (decrypted) spool: CSV (RFC 4180, header row, UTF-8, a BOM
-//! tolerated) or NDJSON (one JSON object per line). Both become rows of cells aligned to one column list, so
-//! validation and `errors.csv` see one shape.
+//! tolerated), NDJSON (one JSON object per line) or XML (one element per row, `xml.rs`). All become rows of
+//! cells aligned to one column list, so validation and `errors.csv` see one shape.
 
 use std::io::{BufRead, BufReader, Read};
 
 use serde_json::Value;
 
 use super::model::Format;
+use super::xml::{XmlRows, XmlRowsError};
 
 /// One data row.
 #[derive(Debug, Clone)]
 pub struct RawRow {
     /// 1-based data row number.
     pub row: u64,
-    /// The cells aligned to the columns, or why the row could not be read.
-    pub cells: Result<Vec<String>, &'static str>,
-    /// The row's values as uploaded (for `errors.csv`), aligned to the columns where possible.
-    pub original: Vec<String>,
+    /// `Ok` when `values` are the row's cells aligned to the columns, else why the row could not be read.
+    pub cells: Result<(), &'static str>,
+    /// The row's values as uploaded (the cells to validate, and `errors.csv`'s copy of a rejected row),
+    /// aligned to the columns where possible. One vector serves both: a row's cells are read once.
+    pub values: Vec<String>,
 }
 
 /// Why a header cannot be used (a framing error: the whole upload is refused).
@@ -81,14 +83,17 @@ pub struct RowReader {
 enum Inner {
     Csv(csv::Reader<Box<dyn Read + Send>>),
     Ndjson(BufReader<Box<dyn Read + Send>>),
+    Xml(Box<XmlRows<BufReader<Box<dyn Read + Send>>>>),
 }
 
 impl RowReader {
-    /// For CSV, `columns` is filled from the header; for NDJSON it must be the columns to align keys to.
+    /// For CSV, `columns` is filled from the header; for NDJSON and XML `known_columns` are the columns to
+    /// align keys (elements) to. `xml_root` is the root element of an XML upload.
     pub fn new(
         format: Format,
         body: Box<dyn Read + Send>,
-        ndjson_columns: Vec<String>,
+        known_columns: Vec<String>,
+        xml_root: Option<&str>,
     ) -> Result<RowReader, HeaderError> {
         match format {
             Format::Csv => {
@@ -102,7 +107,16 @@ impl RowReader {
             }
             Format::Ndjson => Ok(RowReader {
                 inner: Inner::Ndjson(BufReader::with_capacity(64 * 1024, body)),
-                columns: ndjson_columns,
+                columns: known_columns,
+                row: 0,
+            }),
+            Format::Xml => Ok(RowReader {
+                inner: Inner::Xml(Box::new(XmlRows::new(
+                    BufReader::with_capacity(64 * 1024, body),
+                    xml_root.unwrap_or_default(),
+                    known_columns.clone(),
+                ))),
+                columns: known_columns,
                 row: 0,
             }),
         }
@@ -112,9 +126,25 @@ impl RowReader {
         &self.columns
     }
 
-    /// The next row, `Ok(None)` at the end; `Err` only when the spool itself cannot be read.
+    /// The next row, `Ok(None)` at the end; `Err` only when the spool itself cannot be read (an XML
+    /// framing error, which intake refuses before anything is stored, is `InvalidData` here).
     pub fn next_row(&mut self) -> std::io::Result<Option<RawRow>> {
         match &mut self.inner {
+            Inner::Xml(rows) => match rows.next_row() {
+                Ok(None) => Ok(None),
+                Ok(Some(row)) => {
+                    self.row += 1;
+                    Ok(Some(RawRow {
+                        row: self.row,
+                        cells: row.cells,
+                        values: row.values,
+                    }))
+                }
+                Err(XmlRowsError::Io(e)) => Err(e),
+                Err(XmlRowsError::Framing(f)) => {
+                    Err(std::io::Error::new(std::io::ErrorKind::InvalidData, f))
+                }
+            },
             Inner::Csv(reader) => {
                 let mut record = csv::ByteRecord::new();
                 match reader.read_byte_record(&mut record) {
@@ -131,7 +161,7 @@ impl RowReader {
                             Ok(Some(RawRow {
                                 row: self.row,
                                 cells: Err("unreadable CSV"),
-                                original: Vec::new(),
+                                values: Vec::new(),
                             }))
                         }
                     },
@@ -153,27 +183,25 @@ impl RowReader {
 }
 
 fn csv_row(row: u64, record: &csv::ByteRecord, width: usize) -> RawRow {
-    let original: Vec<String> = record
+    let mut utf8 = true;
+    let values: Vec<String> = record
         .iter()
-        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .map(|c| match std::str::from_utf8(c) {
+            Ok(text) => text.to_owned(),
+            Err(_) => {
+                utf8 = false;
+                String::from_utf8_lossy(c).into_owned()
+            }
+        })
         .collect();
     let cells = if record.len() != width {
         Err("wrong number of columns")
+    } else if !utf8 {
+        Err("not UTF-8")
     } else {
-        record
-            .iter()
-            .map(|c| {
-                std::str::from_utf8(c)
-                    .map(str::to_owned)
-                    .map_err(|_| "not UTF-8")
-            })
-            .collect()
+        Ok(())
     };
-    RawRow {
-        row,
-        cells,
-        original,
-    }
+    RawRow { row, cells, values }
 }
 
 fn ndjson_row(row: u64, line: &[u8], columns: &[String]) -> RawRow {
@@ -189,7 +217,7 @@ fn ndjson_row(row: u64, line: &[u8], columns: &[String]) -> RawRow {
             return RawRow {
                 row,
                 cells: Err(why),
-                original: vec![String::new(); columns.len()],
+                values: vec![String::new(); columns.len()],
             };
         }
     };
@@ -213,11 +241,8 @@ fn ndjson_row(row: u64, line: &[u8], columns: &[String]) -> RawRow {
     }
     RawRow {
         row,
-        original: cells.clone(),
-        cells: match bad {
-            Some(why) => Err(why),
-            None => Ok(cells),
-        },
+        values: cells,
+        cells: bad.map_or(Ok(()), Err),
     }
 }
 
@@ -230,6 +255,7 @@ mod tests {
             format,
             Box::new(std::io::Cursor::new(body.as_bytes().to_vec())),
             cols.iter().map(|c| (*c).to_owned()).collect(),
+            Some("Feed"),
         )
         .expect("reader")
     }
@@ -239,7 +265,8 @@ mod tests {
         let mut r = reader(Format::Csv, "\u{feff}A,b\r\n1,\"x,\"\"y\"\"\"\n\n2\n", &[]);
         assert_eq!(r.columns(), ["a", "b"]);
         let first = r.next_row().expect("io").expect("row");
-        assert_eq!(first.cells.expect("cells"), ["1", "x,\"y\""]);
+        assert_eq!(first.cells, Ok(()));
+        assert_eq!(first.values, ["1", "x,\"y\""]);
         let second = r.next_row().expect("io").expect("row");
         assert_eq!(second.row, 2);
         assert!(second.cells.is_err());
@@ -253,7 +280,11 @@ mod tests {
             "{\"a\":1,\"b\":\"x\"}\n\n{\"c\":1}\nnot json\n",
             &["a", "b"],
         );
-        assert_eq!(r.next_row().unwrap().unwrap().cells.unwrap(), ["1", "x"]);
+        let first = r.next_row().unwrap().unwrap();
+        assert_eq!(
+            (first.cells, first.values),
+            (Ok(()), vec!["1".into(), "x".into()])
+        );
         assert!(r.next_row().unwrap().unwrap().cells.is_err());
         let third = r.next_row().unwrap().unwrap();
         assert_eq!(third.row, 3);

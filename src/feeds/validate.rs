@@ -176,7 +176,7 @@ impl<'a> Validator<'a> {
 fn date(text: &str) -> Option<NaiveDate> {
     ["%Y-%m-%d", "%d-%m-%Y"]
         .iter()
-        .find_map(|f| NaiveDate::parse_from_str(text, f).ok())
+        .find_map(|f| crate::mapping::parse_date(text, f))
 }
 
 fn decimal(text: &str) -> Option<Decimal> {

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::Feeds;
 use super::dupes::{Dupes, Fired, RowFields};
 use super::error::FeedError;
-use super::model::{BATCH_ROWS, Batch, Counts, Outcome, RowResult, Status, Upload};
+use super::model::{BATCH_ROWS, Batch, Counts, Format, Outcome, RowResult, Status, Upload};
 use super::reasons::{self as r, RowProblem};
 use super::rows::RowReader;
 use super::spool::SpoolReader;
@@ -450,6 +450,30 @@ type Verdict = Result<ValidRow, Vec<RowProblem>>;
 /// How one record's upsert ended: its Salesforce id and whether it was created, or the row's kick-out.
 pub(super) type Sent = Result<(Option<String>, bool), RowProblem>;
 
+/// The rows of an upload's spool (decrypted as read).
+pub(super) fn open_rows(
+    feeds: &Feeds,
+    id: &str,
+    bank_code: &str,
+    format: Format,
+    mappings: &MappingSet,
+) -> Result<RowReader, FeedError> {
+    let spool = SpoolReader::open(&feeds.spool_path(id), &feeds.inner.keys, id)?;
+    let known_columns: Vec<String> = mappings
+        .inbound_fields(KIND, Some(bank_code))
+        .into_iter()
+        .map(|f| f.from)
+        .collect();
+    let body: Box<dyn Read + Send> = Box::new(spool);
+    RowReader::new(
+        format,
+        body,
+        known_columns,
+        mappings.accepts_xml(KIND, Some(bank_code)),
+    )
+    .map_err(|e| FeedError::Corrupt(format!("spool header: {e:?}")))
+}
+
 /// Reads every row of the spool and validates it; `f` returns false to stop early.
 fn each_row(
     feeds: &Feeds,
@@ -457,15 +481,13 @@ fn each_row(
     mappings: &MappingSet,
     mut f: impl FnMut(u64, Verdict, Vec<String>) -> bool,
 ) -> Result<(), FeedError> {
-    let spool = SpoolReader::open(&feeds.spool_path(&upload.id), &feeds.inner.keys, &upload.id)?;
-    let ndjson_columns: Vec<String> = mappings
-        .inbound_fields(KIND, Some(&upload.bank_code))
-        .into_iter()
-        .map(|f| f.from)
-        .collect();
-    let body: Box<dyn Read + Send> = Box::new(spool);
-    let mut rows = RowReader::new(upload.format, body, ndjson_columns)
-        .map_err(|e| FeedError::Corrupt(format!("spool header: {e:?}")))?;
+    let mut rows = open_rows(
+        feeds,
+        &upload.id,
+        &upload.bank_code,
+        upload.format,
+        mappings,
+    )?;
     let columns = rows.columns().to_vec();
     let validator = Validator::new(
         mappings,
@@ -477,9 +499,9 @@ fn each_row(
     while let Some(raw) = rows.next_row()? {
         let verdict = match raw.cells {
             Err(_) => Err(vec![RowProblem::new(r::MALFORMED_ROW, "")]),
-            Ok(cells) => validator.check(&cells),
+            Ok(()) => validator.check(&raw.values),
         };
-        if !f(raw.row, verdict, raw.original) {
+        if !f(raw.row, verdict, raw.values) {
             break;
         }
     }

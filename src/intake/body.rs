@@ -284,7 +284,7 @@ fn accepted_media(policy: &BodyPolicy) -> Vec<&'static str> {
     }
 }
 
-fn xml_problem(err: &XmlError) -> Problem {
+pub(crate) fn xml_problem(err: &XmlError) -> Problem {
     if let XmlErrorKind::TooLarge { limit } = err.kind {
         return Problem::body_too_large(Some(limit));
     }

@@ -375,8 +375,8 @@ impl FieldType {
             }
             (Self::Date { formats }, Value::String(s)) => formats
                 .iter()
-                .find_map(|f| NaiveDate::parse_from_str(s.trim(), f).ok())
-                .map(|d| Value::String(d.format("%Y-%m-%d").to_string()))
+                .find_map(|f| parse_date(s.trim(), f))
+                .map(|d| Value::String(iso_date(d)))
                 .ok_or_else(|| no_format(s, formats, sensitive)),
             (Self::Datetime { formats }, Value::String(s)) => formats
                 .iter()
@@ -385,6 +385,44 @@ impl FieldType {
                 .ok_or_else(|| no_format(s, formats, sensitive)),
             _ => Err(wrong_type()),
         }
+    }
+}
+
+/// `NaiveDate::parse_from_str(text, format)`, except that the two date formats of nearly every feed cell
+/// (`%Y-%m-%d`, `%d-%m-%Y`) are read directly when the text has their exact 10-character shape: chrono
+/// parses the format string again on every call, which was a measurable share of a 1,000,000-row upload.
+/// The result is the same as chrono's for every input (other shapes and formats go through chrono).
+pub(crate) fn parse_date(text: &str, format: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() == 10 {
+        let ymd = match format {
+            "%Y-%m-%d" if b[4] == b'-' && b[7] == b'-' => {
+                Some((number(0, 4), number(5, 7), number(8, 10)))
+            }
+            "%d-%m-%Y" if b[2] == b'-' && b[5] == b'-' => {
+                Some((number(6, 10), number(3, 5), number(0, 2)))
+            }
+            _ => None,
+        };
+        if let Some((Some(y), Some(m), Some(d))) = ymd {
+            return NaiveDate::from_ymd_opt(i32::try_from(y).ok()?, m, d);
+        }
+    }
+    NaiveDate::parse_from_str(text, format).ok()
+}
+
+/// A date as `YYYY-MM-DD` (chrono's `%Y-%m-%d`, without parsing that format per call for years 0-9999).
+fn iso_date(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    if (0..=9999).contains(&d.year()) {
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    } else {
+        d.format("%Y-%m-%d").to_string()
     }
 }
 
@@ -537,13 +575,13 @@ impl Validate {
         if !self.has_date_rules() {
             return Vec::new();
         }
-        let (date, instant, slack) = match NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-            Ok(d) => (
+        let (date, instant, slack) = match parse_date(text, "%Y-%m-%d") {
+            Some(d) => (
                 d,
                 d.and_time(chrono::NaiveTime::MIN).and_utc(),
                 chrono::Duration::days(1),
             ),
-            Err(_) => {
+            None => {
                 let Some(dt) = DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
                     .or_else(|_| DateTime::parse_from_rfc3339(text))
                     .ok()
@@ -704,6 +742,39 @@ mod tests {
             panic!("parses")
         };
         assert_eq!(t.apply("12:34".into()), "1234");
+    }
+
+    #[test]
+    fn fast_dates_agree_with_chrono() {
+        for text in [
+            "2020-01-15",
+            "2020-02-30",
+            "2020-13-01",
+            "0000-01-01",
+            "15-01-2020",
+            "31-04-2020",
+            "2020-1-5",
+            "2020/01/15",
+            "+2020-01-1",
+            "2020-01-1x",
+            " 2020-01-15",
+            "99999-01-01",
+        ] {
+            for format in ["%Y-%m-%d", "%d-%m-%Y"] {
+                assert_eq!(
+                    parse_date(text, format),
+                    NaiveDate::parse_from_str(text, format).ok(),
+                    "{text} {format}"
+                );
+            }
+        }
+        for d in [
+            NaiveDate::MIN,
+            NaiveDate::MAX,
+            NaiveDate::from_ymd_opt(7, 3, 9).unwrap(),
+        ] {
+            assert_eq!(iso_date(d), d.format("%Y-%m-%d").to_string());
+        }
     }
 
     #[test]

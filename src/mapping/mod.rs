@@ -25,6 +25,8 @@ mod convert;
 mod field;
 mod spec;
 
+pub(crate) use convert::parse_date;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -31,6 +31,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::instrument;
 
+use super::bulk_results::{ResultRow, ResultStream};
 use super::client::{SalesforceClient, read_json};
 use super::error::{ApiError, ErrorClass, SfError, classify};
 
@@ -435,133 +436,95 @@ impl SalesforceClient {
         job_id: &str,
         reference_column: &str,
     ) -> Result<BulkResults, SfError> {
-        let mut results = BulkResults::default();
-        for row in self
-            .bulk_result_file(job_id, "successfulResults")
-            .await?
-            .rows(reference_column, &["sf__Id", "sf__Created"])?
-        {
-            let id = row.get("sf__Id").unwrap_or_default();
-            let created = row.get("sf__Created").is_some_and(|c| c == "true");
-            results.successful.push(BulkSuccess {
-                reference: row.reference,
-                id,
-                created,
-            });
-        }
-        for row in self
-            .bulk_result_file(job_id, "failedResults")
-            .await?
-            .rows(reference_column, &["sf__Id", "sf__Error"])?
-        {
-            let id = row.get("sf__Id").filter(|id| !id.is_empty());
-            let error = parse_error(&row.get("sf__Error").unwrap_or_default());
-            results.failed.push(BulkFailure {
-                reference: row.reference,
-                id,
-                error,
-            });
-        }
-        for row in self
-            .bulk_result_file(job_id, "unprocessedrecords")
-            .await?
-            .rows(reference_column, &[])?
-        {
-            results.unprocessed.push(row.reference);
-        }
+        let successful = self
+            .bulk_result_file(
+                job_id,
+                "successfulResults",
+                reference_column,
+                &["sf__Id", "sf__Created"],
+                |row| BulkSuccess {
+                    id: row.get("sf__Id").unwrap_or_default(),
+                    created: row.get("sf__Created").is_some_and(|c| c == "true"),
+                    reference: row.reference,
+                },
+            )
+            .await?;
+        let failed = self
+            .bulk_result_file(
+                job_id,
+                "failedResults",
+                reference_column,
+                &["sf__Id", "sf__Error"],
+                |row| BulkFailure {
+                    id: row.get("sf__Id").filter(|id| !id.is_empty()),
+                    error: parse_error(&row.get("sf__Error").unwrap_or_default()),
+                    reference: row.reference,
+                },
+            )
+            .await?;
+        let unprocessed = self
+            .bulk_result_file(job_id, "unprocessedrecords", reference_column, &[], |row| {
+                row.reference
+            })
+            .await?;
+        let results = BulkResults {
+            successful,
+            failed,
+            unprocessed,
+        };
         Ok(results)
     }
 
-    async fn bulk_result_file(&self, job_id: &str, kind: &str) -> Result<ResultFile, SfError> {
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(200))
-            .with_max_delay(Duration::from_secs(5))
-            .with_max_times(6)
-            .with_jitter();
-        let body = (|| async {
-            let response = self
-                .send(|c| {
-                    Ok(c.data(Method::GET, &["jobs", "ingest", job_id, kind])?
-                        .header(ACCEPT, "text/csv"))
-                })
-                .await?;
-            response.bytes().await.map_err(SfError::transport)
-        })
-        .retry(backoff)
-        .when(|e: &SfError| e.class() == ErrorClass::Retryable)
-        .await?;
-        Ok(ResultFile(body))
-    }
-}
-
-/// One result file as downloaded.
-struct ResultFile(Bytes);
-
-/// One result row: its reference value and the cells of the columns asked for (only those are kept: the
-/// files echo every uploaded column, and a job's results can be a few hundred thousand rows).
-struct ResultRow {
-    reference: String,
-    cells: Vec<(&'static str, String)>,
-}
-
-impl ResultRow {
-    fn get(&self, column: &str) -> Option<String> {
-        self.cells
-            .iter()
-            .find(|(c, _)| *c == column)
-            .map(|(_, v)| v.clone())
-    }
-}
-
-impl ResultFile {
-    fn rows(
+    /// One result file's rows, streamed (see `bulk_results.rs`), each turned into a `T` by `each`; the read is
+    /// retried a few times on a retryable error (from the start: the rows of a broken read are dropped).
+    async fn bulk_result_file<T>(
         &self,
+        job_id: &str,
+        kind: &str,
         reference_column: &str,
         wanted: &[&'static str],
-    ) -> Result<Vec<ResultRow>, SfError> {
-        let bad = |what: String| SfError::Decode {
-            status: 200,
-            message: format!("Bulk result file: {what}"),
-        };
-        if self.0.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Vec::new());
+        mut each: impl FnMut(ResultRow) -> T,
+    ) -> Result<Vec<T>, SfError> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 0;
+        loop {
+            let mut out = Vec::new();
+            let read = self
+                .read_result_file(job_id, kind, reference_column, wanted, &mut |row| {
+                    out.push(each(row));
+                })
+                .await;
+            match read {
+                Ok(()) => return Ok(out),
+                Err(e) if e.class() == ErrorClass::Retryable && attempt < 6 => {
+                    attempt += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .from_reader(self.0.as_ref());
-        let header: Vec<String> = reader
-            .headers()
-            .map_err(|e| bad(format!("unreadable header ({e})")))?
-            .iter()
-            .map(str::to_owned)
-            .collect();
-        let at = header
-            .iter()
-            .position(|h| h == reference_column)
-            .ok_or_else(|| bad(format!("no {reference_column} column")))?;
-        let wanted: Vec<(&'static str, Option<usize>)> = wanted
-            .iter()
-            .map(|w| (*w, header.iter().position(|h| h == w)))
-            .collect();
-        let mut rows = Vec::new();
-        for record in reader.records() {
-            // The csv error can quote a cell (personal data): keep only its position.
-            let record = record.map_err(|e| {
-                bad(format!(
-                    "unreadable row at line {}",
-                    e.position().map_or(0, |p| p.line())
-                ))
-            })?;
-            let cells = wanted
-                .iter()
-                .filter_map(|(name, i)| Some((*name, record.get((*i)?)?.to_owned())))
-                .collect();
-            rows.push(ResultRow {
-                reference: record.get(at).unwrap_or_default().to_owned(),
-                cells,
-            });
+    }
+
+    async fn read_result_file(
+        &self,
+        job_id: &str,
+        kind: &str,
+        reference_column: &str,
+        wanted: &[&'static str],
+        each: &mut impl FnMut(ResultRow),
+    ) -> Result<(), SfError> {
+        let mut response = self
+            .send(|c| {
+                Ok(c.data(Method::GET, &["jobs", "ingest", job_id, kind])?
+                    .header(ACCEPT, "text/csv"))
+            })
+            .await?;
+        let mut stream = ResultStream::new(reference_column, wanted);
+        while let Some(chunk) = response.chunk().await.map_err(SfError::transport)? {
+            stream.feed(&chunk, each)?;
         }
-        Ok(rows)
+        stream.finish(each)
     }
 }
 

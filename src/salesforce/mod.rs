@@ -20,6 +20,7 @@
 
 mod auth;
 mod bulk;
+mod bulk_results;
 mod client;
 mod collections;
 mod error;

@@ -29,6 +29,7 @@ mod feeds_crash;
 mod feeds_rules;
 mod feeds_support;
 mod feeds_uploads;
+mod feeds_xml;
 mod inbound_config;
 mod inbound_cost;
 mod inbound_hardening;

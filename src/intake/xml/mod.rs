@@ -27,6 +27,7 @@ mod reader;
 
 pub use json::parse_xml;
 pub use reader::parse_document;
+pub(crate) use reader::{check_chars, resolve_reference};
 
 use crate::intake::problem::SourcePosition;
 

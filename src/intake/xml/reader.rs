@@ -355,7 +355,7 @@ fn namespace_of(result: ResolveResult<'_>, at: SourcePosition) -> Result<Option<
 
 /// Resolves `&name;` in text: character references and the five predefined entities only. With DTDs
 /// refused, no other entity can have been declared, so anything else is refused rather than kept raw.
-fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, XmlErrorKind> {
+pub(crate) fn resolve_reference(reference: &BytesRef<'_>) -> Result<String, XmlErrorKind> {
     let name: &str = reference;
     if reference.is_char_ref() {
         let ch = match reference.resolve_char_ref() {
@@ -385,7 +385,7 @@ fn escape_kind(err: quick_xml::Error) -> XmlErrorKind {
 }
 
 /// XML 1.0 `Char` production: refuses control characters and non-characters that quick-xml passes on.
-fn check_chars(data: &str) -> Result<(), XmlErrorKind> {
+pub(crate) fn check_chars(data: &str) -> Result<(), XmlErrorKind> {
     match data.chars().find(|&c| !is_xml_char(c)) {
         Some(c) => Err(XmlErrorKind::IllegalChar(u32::from(c))),
         None => Ok(()),
