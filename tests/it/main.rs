@@ -72,6 +72,7 @@ mod store_group_commit;
 mod store_postgres;
 mod ui_login;
 mod ui_widget;
+mod vault_postgres;
 mod vault_rotate;
 mod vault_store;
 mod webhook_sender;
