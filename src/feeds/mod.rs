@@ -106,6 +106,8 @@ struct Inner {
     outbox: Outbox,
     banks: Vec<BankConfig>,
     wake: Notify,
+    /// Other daemons share the ledger (PostgreSQL) but not this daemon's spools.
+    shared: bool,
 }
 
 /// What [`Feeds::new`] needs.
@@ -146,6 +148,7 @@ impl Feeds {
                 quota,
                 auth: parts.auth,
                 outbox: parts.outbox,
+                shared: parts.store.is_shared(),
                 banks: parts.banks,
                 wake: Notify::new(),
             }),

@@ -85,6 +85,11 @@ pub trait Backend: Send + Sync + 'static {
     fn enqueued(&self) -> Option<tokio::sync::broadcast::Receiver<crate::outbox::DestinationKind>> {
         None
     }
+    /// Whether other processes may share this store (a database several daemons use): state on a
+    /// process's own disk (a feed's spool) is then invisible to the others.
+    fn shared(&self) -> bool {
+        false
+    }
     /// Where the report vault keeps its sealed reports and audit trail when the store provides it (a
     /// database shared by several daemons); `None`: the vault's own files under the data dir.
     fn vault_storage(&self) -> Option<Arc<dyn crate::vault::VaultStorage>> {
@@ -170,6 +175,11 @@ impl Store {
         &self,
     ) -> Option<tokio::sync::broadcast::Receiver<crate::outbox::DestinationKind>> {
         self.backend.enqueued()
+    }
+
+    /// See [`Backend::shared`].
+    pub fn is_shared(&self) -> bool {
+        self.backend.shared()
     }
 
     /// See [`Backend::vault_storage`].

@@ -26,6 +26,7 @@ mod edge_support;
 mod email_relay;
 mod feeds_bulk;
 mod feeds_crash;
+mod feeds_postgres;
 mod feeds_rules;
 mod feeds_support;
 mod feeds_uploads;

@@ -193,6 +193,10 @@ impl Backend for PgBackend {
         Some(self.wake.subscribe())
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     fn vault_storage(&self) -> Option<Arc<dyn VaultStorage>> {
         Some(self.vault.clone())
     }
