@@ -123,6 +123,14 @@ def psql(sock, sql):
     subprocess.run(["psql", "-h", str(sock), "-U", "postgres", "-d", "postgres", "-qc", sql], check=True)
 
 
+def transactions(sock, db):
+    """Committed plus rolled-back transactions of database `db` so far (pg_stat_database)."""
+    out = subprocess.run(["psql", "-h", str(sock), "-U", "postgres", "-d", "postgres", "-Atc",
+                          f"SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '{db}'"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    return int(out or 0)
+
+
 def daemon_config(ddir, sim_url, port, backend, url_file):
     sandbox = REPO / "config/sandbox"
     store = f'backend = "postgres"\n\n[store.postgres]\nurl = {{ file = "{url_file}" }}\n' \
@@ -236,6 +244,7 @@ def run_setup(work, sim_url, token, sock, postmaster, backend, n, k):
     load_before = loadavg()
     before = [cpu_ticks(p.pid) for p, _ in daemons]
     pg_before = postgres_ticks(postmaster) if backend == "postgres" else 0
+    tx_before = transactions(sock, f"bench{k}") if backend == "postgres" else 0
     threads = 2 if n == 1 else 1
     conns = [CONNECTIONS // n + (1 if d < CONNECTIONS % n else 0) for d in range(n)]
     loads = [wrk(url, threads, conns[d], token) for d, (_, url) in enumerate(daemons)]
@@ -246,6 +255,8 @@ def run_setup(work, sim_url, token, sock, postmaster, backend, n, k):
     http("DELETE", f"{sim_url}/__sim/faults")
     for proc, _ in daemons:
         stop(proc)
+    # Stopped daemons have reported their sessions' statistics (includes their shutdown's few transactions).
+    tx = transactions(sock, f"bench{k}") - tx_before if backend == "postgres" else 0
     results = [parse_wrk(o) for o in outs]
     ok = [t - bad for t, bad, _, _ in results]
     total_ok = sum(ok)
@@ -259,7 +270,8 @@ def run_setup(work, sim_url, token, sock, postmaster, backend, n, k):
     print(f"{label}: {rps:,.0f} req/s accepted ({total_ok} in {SECS} s, {bad} non-2xx{', socket errors: ' + errs if errs else ''}), "
           f"worst p99 {worst_p99}; CPU per request: daemons "
           f"{', '.join(f'{u:.0f}' for u in per_daemon_us)} µs"
-          + (f", postgres {pg_us:.0f} µs" if backend == "postgres" else "")
+          + (f", postgres {pg_us:.0f} µs; {tx / max(total_ok, 1):.1f} database transactions per request"
+             if backend == "postgres" else "")
           + f"; load {load_before} → {load_after}", flush=True)
     return label, rps, total_ok, bad, worst_p99, per_daemon_us, pg_us if backend == "postgres" else None, \
         load_before, load_after
