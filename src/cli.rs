@@ -235,7 +235,7 @@ async fn dispatch(command: Command, shutdown: CancellationToken) -> Result<(), C
         }
         Command::Vault(VaultCommand::Rotate(args)) => {
             let config = load_config(&args.config)?;
-            rotate_vault(&config)
+            rotate_vault(&config).await
         }
         Command::Records(RecordsCommand::Gatekeeper(args)) => {
             let admin = admin_endpoint(&args.target)?;
@@ -467,8 +467,9 @@ async fn run_sim(_command: SimCommand, _shutdown: CancellationToken) -> Result<(
     Err(CliError::Usage(NO_SIMULATOR.into()))
 }
 
-/// `vault rotate`: re-encrypts the vault under the newest key, with a progress bar.
-fn rotate_vault(config: &Config) -> Result<(), CliError> {
+/// `vault rotate`: re-encrypts the vault under the newest key, with a progress bar (the vault's files, or
+/// with `[store] backend = "postgres"` the database's `vault_reports`).
+async fn rotate_vault(config: &Config) -> Result<(), CliError> {
     let Some(inbound) = &config.inbound else {
         return Err(CliError::Usage(
             "the config has no [inbound] section, so there is no report vault".into(),
@@ -477,6 +478,20 @@ fn rotate_vault(config: &Config) -> Result<(), CliError> {
     let keyring =
         crate::vault::Keyring::from_dir(&inbound.vault_keys).map_err(anyhow::Error::from)?;
     let active = keyring.active().map_err(anyhow::Error::from)?.clone();
+    if let crate::config::StoreBackend::Postgres { url } = &config.store.backend {
+        let store = crate::store::Store::connect_postgres(url)
+            .await
+            .map_err(anyhow::Error::from)?;
+        let storage = store
+            .vault_storage()
+            .ok_or_else(|| anyhow::anyhow!("the PostgreSQL store has no vault"))?;
+        tokio::task::spawn_blocking(move || {
+            crate::vault::rotate_storage_cli(storage, keyring, &active)
+        })
+        .await
+        .map_err(anyhow::Error::from)??;
+        return Ok(());
+    }
     let dir = inbound.vault_dir(&config.store.data_dir);
     crate::vault::rotate_cli(&dir, keyring, &active)?;
     Ok(())

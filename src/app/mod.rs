@@ -174,7 +174,7 @@ impl Daemon {
         let (inbound, vault) = match (InboundSettings::from_config(&config), &config.inbound) {
             (Some(settings), Some(inbound_config)) => {
                 let vault = Arc::new(
-                    open_vault(inbound_config, &config.store.data_dir)
+                    open_vault(inbound_config, &config.store.data_dir, &store)
                         .context("opening the report vault")?,
                 );
                 let inbound = Inbound::new(

@@ -108,6 +108,8 @@ struct Inner {
     outbox: Outbox,
     banks: Vec<BankConfig>,
     wake: Notify,
+    /// Other daemons share the ledger (PostgreSQL) but not this daemon's spools.
+    shared: bool,
 }
 
 /// What [`Feeds::new`] needs.
@@ -148,6 +150,7 @@ impl Feeds {
                 quota,
                 auth: parts.auth,
                 outbox: parts.outbox,
+                shared: parts.store.is_shared(),
                 banks: parts.banks,
                 wake: Notify::new(),
             }),

@@ -176,6 +176,11 @@ async fn process(
     beat: &Heartbeat,
 ) -> Result<(), FeedError> {
     let ledger = &feeds.inner.ledger;
+    // With a shared ledger (PostgreSQL) an upload's spool is on the disk of the daemon that took it:
+    // only that daemon processes it (the spool exists until its upload is finished).
+    if feeds.inner.shared && !feeds.spool_path(id).exists() {
+        return Ok(());
+    }
     let Some(mut upload) = ledger.get(id).await? else {
         ledger.drop_active(id).await?;
         remove_spool(feeds, id);

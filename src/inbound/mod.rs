@@ -112,16 +112,21 @@ impl InboundSettings {
 }
 
 /// Opens the report vault the config describes (`vault_dir`, default `<data_dir>/vault`; keys from
-/// `vault_keys`; `report_max_bytes`). The intake API's report download shares the same `Arc<Vault>`.
-pub fn open_vault(inbound: &InboundConfig, data_dir: &Path) -> Result<Vault, VaultError> {
+/// `vault_keys`; `report_max_bytes`), or, when the store keeps the vault (PostgreSQL shared by several
+/// daemons), the store's. The intake API's report download shares the same `Arc<Vault>`.
+pub fn open_vault(
+    inbound: &InboundConfig,
+    data_dir: &Path,
+    store: &Store,
+) -> Result<Vault, VaultError> {
     let keyring = Keyring::from_dir(&inbound.vault_keys)?;
-    Vault::open(
-        &inbound.vault_dir(data_dir),
-        keyring,
-        VaultLimits {
-            max_pdf_bytes: inbound.report_max_bytes,
-        },
-    )
+    let limits = VaultLimits {
+        max_pdf_bytes: inbound.report_max_bytes,
+    };
+    match store.vault_storage() {
+        Some(storage) => Vault::with_storage(storage, keyring, limits),
+        None => Vault::open(&inbound.vault_dir(data_dir), keyring, limits),
+    }
 }
 
 /// The inbound direction, assembled. Cheap to clone.

@@ -11,7 +11,8 @@
 //! - `postgres/` — one database shared by several daemons (`[store] backend = "postgres"`): its
 //!   `Queue` and `Kv` commit a transaction per write; it also wakes workers across daemons
 //!   ([`Backend::enqueued`], `LISTEN/NOTIFY`) and elects one leader per singleton role
-//!   ([`Backend::lead`], advisory locks). Only that directory writes SQL.
+//!   ([`Backend::lead`], advisory locks) and keeps the report vault's sealed reports
+//!   ([`Backend::vault_storage`]). Only that directory writes SQL.
 //!
 //! ## Adding a backend
 //! 1. Implement [`Backend`]: `queue()` returns one shared [`crate::outbox::Queue`], `kv(name)` a [`Kv`] per
@@ -82,6 +83,16 @@ pub trait Backend: Send + Sync + 'static {
     /// Destination kinds of messages other processes sharing the store made due (so this process's
     /// workers wake at once instead of at their next poll); `None` when nobody else shares it.
     fn enqueued(&self) -> Option<tokio::sync::broadcast::Receiver<crate::outbox::DestinationKind>> {
+        None
+    }
+    /// Whether other processes may share this store (a database several daemons use): state on a
+    /// process's own disk (a feed's spool) is then invisible to the others.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Where the report vault keeps its sealed reports and audit trail when the store provides it (a
+    /// database shared by several daemons); `None`: the vault's own files under the data dir.
+    fn vault_storage(&self) -> Option<Arc<dyn crate::vault::VaultStorage>> {
         None
     }
     /// A candidate for the singleton `role` (one process at a time runs it). A store that one process
@@ -164,6 +175,16 @@ impl Store {
         &self,
     ) -> Option<tokio::sync::broadcast::Receiver<crate::outbox::DestinationKind>> {
         self.backend.enqueued()
+    }
+
+    /// See [`Backend::shared`].
+    pub fn is_shared(&self) -> bool {
+        self.backend.shared()
+    }
+
+    /// See [`Backend::vault_storage`].
+    pub fn vault_storage(&self) -> Option<Arc<dyn crate::vault::VaultStorage>> {
+        self.backend.vault_storage()
     }
 
     /// See [`Backend::lead`].

@@ -1,4 +1,5 @@
-//! The vault's append-only audit log: one JSON line per access, fsynced before the access completes.
+//! The vault's append-only audit log: one JSON line per access, fsynced before the access completes (the file
+//! vault's; with PostgreSQL the same entries are rows of `vault_audit`).
 //!
 //! Lines carry who, which report, what, how it went, and the PDF's SHA-256 (so an auditor can tie a download
 //! to a specific document) and nothing else: no personal data, no key material, no error text that could
@@ -45,7 +46,7 @@ pub enum AuditAction {
     Rotate,
 }
 
-/// One line of `audit.log`.
+/// One line of `audit.log` (one row of `vault_audit` with PostgreSQL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     pub ts: DateTime<Utc>,
@@ -65,6 +66,26 @@ pub(crate) struct AuditLog {
     file: Mutex<File>,
 }
 
+impl AuditEntry {
+    /// An entry stamped now.
+    pub(crate) fn now(
+        actor: &Actor,
+        report_id: &str,
+        action: AuditAction,
+        outcome: &str,
+        sha256: Option<&str>,
+    ) -> AuditEntry {
+        AuditEntry {
+            ts: Utc::now(),
+            actor: actor.to_string(),
+            report_id: report_id.to_owned(),
+            action,
+            outcome: outcome.to_owned(),
+            sha256: sha256.map(str::to_owned),
+        }
+    }
+}
+
 impl AuditLog {
     pub(crate) fn open(path: PathBuf) -> Result<Self, VaultError> {
         let mut options = OpenOptions::new();
@@ -82,23 +103,8 @@ impl AuditLog {
 
     /// Append and fsync one entry. An access whose audit line cannot be written fails: the vault never hands
     /// out a report it could not record handing out.
-    pub(crate) fn append(
-        &self,
-        actor: &Actor,
-        report_id: &str,
-        action: AuditAction,
-        outcome: &str,
-        sha256: Option<&str>,
-    ) -> Result<(), VaultError> {
-        let entry = AuditEntry {
-            ts: Utc::now(),
-            actor: actor.to_string(),
-            report_id: report_id.to_owned(),
-            action,
-            outcome: outcome.to_owned(),
-            sha256: sha256.map(str::to_owned),
-        };
-        let mut line = serde_json::to_vec(&entry)
+    pub(crate) fn append(&self, entry: &AuditEntry) -> Result<(), VaultError> {
+        let mut line = serde_json::to_vec(entry)
             .map_err(|e| VaultError::io("encoding audit entry", e.into()))?;
         line.push(b'\n');
         let mut file = self.file.lock();

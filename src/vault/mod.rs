@@ -1,6 +1,10 @@
 //! The report vault: finished credit-report PDFs, encrypted at rest, integrity-checked, every access audited.
 //!
-//! # Layout
+//! The vault seals and opens; a [`VaultStorage`] keeps the sealed bytes and the audit trail (`storage.rs`):
+//! the files below by default, tables of the shared database with `[store] backend = "postgres"` (same
+//! sealed format, same audit entries, same rotation).
+//!
+//! # Layout (file storage)
 //! ```text
 //! <vault dir>/            (0700)
 //!   reports/<report id>.pdf.enc    one encrypted report per file (0600)
@@ -45,19 +49,20 @@ mod error;
 mod format;
 mod keyring;
 mod rotate;
+mod storage;
 
 pub use audit::{Actor, AuditAction, AuditEntry};
 pub use error::VaultError;
 pub use keyring::{KEY_LEN, KeyId, Keyring, generate_key_file};
-pub use rotate::{RotateStats, rotate_cli};
+pub use rotate::{RotateStats, rotate_cli, rotate_storage_cli};
+pub use storage::{FileStorage, Sealed, VaultStorage};
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use parking_lot::Mutex;
-
-use audit::AuditLog;
 
 /// Size limits, from config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,19 +92,19 @@ pub struct StoredReport {
 
 /// The vault. Cheap to share behind an `Arc`; all methods take `&self`.
 pub struct Vault {
-    reports: PathBuf,
+    storage: Arc<dyn VaultStorage>,
     keyring: Keyring,
     limits: VaultLimits,
-    audit: AuditLog,
-    /// Serializes writers (put and each rotation step) so a rotation never overwrites a newer put of the
-    /// same report with the old content it read a moment earlier.
+    /// Serializes this process's writers (put and each rotation step) so a rotation never overwrites a
+    /// newer put of the same report with the old content it read a moment earlier (across processes,
+    /// [`VaultStorage::replace`] does).
     write_lock: Mutex<()>,
 }
 
 impl std::fmt::Debug for Vault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vault")
-            .field("reports", &self.reports)
+            .field("reports", &self.storage.describe())
             .field("keyring", &self.keyring)
             .finish()
     }
@@ -111,19 +116,25 @@ impl Vault {
         self.limits.max_pdf_bytes
     }
 
-    /// Open (creating if needed) the vault in `dir`. The keyring must have an active key.
+    /// Open (creating if needed) the file vault in `dir`. The keyring must have an active key.
     pub fn open(dir: &Path, keyring: Keyring, limits: VaultLimits) -> Result<Vault, VaultError> {
         keyring.active()?;
-        let reports = dir.join("reports");
-        create_private_dir(dir)?;
-        create_private_dir(&reports)?;
-        remove_stale_temp_files(&reports)?;
-        let audit = AuditLog::open(dir.join("audit.log"))?;
+        let storage = Arc::new(FileStorage::open(dir)?);
+        Vault::with_storage(storage, keyring, limits)
+    }
+
+    /// A vault over any storage (the shared database's, with PostgreSQL). The keyring must have an
+    /// active key.
+    pub fn with_storage(
+        storage: Arc<dyn VaultStorage>,
+        keyring: Keyring,
+        limits: VaultLimits,
+    ) -> Result<Vault, VaultError> {
+        keyring.active()?;
         Ok(Vault {
-            reports,
+            storage,
             keyring,
             limits,
-            audit,
             write_lock: Mutex::new(()),
         })
     }
@@ -136,8 +147,7 @@ impl Vault {
             Ok(stored) => ("ok", Some(stored.sha256_hex.as_str())),
             Err(e) => (e.audit_outcome(), None),
         };
-        self.audit
-            .append(&Actor::System, report_id, AuditAction::Put, outcome, sha)?;
+        self.audit(&Actor::System, report_id, AuditAction::Put, outcome, sha)?;
         result
     }
 
@@ -153,14 +163,26 @@ impl Vault {
             Ok((_, stored)) => ("ok", Some(stored.sha256_hex.as_str())),
             Err(e) => (e.audit_outcome(), None),
         };
-        self.audit
-            .append(actor, report_id, AuditAction::Get, outcome, sha)?;
+        self.audit(actor, report_id, AuditAction::Get, outcome, sha)?;
         result
     }
 
     /// Every audit entry so far, oldest first (for tests and the admin view).
     pub fn audit_entries(&self) -> Result<Vec<AuditEntry>, VaultError> {
-        self.audit.entries()
+        self.storage.audit_entries()
+    }
+
+    /// Records one access; durable before it returns.
+    fn audit(
+        &self,
+        actor: &Actor,
+        report_id: &str,
+        action: AuditAction,
+        outcome: &str,
+        sha256: Option<&str>,
+    ) -> Result<(), VaultError> {
+        let entry = AuditEntry::now(actor, report_id, action, outcome, sha256);
+        self.storage.append_audit(&entry)
     }
 
     /// The keyring this vault was opened with.
@@ -169,7 +191,7 @@ impl Vault {
     }
 
     fn put_inner(&self, report_id: &str, pdf: &[u8]) -> Result<StoredReport, VaultError> {
-        let path = self.report_path(report_id)?;
+        validate_report_id(report_id)?;
         check_pdf(pdf, self.limits.max_pdf_bytes)?;
         let active = self.keyring.active()?;
         let key = self
@@ -178,37 +200,28 @@ impl Vault {
             .ok_or_else(|| VaultError::Keyring("active key missing".into()))?;
         let (file, header) = format::seal(active.as_str(), key, report_id, pdf)?;
         let _guard = self.write_lock.lock();
-        write_atomically(&self.reports, &path, report_id, &file)?;
+        self.storage.write(report_id, &file)?;
         Ok(stored(&header))
     }
 
     fn get_inner(&self, report_id: &str) -> Result<(Vec<u8>, StoredReport), VaultError> {
-        let path = self.report_path(report_id)?;
-        let file = self.read_file(&path, report_id)?;
+        let file = self.read_sealed(report_id)?;
         self.decrypt(&file, report_id)
     }
 
-    /// Read a vault file, refusing anything larger than the limit allows (a corrupted or planted file must not
-    /// make us allocate gigabytes).
-    fn read_file(&self, path: &Path, report_id: &str) -> Result<Vec<u8>, VaultError> {
+    /// The sealed bytes of a report, refusing anything larger than the limit allows (a corrupted or planted
+    /// entry must not make us allocate gigabytes).
+    fn read_sealed(&self, report_id: &str) -> Result<Vec<u8>, VaultError> {
+        validate_report_id(report_id)?;
         let max = format::file_len(64, self.limits.max_pdf_bytes);
-        let meta = match fs::metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(VaultError::NotFound(report_id.into()));
-            }
-            Err(e) => return Err(VaultError::io(format!("reading {}", path.display()), e)),
-        };
-        if meta.len() > max {
-            return Err(VaultError::Tampered {
+        match self.storage.read(report_id, max)? {
+            Sealed::Found(bytes) => Ok(bytes),
+            Sealed::Absent => Err(VaultError::NotFound(report_id.into())),
+            Sealed::TooLarge => Err(VaultError::Tampered {
                 report_id: report_id.into(),
                 reason: "file larger than any report",
-            });
+            }),
         }
-        fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => VaultError::NotFound(report_id.into()),
-            _ => VaultError::io(format!("reading {}", path.display()), e),
-        })
     }
 
     fn decrypt(&self, file: &[u8], report_id: &str) -> Result<(Vec<u8>, StoredReport), VaultError> {
@@ -223,14 +236,9 @@ impl Vault {
         let pdf = format::open(&header, header_bytes, ciphertext, key, report_id)?;
         Ok((pdf, stored(&header)))
     }
-
-    fn report_path(&self, report_id: &str) -> Result<PathBuf, VaultError> {
-        validate_report_id(report_id)?;
-        Ok(self.reports.join(format!("{report_id}.pdf.enc")))
-    }
 }
 
-/// Report ids become file names, so they are restricted to a safe alphabet (uuids and Salesforce ids fit).
+/// Report ids become file names (and keys in the database), so they are restricted to a safe alphabet (uuids and Salesforce ids fit).
 fn validate_report_id(report_id: &str) -> Result<(), VaultError> {
     let ok = !report_id.is_empty()
         && report_id.len() <= 128
@@ -295,27 +303,4 @@ pub(crate) fn write_atomically(
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| VaultError::io(format!("syncing {}", dir.display()), e))
-}
-
-fn create_private_dir(dir: &Path) -> Result<(), VaultError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder
-        .create(dir)
-        .map_err(|e| VaultError::io(format!("creating {}", dir.display()), e))
-}
-
-fn remove_stale_temp_files(reports: &Path) -> Result<(), VaultError> {
-    let entries = fs::read_dir(reports)
-        .map_err(|e| VaultError::io(format!("listing {}", reports.display()), e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-    Ok(())
 }

@@ -1,16 +1,21 @@
 //! Key rotation: re-encrypt every report that is not under the chosen key.
 //!
-//! Each file is rewritten with the same temp-file-and-rename as `put`, so a crash mid-rotation leaves every
-//! file either under its old key or under the new one, both readable while the old key is still in the ring.
-//! Rerunning the rotation finishes the job. Only after a rotation reports zero failures may the old key file
-//! be deleted.
+//! Each report is rewritten as `put` writes it (a file by temp-file-and-rename, a database row in one
+//! statement), so a crash mid-rotation leaves every report either under its old key or under the new one,
+//! both readable while the old key is still in the ring. Rerunning the rotation finishes the job. Only after
+//! a rotation reports zero failures may the old key file be deleted. A report replaced meanwhile (another
+//! daemon's `put` on a shared database) is not overwritten: it is read again.
 
-use std::fs;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::{
-    Actor, AuditAction, KeyId, Keyring, Vault, VaultError, VaultLimits, format, write_atomically,
+    Actor, AuditAction, FileStorage, KeyId, Keyring, Vault, VaultError, VaultLimits, VaultStorage,
+    format,
 };
+
+/// How often one report is re-read when concurrent puts keep replacing it during its rotation.
+const REPLACE_TRIES: usize = 5;
 
 /// What a rotation did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,25 +63,14 @@ impl Vault {
         Ok(stats)
     }
 
-    /// Rotate one file; `Ok(false)` when it was already under `active`.
+    /// Rotate one report; `Ok(false)` when it was already under `active`.
     fn rotate_one(&self, report_id: &str, active: &KeyId, key: &[u8]) -> Result<bool, VaultError> {
         let _guard = self.write_lock.lock();
-        let result: Result<Option<String>, VaultError> = (|| {
-            let path = self.report_path(report_id)?;
-            let file = self.read_file(&path, report_id)?;
-            let (header, _, _) = format::Header::parse(&file, report_id)?;
-            if header.key_id == active.as_str() {
-                return Ok(None);
-            }
-            let (pdf, _) = self.decrypt(&file, report_id)?;
-            let (sealed, header) = format::seal(active.as_str(), key, report_id, &pdf)?;
-            write_atomically(&self.reports, &path, report_id, &sealed)?;
-            Ok(Some(hex::encode(header.sha256)))
-        })();
+        let result = self.reseal(report_id, active, key);
         match result {
             Ok(None) => Ok(false),
             Ok(Some(sha)) => {
-                self.audit.append(
+                self.audit(
                     &Actor::Admin,
                     report_id,
                     AuditAction::Rotate,
@@ -86,7 +80,7 @@ impl Vault {
                 Ok(true)
             }
             Err(e) => {
-                self.audit.append(
+                self.audit(
                     &Actor::Admin,
                     report_id,
                     AuditAction::Rotate,
@@ -98,36 +92,63 @@ impl Vault {
         }
     }
 
-    /// Ids of every stored report, sorted.
-    fn report_ids(&self) -> Result<Vec<String>, VaultError> {
-        let listing = |e| VaultError::io(format!("listing {}", self.reports.display()), e);
-        let mut ids = Vec::new();
-        for entry in fs::read_dir(&self.reports).map_err(listing)? {
-            let name = entry.map_err(listing)?.file_name();
-            if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".pdf.enc"))
-                && !id.starts_with('.')
-            {
-                ids.push(id.to_owned());
+    /// Re-encrypts one report under `active` unless it already is; the new PDF hash when rewritten.
+    fn reseal(
+        &self,
+        report_id: &str,
+        active: &KeyId,
+        key: &[u8],
+    ) -> Result<Option<String>, VaultError> {
+        for _ in 0..REPLACE_TRIES {
+            let file = self.read_sealed(report_id)?;
+            let (header, _, _) = format::Header::parse(&file, report_id)?;
+            if header.key_id == active.as_str() {
+                return Ok(None);
+            }
+            let (pdf, _) = self.decrypt(&file, report_id)?;
+            let (sealed, header) = format::seal(active.as_str(), key, report_id, &pdf)?;
+            if self.storage.replace(report_id, &file, &sealed)? {
+                return Ok(Some(hex::encode(header.sha256)));
             }
         }
-        ids.sort();
-        Ok(ids)
+        Err(VaultError::io(
+            "rotating a report that keeps being replaced",
+            std::io::Error::other("concurrent writes"),
+        ))
+    }
+
+    /// Ids of every stored report, sorted.
+    fn report_ids(&self) -> Result<Vec<String>, VaultError> {
+        self.storage.report_ids()
     }
 }
 
-/// `creditlink vault rotate`: re-encrypt the vault in `dir` under `active`, drawing a progress bar on stderr.
-/// Fails (non-zero exit) if any report could not be rotated, so the old key is not deleted too early.
-pub fn rotate_cli(dir: &Path, mut keyring: Keyring, active: &KeyId) -> anyhow::Result<()> {
+/// `creditlink vault rotate`: re-encrypt the file vault in `dir` under `active`, drawing a progress bar on
+/// stderr. Fails (non-zero exit) if any report could not be rotated, so the old key is not deleted too early.
+pub fn rotate_cli(dir: &Path, keyring: Keyring, active: &KeyId) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let storage = FileStorage::open(dir)
+        .with_context(|| format!("opening the vault in {}", dir.display()))?;
+    rotate_storage_cli(Arc::new(storage), keyring, active)
+}
+
+/// [`rotate_cli`] over any storage (the shared database's with PostgreSQL). Blocking.
+pub fn rotate_storage_cli(
+    storage: Arc<dyn VaultStorage>,
+    mut keyring: Keyring,
+    active: &KeyId,
+) -> anyhow::Result<()> {
     use anyhow::Context as _;
     keyring.set_active(active)?;
-    let vault = Vault::open(
-        dir,
+    let place = storage.describe();
+    let vault = Vault::with_storage(
+        storage,
         keyring,
         VaultLimits {
             max_pdf_bytes: u64::MAX / 2,
         },
     )
-    .with_context(|| format!("opening the vault in {}", dir.display()))?;
+    .with_context(|| format!("opening the vault in {place}"))?;
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
@@ -151,7 +172,7 @@ pub fn rotate_cli(dir: &Path, mut keyring: Keyring, active: &KeyId) -> anyhow::R
     );
     if !stats.failed.is_empty() {
         anyhow::bail!(
-            "{} reports could not be rotated (see audit.log); keep the old keys: {}",
+            "{} reports could not be rotated (see the vault's audit trail); keep the old keys: {}",
             stats.failed.len(),
             stats.failed.join(", ")
         );

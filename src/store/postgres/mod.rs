@@ -9,6 +9,7 @@
 //! | `kv.rs` | key-value trees as rows of one `kv` table |
 //! | `wake.rs` | `LISTEN/NOTIFY`: an enqueue in any daemon wakes every daemon's workers |
 //! | `leader.rs` | one leader at a time for singletons (the reconciliation poller), by advisory lock |
+//! | `vault.rs` | the report vault's sealed reports and audit trail, shared by every daemon |
 //!
 //! # Durability
 //! Every write is one transaction, committed before the call returns; with PostgreSQL's default
@@ -24,6 +25,7 @@ mod kv;
 mod leader;
 mod queue;
 mod schema;
+mod vault;
 mod wake;
 
 pub use leader::PgLeadership;
@@ -40,6 +42,7 @@ use tokio_postgres::NoTls;
 
 use crate::outbox::{DestinationKind, Queue};
 use crate::store::{Backend, Kv, Leadership, StoreError};
+use crate::vault::VaultStorage;
 
 /// Connections per daemon: enough for the pushers' concurrent resolves and intake.
 const POOL_SIZE: usize = 16;
@@ -86,6 +89,7 @@ pub struct PgBackend {
     config: tokio_postgres::Config,
     queue: Arc<queue::PgQueue>,
     wake: wake::Wake,
+    vault: Arc<vault::PgVaultStorage>,
 }
 
 impl PgBackend {
@@ -107,7 +111,13 @@ impl PgBackend {
         schema::migrate(&mut client).await?;
         drop(client);
         let wake = wake::Wake::start(config.clone());
+        let vault = vault::PgVaultStorage::new(
+            pool.clone(),
+            tokio::runtime::Handle::current(),
+            config.get_dbname().unwrap_or("(default)"),
+        );
         Ok(PgBackend {
+            vault,
             queue: Arc::new(queue::PgQueue::new(pool.clone())),
             pool,
             config,
@@ -181,6 +191,14 @@ impl Backend for PgBackend {
 
     fn enqueued(&self) -> Option<tokio::sync::broadcast::Receiver<DestinationKind>> {
         Some(self.wake.subscribe())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn vault_storage(&self) -> Option<Arc<dyn VaultStorage>> {
+        Some(self.vault.clone())
     }
 
     async fn lead(&self, role: &str) -> Result<Box<dyn Leadership>, StoreError> {

@@ -94,7 +94,11 @@ async fn bump(tx: &Transaction<'_>, deltas: &[(State, i64)]) -> Result<(), Outbo
     for (state, delta) in sums.iter().enumerate() {
         if *delta != 0 {
             tx.execute(
-                "UPDATE outbox_counts SET n = n + $1 WHERE state = $2 AND slot = $3",
+                &tx.prepare_cached(
+                    "UPDATE outbox_counts SET n = n + $1 WHERE state = $2 AND slot = $3",
+                )
+                .await
+                .map_err(db)?,
                 &[delta, &(state as i16), &slot],
             )
             .await
@@ -108,9 +112,9 @@ async fn bump(tx: &Transaction<'_>, deltas: &[(State, i64)]) -> Result<(), Outbo
 async fn insert_row(tx: &Transaction<'_>, m: &Message) -> Result<(), OutboxError> {
     let payload = serde_json::to_string(&m.payload).map_err(OutboxError::Encode)?;
     tx.execute(
-        "INSERT INTO outbox_messages
+        &tx.prepare_cached("INSERT INTO outbox_messages
             (id, tenant, kind, lane, state, due_ns, lease_until_ns, lease_token, created_ns, meta, payload)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)").await.map_err(db)?,
         &[
             &m.id.to_bytes().as_slice(),
             &m.tenant,
@@ -128,7 +132,9 @@ async fn insert_row(tx: &Transaction<'_>, m: &Message) -> Result<(), OutboxError
     .await
     .map_err(db)?;
     tx.execute(
-        "SELECT pg_notify($1, $2)",
+        &tx.prepare_cached("SELECT pg_notify($1, $2)")
+            .await
+            .map_err(db)?,
         &[&CHANNEL, &m.destination.kind().tag().to_string()],
     )
     .await
@@ -139,8 +145,8 @@ async fn insert_row(tx: &Transaction<'_>, m: &Message) -> Result<(), OutboxError
 /// Writes `new` over its row (payload unchanged).
 async fn update_row(tx: &Transaction<'_>, new: &Message) -> Result<(), OutboxError> {
     tx.execute(
-        "UPDATE outbox_messages SET state = $2, due_ns = $3, lease_until_ns = $4, lease_token = $5,
-            meta = $6, completed_ns = $7 WHERE id = $1",
+        &tx.prepare_cached("UPDATE outbox_messages SET state = $2, due_ns = $3, lease_until_ns = $4, lease_token = $5,
+            meta = $6, completed_ns = $7 WHERE id = $1").await.map_err(db)?,
         &[
             &new.id.to_bytes().as_slice(),
             &code(new.state),
@@ -160,7 +166,11 @@ async fn update_row(tx: &Transaction<'_>, new: &Message) -> Result<(), OutboxErr
 async fn lock_row(tx: &Transaction<'_>, id: MessageId) -> Result<Message, OutboxError> {
     let row = tx
         .query_opt(
-            "SELECT meta, payload FROM outbox_messages WHERE id = $1 FOR UPDATE",
+            &tx.prepare_cached(
+                "SELECT meta, payload FROM outbox_messages WHERE id = $1 FOR UPDATE",
+            )
+            .await
+            .map_err(db)?,
             &[&id.to_bytes().as_slice()],
         )
         .await
@@ -184,8 +194,12 @@ async fn release(
     };
     let rows = tx
         .query(
-            "SELECT meta FROM outbox_messages WHERE state = 1 AND lease_until_ns <= $1
+            &tx.prepare_cached(
+                "SELECT meta FROM outbox_messages WHERE state = 1 AND lease_until_ns <= $1
              ORDER BY lease_until_ns LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .await
+            .map_err(db)?,
             &[&limit, &batch],
         )
         .await
@@ -221,12 +235,16 @@ impl Queue for PgQueue {
         // this transaction and then sees the key held.
         let won = tx
             .query_opt(
-                "INSERT INTO outbox_idempotency AS k (hash, id, body_hash, expires_ns)
+                &tx.prepare_cached(
+                    "INSERT INTO outbox_idempotency AS k (hash, id, body_hash, expires_ns)
                  VALUES ($1, $2, $3, $4)
                  ON CONFLICT (hash) DO UPDATE SET id = excluded.id, body_hash = excluded.body_hash,
                     expires_ns = excluded.expires_ns
                  WHERE k.expires_ns <= $5
                  RETURNING 1",
+                )
+                .await
+                .map_err(db)?,
                 &[
                     &key.hash.as_slice(),
                     &message.id.to_bytes().as_slice(),
@@ -241,7 +259,11 @@ impl Queue for PgQueue {
         if !won {
             let row = tx
                 .query_one(
-                    "SELECT id, body_hash FROM outbox_idempotency WHERE hash = $1",
+                    &tx.prepare_cached(
+                        "SELECT id, body_hash FROM outbox_idempotency WHERE hash = $1",
+                    )
+                    .await
+                    .map_err(db)?,
                     &[&key.hash.as_slice()],
                 )
                 .await
@@ -273,7 +295,7 @@ impl Queue for PgQueue {
         // round robin below picks which of them this claim takes (the rest unlock at commit).
         let rows = tx
             .query(
-                "WITH RECURSIVE tenants(tenant) AS (
+                &tx.prepare_cached("WITH RECURSIVE tenants(tenant) AS (
                     (SELECT tenant FROM outbox_messages
                      WHERE state = 0 AND kind = $1 AND lane = $2 ORDER BY tenant LIMIT 1)
                     UNION ALL
@@ -289,7 +311,7 @@ impl Queue for PgQueue {
                       AND m.due_ns <= $3
                     ORDER BY m.due_ns, m.id LIMIT $4 FOR UPDATE SKIP LOCKED
                  ) c
-                 WHERE t.tenant IS NOT NULL",
+                 WHERE t.tenant IS NOT NULL").await.map_err(db)?,
                 &[
                     &i16::from(claim.kind.tag()),
                     &i16::from(claim.lane.tag()),
@@ -316,10 +338,10 @@ impl Queue for PgQueue {
         }
         if !claimed.is_empty() {
             tx.execute(
-                "UPDATE outbox_messages m SET state = 1, lease_until_ns = $1, lease_token = u.tok,
+                &tx.prepare_cached("UPDATE outbox_messages m SET state = 1, lease_until_ns = $1, lease_token = u.tok,
                     meta = u.meta
                  FROM unnest($2::bytea[], $3::bigint[], $4::text[]) AS u(id, tok, meta)
-                 WHERE m.id = u.id",
+                 WHERE m.id = u.id").await.map_err(db)?,
                 &[&ns(claim.lease_until), &ids, &tokens, &metas],
             )
             .await
@@ -347,7 +369,9 @@ impl Queue for PgQueue {
         if let Some(attempt) = &resolution.attempt {
             let doc = serde_json::to_string(attempt).map_err(OutboxError::Encode)?;
             tx.execute(
-                "INSERT INTO outbox_attempts (id, n, doc) VALUES ($1, $2, $3)",
+                &tx.prepare_cached("INSERT INTO outbox_attempts (id, n, doc) VALUES ($1, $2, $3)")
+                    .await
+                    .map_err(db)?,
                 &[&id.to_bytes().as_slice(), &(new.attempts as i32), &doc],
             )
             .await
@@ -368,7 +392,9 @@ impl Queue for PgQueue {
         bump(&tx, &[(old.state, -1), (new.state, 1)]).await?;
         if new.state == State::Pending {
             tx.execute(
-                "SELECT pg_notify($1, $2)",
+                &tx.prepare_cached("SELECT pg_notify($1, $2)")
+                    .await
+                    .map_err(db)?,
                 &[&CHANNEL, &new.destination.kind().tag().to_string()],
             )
             .await
@@ -489,9 +515,13 @@ impl Queue for PgQueue {
         let tx = client.transaction().await.map_err(db)?;
         let rows = tx
             .query(
-                "SELECT meta, payload FROM outbox_messages
+                &tx.prepare_cached(
+                    "SELECT meta, payload FROM outbox_messages
                  WHERE state >= 2 AND NOT erased AND completed_ns <= $1
                  ORDER BY completed_ns LIMIT $2 FOR UPDATE SKIP LOCKED",
+                )
+                .await
+                .map_err(db)?,
                 &[&ns(r.erase_before), &(r.max as i64)],
             )
             .await
@@ -505,9 +535,13 @@ impl Queue for PgQueue {
         }
         if !ids.is_empty() {
             tx.execute(
-                "UPDATE outbox_messages m SET payload = u.payload, erased = true, meta = u.meta
+                &tx.prepare_cached(
+                    "UPDATE outbox_messages m SET payload = u.payload, erased = true, meta = u.meta
                  FROM unnest($1::bytea[], $2::text[], $3::text[]) AS u(id, meta, payload)
                  WHERE m.id = u.id",
+                )
+                .await
+                .map_err(db)?,
                 &[&ids, &metas, &payloads],
             )
             .await
@@ -517,10 +551,14 @@ impl Queue for PgQueue {
         if let Some(before) = r.purge_before {
             let rows = tx
                 .query(
-                    "DELETE FROM outbox_messages WHERE id IN (
+                    &tx.prepare_cached(
+                        "DELETE FROM outbox_messages WHERE id IN (
                         SELECT id FROM outbox_messages WHERE state >= 2 AND completed_ns <= $1
                         ORDER BY completed_ns LIMIT $2 FOR UPDATE SKIP LOCKED)
                      RETURNING state",
+                    )
+                    .await
+                    .map_err(db)?,
                     &[&ns(before), &(r.max as i64)],
                 )
                 .await

@@ -73,6 +73,25 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX outbox_due;
     CREATE INDEX outbox_due ON outbox_messages (kind, lane, tenant, due_ns, id) WHERE state = 0;
     ",
+    // 4: the report vault: sealed (encrypted) reports and the audit trail, shared by every daemon.
+    // Ciphertext does not compress: stored out of line without trying.
+    r"
+    CREATE TABLE vault_reports (
+        report_id text PRIMARY KEY,
+        sealed bytea NOT NULL,
+        updated_ns bigint NOT NULL
+    );
+    ALTER TABLE vault_reports ALTER COLUMN sealed SET STORAGE EXTERNAL;
+    CREATE TABLE vault_audit (
+        seq bigserial PRIMARY KEY,
+        ts_ns bigint NOT NULL,
+        actor text NOT NULL,
+        report_id text NOT NULL,
+        action text NOT NULL,
+        outcome text NOT NULL,
+        sha256 text
+    );
+    ",
 ];
 
 /// Number of counter slots per state (see `queue.rs`): spreads concurrent writers over rows.
