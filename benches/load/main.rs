@@ -9,6 +9,8 @@
 //! Speed is never asserted: the bench prints figures (and a Markdown summary at the end) and exits 0 unless
 //! a scenario could not run at all. Every wait is bounded; processes are killed and temp dirs removed on exit.
 
+mod ceiling;
+mod history;
 mod loadgen;
 mod probes;
 mod procs;
@@ -52,6 +54,7 @@ struct Settings {
     scenarios: Vec<String>,
     secs: u64,
     queue: u64,
+    history: u64,
 }
 
 impl Settings {
@@ -67,6 +70,9 @@ impl Settings {
             queue: var("BENCH_QUEUE")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(100_000),
+            history: var("BENCH_HISTORY")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         }
     }
 
@@ -92,10 +98,13 @@ async fn run_all() -> anyhow::Result<Vec<String>> {
         summary.extend(scenarios::moderate_latency(&http).await?);
     }
     if settings.wants("rss") {
-        summary.extend(scenarios::rss_and_restart(&http, settings.queue).await?);
+        summary.extend(scenarios::rss_and_restart(&http, settings.queue, settings.history).await?);
     }
     if settings.wants("sandbox") {
         summary.extend(scenarios::sandbox_vs_run(&http, settings.secs).await?);
+    }
+    if settings.wants("ceiling") {
+        summary.extend(ceiling::side_by_side(&http, settings.secs).await?);
     }
     if settings.wants("vault") {
         let v = tokio::task::spawn_blocking(vault::run).await??;

@@ -55,6 +55,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Takes ownership of a spawned child (killed on drop).
+    pub fn from_child(child: Child) -> Proc {
+        Proc { child }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -218,6 +223,8 @@ pub struct Daemon {
 /// The config file, data dir and port a daemon (and its restarts) use.
 pub struct DaemonSetup {
     pub config: PathBuf,
+    /// `[store] data_dir` (the sled store is its `store/`).
+    pub data_dir: PathBuf,
     pub port: u16,
     pub admin_port: u16,
     pub log_dir: PathBuf,
@@ -284,6 +291,7 @@ name = "Demo Bank B"
             .to_owned();
         Ok(DaemonSetup {
             config,
+            data_dir,
             port,
             admin_port,
             log_dir: dir.to_path_buf(),

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::loadgen::{self, Load, Outcome};
-use crate::{CLIENTS, MB, Stack, describe, latency_line, probes, procs};
+use crate::{CLIENTS, MB, Stack, describe, history, latency_line, probes, procs};
 
 /// Scenarios 1 and 3 (full load): durable intake under three durability modes; for group commit also the
 /// intake→Salesforce latency and API calls of the same run once the queue has drained.
@@ -191,7 +191,11 @@ pub async fn moderate_latency(http: &reqwest::Client) -> anyhow::Result<Vec<Stri
 }
 
 /// Scenario 4: RSS idle and with `queue` requests queued behind an outage; restart time with them pending.
-pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Result<Vec<String>> {
+pub async fn rss_and_restart(
+    http: &reqwest::Client,
+    queue: u64,
+    history: u64,
+) -> anyhow::Result<Vec<String>> {
     let stack = Stack::start(http, &Vec::new()).await?;
     // `_dir` is bound first so it is dropped last, after the processes are killed.
     let Stack {
@@ -249,6 +253,18 @@ pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Resu
     let counts = probes::counts(http, &daemon.admin_url, &setup.admin_token).await?;
     let stop = daemon.proc.terminate(Duration::from_secs(60)).await?;
     probes::set_outage(http, &sim.url, false).await?;
+    let mut lines_history = None;
+    if history > 0 {
+        let took = history::seed_delivered(&setup.data_dir.join("store"), history).await?;
+        let line = format!(
+            "- seeded {history} delivered messages into the stopped daemon's store in {:.1} s ({:.0}/s; load {})",
+            took.as_secs_f64(),
+            history as f64 / took.as_secs_f64(),
+            probes::load_average()
+        );
+        println!("{line}");
+        lines_history = Some(line);
+    }
 
     let restarted = setup.start(&Vec::new(), http).await?;
     let ready = restarted.started.elapsed();
@@ -266,6 +282,7 @@ pub async fn rss_and_restart(http: &reqwest::Client, queue: u64) -> anyhow::Resu
         probes::load_average()
     );
     println!("{line}");
+    lines.extend(lines_history);
     lines.push(line);
 
     let drain_start = Instant::now();

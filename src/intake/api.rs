@@ -166,6 +166,12 @@ async fn accept(
     // been in flight).
     let outbox = &state.outbox;
     let now = Utc::now();
+    let wait = prefer.wait(state.max_prefer_wait);
+    // A fresh 202 answers from the message as queued (what the store now holds), without reading it
+    // back: the status document needs nothing the write did not already know.
+    let queued = wait
+        .is_zero()
+        .then(|| crate::outbox::fresh(id, new.clone(), now));
     let enqueued = match &key {
         Some(key) => outbox
             .enqueue_idempotent_as(
@@ -190,7 +196,6 @@ async fn accept(
 
     let id = enqueued.id();
     let replayed = matches!(enqueued, Enqueued::Existing { .. });
-    let wait = prefer.wait(state.max_prefer_wait);
     let message = if wait > Duration::ZERO {
         state
             .outbox
@@ -200,9 +205,10 @@ async fn accept(
     } else {
         None
     };
-    let message = match message {
-        Some(m) => m,
-        None => state
+    let message = match (message, queued) {
+        (Some(m), _) => m,
+        (None, Some(m)) if !replayed => m,
+        (None, _) => state
             .outbox
             .get(id)
             .await

@@ -101,7 +101,6 @@ mod types;
 pub use backend::{AdminMove, Claim, IdemKey, Queue, Resolution, Retention, Retired};
 pub use error::OutboxError;
 pub use policy::{PolicyError, RetryPolicy};
-#[cfg(test)]
 pub(crate) use queue::fresh;
 pub use retention::{RETENTION_BATCH, RETENTION_ROLE, RetentionPolicy};
 pub use types::{

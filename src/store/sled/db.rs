@@ -109,6 +109,21 @@ impl SledDb {
         }
     }
 
+    /// [`SledDb::durable`] for a caller that is itself a batching thread (the outbox's enqueue thread,
+    /// `outbox/batch.rs`): it flushes here and now, once for its whole batch, instead of handing every
+    /// waiter to the group-commit thread. Blocking.
+    pub(crate) fn durable_here(&self) -> Result<(), sled::Error> {
+        if self.inner.durability == Durability::None {
+            return Ok(());
+        }
+        let mark = self.inner.high_water.snapshot();
+        self.inner.db.flush()?;
+        self.inner.high_water.flushed(mark);
+        self.inner.flushes.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::ops::metrics::STORE_FLUSHES_TOTAL).increment(1);
+        Ok(())
+    }
+
     pub(crate) fn flush_count(&self) -> u64 {
         self.inner.flushes.load(Ordering::Relaxed)
     }

@@ -4,7 +4,8 @@
 //!
 //! | tree | key | value |
 //! |---|---|---|
-//! | `outbox.messages` | id (16 B, UUID v7: creation order) | the [`Message`] as JSON |
+//! | `outbox.messages` | id (16 B, UUID v7: creation order) | the message's header, binary, without its payload (`codec.rs`; a legacy record is the whole message as JSON) |
+//! | `outbox.payloads` | id | the payload as JSON, written once at enqueue; rewritten or removed only by retention's erasure |
 //! | `outbox.due` | kind (1) · lane (1) · len (2) · tenant · next_attempt_at ms (8) · id | empty; only Pending |
 //! | `outbox.leases` | lease_until ms (8) · id | empty; only InFlight |
 //! | `outbox.live` | id | empty; Pending or InFlight (oldest-pending age) |
@@ -15,8 +16,11 @@
 //! | `outbox.meta` | `c`·state / `s`·state·id / `r`·erased·completed ms·id / `v` | terminal counters (i64); dead letters; retention; index version |
 //!
 //! Every write is one sled transaction over the trees (`tx.rs`; `Tx::put` is the only writer of the
-//! derived indexes `due`, `leases`, `live`), run on a blocking thread, then awaited through group
-//! commit. Claiming seeks from tenant to tenant within one `(kind, lane)` prefix of `due` and takes each
+//! derived indexes `due`, `leases`, `live`), durable before it returns. Enqueues go to one thread that
+//! writes every enqueue waiting in one transaction and flushes once for them (`batch.rs`); the other
+//! writes run on a blocking thread each and then wait for the group-commit thread (`db.rs`). A state change rewrites the header (about 150 bytes) and moves the index
+//! entries; it never re-encodes or rewrites the payload. An enqueue writes `messages`, `payloads`,
+//! `by_tenant`, `due` and `live`, plus `idempotency` and `idem_expiry` with an Idempotency-Key. Claiming seeks from tenant to tenant within one `(kind, lane)` prefix of `due` and takes each
 //! tenant's messages due by "now" with a range scan, round robin across tenants (fair between banks),
 //! so its cost depends on the number of banks with work due and the batch size, not on the queue
 //! length.
@@ -29,6 +33,8 @@
 //!
 //! At open every InFlight message goes back to Pending (this process owns the store).
 
+mod batch;
+mod codec;
 mod keys;
 mod read;
 mod tx;
@@ -62,7 +68,9 @@ struct Shared {
     /// Per-state counters, signed: changes are applied after their transactions commit, so a claim may
     /// be counted before the enqueue it follows; a counter then dips below zero for an instant instead of
     /// losing the decrement (reads clamp at zero).
-    counts: Mutex<HashMap<State, i64>>,
+    counts: batch::Counts,
+    /// The thread that writes enqueues in batches (`batch.rs`).
+    batcher: batch::Batcher,
     /// Index and counter entries read to count states at open (tests check it stays with live state).
     #[cfg_attr(not(test), allow(dead_code))]
     open_reads: u64,
@@ -77,11 +85,14 @@ impl SledQueue {
         trees.release_all(Utc::now()).map_err(into_store)?;
         let (counts, open_reads) = trees.count_states().map_err(into_store)?;
         tracing::debug!(entries_read = open_reads, "outbox states counted at open");
+        let counts = Arc::new(Mutex::new(counts));
+        let batcher = batch::Batcher::start(trees.clone(), counts.clone(), db.clone())?;
         Ok(SledQueue {
             shared: Arc::new(Shared {
                 db: db.clone(),
                 trees,
-                counts: Mutex::new(counts),
+                counts,
+                batcher,
                 open_reads,
             }),
         })
@@ -106,7 +117,7 @@ impl SledQueue {
         let shared = self.shared.clone();
         let out = blocking(move || {
             let (out, changes) = f(&shared.trees)?;
-            shared.apply(&changes);
+            apply(&shared.counts, &changes);
             for (id, _, _) in changes.iter().filter(|(_, old, _)| old.is_none()) {
                 shared.db.high_water().inserted(id.to_bytes());
             }
@@ -115,6 +126,11 @@ impl SledQueue {
         .await?;
         self.shared.db.durable().await?;
         Ok(out)
+    }
+
+    /// An enqueue through the batch thread, which answers once it is durable.
+    async fn enqueue(&self, message: Message, key: Option<IdemKey>) -> Result<Enqueued, OutboxError> {
+        self.shared.batcher.enqueue(message, key).await
     }
 
     async fn read<T: Send + 'static>(
@@ -126,16 +142,15 @@ impl SledQueue {
     }
 }
 
-impl Shared {
-    fn apply(&self, changes: &[Change]) {
-        let mut counts = self.counts.lock();
-        for &(_, old, new) in changes {
-            if let Some(old) = old {
-                *counts.entry(old).or_default() -= 1;
-            }
-            if let Some(new) = new {
-                *counts.entry(new).or_default() += 1;
-            }
+/// A committed transaction's state changes into the counters.
+fn apply(counts: &Mutex<HashMap<State, i64>>, changes: &[Change]) {
+    let mut counts = counts.lock();
+    for &(_, old, new) in changes {
+        if let Some(old) = old {
+            *counts.entry(old).or_default() -= 1;
+        }
+        if let Some(new) = new {
+            *counts.entry(new).or_default() += 1;
         }
     }
 }
@@ -151,7 +166,7 @@ fn into_store(e: OutboxError) -> StoreError {
 #[async_trait]
 impl Queue for SledQueue {
     async fn insert(&self, message: Message) -> Result<(), OutboxError> {
-        self.write(move |t| Ok(((), t.insert(&message)?))).await
+        self.enqueue(message, None).await.map(|_| ())
     }
 
     async fn insert_idempotent(
@@ -159,8 +174,7 @@ impl Queue for SledQueue {
         message: Message,
         key: IdemKey,
     ) -> Result<Enqueued, OutboxError> {
-        self.write(move |t| t.insert_idempotent(&message, &key))
-            .await
+        self.enqueue(message, Some(key)).await
     }
 
     async fn claim(&self, claim: Claim) -> Result<Vec<Message>, OutboxError> {

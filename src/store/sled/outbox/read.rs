@@ -8,7 +8,7 @@ use crate::outbox::backend::{self, list_keeps};
 use crate::outbox::{Attempt, ListFilter, Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 
-use super::keys;
+use super::{codec, keys};
 use super::tx::{Trees, decode, decode_count};
 
 impl Trees {
@@ -41,18 +41,18 @@ impl Trees {
             if !key.starts_with(&prefix) || out.len() >= filter.limit {
                 break;
             }
-            let message = if std::ptr::eq(tree, &self.messages) {
-                Some(decode(&value)?)
+            let header = if std::ptr::eq(tree, &self.messages) {
+                Some(codec::decode_header_only(&value)?)
             } else {
                 keys::trailing_id(&key)
-                    .map(|id| self.get(id))
+                    .map(|id| self.get_header(id))
                     .transpose()?
                     .flatten()
             };
-            if let Some(m) = message
+            if let Some(m) = header
                 && list_keeps(filter, &m)
             {
-                out.push(m);
+                out.push(self.with_payload(m)?);
             }
         }
         Ok(out)
@@ -76,7 +76,7 @@ impl Trees {
         let Some(id) = keys::trailing_id(&key) else {
             return Ok(None);
         };
-        Ok(self.get(id)?.map(|m| m.created_at))
+        Ok(self.get_header(id)?.map(|m| m.created_at))
     }
 
     /// Messages per state, reading only live state: Pending and InFlight by their index entries (one
@@ -132,7 +132,7 @@ impl Trees {
         let mut counts: HashMap<State, i64> = HashMap::new();
         for entry in self.messages.iter() {
             let (_, bytes) = entry.map_err(StoreError::from)?;
-            let m: Message = decode(&bytes)?;
+            let m = codec::decode_header_only(&bytes)?;
             if !m.state.is_terminal() {
                 continue;
             }
@@ -163,7 +163,7 @@ impl Trees {
             let Some(id) = keys::trailing_id(&key) else {
                 continue;
             };
-            let Some(m) = self.get(id)? else { continue };
+            let Some(m) = self.get_header(id)? else { continue };
             if m.state == State::Pending {
                 let due = keys::due(
                     m.destination.kind(),

@@ -14,11 +14,13 @@ use crate::outbox::{Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 use crate::store::sled::db::SledDb;
 
-use super::keys;
+use super::{codec, keys};
 
 /// The trees of the key layout (see the module documentation).
+#[derive(Clone)]
 pub(crate) struct Trees {
     pub(crate) messages: Tree,
+    pub(crate) payloads: Tree,
     pub(crate) due: Tree,
     pub(crate) leases: Tree,
     pub(crate) live: Tree,
@@ -40,6 +42,7 @@ pub(crate) type TxResult<A> = ConflictableTransactionResult<A, OutboxError>;
 /// must not do I/O outside these views; `changes` is rebuilt on every run.
 pub(crate) struct Tx<'a> {
     pub(crate) messages: &'a TransactionalTree,
+    pub(crate) payloads: &'a TransactionalTree,
     pub(crate) due: &'a TransactionalTree,
     pub(crate) leases: &'a TransactionalTree,
     pub(crate) live: &'a TransactionalTree,
@@ -56,6 +59,7 @@ impl Trees {
         let tree = |name: &str| db.db().open_tree(name);
         Ok(Trees {
             messages: tree("outbox.messages")?,
+            payloads: tree("outbox.payloads")?,
             due: tree("outbox.due")?,
             leases: tree("outbox.leases")?,
             live: tree("outbox.live")?,
@@ -74,6 +78,7 @@ impl Trees {
     ) -> Result<(A, Vec<Change>), OutboxError> {
         let trees = (
             &self.messages,
+            &self.payloads,
             &self.due,
             &self.leases,
             &self.live,
@@ -84,9 +89,21 @@ impl Trees {
             &self.meta,
         );
         let result = trees.transaction(
-            |(messages, due, leases, live, attempts, by_tenant, idempotency, idem_expiry, meta)| {
+            |(
+                messages,
+                payloads,
+                due,
+                leases,
+                live,
+                attempts,
+                by_tenant,
+                idempotency,
+                idem_expiry,
+                meta,
+            )| {
                 let tx = Tx {
                     messages,
+                    payloads,
                     due,
                     leases,
                     live,
@@ -117,25 +134,66 @@ impl Trees {
         Ok(purged.is_some_and(|newest| newest.as_ref() >= &id[..]))
     }
 
-    /// Reads and decodes one message outside a transaction.
+    /// Reads and decodes one message, payload included, outside a transaction.
     pub(crate) fn get(&self, id: MessageId) -> Result<Option<Message>, OutboxError> {
-        match self
-            .messages
+        let key = keys::message(id);
+        let Some(header) = self.messages.get(key).map_err(StoreError::from)? else {
+            return Ok(None);
+        };
+        let payload = if codec::is_legacy(&header) {
+            None
+        } else {
+            self.payloads.get(key).map_err(StoreError::from)?
+        };
+        codec::decode(&header, payload.as_deref()).map(Some)
+    }
+
+    /// One message's header (payload `null`, but see [`codec::decode_header_only`]), outside a transaction.
+    pub(crate) fn get_header(&self, id: MessageId) -> Result<Option<Message>, OutboxError> {
+        self.messages
             .get(keys::message(id))
             .map_err(StoreError::from)?
+            .map(|bytes| codec::decode_header_only(&bytes))
+            .transpose()
+    }
+
+    /// `m` with its stored payload (read outside a transaction: a payload never changes while its message
+    /// is live, and retention erases it only from terminal messages).
+    pub(crate) fn with_payload(&self, mut m: Message) -> Result<Message, OutboxError> {
+        if let Some(bytes) = self
+            .payloads
+            .get(keys::message(m.id))
+            .map_err(StoreError::from)?
         {
-            Some(bytes) => Ok(Some(decode(&bytes)?)),
-            None => Ok(None),
+            m.payload = codec::decode_payload(&bytes)?;
         }
+        Ok(m)
     }
 }
 
 impl Tx<'_> {
+    /// One message's header: its payload reads as `null` (state changes never touch the payload).
     pub(crate) fn get(&self, id: MessageId) -> TxResult<Option<Message>> {
         match self.messages.get(keys::message(id))? {
-            Some(bytes) => decode(&bytes).map(Some).map_err(abort),
+            Some(bytes) => codec::decode_header_only(&bytes).map(Some).map_err(abort),
             None => Ok(None),
         }
+    }
+
+    /// One message with its payload (retention's erasure keeps some of its fields).
+    pub(crate) fn get_full(&self, id: MessageId) -> TxResult<Option<Message>> {
+        let key = keys::message(id);
+        let Some(header) = self.messages.get(key)? else {
+            return Ok(None);
+        };
+        let payload = if codec::is_legacy(&header) {
+            None
+        } else {
+            self.payloads.get(key)?
+        };
+        codec::decode(&header, payload.as_deref())
+            .map(Some)
+            .map_err(abort)
     }
 
     /// Reads a message that must exist.
@@ -148,15 +206,32 @@ impl Tx<'_> {
     /// `due` exactly while Pending, `leases` exactly while InFlight, `live` while not terminal, and in
     /// `meta` the terminal counters, the dead-letter and the retention entries. This and
     /// [`Tx::remove`] are the only writers of those trees, which is what keeps them consistent.
+    ///
+    /// The payload is written with a new message and again only when retention erases it (then `new`
+    /// carries what is kept of it, or `null`); any other change rewrites the header alone, so `old` and
+    /// `new` may come from [`Tx::get`] without their payload (an `old` with a payload is a legacy record
+    /// or [`Tx::get_full`]'s, and its payload is written too).
     pub(crate) fn put(&self, old: Option<&Message>, new: &Message) -> TxResult<()> {
+        let key = keys::message(new.id);
+        let erasing = new.payload_erased_at.is_some()
+            && old.is_some_and(|old| old.payload_erased_at.is_none());
+        // A legacy record read whole (see `codec`) moves its payload out on its first change.
+        let legacy = old.is_some_and(|old| !old.payload.is_null());
         if let Some(old) = old {
             self.unindex(old)?;
         } else {
             self.by_tenant
                 .insert(keys::tenant(&new.tenant, new.id).to_vec(), &[][..])?;
         }
-        let bytes = serde_json::to_vec(new).map_err(|e| abort(OutboxError::Encode(e)))?;
-        self.messages.insert(&keys::message(new.id), bytes)?;
+        if old.is_none() || erasing || legacy {
+            if new.payload.is_null() {
+                self.payloads.remove(&key)?;
+            } else {
+                let payload = codec::encode_payload(&new.payload).map_err(abort)?;
+                self.payloads.insert(&key, payload)?;
+            }
+        }
+        self.messages.insert(&key, codec::encode_header(new))?;
         self.index(new)?;
         self.changes
             .borrow_mut()
@@ -168,6 +243,7 @@ impl Tx<'_> {
     pub(crate) fn remove(&self, old: &Message) -> TxResult<()> {
         self.unindex(old)?;
         self.messages.remove(&keys::message(old.id))?;
+        self.payloads.remove(&keys::message(old.id))?;
         self.by_tenant
             .remove(keys::tenant(&old.tenant, old.id).as_slice())?;
         for n in 1..=old.attempts {
@@ -269,6 +345,7 @@ pub(crate) fn decode_count(bytes: &[u8]) -> i64 {
     <[u8; 8]>::try_from(bytes).map_or(0, i64::from_be_bytes)
 }
 
+/// A JSON value stored by this backend (attempt records).
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, OutboxError> {
     serde_json::from_slice(bytes).map_err(|source| {
         StoreError::Decode {

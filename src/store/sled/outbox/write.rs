@@ -13,38 +13,10 @@ use super::keys;
 use super::tx::{Change, Trees, Tx, TxResult, abort};
 
 impl Trees {
+    /// One enqueue in its own transaction (the queue batches them, `batch.rs`; tests call this).
+    #[cfg(test)]
     pub(crate) fn insert(&self, message: &Message) -> Result<Vec<Change>, OutboxError> {
-        Ok(self.transact(|tx| tx.put(None, message))?.1)
-    }
-
-    pub(crate) fn insert_idempotent(
-        &self,
-        message: &Message,
-        key: &IdemKey,
-    ) -> Result<(Enqueued, Vec<Change>), OutboxError> {
-        self.transact(|tx| {
-            if let Some(bytes) = tx.idempotency.get(key.hash)? {
-                let record = IdemRecord::decode(&bytes).map_err(abort)?;
-                if record.expires_at > key.now {
-                    return Ok(Enqueued::Existing {
-                        id: record.id,
-                        same_body: record.body_hash == key.body_hash,
-                    });
-                }
-                tx.idem_expiry
-                    .remove(&keys::idem_expiry(record.expires_at, &key.hash)[..])?;
-            }
-            tx.put(None, message)?;
-            let record = IdemRecord {
-                id: message.id,
-                body_hash: key.body_hash,
-                expires_at: key.expires_at,
-            };
-            tx.idempotency.insert(&key.hash, record.encode())?;
-            tx.idem_expiry
-                .insert(&keys::idem_expiry(key.expires_at, &key.hash)[..], &[][..])?;
-            Ok(Enqueued::Created(message.id))
-        })
+        Ok(self.transact(|tx| tx.enqueue(message, None))?.1)
     }
 
     pub(crate) fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
@@ -78,7 +50,7 @@ impl Trees {
         let (erased, more) = self.transact(|tx| {
             let mut erased = 0;
             for id in &to_erase {
-                let Some(old) = tx.get(*id)? else { continue };
+                let Some(old) = tx.get_full(*id)? else { continue };
                 if old.payload_erased_at.is_none()
                     && backend::retirable(&old).is_some_and(|at| at <= r.erase_before)
                 {
@@ -152,6 +124,10 @@ impl Trees {
             Ok(claimed)
         })?;
         changes.extend(more);
+        let claimed = claimed
+            .into_iter()
+            .map(|m| self.with_payload(m))
+            .collect::<Result<_, _>>()?;
         Ok((claimed, changes))
     }
 
@@ -203,9 +179,10 @@ impl Trees {
         resolution: &Resolution,
     ) -> Result<(Message, Vec<Change>), OutboxError> {
         let attempt = encode_attempt(resolution)?;
-        self.transact(|tx| {
+        let (resolved, changes) = self.transact(|tx| {
             resolve_in(tx, id, token, resolution, attempt.as_deref())?.map_err(abort)
-        })
+        })?;
+        Ok((self.with_payload(resolved)?, changes))
     }
 
     /// [`Trees::resolve`] for many messages in one transaction; a lost lease fails only its entry.
@@ -217,13 +194,18 @@ impl Trees {
             .iter()
             .map(|(_, _, r)| encode_attempt(r))
             .collect::<Result<Vec<_>, _>>()?;
-        self.transact(|tx| {
+        let (resolved, changes): (Resolved, _) = self.transact(|tx| {
             items
                 .iter()
                 .zip(&attempts)
                 .map(|((id, token, r), attempt)| resolve_in(tx, *id, *token, r, attempt.as_deref()))
                 .collect()
-        })
+        })?;
+        let resolved = resolved
+            .into_iter()
+            .map(|one| one.and_then(|m| self.with_payload(m)))
+            .collect();
+        Ok((resolved, changes))
     }
 
     pub(crate) fn admin_move(
@@ -231,12 +213,13 @@ impl Trees {
         id: MessageId,
         mv: AdminMove,
     ) -> Result<(Message, Vec<Change>), OutboxError> {
-        self.transact(|tx| {
+        let (moved, changes) = self.transact(|tx| {
             let old = tx.get_existing(id)?;
             let new = mv.apply(&old).map_err(abort)?;
             tx.put(Some(&old), &new)?;
             Ok(new)
-        })
+        })?;
+        Ok((self.with_payload(moved)?, changes))
     }
 
     /// Every InFlight message back to Pending, due `now` (crash recovery at open).
@@ -300,6 +283,37 @@ impl Trees {
             }
         }
         Ok(out)
+    }
+}
+
+impl Tx<'_> {
+    /// Queues `message` unless `key` names a live idempotency record (then the message it created).
+    pub(crate) fn enqueue(&self, message: &Message, key: Option<&IdemKey>) -> TxResult<Enqueued> {
+        let Some(key) = key else {
+            self.put(None, message)?;
+            return Ok(Enqueued::Created(message.id));
+        };
+        if let Some(bytes) = self.idempotency.get(key.hash)? {
+            let record = IdemRecord::decode(&bytes).map_err(abort)?;
+            if record.expires_at > key.now {
+                return Ok(Enqueued::Existing {
+                    id: record.id,
+                    same_body: record.body_hash == key.body_hash,
+                });
+            }
+            self.idem_expiry
+                .remove(&keys::idem_expiry(record.expires_at, &key.hash)[..])?;
+        }
+        self.put(None, message)?;
+        let record = IdemRecord {
+            id: message.id,
+            body_hash: key.body_hash,
+            expires_at: key.expires_at,
+        };
+        self.idempotency.insert(&key.hash, record.encode())?;
+        self.idem_expiry
+            .insert(&keys::idem_expiry(key.expires_at, &key.hash)[..], &[][..])?;
+        Ok(Enqueued::Created(message.id))
     }
 }
 
