@@ -5,7 +5,7 @@
     python3 benches/scaleout/run.py [SECS] [BINARY]      # BENCH_COMMIT=<label> when BINARY is not HEAD's
 
 For each setup a fresh database (or data dir) and fresh daemons; banks post to every daemon at once: one
-`wrk` per daemon with `../shared/bench/intake.lua` (unique valid report requests, Demo Bank A's token), 64
+`wrk` per daemon with `benches/intake/intake.lua` (unique valid report requests, Demo Bank A's token), 64
 connections in total split over the daemons. The simulated org is in outage during the measurement, so
 nothing drains: what is measured is the durable intake (a 202 only once the request is committed). Reported:
 requests/s (sum over the daemons), non-2xx answers, the worst daemon's p99, CPU µs per accepted request of
@@ -20,11 +20,13 @@ import json, os, pathlib, pwd, re, shutil, signal, socket, subprocess, sys, temp
 SECS = int(sys.argv[1]) if len(sys.argv) > 1 else 15
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = pathlib.Path(sys.argv[2]) if len(sys.argv) > 2 else REPO / "target/release/creditlink"
-LUA = pathlib.Path(os.environ.get("INTAKE_LUA", "/work/shared/bench/intake.lua"))
+LUA = pathlib.Path(os.environ.get("INTAKE_LUA", pathlib.Path(__file__).resolve().parents[1] / "intake" / "intake.lua"))
 WRK = os.environ.get("WRK", "/usr/bin/wrk")
 CONNECTIONS = 64
 TICK = os.sysconf("SC_CLK_TCK")
-SETUPS = [("sled", 1), ("postgres", 1), ("postgres", 2), ("postgres", 3)]
+# BENCH_SETUPS="postgres:1,postgres:3" runs a subset.
+SETUPS = [(b, int(n)) for b, n in (s.split(":") for s in os.environ.get(
+    "BENCH_SETUPS", "sled:1,postgres:1,postgres:2,postgres:3").split(","))]
 children = []
 
 
@@ -113,7 +115,7 @@ def start_cluster(work):
     subprocess.run(as_pg_user([str(b / "initdb"), "-D", str(pgdir / "data"), "-U", "postgres",
                                "--auth=trust", "--no-sync"]), check=True, stdout=subprocess.DEVNULL)
     subprocess.run(as_pg_user([str(b / "pg_ctl"), "-D", str(pgdir / "data"), "-l", str(pgdir / "log"),
-                               "-o", f"-k {sock} -c listen_addresses='' -c max_connections=200",
+                               "-o", f"-k {sock} -c listen_addresses='' -c max_connections=200 {os.environ.get('PG_OPTS', '')}",
                                "-w", "start"]), check=True, stdout=subprocess.DEVNULL)
     postmaster = int(open(pgdir / "data/postmaster.pid").readline())
     return b, pgdir, sock, postmaster
@@ -301,7 +303,7 @@ def main():
               f"{os.cpu_count()} CPUs, {SECS} s per setup, {CONNECTIONS} connections in total", flush=True)
         rows = [run_setup(work, sim_url, token, sock, postmaster, backend, n, k)
                 for k, (backend, n) in enumerate(SETUPS)]
-        base = next(r for r in rows if r[0] == "1 daemon, postgres")[1]
+        base = next((r for r in rows if r[0] == "1 daemon, postgres"), rows[0])[1]
         print("\n| setup | accepted req/s | vs 1 daemon on PostgreSQL | non-2xx | worst p99 | daemon CPU µs/request (each) | postgres CPU µs/request | load avg before → after |")
         print("|---|---|---|---|---|---|---|---|")
         for label, rps, _, bad, p99, per, pg, lb, la in rows:
@@ -312,6 +314,8 @@ def main():
             stop(p)
         if pgctl:
             subprocess.run(as_pg_user(pgctl), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if os.environ.get("KEEP_PG_LOG"):
+            shutil.copy(work / "pg/log", os.environ["KEEP_PG_LOG"])
         shutil.rmtree(work, ignore_errors=True)
 
 
