@@ -95,7 +95,8 @@ pub async fn side_by_side(http: &reqwest::Client, secs: u64) -> anyhow::Result<V
     drop(stack);
 
     let mut lines = vec![
-        "| server | load | req/s | p50 ms | p99 ms | CPU µs/req | requests | load average |".to_owned(),
+        "| server | load | req/s | p50 ms | p99 ms | CPU µs/req | requests | load average |"
+            .to_owned(),
         "|---|---|---|---|---|---|---|---|".to_owned(),
     ];
     lines.extend(rows);
@@ -115,12 +116,16 @@ pub async fn side_by_side(http: &reqwest::Client, secs: u64) -> anyhow::Result<V
 
 /// Waits (bounded) until something accepts connections on 127.0.0.1:`port`.
 async fn wait_listening(port: u16) -> anyhow::Result<()> {
-    procs::poll_until(Duration::from_secs(20), "the ceiling server", || async move {
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .ok()
-            .map(|_| ())
-    })
+    procs::poll_until(
+        Duration::from_secs(20),
+        "the ceiling server",
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
     .await
 }
 
@@ -150,7 +155,14 @@ fn wrk_load(name: &str, pid: u32, url: &str, token: &str, secs: u64) -> anyhow::
     };
     let before = cpu_seconds(pid).context("server CPU")?;
     let out = Command::new("wrk")
-        .args(["-t2", "-c64", &format!("-d{secs}s"), "--latency", "-s", WRK_SCRIPT])
+        .args([
+            "-t2",
+            "-c64",
+            &format!("-d{secs}s"),
+            "--latency",
+            "-s",
+            WRK_SCRIPT,
+        ])
         .arg(url)
         .env("TOKEN", token)
         .stdin(Stdio::null())
@@ -162,7 +174,10 @@ fn wrk_load(name: &str, pid: u32, url: &str, token: &str, secs: u64) -> anyhow::
     }
     let text = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
-        bail!("wrk failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "wrk failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let total: u64 = text
         .lines()

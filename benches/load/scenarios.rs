@@ -290,7 +290,8 @@ pub async fn rss_and_restart(
         http,
         &restarted.admin_url,
         &setup.admin_token,
-        out.ok,
+        // The delivered count includes the seeded history.
+        out.ok + history,
         Duration::from_secs(180),
     )
     .await;

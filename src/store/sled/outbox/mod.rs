@@ -129,7 +129,11 @@ impl SledQueue {
     }
 
     /// An enqueue through the batch thread, which answers once it is durable.
-    async fn enqueue(&self, message: Message, key: Option<IdemKey>) -> Result<Enqueued, OutboxError> {
+    async fn enqueue(
+        &self,
+        message: Message,
+        key: Option<IdemKey>,
+    ) -> Result<Enqueued, OutboxError> {
         self.shared.batcher.enqueue(message, key).await
     }
 

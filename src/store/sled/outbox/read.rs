@@ -8,8 +8,8 @@ use crate::outbox::backend::{self, list_keeps};
 use crate::outbox::{Attempt, ListFilter, Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 
-use super::{codec, keys};
 use super::tx::{Trees, decode, decode_count};
+use super::{codec, keys};
 
 impl Trees {
     /// A page of messages in id (creation) order, after `filter.after`.
@@ -163,7 +163,9 @@ impl Trees {
             let Some(id) = keys::trailing_id(&key) else {
                 continue;
             };
-            let Some(m) = self.get_header(id)? else { continue };
+            let Some(m) = self.get_header(id)? else {
+                continue;
+            };
             if m.state == State::Pending {
                 let due = keys::due(
                     m.destination.kind(),

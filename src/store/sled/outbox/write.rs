@@ -50,7 +50,9 @@ impl Trees {
         let (erased, more) = self.transact(|tx| {
             let mut erased = 0;
             for id in &to_erase {
-                let Some(old) = tx.get_full(*id)? else { continue };
+                let Some(old) = tx.get_full(*id)? else {
+                    continue;
+                };
                 if old.payload_erased_at.is_none()
                     && backend::retirable(&old).is_some_and(|at| at <= r.erase_before)
                 {
