@@ -5,6 +5,7 @@ const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop
 
 /// The case-safe suffix of a 15-character id: one character per 5-character chunk, bit i set when char i is
 /// an upper-case letter.
+#[cfg(test)]
 pub fn suffix(id15: &str) -> String {
     id15.as_bytes().chunks(5).map(suffix_char).collect()
 }
@@ -24,14 +25,24 @@ pub fn normalize(id: &str) -> Option<String> {
     if !id.bytes().all(|c| c.is_ascii_alphanumeric()) {
         return None;
     }
-    match id.len() {
-        15 => Some(format!("{id}{}", suffix(id))),
+    let id15 = match id.len() {
+        15 => id,
         // Salesforce accepts a suffix in any case; the 15-char part is what identifies the record.
-        18 if suffix(&id[..15]).eq_ignore_ascii_case(&id[15..]) => {
-            Some(format!("{}{}", &id[..15], suffix(&id[..15])))
+        18 if id.as_bytes()[..15]
+            .chunks(5)
+            .map(suffix_char)
+            .zip(id[15..].chars())
+            .all(|(want, got)| want.eq_ignore_ascii_case(&got)) =>
+        {
+            &id[..15]
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    // Built in place: every reference written and every id looked up passes through here.
+    let mut out = String::with_capacity(18);
+    out.push_str(id15);
+    out.extend(id15.as_bytes().chunks(5).map(suffix_char));
+    Some(out)
 }
 
 /// A fresh 18-character id: key prefix, the sim's pod `5Y`, a 10-character base-62 sequence, the suffix.

@@ -336,6 +336,15 @@ impl Org {
         Ok(rec)
     }
 
+    /// Whether the record with the 18-character `id18` of the object (canonical name) exists and is not
+    /// deleted: what [`Org::get`] succeeds on, for an id already normalised.
+    pub(super) fn is_live(&self, object: &str, id18: &str) -> bool {
+        self.records
+            .get(object)
+            .and_then(|t| t.get(id18))
+            .is_some_and(|r| r.get("IsDeleted") != Some(&Value::Bool(true)))
+    }
+
     /// Live records whose external-id (or `Id`) field equals `value`, case-insensitively, in id order. An
     /// indexed field (every unique and External ID field) is a map read; any other field scans the object.
     pub fn find_by_field(&self, object: &str, field: &str, value: &str) -> Vec<String> {

@@ -25,16 +25,96 @@ use super::org::Record;
 /// The datetime fields with an ordered index.
 pub const ORDERED_FIELDS: [&str; 3] = ["CreatedDate", "LastModifiedDate", "SystemModstamp"];
 
-/// An entry of an ordered index: `(stored datetime text, id)`.
-pub type StampKey = (String, String);
+/// An id as the indexes hold it: inline, without an allocation, up to 22 bytes (every Salesforce id is 18),
+/// on the heap beyond. Ordered, compared and hashed as its text, so an index orders ids as the text would.
+#[derive(Clone)]
+pub enum IdKey {
+    Inline { len: u8, bytes: [u8; 22] },
+    Heap(Box<str>),
+}
+
+impl IdKey {
+    pub fn new(id: &str) -> IdKey {
+        match u8::try_from(id.len()) {
+            Ok(len) if id.len() <= 22 => {
+                let mut bytes = [0; 22];
+                bytes[..id.len()].copy_from_slice(id.as_bytes());
+                IdKey::Inline { len, bytes }
+            }
+            _ => IdKey::Heap(id.into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // The bytes are a copy of a `&str`'s, cut at its length: valid UTF-8.
+            IdKey::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            IdKey::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for IdKey {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq for IdKey {
+    fn eq(&self, other: &IdKey) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for IdKey {}
+
+impl PartialOrd for IdKey {
+    fn partial_cmp(&self, other: &IdKey) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for IdKey {
+    fn cmp(&self, other: &IdKey) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::fmt::Debug for IdKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// An entry of an ordered index: `(stamp, id)`, the stamp being the stored datetime text's digits read as one
+/// decimal number (`2024-05-20T20:49:32.000+0000` → `20240520204932000`): the same order as the text, kept
+/// inline (no string to allocate, follow or compare per entry).
+pub type StampKey = (u64, IdKey);
 type Ordered = BTreeSet<StampKey>;
+
+/// The ordered-index value of a canonical stamp (see [`canonical_stamp`]); `None` for any other text.
+pub fn stamp_value(s: &str) -> Option<u64> {
+    if !canonical_stamp(s) {
+        return None;
+    }
+    // 17 digits (YYYYMMDDhhmmssmmm) fit in a u64; fixed width, so numeric order is the text's order.
+    Some(
+        s.bytes()
+            .take(23)
+            .filter(u8::is_ascii_digit)
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0')),
+    )
+}
 
 /// The index bound for "value `>=` / `>` `stamp`" (datetime text in the stored form).
 pub fn lower_bound(stamp: Bound<&str>) -> Bound<StampKey> {
     // `(value, id)` pairs: an excluded value skips every id of it, hence the id above every id.
     match stamp {
-        Bound::Included(v) => Bound::Included((v.to_owned(), String::new())),
-        Bound::Excluded(v) => Bound::Excluded((v.to_owned(), char::MAX.to_string())),
+        Bound::Included(v) => Bound::Included((bound_value(v), IdKey::new(""))),
+        Bound::Excluded(v) => Bound::Excluded((bound_value(v), IdKey::new(MAX_ID))),
         Bound::Unbounded => Bound::Unbounded,
     }
 }
@@ -42,17 +122,26 @@ pub fn lower_bound(stamp: Bound<&str>) -> Bound<StampKey> {
 /// The index bound for "value `<=` / `<` `stamp`".
 pub fn upper_bound(stamp: Bound<&str>) -> Bound<StampKey> {
     match stamp {
-        Bound::Included(v) => Bound::Included((v.to_owned(), char::MAX.to_string())),
-        Bound::Excluded(v) => Bound::Excluded((v.to_owned(), String::new())),
+        Bound::Included(v) => Bound::Included((bound_value(v), IdKey::new(MAX_ID))),
+        Bound::Excluded(v) => Bound::Excluded((bound_value(v), IdKey::new(""))),
         Bound::Unbounded => Bound::Unbounded,
     }
+}
+
+/// Above every id (ids are ASCII).
+const MAX_ID: &str = "\u{10FFFF}";
+
+/// A bound's value: bounds are written by `sf_datetime`, in the stored form; any other text (a year beyond
+/// 9999 is written longer) is past every stored value.
+fn bound_value(v: &str) -> u64 {
+    stamp_value(v).unwrap_or(u64::MAX)
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     records: BTreeMap<String, Record>,
     /// Unique / External ID field → lowercased value → ids of the live records holding it.
-    unique: HashMap<String, HashMap<String, BTreeSet<String>>>,
+    unique: HashMap<String, HashMap<String, Holders>>,
     /// One per entry of [`ORDERED_FIELDS`], same order.
     ordered: [Ordered; 3],
     /// Records whose ordered-field value could not be indexed (not in the canonical form).
@@ -113,7 +202,7 @@ impl Table {
         Some(
             index
                 .get(normalize(value).as_ref())
-                .map(|ids| ids.iter().map(String::as_str).collect())
+                .map(|ids| ids.iter().map(IdKey::as_str).collect())
                 .unwrap_or_default(),
         )
     }
@@ -187,17 +276,22 @@ impl Table {
         let live = record.get("IsDeleted") != Some(&Value::Bool(true));
         for (field, index) in &mut self.unique {
             if let (true, Some(value)) = (live, record.get(field).and_then(Value::as_str)) {
-                index
-                    .entry(normalize(value).into_owned())
-                    .or_default()
-                    .insert(id.to_owned());
+                let key = normalize(value);
+                match index.get_mut(key.as_ref()) {
+                    Some(ids) => ids.insert(id),
+                    None => {
+                        index.insert(key.into_owned(), Holders::One(IdKey::new(id)));
+                    }
+                }
             }
         }
         for (slot, field) in ORDERED_FIELDS.iter().enumerate() {
             match record.get(*field) {
                 _ if !live => {}
                 Some(Value::String(stamp)) if canonical_stamp(stamp) => {
-                    self.ordered[slot].insert((stamp.clone(), id.to_owned()));
+                    if let Some(v) = stamp_value(stamp) {
+                        self.ordered[slot].insert((v, IdKey::new(id)));
+                    }
                 }
                 None | Some(Value::Null) => {}
                 Some(_) => self.unordered += 1,
@@ -210,11 +304,10 @@ impl Table {
         for (field, index) in &mut self.unique {
             if let Some(value) = record.get(field).and_then(Value::as_str) {
                 let key = normalize(value);
-                if let Some(ids) = index.get_mut(key.as_ref()) {
-                    ids.remove(id);
-                    if ids.is_empty() {
-                        index.remove(key.as_ref());
-                    }
+                if let Some(ids) = index.get_mut(key.as_ref())
+                    && ids.remove(id)
+                {
+                    index.remove(key.as_ref());
                 }
             }
         }
@@ -222,12 +315,62 @@ impl Table {
             match record.get(*field) {
                 _ if !live => {}
                 Some(Value::String(stamp)) if canonical_stamp(stamp) => {
-                    self.ordered[slot].remove(&(stamp.clone(), id.to_owned()));
+                    if let Some(v) = stamp_value(stamp) {
+                        self.ordered[slot].remove(&(v, IdKey::new(id)));
+                    }
                 }
                 None | Some(Value::Null) => {}
                 Some(_) => self.unordered -= 1,
             }
         }
+    }
+}
+
+/// The ids of the live records holding one unique-index value, in id order: nearly always one, held inline.
+#[derive(Debug, Clone)]
+enum Holders {
+    One(IdKey),
+    /// Two or more, sorted, no repeats.
+    Many(Vec<IdKey>),
+}
+
+impl Holders {
+    fn iter(&self) -> std::slice::Iter<'_, IdKey> {
+        match self {
+            Holders::One(id) => std::slice::from_ref(id).iter(),
+            Holders::Many(ids) => ids.iter(),
+        }
+    }
+
+    fn insert(&mut self, id: &str) {
+        let key = IdKey::new(id);
+        match self {
+            Holders::One(one) if *one == key => {}
+            Holders::One(one) => {
+                let mut ids = vec![one.clone(), key];
+                ids.sort();
+                *self = Holders::Many(ids);
+            }
+            Holders::Many(ids) => {
+                if let Err(at) = ids.binary_search(&key) {
+                    ids.insert(at, key);
+                }
+            }
+        }
+    }
+
+    /// Remove `id`; whether none are left.
+    fn remove(&mut self, id: &str) -> bool {
+        let Holders::Many(ids) = self else {
+            return matches!(self, Holders::One(one) if one.as_str() == id);
+        };
+        ids.retain(|i| i.as_str() != id);
+        if ids.len() == 1
+            && let Some(one) = ids.pop()
+        {
+            *self = Holders::One(one);
+        }
+        matches!(self, Holders::Many(ids) if ids.is_empty())
     }
 }
 
@@ -290,10 +433,34 @@ mod tests {
         assert_eq!(t.find_unique("Other__c", "x"), None);
     }
 
+    #[test]
+    fn unique_index_holds_several_ids_of_one_value_in_id_order() {
+        let mut t = Table::new(["Key__c".to_string()]);
+        for id in ["c", "a", "b"] {
+            t.put(id.into(), rec("K-1", T1, false));
+        }
+        assert_eq!(t.find_unique("Key__c", "K-1"), Some(vec!["a", "b", "c"]));
+        t.put("b".into(), rec("K-2", T1, false));
+        assert_eq!(t.find_unique("Key__c", "K-1"), Some(vec!["a", "c"]));
+        t.put("a".into(), rec("K-2", T1, false));
+        assert_eq!(t.find_unique("Key__c", "K-1"), Some(vec!["c"]));
+        assert_eq!(t.find_unique("Key__c", "K-2"), Some(vec!["a", "b"]));
+        t.put("c".into(), rec("K-1", T1, true));
+        assert_eq!(t.find_unique("Key__c", "K-1"), Some(vec![]));
+        let long = "x".repeat(40);
+        t.put(long.clone(), rec("K-2", T1, false));
+        assert_eq!(
+            t.find_unique("Key__c", "K-2"),
+            Some(vec!["a", "b", long.as_str()])
+        );
+        assert_eq!(stamp_value(T1), Some(20240101000000000));
+        assert_eq!(stamp_value("2024-01-01T00:00:00Z"), None);
+    }
+
     fn ids(t: &Table, field: &str, lower: Bound<&str>, upper: Bound<&str>) -> Vec<String> {
         t.range(field, lower_bound(lower), upper_bound(upper))
             .unwrap()
-            .map(|(_, id)| id.clone())
+            .map(|(_, id)| id.to_string())
             .collect()
     }
 
@@ -323,14 +490,14 @@ mod tests {
             let counted = t.count_range("SystemModstamp", lower_bound(lower), upper_bound(upper));
             assert_eq!(counted, Some(ids(&t, "SystemModstamp", lower, upper).len()));
         }
-        let resumed: Vec<&String> = t
+        let resumed: Vec<&str> = t
             .range(
                 "SystemModstamp",
-                Bound::Excluded((T1.to_string(), "b".to_string())),
+                Bound::Excluded((stamp_value(T1).unwrap(), IdKey::new("b"))),
                 Bound::Unbounded,
             )
             .unwrap()
-            .map(|(_, id)| id)
+            .map(|(_, id)| id.as_str())
             .collect();
         assert_eq!(resumed, ["d", "a"]);
         t.put("a".into(), rec("", T1, false));

@@ -157,7 +157,7 @@ impl Org {
                 let target = f.reference_to.as_deref().and_then(|t| self.schema(t));
                 if let Some(target) = target
                     && id.starts_with(&target.key_prefix)
-                    && self.get(&target.name, &id).is_err()
+                    && !self.is_live(&target.name, &id)
                 {
                     return Err(RecordError::new(
                         "INVALID_CROSS_REFERENCE_KEY",
