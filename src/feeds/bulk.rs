@@ -165,9 +165,18 @@ impl Part {
 
     /// The CSV of the rows not yet settled (header: every field the part's rows fill).
     fn csv(&self, todo: &Todo) -> Result<Bytes, FeedError> {
+        // Sized up front (a row's cells plus a separator per field, unquoted): growing by doubling would
+        // copy and briefly hold the CSV one and a half times.
+        let size: usize = self
+            .held()
+            .enumerate()
+            .filter(|(i, _)| todo.open(*i))
+            .map(|(_, h)| h.cells.len() + self.fields.len())
+            .sum::<usize>()
+            + self.fields.iter().map(|f| f.len() + 1).sum::<usize>();
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
+            .from_writer(Vec::with_capacity(size));
         let bad = |e: csv::Error| FeedError::Corrupt(format!("Bulk CSV: {e}"));
         writer.write_record(&self.fields).map_err(bad)?;
         let mut row: Vec<&str> = vec![""; self.fields.len()];
