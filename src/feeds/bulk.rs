@@ -18,10 +18,14 @@
 //! keep a stale reason.
 //!
 //! # Memory
-//! A part holds its rows compactly (field values as one byte string per row, the uploaded cells sealed only
-//! when Salesforce kicks the row out), about 0.5 KB per row of the default feed.
+//! A part holds its rows compactly: per row its number, record key and field values as one byte string
+//! (varint field index and length, then the text), about 0.4 KB per row of the default feed. The row as
+//! uploaded is not held: for the rare row Salesforce kicks out it is read again from the spool (for
+//! `errors.csv`). The rows' settlements are a list in the part's order, found by key through an index that
+//! borrows the held keys.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -34,30 +38,40 @@ use super::model::{Outcome, Upload};
 use super::reasons::{self as r, RowProblem};
 use super::validate::KIND;
 use super::worker::{
-    Done, Prepared, TERMINATION_REASON, backoff, retrying, salesforce_field, salesforce_message,
-    store_batch,
+    Done, Prepared, TERMINATION_REASON, backoff, open_rows, retrying, salesforce_field,
+    salesforce_message, store_batch,
 };
 use crate::mapping::MappingSet;
 use crate::salesforce::{ApiError, BulkJobState, BulkResults, ErrorClass};
 
-/// How Salesforce settled one row: written (its id, whether created) or refused for good.
-type Settled = Result<(Option<String>, bool), ApiError>;
+/// How Salesforce settled one row: written (its id, whether created) or refused for good (boxed: rare).
+type Settled = Result<(Option<String>, bool), Box<ApiError>>;
 
 /// A row to load, held compactly until its part is settled.
 struct Held {
     row: u64,
-    key: String,
-    warnings: Vec<RowProblem>,
-    /// `(field index u16 LE, length u32 LE, UTF-8 text)` repeated; the text `#N/A` clears a field.
+    key: Box<str>,
+    /// `(field index varint, length varint, UTF-8 text)` repeated; the text `#N/A` clears a field.
     cells: Box<[u8]>,
-    /// The row as uploaded, JSON (for `errors.csv` if Salesforce refuses it).
-    original: Box<[u8]>,
+    /// What few rows have: warnings, an account-number change.
+    extra: Option<Box<Extra>>,
+}
+
+struct Extra {
+    warnings: Vec<RowProblem>,
     /// The record key under the row's `previous_account_number` (an account-number change).
     previous_key: Option<String>,
 }
 
+impl Held {
+    fn previous_key(&self) -> Option<&str> {
+        self.extra.as_ref()?.previous_key.as_deref()
+    }
+}
+
 enum Slot {
-    Done(Done),
+    /// Boxed: decided rows are few, and a `Done` is several times the size of a `Held`.
+    Done(Box<Done>),
     Load(Held),
 }
 
@@ -93,12 +107,8 @@ impl Part {
         let mut slots = Vec::with_capacity(batch.len());
         for p in batch {
             slots.push(match p {
-                Prepared::Decided(done) => Slot::Done(done),
-                Prepared::Send {
-                    row,
-                    valid,
-                    original,
-                } => {
+                Prepared::Decided(done) => Slot::Done(Box::new(done)),
+                Prepared::Send { row, valid, .. } => {
                     let active = status_field
                         .as_ref()
                         .and_then(|f| valid.record.get(f))
@@ -116,15 +126,18 @@ impl Part {
                     if active && !valid.record.contains_key(TERMINATION_REASON) {
                         self.put_cell(&mut cells, TERMINATION_REASON, "#N/A");
                     }
+                    let extra =
+                        (!valid.warnings.is_empty() || valid.previous_key.is_some()).then(|| {
+                            Box::new(Extra {
+                                warnings: valid.warnings,
+                                previous_key: valid.previous_key,
+                            })
+                        });
                     Slot::Load(Held {
                         row,
-                        key: valid.record_key,
-                        warnings: valid.warnings,
+                        key: valid.record_key.into_boxed_str(),
                         cells: cells.into_boxed_slice(),
-                        original: serde_json::to_vec(&original)
-                            .expect("cells serialise")
-                            .into_boxed_slice(),
-                        previous_key: valid.previous_key,
+                        extra,
                     })
                 }
             });
@@ -138,8 +151,8 @@ impl Part {
             self.fields.push(field.to_owned());
             next
         });
-        out.extend_from_slice(&index.to_le_bytes());
-        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        put_varint(out, u64::from(index));
+        put_varint(out, text.len() as u64);
         out.extend_from_slice(text.as_bytes());
     }
 
@@ -150,18 +163,24 @@ impl Part {
         })
     }
 
-    /// The CSV of the rows in `keys` (header: every field the part's rows fill).
-    fn csv(&self, todo: &HashMap<String, Option<Settled>>) -> Result<Bytes, FeedError> {
+    /// The CSV of the rows not yet settled (header: every field the part's rows fill).
+    fn csv(&self, todo: &Todo) -> Result<Bytes, FeedError> {
+        // Sized up front (a row's cells plus a separator per field, unquoted): growing by doubling would
+        // copy and briefly hold the CSV one and a half times.
+        let size: usize = self
+            .held()
+            .enumerate()
+            .filter(|(i, _)| todo.open(*i))
+            .map(|(_, h)| h.cells.len() + self.fields.len())
+            .sum::<usize>()
+            + self.fields.iter().map(|f| f.len() + 1).sum::<usize>();
         let mut writer = csv::WriterBuilder::new()
             .terminator(csv::Terminator::Any(b'\n'))
-            .from_writer(Vec::new());
+            .from_writer(Vec::with_capacity(size));
         let bad = |e: csv::Error| FeedError::Corrupt(format!("Bulk CSV: {e}"));
         writer.write_record(&self.fields).map_err(bad)?;
         let mut row: Vec<&str> = vec![""; self.fields.len()];
-        for h in self
-            .held()
-            .filter(|h| matches!(todo.get(&h.key), Some(None)))
-        {
+        for (_, h) in self.held().enumerate().filter(|(i, _)| todo.open(*i)) {
             row.iter_mut().for_each(|c| *c = "");
             for (index, text) in cells(&h.cells) {
                 row[index] = text;
@@ -194,26 +213,34 @@ impl Part {
             .next()
             .and_then(|h| {
                 cells(&h.cells)
-                    .find(|(_, text)| *text == h.key)
+                    .find(|(_, text)| *text == &*h.key)
                     .map(|(i, _)| self.fields[i].clone())
             })
             .unwrap_or_else(|| "Record_Key__c".to_owned());
-        // Every row to load, settled (`Some`) or not yet.
-        let mut todo: HashMap<String, Option<Settled>> =
-            self.held().map(|h| (h.key.clone(), None)).collect();
+        // Every row to load (in the part's order), settled or not yet; and where each key's row is.
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let slot_of: Vec<u32> = self
+            .held()
+            .enumerate()
+            .map(|(i, h)| *index.entry(&*h.key).or_insert(i) as u32)
+            .collect();
+        let mut todo = Todo {
+            settled: slot_of.iter().map(|_| None).collect(),
+            slot_of,
+        };
         if !self.rekey(feeds, &object, &key_field, stop).await? {
             return Ok(false);
         }
         let mut jobs = ledger.bulk_jobs(&upload.id, self.first).await?;
         for job in &jobs {
-            match settle(feeds, job, &key_field, &mut todo, stop).await? {
+            match settle(feeds, job, &key_field, &index, &mut todo, stop).await? {
                 Some(()) => {}
                 None => return Ok(false),
             }
         }
         let started = Instant::now();
         let mut attempt = 0u32;
-        while todo.values().any(Option::is_none) {
+        while (0..todo.slot_of.len()).any(|i| todo.open(i)) {
             if attempt > 0 {
                 if started.elapsed() > feeds.inner.settings.retry_for {
                     return Err(FeedError::Corrupt(format!(
@@ -242,13 +269,14 @@ impl Part {
                 tracing::debug!(error = %e, "Bulk upload failed; the job was aborted and is sent again");
                 continue;
             }
-            if settle(feeds, &job, &key_field, &mut todo, stop)
+            if settle(feeds, &job, &key_field, &index, &mut todo, stop)
                 .await?
                 .is_none()
             {
                 return Ok(false);
             }
         }
+        drop(index);
         self.record(feeds, upload, mappings, todo).await?;
         Ok(true)
     }
@@ -266,7 +294,7 @@ impl Part {
         let sink = &feeds.inner.sink;
         let changes: Vec<(&str, &str)> = self
             .held()
-            .filter_map(|h| Some((h.key.as_str(), h.previous_key.as_deref()?)))
+            .filter_map(|h| Some((&*h.key, h.previous_key()?)))
             .collect();
         for chunk in changes.chunks(100) {
             let keys: Vec<String> = chunk
@@ -312,20 +340,33 @@ impl Part {
         feeds: &Feeds,
         upload: &mut Upload,
         mappings: &MappingSet,
-        mut todo: HashMap<String, Option<Settled>>,
+        mut todo: Todo,
     ) -> Result<(), FeedError> {
         let first = self.first;
         let count = self.batches.len() as u64;
+        // The rows as uploaded of those Salesforce did not write (for `errors.csv`), read again from the spool.
+        let refused: Vec<u64> = self
+            .held()
+            .enumerate()
+            .filter(|(i, _)| !todo.written(*i))
+            .map(|(_, h)| h.row)
+            .collect();
+        let mut originals = if refused.is_empty() {
+            HashMap::new()
+        } else {
+            reread(feeds, upload, refused).await?
+        };
+        let mut held = 0usize;
         for (offset, batch) in self.batches.into_iter().enumerate() {
             let mut done = Vec::with_capacity(batch.len());
             for slot in batch {
                 done.push(match slot {
-                    Slot::Done(d) => d,
+                    Slot::Done(d) => *d,
                     Slot::Load(h) => {
-                        let sent = todo.remove(&h.key).flatten();
-                        let original = || -> Vec<String> {
-                            serde_json::from_slice(&h.original).unwrap_or_default()
-                        };
+                        let sent = todo.take(held);
+                        held += 1;
+                        let mut original =
+                            || -> Vec<String> { originals.remove(&h.row).unwrap_or_default() };
                         let result = match sent {
                             Some(Ok((id, created))) => Ok((
                                 if created {
@@ -336,7 +377,7 @@ impl Part {
                                 id,
                             )),
                             Some(Err(error)) => {
-                                let errors = std::slice::from_ref(&error);
+                                let errors = std::slice::from_ref(&*error);
                                 // Salesforce may quote the row's values: they are scrubbed.
                                 let message =
                                     salesforce_message(errors, cells(&h.cells).map(|(_, t)| t));
@@ -352,8 +393,8 @@ impl Part {
                         };
                         Done::Sent {
                             row: h.row,
-                            key: h.key,
-                            warnings: h.warnings,
+                            key: h.key.into_string(),
+                            warnings: h.extra.map(|e| e.warnings).unwrap_or_default(),
                             result,
                         }
                     }
@@ -367,6 +408,87 @@ impl Part {
     }
 }
 
+/// The settlements of a part's rows to load, in the part's order. Rows sharing a record key share the first
+/// one's settlement: all are sent while it is open, only the first gets it.
+struct Todo {
+    settled: Vec<Option<Settled>>,
+    /// Per row, the row whose settlement it shares (itself unless an earlier row has its key).
+    slot_of: Vec<u32>,
+}
+
+impl Todo {
+    /// Whether row `i` is still to be sent.
+    fn open(&self, i: usize) -> bool {
+        self.settled[self.slot_of[i] as usize].is_none()
+    }
+
+    /// Whether row `i` ends written (its own settlement says so).
+    fn written(&self, i: usize) -> bool {
+        self.slot_of[i] as usize == i && matches!(self.settled[i], Some(Ok(_)))
+    }
+
+    fn take(&mut self, i: usize) -> Option<Settled> {
+        if self.slot_of[i] as usize == i {
+            self.settled[i].take()
+        } else {
+            None
+        }
+    }
+}
+
+/// Reads the rows `wanted` (ascending) of the upload's spool again, as uploaded, on a blocking thread.
+async fn reread(
+    feeds: &Feeds,
+    upload: &Upload,
+    wanted: Vec<u64>,
+) -> Result<HashMap<u64, Vec<String>>, FeedError> {
+    let feeds = feeds.clone();
+    let upload = upload.clone();
+    let mappings: Arc<MappingSet> = feeds.inner.mappings.load_full();
+    tokio::task::spawn_blocking(move || {
+        let mut rows = open_rows(
+            &feeds,
+            &upload.id,
+            &upload.bank_code,
+            upload.format,
+            &mappings,
+        )?;
+        let last = wanted.last().copied().unwrap_or(0);
+        let mut found = HashMap::with_capacity(wanted.len());
+        while let Some(raw) = rows.next_row()? {
+            if raw.row > last {
+                break;
+            }
+            if wanted.binary_search(&raw.row).is_ok() {
+                found.insert(raw.row, raw.values);
+            }
+        }
+        Ok(found)
+    })
+    .await
+    .map_err(|e| FeedError::Corrupt(format!("spool re-read: {e}")))?
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A varint at the start of `bytes` and its length in bytes.
+fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, b) in bytes.iter().enumerate().take(10) {
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
 /// The cells of a held row: `(field index, text)`.
 fn cells(bytes: &[u8]) -> impl Iterator<Item = (usize, &str)> + Clone {
     struct Cells<'b>(&'b [u8]);
@@ -374,14 +496,13 @@ fn cells(bytes: &[u8]) -> impl Iterator<Item = (usize, &str)> + Clone {
         type Item = (usize, &'b str);
         fn next(&mut self) -> Option<Self::Item> {
             let rest = self.0;
-            if rest.len() < 6 {
-                return None;
-            }
-            let index = u16::from_le_bytes([rest[0], rest[1]]) as usize;
-            let len = u32::from_le_bytes([rest[2], rest[3], rest[4], rest[5]]) as usize;
-            let text = std::str::from_utf8(&rest[6..6 + len]).unwrap_or_default();
-            self.0 = &rest[6 + len..];
-            Some((index, text))
+            let (index, a) = varint(rest)?;
+            let (len, b) = varint(&rest[a..])?;
+            let start = a + b;
+            let end = start.checked_add(len as usize)?;
+            let text = std::str::from_utf8(rest.get(start..end)?).unwrap_or_default();
+            self.0 = &rest[end..];
+            Some((index as usize, text))
         }
     }
     impl Clone for Cells<'_> {
@@ -397,7 +518,8 @@ async fn settle(
     feeds: &Feeds,
     job: &str,
     key_field: &str,
-    todo: &mut HashMap<String, Option<Settled>>,
+    index: &HashMap<&str, usize>,
+    todo: &mut Todo,
     stop: &CancellationToken,
 ) -> Result<Option<()>, FeedError> {
     let sink = &feeds.inner.bulk;
@@ -422,15 +544,16 @@ async fn settle(
             info.error_message.unwrap_or_default()
         )));
     }
-    apply(results, todo);
+    apply(results, index, todo);
     Ok(Some(()))
 }
 
 /// Settles rows from one job's results: written rows and permanent refusals; rows refused for a transient
 /// reason and unprocessed rows stay unsettled (a later job sends them). A row already settled keeps its verdict.
-fn apply(results: BulkResults, todo: &mut HashMap<String, Option<Settled>>) {
+fn apply(results: BulkResults, index: &HashMap<&str, usize>, todo: &mut Todo) {
     let mut settle = |key: &str, sent: Settled| {
-        if let Some(slot) = todo.get_mut(key)
+        if let Some(&i) = index.get(key)
+            && let Some(slot) = todo.settled.get_mut(i)
             && slot.is_none()
         {
             *slot = Some(sent);
@@ -448,6 +571,6 @@ fn apply(results: BulkResults, todo: &mut HashMap<String, Option<Settled>>) {
             settle(&f.reference, Ok((f.id.clone(), false)));
             continue;
         }
-        settle(&f.reference, Err(f.error));
+        settle(&f.reference, Err(Box::new(f.error)));
     }
 }

@@ -7,15 +7,15 @@
 //! of the winner, `reject` → kicked out (`duplicate_rejected`), `flag` → sent with a `duplicate_flagged`
 //! warning. Each names the rule.
 //!
-//! Memory: 16 bytes of key and 12 of winner per row and rule. The default rule's key is the row's
-//! `Record_Key__c` (the same fields and normalisation), so with only the default rule nothing more is hashed.
+//! Memory: pass 1 keeps 32 bytes per row and rule (16 of key, the row number and its `as_of_date`) in a plain
+//! list; [`Dupes::settle`] sorts it by key and keeps only the rows another row beat (with their winner), so
+//! pass 2 holds nothing for an upload without duplicates. The default rule's key is the row's `Record_Key__c`
+//! (the same fields and normalisation), so with only the default rule nothing more is hashed.
 //!
 //! Rules scoped `existing` are the upsert by `Record_Key__c` for the default rule; other rules against the
 //! records already in the org are the dedupe scan's (`creditlink records dedupe`), not applied per upload.
 
-use std::collections::HashMap;
-
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use sha2::{Digest, Sha256};
 
 use crate::records::{Action, DEFAULT_RULE, Fields, Rule, RuleSet, Scope};
@@ -42,12 +42,22 @@ pub(super) struct Fired {
     pub winner: u64,
 }
 
-/// One within-upload rule and its winners.
+/// One valid row under one rule, as pass 1 saw it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Seen {
+    key: [u8; 16],
+    /// `as_of_date` as days since the Common Era; with the row number it orders the rows of one key.
+    day: i32,
+    row: u64,
+}
+
+/// One within-upload rule: the rows pass 1 saw, then the rows that lost (row, their key, winner; by row).
 struct Tracked {
     rule: Rule,
     /// The shipped default rule: its key is the record key.
     is_default: bool,
-    winners: HashMap<[u8; 16], (u64, NaiveDate)>,
+    seen: Vec<Seen>,
+    losers: Vec<(u64, [u8; 16], u64)>,
 }
 
 /// The within-upload rules of one upload and the winners pass 1 found.
@@ -66,7 +76,8 @@ impl Dupes {
             .map(|r| Tracked {
                 rule: r.clone(),
                 is_default: r.name == DEFAULT_RULE && *r == default,
-                winners: HashMap::new(),
+                seen: Vec::new(),
+                losers: Vec::new(),
             })
             .collect();
         Dupes {
@@ -103,14 +114,33 @@ impl Dupes {
             let Some(key) = self.key(&self.tracked[i], furnisher, record_key, fields) else {
                 continue;
             };
-            let slot = self.tracked[i].winners.entry(key).or_insert((row, as_of));
-            if as_of >= slot.1 {
-                *slot = (row, as_of);
-            }
+            self.tracked[i].seen.push(Seen {
+                key,
+                day: as_of.num_days_from_ce(),
+                row,
+            });
         }
     }
 
-    /// Pass 2: the first rule under which another row of the upload won over this one.
+    /// The end of pass 1: under each rule, the winner of each key is its latest row (by `as_of_date`, on a
+    /// tie the later row); only the rows it beat are kept.
+    pub(super) fn settle(&mut self) {
+        for t in &mut self.tracked {
+            let mut seen = std::mem::take(&mut t.seen);
+            seen.sort_unstable();
+            let mut losers = Vec::new();
+            for group in seen.chunk_by(|a, b| a.key == b.key) {
+                if let Some((winner, beaten)) = group.split_last() {
+                    losers.extend(beaten.iter().map(|s| (s.row, s.key, winner.row)));
+                }
+            }
+            losers.sort_unstable();
+            losers.shrink_to_fit();
+            t.losers = losers;
+        }
+    }
+
+    /// Pass 2 (after [`Dupes::settle`]): the first rule under which another row of the upload won over this one.
     pub(super) fn fired(
         &self,
         furnisher: &str,
@@ -119,12 +149,16 @@ impl Dupes {
         fields: &RowFields,
     ) -> Option<Fired> {
         self.tracked.iter().find_map(|t| {
+            if t.losers.is_empty() {
+                return None;
+            }
             let key = self.key(t, furnisher, record_key, fields)?;
-            let (winner, _) = t.winners.get(&key)?;
-            (*winner != row).then(|| Fired {
+            let i = t.losers.binary_search_by_key(&row, |&(r, _, _)| r).ok()?;
+            let (_, lost_under, winner) = t.losers[i];
+            (lost_under == key && winner != row).then(|| Fired {
                 rule: t.rule.name.clone(),
                 action: t.rule.action,
-                winner: *winner,
+                winner,
             })
         })
     }
@@ -185,6 +219,7 @@ mod tests {
             };
             d.observe("001A", i as u64 + 1, day(1), keys[i], &f);
         }
+        d.settle();
         let fired = |i: usize| {
             let f = RowFields {
                 columns: &columns,

@@ -396,6 +396,7 @@ fn read_batches(
             }
             !stop.is_cancelled()
         })?;
+        dupes.settle();
         if tx.blocking_send(Ok(Msg::Rows(rows))).is_err() {
             return Ok(());
         }
