@@ -26,8 +26,9 @@ use crate::store::{Durability, StoreError};
 use super::high_water::HighWater;
 
 /// sled's page cache bound: memory stays flat as the queue grows (the benchmark measured 520 MB
-/// resident with 100,000 queued under sled's 1 GiB default).
-const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
+/// resident with 100,000 queued under sled's 1 GiB default, 186 MB under 64 MiB and 116 MB under 24 MiB,
+/// with the same intake and drain rates: BENCHMARKS.md, "sled's page cache").
+const CACHE_CAPACITY_BYTES: u64 = 24 * 1024 * 1024;
 
 /// The database and its flusher. Cheap to clone.
 #[derive(Clone)]
