@@ -367,7 +367,6 @@ pub fn list_keeps(filter: &ListFilter, m: &Message) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::{Destination, NewMessage};
 
     #[test]
     fn fair_pick_leads_with_the_longest_waiting_tenant() {
@@ -395,18 +394,11 @@ mod tests {
 
     #[test]
     fn erasure_keeps_only_the_named_reference_fields() {
-        let new = NewMessage {
-            tenant: "001A".into(),
-            lane: Lane::Interactive,
-            destination: Destination::Email {
-                to: "ops@bureau.example".into(),
-                template: "t".into(),
-            },
-            payload: serde_json::json!({ "Ref__c": "R-1", "National_Id__c": "850101-1234" }),
-            mapping_version: None,
-        };
         let now = Utc::now();
-        let m = crate::outbox::fresh(MessageId::new(), new, now);
+        let m = crate::outbox::test_email(
+            serde_json::json!({ "Ref__c": "R-1", "National_Id__c": "850101-1234" }),
+            now,
+        );
         let kept = erased(&m, now, &["Ref__c".to_owned()]);
         assert_eq!(kept.payload, serde_json::json!({ "Ref__c": "R-1" }));
         assert_eq!(kept.payload_erased_at, Some(now));

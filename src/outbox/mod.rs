@@ -102,6 +102,8 @@ pub use backend::{AdminMove, Claim, IdemKey, Queue, Resolution, Retention, Retir
 pub use error::OutboxError;
 pub use policy::{PolicyError, RetryPolicy};
 pub(crate) use queue::fresh;
+#[cfg(test)]
+pub(crate) use queue::test_email;
 pub use retention::{RETENTION_BATCH, RETENTION_ROLE, RetentionPolicy};
 pub use types::{
     Attempt, AttemptOutcome, Counts, Destination, DestinationKind, Enqueued, ErrorClass, Lane,

@@ -245,6 +245,22 @@ fn lease_of(claimed: &Message, operation: &'static str) -> Result<LeaseToken, Ou
         })
 }
 
+/// Tests' stock message: a new Pending e-mail for tenant `001A` carrying `payload`, due `now`.
+#[cfg(test)]
+pub(crate) fn test_email(payload: serde_json::Value, now: DateTime<Utc>) -> Message {
+    let new = NewMessage {
+        tenant: "001A".into(),
+        lane: super::Lane::Interactive,
+        destination: super::Destination::Email {
+            to: "ops@bureau.example".into(),
+            template: "t".into(),
+        },
+        payload,
+        mapping_version: None,
+    };
+    fresh(MessageId::new(), new, now)
+}
+
 /// A new Pending message, due `now`.
 pub(crate) fn fresh(id: MessageId, new: NewMessage, now: DateTime<Utc>) -> Message {
     Message {

@@ -141,22 +141,11 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::outbox::{Destination, Lane, MessageId, NewMessage};
     use crate::store::Durability;
 
     fn job(key: Option<IdemKey>) -> (Job, oneshot::Receiver<Result<Enqueued, OutboxError>>) {
-        let new = NewMessage {
-            tenant: "001A".into(),
-            lane: Lane::Interactive,
-            destination: Destination::Email {
-                to: "ops@bureau.example".into(),
-                template: "t".into(),
-            },
-            payload: serde_json::json!({ "n": 1 }),
-            mapping_version: None,
-        };
         let (reply, answer) = oneshot::channel();
-        let message = crate::outbox::fresh(MessageId::new(), new, Utc::now());
+        let message = crate::outbox::test_email(serde_json::json!({ "n": 1 }), Utc::now());
         (
             Job {
                 message,
