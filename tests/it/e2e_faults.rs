@@ -103,8 +103,13 @@ async fn a_thirty_second_outage_delays_but_loses_nothing() {
     // Before the outage: one request per bank, so both tokens are known (cached) to the daemon.
     let mut ids = post_many(&bank_a, "PRE", 1, 1).await;
     ids.extend(post_many(&bank_b, "PRE", 1, 1).await);
+    // Both, each through its own bank (a bank sees only its own requests): the outage must not catch
+    // bank B's request still on its way.
     bank_a
         .wait_delivered(&ids[..1], Duration::from_secs(20))
+        .await;
+    bank_b
+        .wait_delivered(&ids[1..], Duration::from_secs(20))
         .await;
 
     set_faults(&sb, json!({"outage": true})).await;
