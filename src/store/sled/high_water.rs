@@ -7,14 +7,16 @@
 //! outside that log, so such damage is refused at open ([`StoreError::Damaged`], naming the file)
 //! instead of serving a truncated outbox.
 //!
-//! The file is written (to a temporary name, then renamed) only after the flush that made its id
-//! durable, so a crash at any moment leaves a mark the log satisfies. It carries its own checksum; a
-//! damaged mark is refused too. Like sled's own flush it is not an fsync barrier: the promise is
+//! The file is written only after the flush that made its id durable, so a crash at any moment leaves
+//! a mark the log satisfies. The first mark of a store is written to a temporary name and renamed into
+//! place; after that the file is kept open and each new mark overwrites it in place with one `pwrite`
+//! of the same length (a mark is always one fixed-size line), which costs no file creation or rename per
+//! group commit. It carries its own checksum; a damaged mark is refused too. Like sled's own flush it is not an fsync barrier: the promise is
 //! surviving process crashes, not power loss (see `store/mod.rs`).
 
-use std::fs;
+use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use parking_lot::Mutex;
@@ -32,10 +34,12 @@ pub(crate) struct HighWater {
     state: Mutex<Marks>,
 }
 
-#[derive(Default, Clone, Copy)]
+#[derive(Default)]
 struct Marks {
     inserted: Option<[u8; 16]>,
     written: Option<[u8; 16]>,
+    /// The mark file, open for writing once it exists.
+    file: Option<File>,
 }
 
 impl HighWater {
@@ -48,6 +52,7 @@ impl HighWater {
             state: Mutex::new(Marks {
                 inserted: written,
                 written,
+                file: None,
             }),
         })
     }
@@ -72,7 +77,14 @@ impl HighWater {
         if marks.written.is_some_and(|w| w >= id) {
             return;
         }
-        match write(&self.path, id) {
+        let written = match &marks.file {
+            Some(file) => file.write_all_at(render(id).as_bytes(), 0),
+            None => write(&self.path, id).and_then(|()| {
+                marks.file = Some(fs::OpenOptions::new().write(true).open(&self.path)?);
+                Ok(())
+            }),
+        };
+        match written {
             Ok(()) => marks.written = Some(id),
             Err(e) => {
                 tracing::warn!(error = %e, path = %self.path.display(), "store high-water mark not written")
@@ -108,9 +120,15 @@ fn checksum(body: &str) -> String {
     hex::encode(&Sha256::digest(body.as_bytes())[..8])
 }
 
-fn write(path: &Path, id: [u8; 16]) -> std::io::Result<()> {
+/// The mark's line: always the same length, so an overwrite in place leaves nothing of the previous one.
+fn render(id: [u8; 16]) -> String {
     let body = format!("{TAG} {}", hex::encode(id));
-    let text = format!("{body} {}\n", checksum(&body));
+    format!("{body} {}\n", checksum(&body))
+}
+
+/// Writes a new mark file whole: to a temporary name, then renamed into place.
+fn write(path: &Path, id: [u8; 16]) -> std::io::Result<()> {
+    let text = render(id);
     let tmp = path.with_extension("tmp");
     let mut file = fs::OpenOptions::new()
         .write(true)
@@ -138,5 +156,31 @@ mod tests {
         text = text.replacen("07", "08", 1);
         fs::write(&path, text).expect("write");
         assert!(matches!(read(&path), Err(StoreError::Damaged { .. })));
+    }
+
+    /// The first mark creates the file; later ones overwrite it in place, newest wins, older ones are
+    /// never written back.
+    #[test]
+    fn later_marks_overwrite_the_file_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(FILE);
+        let marks = HighWater::open(dir.path()).expect("open");
+        marks.flushed(Some([1; 16]));
+        assert_eq!(read(&path).expect("read"), Some([1; 16]));
+        let len = fs::metadata(&path).expect("stat").len();
+        marks.flushed(Some([0xfe; 16]));
+        assert_eq!(read(&path).expect("read"), Some([0xfe; 16]));
+        marks.flushed(Some([2; 16]));
+        assert_eq!(
+            read(&path).expect("read"),
+            Some([0xfe; 16]),
+            "an older mark is not written"
+        );
+        assert_eq!(
+            fs::metadata(&path).expect("stat").len(),
+            len,
+            "one fixed-size line"
+        );
+        assert!(!path.with_extension("tmp").exists());
     }
 }
