@@ -16,7 +16,7 @@ pub(crate) fn from_millis(ms: u64) -> DateTime<Utc> {
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// `messages` and `live`: the id alone.
+/// `messages` and `payloads`: the id alone.
 pub(crate) fn message(id: MessageId) -> [u8; 16] {
     id.to_bytes()
 }
@@ -178,8 +178,8 @@ pub(crate) fn retire_range(erased: bool, until: DateTime<Utc>) -> ([u8; 2], [u8;
     ([META_RETIRE, u8::from(erased)], hi)
 }
 
-/// Dead letters get a `by_state` entry; Pending and InFlight are listed from `live`, Delivered (most of
-/// history) from `messages`.
+/// Dead letters get a `by_state` entry; Pending and InFlight are listed from the live ids in memory,
+/// Delivered (most of history) from `messages`.
 pub(crate) fn indexed_by_state(state: State) -> bool {
     matches!(state, State::Failed | State::Dead | State::Discarded)
 }

@@ -8,7 +8,6 @@
 //! | `outbox.payloads` | id | the payload as JSON, written once at enqueue; rewritten or removed only by retention's erasure |
 //! | `outbox.due` | kind (1) · lane (1) · len (2) · tenant · next_attempt_at ms (8) · id | empty; only Pending |
 //! | `outbox.leases` | lease_until ms (8) · id | empty; only InFlight |
-//! | `outbox.live` | id | empty; Pending or InFlight (oldest-pending age) |
 //! | `outbox.attempts` | id · attempt number (4) | the [`crate::outbox::Attempt`] as JSON |
 //! | `outbox.by_tenant` | len (2) · tenant · id | empty; a bank's messages in order |
 //! | `outbox.idempotency` | SHA-256(tenant · NUL · key) | id · body hash · expires_at |
@@ -16,11 +15,15 @@
 //! | `outbox.meta` | `c`·state / `s`·state·id / `r`·erased·completed ms·id / `v` | terminal counters (i64); dead letters; retention; index version |
 //!
 //! Every write is one sled transaction over the trees (`tx.rs`; `Tx::put` is the only writer of the
-//! derived indexes `due`, `leases`, `live`), durable before it returns. Enqueues go to one thread that
+//! derived indexes `due` and `leases`), durable before it returns. Enqueues go to one thread that
 //! writes every enqueue waiting in one transaction and flushes once for them (`batch.rs`); the other
 //! writes run on a blocking thread each and then wait for the group-commit thread (`db.rs`). A state change rewrites the header (about 150 bytes) and moves the index
 //! entries; it never re-encodes or rewrites the payload. An enqueue writes `messages`, `payloads`,
-//! `by_tenant`, `due` and `live`, plus `idempotency` and `idem_expiry` with an Idempotency-Key. Claiming seeks from tenant to tenant within one `(kind, lane)` prefix of `due` and takes each
+//! `by_tenant` and `due`, plus `idempotency` and `idem_expiry` with an Idempotency-Key. The ids of the
+//! Pending and InFlight messages (the oldest-pending age, the unfiltered live listing) are kept in
+//! memory (`tx::Live`), not in a tree: rebuilt at open from `due` and `leases`, moved by every commit's
+//! changes. (Stores before index version 3 had an `outbox.live` tree; it is emptied at open.)
+//! Claiming seeks from tenant to tenant within one `(kind, lane)` prefix of `due` and takes each
 //! tenant's messages due by "now" with a range scan, round robin across tenants (fair between banks),
 //! so its cost depends on the number of banks with work due and the batch size, not on the queue
 //! length.
@@ -117,7 +120,7 @@ impl SledQueue {
         let shared = self.shared.clone();
         let out = blocking(move || {
             let (out, changes) = f(&shared.trees)?;
-            apply(&shared.counts, &changes);
+            apply(&shared.counts, &shared.trees.live, &changes);
             for (id, _, _) in changes.iter().filter(|(_, old, _)| old.is_none()) {
                 shared.db.high_water().inserted(id.to_bytes());
             }
@@ -146,15 +149,25 @@ impl SledQueue {
     }
 }
 
-/// A committed transaction's state changes into the counters.
-fn apply(counts: &Mutex<HashMap<State, i64>>, changes: &[Change]) {
-    let mut counts = counts.lock();
-    for &(_, old, new) in changes {
-        if let Some(old) = old {
-            *counts.entry(old).or_default() -= 1;
+/// A committed transaction's state changes into the counters and the live ids.
+fn apply(counts: &Mutex<HashMap<State, i64>>, live: &tx::Live, changes: &[Change]) {
+    {
+        let mut counts = counts.lock();
+        for &(_, old, new) in changes {
+            if let Some(old) = old {
+                *counts.entry(old).or_default() -= 1;
+            }
+            if let Some(new) = new {
+                *counts.entry(new).or_default() += 1;
+            }
         }
-        if let Some(new) = new {
-            *counts.entry(new).or_default() += 1;
+    }
+    let mut live = live.lock();
+    for &(id, _, new) in changes {
+        if new.is_some_and(|s| !s.is_terminal()) {
+            live.insert(id);
+        } else {
+            live.remove(&id);
         }
     }
 }
@@ -299,6 +312,20 @@ mod tests {
         }
     }
 
+    /// What a store written before index version 3 also held: `outbox.live`, an entry per Pending or
+    /// InFlight message (their ids from `due` and `leases`).
+    fn write_legacy_live(trees: &Trees) {
+        for tree in [&trees.due, &trees.leases] {
+            for key in tree.iter().keys() {
+                let id = keys::trailing_id(&key.expect("key")).expect("id");
+                trees
+                    .legacy_live
+                    .insert(keys::message(id), &[][..])
+                    .expect("insert");
+            }
+        }
+    }
+
     /// A store written before the `meta` indexes gets them built once at open.
     #[test]
     fn a_store_without_meta_indexes_gets_them_at_open() {
@@ -307,6 +334,7 @@ mod tests {
             let db = SledDb::open(dir.path(), Durability::None).expect("open");
             let queue = SledQueue::open(&db).expect("queue");
             fill(&queue.shared.trees, 7, 5);
+            write_legacy_live(&queue.shared.trees);
             queue.shared.trees.meta.clear().expect("forget the indexes");
         }
         let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
@@ -339,6 +367,7 @@ mod tests {
             let queue = SledQueue::open(&db).expect("queue");
             let trees = &queue.shared.trees;
             fill(trees, 7, 5);
+            write_legacy_live(trees);
             let due: Vec<_> = trees.due.iter().keys().map(|k| k.expect("key")).collect();
             pending = due.iter().filter_map(|k| keys::trailing_id(k)).collect();
             trees.due.clear().expect("clear");
@@ -372,6 +401,94 @@ mod tests {
         expected.sort();
         assert_eq!(ids, expected);
         assert_eq!(pending.len(), 2);
+        assert!(
+            queue.shared.trees.legacy_live.is_empty(),
+            "the old live tree is emptied (version 3 keeps the live ids in memory)"
+        );
+    }
+
+    /// The live ids follow every state change and are rebuilt at open: the oldest-pending age names the
+    /// oldest message not finished, the unfiltered Pending listing pages through them, and after a
+    /// reopen both still hold.
+    #[test]
+    fn live_ids_follow_changes_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first_pending;
+        {
+            let db = SledDb::open(dir.path(), Durability::None).expect("open");
+            let queue = SledQueue::open(&db).expect("queue");
+            let trees = &queue.shared.trees;
+            fill(trees, 6, 0);
+            // `fill` writes through the trees alone; counting rebuilds the live ids as at open.
+            let (counts, _) = trees.count_states().expect("count");
+            assert_eq!(counts.get(&State::Pending), Some(&6));
+            // Deliver the two oldest: the oldest live one is then the third.
+            let all: Vec<MessageId> = trees.live.lock().iter().copied().collect();
+            for id in &all[..2] {
+                let m = trees.get(*id).expect("get").expect("stored");
+                let now = m.next_attempt_at;
+                let mut claimed = Vec::new();
+                while !claimed.iter().any(|c: &Message| c.id == *id) {
+                    let claim = Claim {
+                        kind: m.destination.kind(),
+                        lane: m.lane,
+                        max: 1,
+                        now: now + chrono::Duration::seconds(1),
+                        lease_until: now + chrono::Duration::seconds(30),
+                    };
+                    let (got, changes) = trees.claim(&claim).expect("claim");
+                    apply(&queue.shared.counts, &trees.live, &changes);
+                    claimed.extend(got);
+                }
+                for c in claimed {
+                    let done = Resolution {
+                        state: State::Delivered,
+                        next_attempt_at: now,
+                        attempt: None,
+                        remote_id: None,
+                        now,
+                    };
+                    let token = c.lease_token.expect("token");
+                    let (_, changes) = trees.resolve(c.id, token, &done).expect("resolve");
+                    apply(&queue.shared.counts, &trees.live, &changes);
+                }
+            }
+            let live: Vec<MessageId> = trees.live.lock().iter().copied().collect();
+            assert_eq!(live.len(), 4, "six queued, two delivered");
+            first_pending = live[0];
+            let oldest = trees.oldest_live().expect("oldest").expect("some");
+            let expected = trees
+                .get(first_pending)
+                .expect("get")
+                .expect("m")
+                .created_at;
+            assert_eq!(oldest, expected);
+        }
+        let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
+        let queue = SledQueue::open(&db).expect("queue");
+        let trees = &queue.shared.trees;
+        let filter = |after| ListFilter {
+            state: Some(State::Pending),
+            after,
+            limit: 3,
+            ..ListFilter::default()
+        };
+        let page1 = trees.list(&filter(None)).expect("list");
+        let page2 = trees
+            .list(&filter(page1.last().map(|m| m.id)))
+            .expect("list");
+        let listed: Vec<MessageId> = page1.iter().chain(&page2).map(|m| m.id).collect();
+        assert_eq!(listed.len(), 4);
+        assert_eq!(listed[0], first_pending);
+        assert!(listed.windows(2).all(|w| w[0] < w[1]), "in id order");
+        assert!(
+            page1
+                .iter()
+                .chain(&page2)
+                .all(|m| m.state == State::Pending)
+        );
+        let oldest = trees.oldest_live().expect("oldest").expect("some");
+        assert_eq!(oldest, page1[0].created_at);
     }
 
     /// Startup counts states from live index entries and the terminal counters, not from history: with

@@ -2,6 +2,10 @@
 //! message and every index entry derived from it are written together.
 
 use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use sled::Tree;
 use sled::transaction::{
@@ -23,14 +27,26 @@ pub(crate) struct Trees {
     pub(crate) payloads: Tree,
     pub(crate) due: Tree,
     pub(crate) leases: Tree,
-    pub(crate) live: Tree,
     pub(crate) attempts: Tree,
     pub(crate) by_tenant: Tree,
     pub(crate) idempotency: Tree,
     pub(crate) idem_expiry: Tree,
     /// Durable counters, the dead-letter index and the retention index (`keys::META_*`).
     pub(crate) meta: Tree,
+    /// `outbox.live` of index versions before 3 (ids of every Pending or InFlight message): read only by
+    /// the version-2 migration, then emptied (`read.rs`, `ensure_meta`).
+    pub(crate) legacy_live: Tree,
+    /// The ids of every Pending or InFlight message, in memory (see [`Live`]).
+    pub(crate) live: Live,
 }
+
+/// The ids of every Pending or InFlight message, in id (creation) order: the oldest-pending age and the
+/// unfiltered Pending / InFlight listing read it. It is derived state, kept in memory instead of a tree
+/// (one sled write less per enqueue and per delivery): rebuilt at open from the `due` and `leases` keys
+/// (which `count_states` reads anyway), then moved by each committed transaction's changes with the
+/// counters. Changes of two threads may be applied out of commit order, so an id may linger after its
+/// message finished; readers check the stored header and drop such an id ([`Trees::oldest_live`]).
+pub(crate) type Live = Arc<Mutex<BTreeSet<MessageId>>>;
 
 /// A state change committed by a transaction: `(id, state before, state after)`; `None` before for a
 /// new message, after for a deleted one.
@@ -45,7 +61,6 @@ pub(crate) struct Tx<'a> {
     pub(crate) payloads: &'a TransactionalTree,
     pub(crate) due: &'a TransactionalTree,
     pub(crate) leases: &'a TransactionalTree,
-    pub(crate) live: &'a TransactionalTree,
     pub(crate) attempts: &'a TransactionalTree,
     pub(crate) by_tenant: &'a TransactionalTree,
     pub(crate) idempotency: &'a TransactionalTree,
@@ -62,12 +77,13 @@ impl Trees {
             payloads: tree("outbox.payloads")?,
             due: tree("outbox.due")?,
             leases: tree("outbox.leases")?,
-            live: tree("outbox.live")?,
             attempts: tree("outbox.attempts")?,
             by_tenant: tree("outbox.by_tenant")?,
             idempotency: tree("outbox.idempotency")?,
             idem_expiry: tree("outbox.idem_expiry")?,
             meta: tree("outbox.meta")?,
+            legacy_live: tree("outbox.live")?,
+            live: Live::default(),
         })
     }
 
@@ -81,7 +97,6 @@ impl Trees {
             &self.payloads,
             &self.due,
             &self.leases,
-            &self.live,
             &self.attempts,
             &self.by_tenant,
             &self.idempotency,
@@ -94,7 +109,6 @@ impl Trees {
                 payloads,
                 due,
                 leases,
-                live,
                 attempts,
                 by_tenant,
                 idempotency,
@@ -106,7 +120,6 @@ impl Trees {
                     payloads,
                     due,
                     leases,
-                    live,
                     attempts,
                     by_tenant,
                     idempotency,
@@ -203,7 +216,7 @@ impl Tx<'_> {
     }
 
     /// Writes `new` over `old` (None for a new message), moving the derived index entries:
-    /// `due` exactly while Pending, `leases` exactly while InFlight, `live` while not terminal, and in
+    /// `due` exactly while Pending, `leases` exactly while InFlight, and in
     /// `meta` the terminal counters, the dead-letter and the retention entries. This and
     /// [`Tx::remove`] are the only writers of those trees, which is what keeps them consistent.
     ///
@@ -282,11 +295,10 @@ impl Tx<'_> {
             }
             _ => {}
         }
-        if !new.state.is_terminal() {
-            self.live.insert(&keys::message(new.id), &[][..])?;
-            return Ok(());
+        if new.state.is_terminal() {
+            self.meta_entries(new, true)?;
         }
-        self.meta_entries(new, true)
+        Ok(())
     }
 
     fn unindex(&self, old: &Message) -> TxResult<()> {
@@ -308,11 +320,10 @@ impl Tx<'_> {
             }
             _ => {}
         }
-        if !old.state.is_terminal() {
-            self.live.remove(&keys::message(old.id))?;
-            return Ok(());
+        if old.state.is_terminal() {
+            self.meta_entries(old, false)?;
         }
-        self.meta_entries(old, false)
+        Ok(())
     }
 
     /// Adds (or removes) a terminal message's `meta` entries: its state's counter, its dead-letter
