@@ -165,26 +165,25 @@ async fn accept(
     // guarantees when it returns. A replay's answer is durable too (the first request's write may have
     // been in flight).
     let outbox = &state.outbox;
-    let now = Utc::now();
     let wait = prefer.wait(state.max_prefer_wait);
-    // A fresh 202 answers from the message as queued (what the store now holds), without reading it
-    // back: the status document needs nothing the write did not already know.
-    let queued = wait
-        .is_zero()
-        .then(|| crate::outbox::fresh(id, new.clone(), now));
+    let message = crate::outbox::fresh(id, new, Utc::now());
+    // A fresh 202 answers with the message as queued (what the store will hold), built before it moves
+    // into the queue, so it is neither copied nor read back: the status document needs nothing the
+    // write does not already know.
+    let queued = if wait.is_zero() {
+        Some(status_body(state, &message, &principal.bank_code).await)
+    } else {
+        None
+    };
     let enqueued = match &key {
         Some(key) => outbox
-            .enqueue_idempotent_as(
-                id,
-                &principal.account_id,
-                key.as_str(),
-                parsed.sha256,
-                new,
-                now,
-            )
+            .insert_fresh_idempotent(message, &principal.account_id, key.as_str(), parsed.sha256)
             .await
             .map_err(store_error)?,
-        None => Enqueued::Created(outbox.enqueue_as(id, new, now).await.map_err(store_error)?),
+        None => {
+            outbox.insert_fresh(message).await.map_err(store_error)?;
+            Enqueued::Created(id)
+        }
     };
     if let Enqueued::Existing {
         same_body: false, ..
@@ -196,7 +195,7 @@ async fn accept(
 
     let id = enqueued.id();
     let replayed = matches!(enqueued, Enqueued::Existing { .. });
-    let message = if wait > Duration::ZERO {
+    let waited = if wait > Duration::ZERO {
         state
             .outbox
             .wait_terminal(id, wait)
@@ -205,31 +204,48 @@ async fn accept(
     } else {
         None
     };
-    let message = match (message, queued) {
-        (Some(m), _) => m,
-        (None, Some(m)) if !replayed => m,
-        (None, _) => state
-            .outbox
-            .get(id)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or(ApiError::NotFound)?,
+    let (message, doc) = match (waited, queued) {
+        (Some(m), _) => {
+            let doc = status_body(state, &m, &principal.bank_code).await;
+            (m, doc)
+        }
+        (None, Some(doc)) if !replayed => return Ok(answer(state, id, doc, false, prefer, false)),
+        (None, _) => {
+            let m = state
+                .outbox
+                .get(id)
+                .await
+                .map_err(ApiError::internal)?
+                .ok_or(ApiError::NotFound)?;
+            let doc = status_body(state, &m, &principal.bank_code).await;
+            (m, doc)
+        }
     };
     // 201 only when the client asked to wait for the outcome (RFC 7240); otherwise always the asynchronous
     // 202, even if the pusher happened to be faster than this answer, so integrators see one contract.
     let created = wait > Duration::ZERO && message.state == MsgState::Delivered;
+    Ok(answer(state, message.id, doc, created, prefer, replayed))
+}
+
+/// The answer to an accepted report request: `doc` (its status document) as 201 with `Content-Location`
+/// when it was `created` within the client's wait, else 202 with `Location`; `Preference-Applied` and
+/// `Idempotent-Replayed` as they apply.
+fn answer(
+    state: &IntakeState,
+    id: MessageId,
+    doc: serde_json::Value,
+    created: bool,
+    prefer: &Prefer,
+    replayed: bool,
+) -> Response {
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::ACCEPTED
     };
-    let mut response = (
-        status,
-        Json(status_body(state, &message, &principal.bank_code).await),
-    )
-        .into_response();
+    let mut response = (status, Json(doc)).into_response();
     let headers = response.headers_mut();
-    let url = status_url(state, &message.id);
+    let url = status_url(state, &id);
     if let Ok(v) = HeaderValue::from_str(&url) {
         headers.insert(if created { CONTENT_LOCATION } else { LOCATION }, v.clone());
         if created {
@@ -242,7 +258,7 @@ async fn accept(
     if replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
-    Ok(response)
+    response
 }
 
 async fn get_report_request(

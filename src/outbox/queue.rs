@@ -38,8 +38,13 @@ impl Outbox {
         new: NewMessage,
         now: DateTime<Utc>,
     ) -> Result<MessageId, OutboxError> {
-        self.inner.queue.insert(fresh(id, new, now)).await?;
+        self.insert_fresh(fresh(id, new, now)).await?;
         Ok(id)
+    }
+
+    /// Queues `message`, built by the caller with [`fresh`] (intake answers from it without a copy).
+    pub(crate) async fn insert_fresh(&self, message: Message) -> Result<(), OutboxError> {
+        self.inner.queue.insert(message).await
     }
 
     /// Queues a message unless `(tenant, idempotency_key)` was seen within the TTL.
@@ -92,17 +97,28 @@ impl Outbox {
         new: NewMessage,
         now: DateTime<Utc>,
     ) -> Result<Enqueued, OutboxError> {
+        self.insert_fresh_idempotent(fresh(id, new, now), tenant, idempotency_key, body_hash)
+            .await
+    }
+
+    /// [`Outbox::enqueue_idempotent_as`] of a message built by the caller with [`fresh`] (its
+    /// `created_at` dates the key).
+    pub(crate) async fn insert_fresh_idempotent(
+        &self,
+        message: Message,
+        tenant: &str,
+        idempotency_key: &str,
+        body_hash: [u8; 32],
+    ) -> Result<Enqueued, OutboxError> {
         let ttl = chrono::Duration::from_std(self.inner.options.idempotency_ttl).unwrap_or(FAR);
+        let now = message.created_at;
         let key = IdemKey {
             hash: idempotency_hash(tenant, idempotency_key),
             body_hash,
             expires_at: now + ttl,
             now,
         };
-        self.inner
-            .queue
-            .insert_idempotent(fresh(id, new, now), key)
-            .await
+        self.inner.queue.insert_idempotent(message, key).await
     }
 
     /// Forgets idempotency keys that expired by `now`; returns how many. Run periodically.
