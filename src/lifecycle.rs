@@ -147,11 +147,12 @@ pub fn failure_reason(message: &Message) -> Option<String> {
 /// with the state, reason and Salesforce id from the delivery. The same keys as a webhook's `data`.
 pub fn delivery_view(message: &Message, mappings: &MappingSet, bank_code: Option<&str>) -> Value {
     let mut view = match &message.payload {
-        Value::Object(record) => mappings
-            .map_outbound(REPORT_REQUEST_KIND, record, bank_code)
-            .ok()
-            .and_then(|v| v.as_object().cloned())
-            .unwrap_or_default(),
+        record @ Value::Object(_) => {
+            match mappings.map_outbound_value(REPORT_REQUEST_KIND, record, bank_code) {
+                Ok(Value::Object(view)) => view,
+                _ => Map::new(),
+            }
+        }
         _ => Map::new(),
     };
     let state = delivery_state(message);

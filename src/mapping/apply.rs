@@ -251,16 +251,16 @@ fn map_value(
 
 /// Body paths no field reads and no `when` inspects.
 fn unknown_fields(mapping: &Mapping, input: &Value) -> Vec<FieldProblem> {
-    let mut known: Vec<String> = mapping
+    let mut known: Vec<&str> = mapping
         .fields
         .iter()
         .filter(|f| matches!(f.source, Source::Path(_)))
-        .map(|f| f.from.clone())
+        .map(|f| f.from.as_str())
         .collect();
-    known.extend(mapping.when.as_ref().map(|w| w.field.clone()));
+    known.extend(mapping.when.as_ref().map(|w| w.field.as_str()));
     let mut found = Vec::new();
     if let Value::Object(map) = input {
-        walk_unknown(map, "", &known, &mut found);
+        walk_unknown(map, &mut String::new(), &known, &mut found);
     }
     found
         .into_iter()
@@ -274,19 +274,27 @@ fn unknown_fields(mapping: &Mapping, input: &Value) -> Vec<FieldProblem> {
         .collect()
 }
 
-fn walk_unknown(map: &Map<String, Value>, prefix: &str, known: &[String], found: &mut Vec<String>) {
+/// The dotted paths under `map` (whose own path, with a trailing dot, is `prefix`) that are neither
+/// `known` nor the parent of a known path; `prefix` is a scratch buffer, as it was on return.
+fn walk_unknown(
+    map: &Map<String, Value>,
+    prefix: &mut String,
+    known: &[&str],
+    found: &mut Vec<String>,
+) {
     for (key, value) in map {
-        let path = format!("{prefix}{key}");
-        if known.contains(&path) {
-            continue;
-        }
-        let nested = format!("{path}.");
-        match value {
-            Value::Object(inner) if known.iter().any(|k| k.starts_with(&nested)) => {
-                walk_unknown(inner, &nested, known, found)
+        let len = prefix.len();
+        prefix.push_str(key);
+        if !known.contains(&prefix.as_str()) {
+            prefix.push('.');
+            match value {
+                Value::Object(inner) if known.iter().any(|k| k.starts_with(prefix.as_str())) => {
+                    walk_unknown(inner, prefix, known, found)
+                }
+                _ => found.push(prefix[..prefix.len() - 1].to_owned()),
             }
-            _ => found.push(path),
         }
+        prefix.truncate(len);
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::format::{Item, StrftimeItems};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, SecondsFormat, Timelike, Utc};
 use regex::Regex;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -119,6 +119,10 @@ impl CharPolicy {
     /// The first rule `text` breaks. The detail names the code point, never the value.
     pub(crate) fn check(self, text: &str) -> Option<Failure> {
         if self == CharPolicy::Any {
+            return None;
+        }
+        // Most values are plain ASCII without control characters: nothing below can object to them.
+        if text.is_ascii() && !text.bytes().any(|b| b.is_ascii_control()) {
             return None;
         }
         let mut run = 0;
@@ -483,6 +487,17 @@ fn parse_datetime(text: &str, format: &str) -> Option<DateTime<Utc>> {
 /// Salesforce wants `2026-11-20T10:00:00.000+0000`; banks get RFC 3339 in UTC.
 pub(crate) fn write_datetime(dt: DateTime<Utc>, target: Target) -> String {
     match target {
+        // Written field by field: `format` parses its pattern on every call, on intake's hot path.
+        Target::Salesforce if (0..=9999).contains(&dt.year()) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}+0000",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minute(),
+            dt.second(),
+            dt.nanosecond() % 1_000_000_000 / 1_000_000
+        ),
         Target::Salesforce => dt.format(SALESFORCE_DATETIME).to_string(),
         Target::Bank => dt.to_rfc3339_opts(SecondsFormat::Secs, true),
     }
@@ -624,6 +639,26 @@ impl Validate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The hand-written Salesforce form is exactly chrono's `SALESFORCE_DATETIME` rendering.
+    #[test]
+    fn salesforce_datetimes_match_the_format_string() {
+        for text in [
+            "2026-11-20T10:00:00Z",
+            "2026-01-02T03:04:05.678901234Z",
+            "1999-12-31T23:59:59.999Z",
+            "0001-01-01T00:00:00.001Z",
+        ] {
+            let dt = DateTime::parse_from_rfc3339(text)
+                .expect("rfc3339")
+                .with_timezone(&Utc);
+            assert_eq!(
+                write_datetime(dt, Target::Salesforce),
+                dt.format(SALESFORCE_DATETIME).to_string(),
+                "{text}"
+            );
+        }
+    }
 
     #[test]
     fn plain_text_refuses_controls_bidi_invisibles_and_mark_floods() {

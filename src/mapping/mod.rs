@@ -200,10 +200,20 @@ impl MappingSet {
         record: &serde_json::Map<String, serde_json::Value>,
         bank_code: Option<&str>,
     ) -> Result<serde_json::Value, Vec<FieldProblem>> {
+        self.map_outbound_value(kind, &serde_json::Value::Object(record.clone()), bank_code)
+    }
+
+    /// [`MappingSet::map_outbound`] of a record already held as a JSON value (not copied; anything but an
+    /// object is refused as the body's type).
+    pub fn map_outbound_value(
+        &self,
+        kind: &str,
+        record: &serde_json::Value,
+        bank_code: Option<&str>,
+    ) -> Result<serde_json::Value, Vec<FieldProblem>> {
         let candidates = self.effective(kind, Direction::Outbound, bank_code);
-        let input = serde_json::Value::Object(record.clone());
-        let mapping = apply::select(&candidates, &input, kind)?;
-        apply::map_outbound(mapping, &input)
+        let mapping = apply::select(&candidates, record, kind)?;
+        apply::map_outbound(mapping, record)
     }
 
     /// What the outbound mappings of `kind` read from Salesforce, across the defaults and every bank's variants:
