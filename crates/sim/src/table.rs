@@ -26,7 +26,8 @@ use super::org::Record;
 pub const ORDERED_FIELDS: [&str; 3] = ["CreatedDate", "LastModifiedDate", "SystemModstamp"];
 
 /// An id as the indexes hold it: inline, without an allocation, up to 22 bytes (every Salesforce id is 18),
-/// on the heap beyond. Ordered, compared and hashed as its text, so an index orders ids as the text would.
+/// on the heap beyond. Ordered and compared as its bytes, the order of its text, so an index orders ids as
+/// the text would.
 #[derive(Clone)]
 pub enum IdKey {
     Inline { len: u8, bytes: [u8; 22] },
@@ -54,6 +55,15 @@ impl IdKey {
             IdKey::Heap(s) => s,
         }
     }
+
+    /// The id's bytes, without the UTF-8 check of [`IdKey::as_str`]: what comparisons read (byte order is
+    /// the text's order), so an index insert does not validate both ids at every step of its search.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            IdKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IdKey::Heap(s) => s.as_bytes(),
+        }
+    }
 }
 
 impl std::ops::Deref for IdKey {
@@ -65,7 +75,7 @@ impl std::ops::Deref for IdKey {
 
 impl PartialEq for IdKey {
     fn eq(&self, other: &IdKey) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -79,7 +89,7 @@ impl PartialOrd for IdKey {
 
 impl Ord for IdKey {
     fn cmp(&self, other: &IdKey) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -362,9 +372,9 @@ impl Holders {
     /// Remove `id`; whether none are left.
     fn remove(&mut self, id: &str) -> bool {
         let Holders::Many(ids) = self else {
-            return matches!(self, Holders::One(one) if one.as_str() == id);
+            return matches!(self, Holders::One(one) if one.as_bytes() == id.as_bytes());
         };
-        ids.retain(|i| i.as_str() != id);
+        ids.retain(|i| i.as_bytes() != id.as_bytes());
         if ids.len() == 1
             && let Some(one) = ids.pop()
         {
