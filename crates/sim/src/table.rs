@@ -15,6 +15,7 @@
 //! new one's, so the indexes can never disagree with the records.
 
 use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
@@ -150,6 +151,13 @@ fn bound_value(v: &str) -> u64 {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     records: BTreeMap<String, Record>,
+    idx: Indexes,
+}
+
+/// A table's indexes, apart from its records so a write can keep its place in the records while it updates
+/// them (one search of the records per write, not a removal and an insertion).
+#[derive(Debug, Clone, Default)]
+struct Indexes {
     /// Unique / External ID field → lowercased value → ids of the live records holding it.
     unique: HashMap<String, HashMap<String, Holders>>,
     /// One per entry of [`ORDERED_FIELDS`], same order.
@@ -162,10 +170,13 @@ impl Table {
     /// An empty table indexing `unique_fields` (canonical names).
     pub fn new(unique_fields: impl IntoIterator<Item = String>) -> Table {
         Table {
-            unique: unique_fields
-                .into_iter()
-                .map(|f| (f, HashMap::new()))
-                .collect(),
+            idx: Indexes {
+                unique: unique_fields
+                    .into_iter()
+                    .map(|f| (f, HashMap::new()))
+                    .collect(),
+                ..Indexes::default()
+            },
             ..Table::default()
         }
     }
@@ -193,22 +204,28 @@ impl Table {
 
     /// Insert or replace the record `id`, keeping every index in step.
     pub fn put(&mut self, id: String, record: Record) {
-        if let Some(old) = self.records.remove(&id) {
-            self.unindex(&id, &old);
+        match self.records.entry(id) {
+            Entry::Occupied(mut slot) => {
+                self.idx.unindex(slot.key(), slot.get());
+                self.idx.index(slot.key(), &record);
+                slot.insert(record);
+            }
+            Entry::Vacant(slot) => {
+                self.idx.index(slot.key(), &record);
+                slot.insert(record);
+            }
         }
-        self.index(&id, &record);
-        self.records.insert(id, record);
     }
 
     /// Whether `field` has a unique-value index.
     pub fn is_unique_indexed(&self, field: &str) -> bool {
-        self.unique.contains_key(field)
+        self.idx.unique.contains_key(field)
     }
 
     /// Ids of the live records whose indexed `field` may equal `value` case-insensitively (the same lowercased
     /// value; callers compare exactly); `None` when `field` has no index.
     pub fn find_unique(&self, field: &str, value: &str) -> Option<Vec<&str>> {
-        let index = self.unique.get(field)?;
+        let index = self.idx.unique.get(field)?;
         Some(
             index
                 .get(normalize(value).as_ref())
@@ -219,7 +236,7 @@ impl Table {
 
     /// Whether every record is in the ordered indexes, so a range read from them misses nothing.
     pub fn ordered_complete(&self) -> bool {
-        self.unordered == 0
+        self.idx.unordered == 0
     }
 
     /// Entries `(datetime text, id)` of the ordered index of `field` within the bounds, in value order then id
@@ -237,7 +254,7 @@ impl Table {
             (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a > b);
         let upper = if empty { Bound::Unbounded } else { upper };
         Some(
-            self.ordered[slot]
+            self.idx.ordered[slot]
                 .range((lower, upper))
                 .take(if empty { 0 } else { usize::MAX }),
         )
@@ -253,7 +270,7 @@ impl Table {
         upper: Bound<StampKey>,
     ) -> Option<usize> {
         let slot = ORDERED_FIELDS.iter().position(|f| *f == field)?;
-        let set = &self.ordered[slot];
+        let set = &self.idx.ordered[slot];
         let mut inside = self.range(field, lower.clone(), upper.clone())?;
         let below = match lower {
             Bound::Included(k) => Some((Bound::Unbounded, Bound::Excluded(k))),
@@ -281,18 +298,18 @@ impl Table {
             n_out += 1;
         }
     }
+}
 
+impl Indexes {
     fn index(&mut self, id: &str, record: &Record) {
         let live = record.get("IsDeleted") != Some(&Value::Bool(true));
         for (field, index) in &mut self.unique {
             if let (true, Some(value)) = (live, record.get(field).and_then(Value::as_str)) {
-                let key = normalize(value);
-                match index.get_mut(key.as_ref()) {
-                    Some(ids) => ids.insert(id),
-                    None => {
-                        index.insert(key.into_owned(), Holders::One(IdKey::new(id)));
-                    }
-                }
+                // One hash: the value is nearly always new to the index (a created record's key).
+                index
+                    .entry(normalize(value).into_owned())
+                    .and_modify(|ids| ids.insert(id))
+                    .or_insert_with(|| Holders::One(IdKey::new(id)));
             }
         }
         for (slot, field) in ORDERED_FIELDS.iter().enumerate() {
