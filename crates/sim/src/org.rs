@@ -57,7 +57,32 @@ pub struct ObjectSchema {
     pub fields: Vec<FieldSpec>,
     /// Indexes into `fields` in the order of their names' bytes (a stored record's key order), so a new
     /// record's entries are laid out in one ordered pass (see [`Org::fill_new`]).
-    by_name: Vec<usize>,
+    by_name: Vec<(usize, Option<SystemValue>)>,
+}
+
+/// The value the org itself gives a field of a new record, whatever the input says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SystemValue {
+    /// The write's time: `CreatedDate`, `LastModifiedDate`, `SystemModstamp`.
+    Stamp,
+    /// The acting user: `CreatedById`, `LastModifiedById`.
+    User,
+    /// `IsDeleted = false`.
+    Live,
+    /// `Name`, when the object numbers its records.
+    AutoName,
+}
+
+impl SystemValue {
+    fn of(field: &str) -> Option<SystemValue> {
+        match field {
+            "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => Some(SystemValue::Stamp),
+            "CreatedById" | "LastModifiedById" => Some(SystemValue::User),
+            "IsDeleted" => Some(SystemValue::Live),
+            "Name" => Some(SystemValue::AutoName),
+            _ => None,
+        }
+    }
 }
 
 impl ObjectSchema {
@@ -123,8 +148,10 @@ impl ObjectSchema {
             fields.push(std_field(f, FieldType::Reference));
         }
         fields.push(std_field("IsDeleted", FieldType::Boolean));
-        let mut by_name: Vec<usize> = (0..fields.len()).collect();
-        by_name.sort_by(|a, b| fields[*a].name.cmp(&fields[*b].name));
+        let mut by_name: Vec<(usize, Option<SystemValue>)> = (0..fields.len())
+            .map(|i| (i, SystemValue::of(&fields[i].name)))
+            .collect();
+        by_name.sort_by(|(a, _), (b, _)| fields[*a].name.cmp(&fields[*b].name));
         ObjectSchema {
             name: spec.name.clone(),
             key_prefix: spec.key_prefix.clone(),
@@ -193,6 +220,8 @@ pub struct Org {
     autonumbers: HashMap<String, u64>,
     /// Applied writes for the automation worker (see `journal`).
     pub(super) journal: Journal,
+    /// The last write time and its text: a batch's writes share one time, written once.
+    last_stamp: Option<(DateTime<Utc>, String)>,
 }
 
 impl Org {
@@ -213,6 +242,7 @@ impl Org {
             seq: 0,
             autonumbers: HashMap::new(),
             journal: Journal::default(),
+            last_stamp: None,
         };
         let creator = seed.users.first().map(|u| u.id.clone()).unwrap_or_default();
         let mut seeded: Vec<(String, Record)> = Vec::new();
@@ -469,7 +499,7 @@ impl Org {
         }
         self.check_unique(schema, &rec, &id18)?;
         compute_name(schema, &mut rec);
-        let stamp = Value::String(sf_datetime(now));
+        let stamp = Value::String(self.stamp(now));
         rec.insert("LastModifiedDate".into(), stamp.clone());
         rec.insert("SystemModstamp".into(), stamp);
         rec.insert("LastModifiedById".into(), user.into());
@@ -604,6 +634,18 @@ impl Org {
         }
     }
 
+    /// `now` as the org writes it ([`sf_datetime`]), remembered for the next write at the same time.
+    fn stamp(&mut self, now: DateTime<Utc>) -> String {
+        match &self.last_stamp {
+            Some((t, text)) if *t == now => text.clone(),
+            _ => {
+                let text = sf_datetime(now);
+                self.last_stamp = Some((now, text.clone()));
+                text
+            }
+        }
+    }
+
     fn next_id(&mut self, prefix: &str) -> String {
         self.seq += 1;
         ids::generate(prefix, self.seq)
@@ -620,7 +662,7 @@ impl Org {
         // The system fields (over any given value), then the default (or null) of every other field not given.
         // The map is rebuilt from its entries in key order: the given entries (already in order) merged with
         // the schema's fields in name order. One ordered pass and a bulk build instead of a search per field.
-        let stamp = sf_datetime(now);
+        let stamp = self.stamp(now);
         let auto_name = match &schema.name_field {
             NameField::AutoNumber(pattern) => {
                 let n = match self.autonumbers.get_mut(&schema.name) {
@@ -634,39 +676,44 @@ impl Org {
         };
         // Taken by the one `Name` entry (a `Cell`, so both closures below can read `system`).
         let auto_name = std::cell::Cell::new(auto_name.map(Value::String));
-        let system = |name: &str| -> Option<Value> {
-            match name {
-                "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => {
-                    Some(Value::String(stamp.clone()))
-                }
-                "CreatedById" | "LastModifiedById" => Some(Value::String(user.to_owned())),
-                "IsDeleted" => Some(Value::Bool(false)),
-                "Name" => auto_name.take(),
-                _ => None,
+        let system = |sys: Option<SystemValue>| -> Option<Value> {
+            match sys? {
+                SystemValue::Stamp => Some(Value::String(stamp.clone())),
+                SystemValue::User => Some(Value::String(user.to_owned())),
+                SystemValue::Live => Some(Value::Bool(false)),
+                SystemValue::AutoName => auto_name.take(),
             }
         };
         let given = std::mem::take(rec);
         let mut entries: Vec<(String, Value)> =
             Vec::with_capacity(schema.fields.len() + given.len());
-        let mut fields = schema.by_name.iter().map(|i| &schema.fields[*i]).peekable();
+        let mut fields = schema
+            .by_name
+            .iter()
+            .map(|(i, sys)| (&schema.fields[*i], *sys))
+            .peekable();
         // A field not given; a name the schema repeats (a seed field named like a standard one) is kept once.
-        let absent = |entries: &mut Vec<(String, Value)>, f: &FieldSpec| {
+        let absent = |entries: &mut Vec<(String, Value)>, f: &FieldSpec, sys| {
             if entries.last().is_none_or(|(last, _)| *last != f.name) {
-                let value =
-                    system(&f.name).unwrap_or_else(|| f.default.clone().unwrap_or(Value::Null));
+                let value = system(sys).unwrap_or_else(|| f.default.clone().unwrap_or(Value::Null));
                 entries.push((f.name.clone(), value));
             }
         };
         for (key, value) in given {
-            while let Some(f) = fields.next_if(|f| f.name < key) {
-                absent(&mut entries, f);
+            while let Some((f, sys)) = fields.next_if(|(f, _)| f.name < key) {
+                absent(&mut entries, f, sys);
             }
-            while fields.next_if(|f| f.name == key).is_some() {}
-            let value = system(&key).unwrap_or(value);
+            // A given field of the schema: its system value is known; any other key (a seed's) is looked at.
+            let mut known = None;
+            while let Some((_, sys)) = fields.next_if(|(f, _)| f.name == key) {
+                known = Some(sys);
+            }
+            let sys = known.unwrap_or_else(|| SystemValue::of(&key));
+            let value = system(sys).unwrap_or(value);
             entries.push((key, value));
         }
-        for f in fields {
-            absent(&mut entries, f);
+        for (f, sys) in fields {
+            absent(&mut entries, f, sys);
         }
         // Already in key order without repeats, which the bulk build checks in one pass.
         *rec = entries.into_iter().collect();
