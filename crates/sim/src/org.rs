@@ -416,15 +416,18 @@ impl Org {
         now: DateTime<Utc>,
     ) -> Result<String, RecordError> {
         let schema = self.write_schema(object)?;
-        self.create_in(&schema, Fields::all(input), user, now)
+        self.create_in(&schema, Fields::all(input), user, now, None)
     }
 
+    /// `unmatched`: a unique field whose new value the caller has just looked up and found no live record
+    /// holding (an upsert's key), so its uniqueness is not checked again.
     fn create_in(
         &mut self,
         schema: &ObjectSchema,
         input: Fields<'_>,
         user: &str,
         now: DateTime<Utc>,
+        unmatched: Option<&str>,
     ) -> Result<String, RecordError> {
         let (mut rec, blobs) = self.validate(schema, input, None)?;
         let id = self.next_id(&schema.key_prefix);
@@ -444,7 +447,7 @@ impl Org {
                 missing,
             ));
         }
-        self.check_unique(schema, &rec, &id)?;
+        self.check_unique(schema, &rec, &id, unmatched)?;
         for (field, bytes) in blobs {
             self.blobs.insert(blob_key(&id, &field), bytes);
         }
@@ -497,7 +500,7 @@ impl Org {
                 vec![f.name.clone()],
             ));
         }
-        self.check_unique(schema, &rec, &id18)?;
+        self.check_unique(schema, &rec, &id18, None)?;
         compute_name(schema, &mut rec);
         let stamp = Value::String(self.stamp(now));
         rec.insert("LastModifiedDate".into(), stamp.clone());
@@ -575,7 +578,8 @@ impl Org {
                     extra: (key != "Id").then_some((key, &value)),
                     ..body
                 };
-                self.create_in(&schema, body, user, now)
+                // No live record holds the key's value (`matches` is empty): its unique check is done.
+                self.create_in(&schema, body, user, now, Some(key))
                     .map(UpsertOutcome::Created)
             }
             [one] => self
@@ -725,8 +729,13 @@ impl Org {
         schema: &ObjectSchema,
         rec: &Record,
         id: &str,
+        unmatched: Option<&str>,
     ) -> Result<(), RecordError> {
-        for f in schema.fields.iter().filter(|f| f.unique) {
+        for f in schema
+            .fields
+            .iter()
+            .filter(|f| f.unique && unmatched != Some(f.name.as_str()))
+        {
             let Some(value) = rec.get(&f.name).and_then(Value::as_str) else {
                 continue;
             };
