@@ -55,6 +55,34 @@ pub struct ObjectSchema {
     pub key_prefix: String,
     pub name_field: NameField,
     pub fields: Vec<FieldSpec>,
+    /// Indexes into `fields` in the order of their names' bytes (a stored record's key order), so a new
+    /// record's entries are laid out in one ordered pass (see [`Org::fill_new`]).
+    by_name: Vec<(usize, Option<SystemValue>)>,
+}
+
+/// The value the org itself gives a field of a new record, whatever the input says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SystemValue {
+    /// The write's time: `CreatedDate`, `LastModifiedDate`, `SystemModstamp`.
+    Stamp,
+    /// The acting user: `CreatedById`, `LastModifiedById`.
+    User,
+    /// `IsDeleted = false`.
+    Live,
+    /// `Name`, when the object numbers its records.
+    AutoName,
+}
+
+impl SystemValue {
+    fn of(field: &str) -> Option<SystemValue> {
+        match field {
+            "CreatedDate" | "LastModifiedDate" | "SystemModstamp" => Some(SystemValue::Stamp),
+            "CreatedById" | "LastModifiedById" => Some(SystemValue::User),
+            "IsDeleted" => Some(SystemValue::Live),
+            "Name" => Some(SystemValue::AutoName),
+            _ => None,
+        }
+    }
 }
 
 impl ObjectSchema {
@@ -120,11 +148,16 @@ impl ObjectSchema {
             fields.push(std_field(f, FieldType::Reference));
         }
         fields.push(std_field("IsDeleted", FieldType::Boolean));
+        let mut by_name: Vec<(usize, Option<SystemValue>)> = (0..fields.len())
+            .map(|i| (i, SystemValue::of(&fields[i].name)))
+            .collect();
+        by_name.sort_by(|(a, _), (b, _)| fields[*a].name.cmp(&fields[*b].name));
         ObjectSchema {
             name: spec.name.clone(),
             key_prefix: spec.key_prefix.clone(),
             name_field: spec.name_field.clone(),
             fields,
+            by_name,
         }
     }
 }
@@ -187,6 +220,8 @@ pub struct Org {
     autonumbers: HashMap<String, u64>,
     /// Applied writes for the automation worker (see `journal`).
     pub(super) journal: Journal,
+    /// The last write time and its text: a batch's writes share one time, written once.
+    last_stamp: Option<(DateTime<Utc>, String)>,
 }
 
 impl Org {
@@ -207,6 +242,7 @@ impl Org {
             seq: 0,
             autonumbers: HashMap::new(),
             journal: Journal::default(),
+            last_stamp: None,
         };
         let creator = seed.users.first().map(|u| u.id.clone()).unwrap_or_default();
         let mut seeded: Vec<(String, Record)> = Vec::new();
@@ -380,15 +416,18 @@ impl Org {
         now: DateTime<Utc>,
     ) -> Result<String, RecordError> {
         let schema = self.write_schema(object)?;
-        self.create_in(&schema, Fields::all(input), user, now)
+        self.create_in(&schema, Fields::all(input), user, now, None)
     }
 
+    /// `unmatched`: a unique field whose new value the caller has just looked up and found no live record
+    /// holding (an upsert's key), so its uniqueness is not checked again.
     fn create_in(
         &mut self,
         schema: &ObjectSchema,
         input: Fields<'_>,
         user: &str,
         now: DateTime<Utc>,
+        unmatched: Option<&str>,
     ) -> Result<String, RecordError> {
         let (mut rec, blobs) = self.validate(schema, input, None)?;
         let id = self.next_id(&schema.key_prefix);
@@ -408,7 +447,7 @@ impl Org {
                 missing,
             ));
         }
-        self.check_unique(schema, &rec, &id)?;
+        self.check_unique(schema, &rec, &id, unmatched)?;
         for (field, bytes) in blobs {
             self.blobs.insert(blob_key(&id, &field), bytes);
         }
@@ -461,9 +500,9 @@ impl Org {
                 vec![f.name.clone()],
             ));
         }
-        self.check_unique(schema, &rec, &id18)?;
+        self.check_unique(schema, &rec, &id18, None)?;
         compute_name(schema, &mut rec);
-        let stamp = Value::String(sf_datetime(now));
+        let stamp = Value::String(self.stamp(now));
         rec.insert("LastModifiedDate".into(), stamp.clone());
         rec.insert("SystemModstamp".into(), stamp);
         rec.insert("LastModifiedById".into(), user.into());
@@ -539,7 +578,8 @@ impl Org {
                     extra: (key != "Id").then_some((key, &value)),
                     ..body
                 };
-                self.create_in(&schema, body, user, now)
+                // No live record holds the key's value (`matches` is empty): its unique check is done.
+                self.create_in(&schema, body, user, now, Some(key))
                     .map(UpsertOutcome::Created)
             }
             [one] => self
@@ -598,6 +638,18 @@ impl Org {
         }
     }
 
+    /// `now` as the org writes it ([`sf_datetime`]), remembered for the next write at the same time.
+    fn stamp(&mut self, now: DateTime<Utc>) -> String {
+        match &self.last_stamp {
+            Some((t, text)) if *t == now => text.clone(),
+            _ => {
+                let text = sf_datetime(now);
+                self.last_stamp = Some((now, text.clone()));
+                text
+            }
+        }
+    }
+
     fn next_id(&mut self, prefix: &str) -> String {
         self.seq += 1;
         ids::generate(prefix, self.seq)
@@ -611,30 +663,65 @@ impl Org {
         user: &str,
         now: DateTime<Utc>,
     ) {
-        // The system fields first, then null (or the default) for every other field not given: each key
-        // string is allocated once (inserting over an existing key would allocate it and drop it again).
-        let stamp = Value::String(sf_datetime(now));
-        for f in ["CreatedDate", "LastModifiedDate", "SystemModstamp"] {
-            rec.insert(f.into(), stamp.clone());
-        }
-        for f in ["CreatedById", "LastModifiedById"] {
-            rec.insert(f.into(), user.into());
-        }
-        rec.insert("IsDeleted".into(), false.into());
-        if let NameField::AutoNumber(pattern) = &schema.name_field {
-            let n = match self.autonumbers.get_mut(&schema.name) {
-                Some(n) => n,
-                None => self.autonumbers.entry(schema.name.clone()).or_insert(0),
-            };
-            *n += 1;
-            rec.insert("Name".into(), auto_number(pattern, *n).into());
-        }
-        compute_name(schema, rec);
-        for f in &schema.fields {
-            if !rec.contains_key(&f.name) {
-                rec.insert(f.name.clone(), f.default.clone().unwrap_or(Value::Null));
+        // The system fields (over any given value), then the default (or null) of every other field not given.
+        // The map is rebuilt from its entries in key order: the given entries (already in order) merged with
+        // the schema's fields in name order. One ordered pass and a bulk build instead of a search per field.
+        let stamp = self.stamp(now);
+        let auto_name = match &schema.name_field {
+            NameField::AutoNumber(pattern) => {
+                let n = match self.autonumbers.get_mut(&schema.name) {
+                    Some(n) => n,
+                    None => self.autonumbers.entry(schema.name.clone()).or_insert(0),
+                };
+                *n += 1;
+                Some(auto_number(pattern, *n))
             }
+            _ => None,
+        };
+        // Taken by the one `Name` entry (a `Cell`, so both closures below can read `system`).
+        let auto_name = std::cell::Cell::new(auto_name.map(Value::String));
+        let system = |sys: Option<SystemValue>| -> Option<Value> {
+            match sys? {
+                SystemValue::Stamp => Some(Value::String(stamp.clone())),
+                SystemValue::User => Some(Value::String(user.to_owned())),
+                SystemValue::Live => Some(Value::Bool(false)),
+                SystemValue::AutoName => auto_name.take(),
+            }
+        };
+        let given = std::mem::take(rec);
+        let mut entries: Vec<(String, Value)> =
+            Vec::with_capacity(schema.fields.len() + given.len());
+        let mut fields = schema
+            .by_name
+            .iter()
+            .map(|(i, sys)| (&schema.fields[*i], *sys))
+            .peekable();
+        // A field not given; a name the schema repeats (a seed field named like a standard one) is kept once.
+        let absent = |entries: &mut Vec<(String, Value)>, f: &FieldSpec, sys| {
+            if entries.last().is_none_or(|(last, _)| *last != f.name) {
+                let value = system(sys).unwrap_or_else(|| f.default.clone().unwrap_or(Value::Null));
+                entries.push((f.name.clone(), value));
+            }
+        };
+        for (key, value) in given {
+            while let Some((f, sys)) = fields.next_if(|(f, _)| f.name < key) {
+                absent(&mut entries, f, sys);
+            }
+            // A given field of the schema: its system value is known; any other key (a seed's) is looked at.
+            let mut known = None;
+            while let Some((_, sys)) = fields.next_if(|(f, _)| f.name == key) {
+                known = Some(sys);
+            }
+            let sys = known.unwrap_or_else(|| SystemValue::of(&key));
+            let value = system(sys).unwrap_or(value);
+            entries.push((key, value));
         }
+        for (f, sys) in fields {
+            absent(&mut entries, f, sys);
+        }
+        // Already in key order without repeats, which the bulk build checks in one pass.
+        *rec = entries.into_iter().collect();
+        compute_name(schema, rec);
     }
 
     fn check_unique(
@@ -642,8 +729,13 @@ impl Org {
         schema: &ObjectSchema,
         rec: &Record,
         id: &str,
+        unmatched: Option<&str>,
     ) -> Result<(), RecordError> {
-        for f in schema.fields.iter().filter(|f| f.unique) {
+        for f in schema
+            .fields
+            .iter()
+            .filter(|f| f.unique && unmatched != Some(f.name.as_str()))
+        {
             let Some(value) = rec.get(&f.name).and_then(Value::as_str) else {
                 continue;
             };

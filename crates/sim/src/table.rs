@@ -15,6 +15,7 @@
 //! new one's, so the indexes can never disagree with the records.
 
 use std::borrow::Cow;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 
@@ -26,7 +27,8 @@ use super::org::Record;
 pub const ORDERED_FIELDS: [&str; 3] = ["CreatedDate", "LastModifiedDate", "SystemModstamp"];
 
 /// An id as the indexes hold it: inline, without an allocation, up to 22 bytes (every Salesforce id is 18),
-/// on the heap beyond. Ordered, compared and hashed as its text, so an index orders ids as the text would.
+/// on the heap beyond. Ordered and compared as its bytes, the order of its text, so an index orders ids as
+/// the text would.
 #[derive(Clone)]
 pub enum IdKey {
     Inline { len: u8, bytes: [u8; 22] },
@@ -54,6 +56,15 @@ impl IdKey {
             IdKey::Heap(s) => s,
         }
     }
+
+    /// The id's bytes, without the UTF-8 check of [`IdKey::as_str`]: what comparisons read (byte order is
+    /// the text's order), so an index insert does not validate both ids at every step of its search.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            IdKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IdKey::Heap(s) => s.as_bytes(),
+        }
+    }
 }
 
 impl std::ops::Deref for IdKey {
@@ -65,7 +76,7 @@ impl std::ops::Deref for IdKey {
 
 impl PartialEq for IdKey {
     fn eq(&self, other: &IdKey) -> bool {
-        self.as_str() == other.as_str()
+        self.as_bytes() == other.as_bytes()
     }
 }
 
@@ -79,7 +90,7 @@ impl PartialOrd for IdKey {
 
 impl Ord for IdKey {
     fn cmp(&self, other: &IdKey) -> std::cmp::Ordering {
-        self.as_str().cmp(other.as_str())
+        self.as_bytes().cmp(other.as_bytes())
     }
 }
 
@@ -140,6 +151,13 @@ fn bound_value(v: &str) -> u64 {
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     records: BTreeMap<String, Record>,
+    idx: Indexes,
+}
+
+/// A table's indexes, apart from its records so a write can keep its place in the records while it updates
+/// them (one search of the records per write, not a removal and an insertion).
+#[derive(Debug, Clone, Default)]
+struct Indexes {
     /// Unique / External ID field → lowercased value → ids of the live records holding it.
     unique: HashMap<String, HashMap<String, Holders>>,
     /// One per entry of [`ORDERED_FIELDS`], same order.
@@ -152,10 +170,13 @@ impl Table {
     /// An empty table indexing `unique_fields` (canonical names).
     pub fn new(unique_fields: impl IntoIterator<Item = String>) -> Table {
         Table {
-            unique: unique_fields
-                .into_iter()
-                .map(|f| (f, HashMap::new()))
-                .collect(),
+            idx: Indexes {
+                unique: unique_fields
+                    .into_iter()
+                    .map(|f| (f, HashMap::new()))
+                    .collect(),
+                ..Indexes::default()
+            },
             ..Table::default()
         }
     }
@@ -183,22 +204,28 @@ impl Table {
 
     /// Insert or replace the record `id`, keeping every index in step.
     pub fn put(&mut self, id: String, record: Record) {
-        if let Some(old) = self.records.remove(&id) {
-            self.unindex(&id, &old);
+        match self.records.entry(id) {
+            Entry::Occupied(mut slot) => {
+                self.idx.unindex(slot.key(), slot.get());
+                self.idx.index(slot.key(), &record);
+                slot.insert(record);
+            }
+            Entry::Vacant(slot) => {
+                self.idx.index(slot.key(), &record);
+                slot.insert(record);
+            }
         }
-        self.index(&id, &record);
-        self.records.insert(id, record);
     }
 
     /// Whether `field` has a unique-value index.
     pub fn is_unique_indexed(&self, field: &str) -> bool {
-        self.unique.contains_key(field)
+        self.idx.unique.contains_key(field)
     }
 
     /// Ids of the live records whose indexed `field` may equal `value` case-insensitively (the same lowercased
     /// value; callers compare exactly); `None` when `field` has no index.
     pub fn find_unique(&self, field: &str, value: &str) -> Option<Vec<&str>> {
-        let index = self.unique.get(field)?;
+        let index = self.idx.unique.get(field)?;
         Some(
             index
                 .get(normalize(value).as_ref())
@@ -209,7 +236,7 @@ impl Table {
 
     /// Whether every record is in the ordered indexes, so a range read from them misses nothing.
     pub fn ordered_complete(&self) -> bool {
-        self.unordered == 0
+        self.idx.unordered == 0
     }
 
     /// Entries `(datetime text, id)` of the ordered index of `field` within the bounds, in value order then id
@@ -227,7 +254,7 @@ impl Table {
             (Bound::Included(a) | Bound::Excluded(a), Bound::Included(b) | Bound::Excluded(b)) if a > b);
         let upper = if empty { Bound::Unbounded } else { upper };
         Some(
-            self.ordered[slot]
+            self.idx.ordered[slot]
                 .range((lower, upper))
                 .take(if empty { 0 } else { usize::MAX }),
         )
@@ -243,7 +270,7 @@ impl Table {
         upper: Bound<StampKey>,
     ) -> Option<usize> {
         let slot = ORDERED_FIELDS.iter().position(|f| *f == field)?;
-        let set = &self.ordered[slot];
+        let set = &self.idx.ordered[slot];
         let mut inside = self.range(field, lower.clone(), upper.clone())?;
         let below = match lower {
             Bound::Included(k) => Some((Bound::Unbounded, Bound::Excluded(k))),
@@ -271,18 +298,18 @@ impl Table {
             n_out += 1;
         }
     }
+}
 
+impl Indexes {
     fn index(&mut self, id: &str, record: &Record) {
         let live = record.get("IsDeleted") != Some(&Value::Bool(true));
         for (field, index) in &mut self.unique {
             if let (true, Some(value)) = (live, record.get(field).and_then(Value::as_str)) {
-                let key = normalize(value);
-                match index.get_mut(key.as_ref()) {
-                    Some(ids) => ids.insert(id),
-                    None => {
-                        index.insert(key.into_owned(), Holders::One(IdKey::new(id)));
-                    }
-                }
+                // One hash: the value is nearly always new to the index (a created record's key).
+                index
+                    .entry(normalize(value).into_owned())
+                    .and_modify(|ids| ids.insert(id))
+                    .or_insert_with(|| Holders::One(IdKey::new(id)));
             }
         }
         for (slot, field) in ORDERED_FIELDS.iter().enumerate() {
@@ -362,9 +389,9 @@ impl Holders {
     /// Remove `id`; whether none are left.
     fn remove(&mut self, id: &str) -> bool {
         let Holders::Many(ids) = self else {
-            return matches!(self, Holders::One(one) if one.as_str() == id);
+            return matches!(self, Holders::One(one) if one.as_bytes() == id.as_bytes());
         };
-        ids.retain(|i| i.as_str() != id);
+        ids.retain(|i| i.as_bytes() != id.as_bytes());
         if ids.len() == 1
             && let Some(one) = ids.pop()
         {
