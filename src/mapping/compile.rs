@@ -115,9 +115,15 @@ pub(crate) fn load_dir(dir: &Path) -> Result<MappingSet, Vec<MappingProblem>> {
         return Err(problems);
     }
     let version = hex::encode(hasher.finalize())[..16].to_string();
+    let mut views = BTreeMap::new();
+    views.insert(None, effective_arcs(&defaults, None));
+    for (code, files) in &banks {
+        views.insert(Some(code.clone()), effective_arcs(&defaults, Some(files)));
+    }
     Ok(MappingSet {
         defaults,
         banks,
+        views,
         version,
     })
 }
@@ -127,8 +133,23 @@ pub(crate) fn effective<'a>(
     defaults: &'a BTreeMap<String, Arc<Mapping>>,
     bank: Option<&'a BTreeMap<String, Arc<Mapping>>>,
 ) -> Vec<&'a Mapping> {
-    let mut merged: BTreeMap<&str, &Mapping> =
-        defaults.iter().map(|(k, v)| (k.as_str(), &**v)).collect();
+    merged(defaults, bank).into_iter().map(|m| &**m).collect()
+}
+
+/// [`effective`], as shared handles.
+fn effective_arcs(
+    defaults: &BTreeMap<String, Arc<Mapping>>,
+    bank: Option<&BTreeMap<String, Arc<Mapping>>>,
+) -> Vec<Arc<Mapping>> {
+    merged(defaults, bank).into_iter().cloned().collect()
+}
+
+fn merged<'a>(
+    defaults: &'a BTreeMap<String, Arc<Mapping>>,
+    bank: Option<&'a BTreeMap<String, Arc<Mapping>>>,
+) -> Vec<&'a Arc<Mapping>> {
+    let mut merged: BTreeMap<&str, &Arc<Mapping>> =
+        defaults.iter().map(|(k, v)| (k.as_str(), v)).collect();
     for (name, mapping) in bank.into_iter().flatten() {
         merged.insert(name, mapping);
     }

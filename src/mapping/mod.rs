@@ -45,6 +45,9 @@ pub struct MappingSet {
     defaults: BTreeMap<String, Arc<Mapping>>,
     /// Per-bank files keyed by bank code, then file name; they shadow defaults of the same name.
     banks: BTreeMap<String, BTreeMap<String, Arc<Mapping>>>,
+    /// What each bank sees (its files shadowing defaults, [`compile::effective`]) and, under `None`, what a
+    /// bank without files sees: merged once at load instead of on every request.
+    views: BTreeMap<Option<String>, Vec<Arc<Mapping>>>,
     version: String,
 }
 
@@ -284,8 +287,12 @@ impl MappingSet {
 
     /// The mappings of one kind and direction as a bank sees them, in file-name order.
     fn effective(&self, kind: &str, direction: Direction, bank: Option<&str>) -> Vec<&Mapping> {
-        compile::effective(&self.defaults, bank.and_then(|b| self.banks.get(b)))
-            .into_iter()
+        let view = bank
+            .and_then(|b| self.views.get(&Some(b.to_owned())))
+            .or_else(|| self.views.get(&None));
+        view.into_iter()
+            .flatten()
+            .map(|m| &**m)
             .filter(|m| m.kind == kind && m.direction == direction)
             .collect()
     }
