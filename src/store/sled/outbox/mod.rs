@@ -284,6 +284,17 @@ mod tests {
         crate::outbox::fresh(MessageId::new(), new, Utc::now())
     }
 
+    /// The resolution of a delivered attempt at `now`.
+    fn delivered_at(now: chrono::DateTime<Utc>) -> Resolution {
+        Resolution {
+            state: State::Delivered,
+            next_attempt_at: now,
+            attempt: None,
+            remote_id: None,
+            now,
+        }
+    }
+
     /// Inserts `total` messages, the first `delivered` of them delivered.
     fn fill(trees: &Trees, total: u32, delivered: u32) {
         for n in 0..total {
@@ -299,15 +310,10 @@ mod tests {
                     lease_until: now + chrono::Duration::seconds(30),
                 };
                 let (claimed, _) = trees.claim(&claim).expect("claim");
-                let done = Resolution {
-                    state: State::Delivered,
-                    next_attempt_at: now,
-                    attempt: None,
-                    remote_id: None,
-                    now,
-                };
                 let token = claimed[0].lease_token.expect("token");
-                trees.resolve(claimed[0].id, token, &done).expect("resolve");
+                trees
+                    .resolve(claimed[0].id, token, &delivered_at(now))
+                    .expect("resolve");
             }
         }
     }
@@ -441,15 +447,10 @@ mod tests {
                     claimed.extend(got);
                 }
                 for c in claimed {
-                    let done = Resolution {
-                        state: State::Delivered,
-                        next_attempt_at: now,
-                        attempt: None,
-                        remote_id: None,
-                        now,
-                    };
                     let token = c.lease_token.expect("token");
-                    let (_, changes) = trees.resolve(c.id, token, &done).expect("resolve");
+                    let (_, changes) = trees
+                        .resolve(c.id, token, &delivered_at(now))
+                        .expect("resolve");
                     apply(&queue.shared.counts, &trees.live, &changes);
                 }
             }

@@ -168,6 +168,11 @@ impl Trees {
         }
         if version < 2 {
             self.rebuild_due()?;
+            // `rebuild_due` reads the old live tree that version 3 empties: the version must say the
+            // rebuild is done before that tree is gone (sled's log keeps this order across a crash).
+            self.meta
+                .insert(keys::META_VERSION, &[2u8][..])
+                .map_err(StoreError::from)?;
         }
         if version < 3 {
             self.legacy_live.clear().map_err(StoreError::from)?;
