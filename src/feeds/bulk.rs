@@ -43,6 +43,7 @@ use super::worker::{
 };
 use crate::mapping::MappingSet;
 use crate::salesforce::{ApiError, BulkJobState, BulkResults, ErrorClass};
+use crate::store::binary::{Reader, put_var_bytes, put_varint};
 
 /// How Salesforce settled one row: written (its id, whether created) or refused for good (boxed: rare).
 type Settled = Result<(Option<String>, bool), Box<ApiError>>;
@@ -152,8 +153,7 @@ impl Part {
             next
         });
         put_varint(out, u64::from(index));
-        put_varint(out, text.len() as u64);
-        out.extend_from_slice(text.as_bytes());
+        put_var_bytes(out, text.as_bytes());
     }
 
     fn held(&self) -> impl Iterator<Item = &Held> {
@@ -469,39 +469,16 @@ async fn reread(
     .map_err(|e| FeedError::Corrupt(format!("spool re-read: {e}")))?
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// A varint at the start of `bytes` and its length in bytes.
-fn varint(bytes: &[u8]) -> Option<(u64, usize)> {
-    let mut v = 0u64;
-    for (i, b) in bytes.iter().enumerate().take(10) {
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some((v, i + 1));
-        }
-    }
-    None
-}
-
 /// The cells of a held row: `(field index, text)`.
 fn cells(bytes: &[u8]) -> impl Iterator<Item = (usize, &str)> + Clone {
     struct Cells<'b>(&'b [u8]);
     impl<'b> Iterator for Cells<'b> {
         type Item = (usize, &'b str);
         fn next(&mut self) -> Option<Self::Item> {
-            let rest = self.0;
-            let (index, a) = varint(rest)?;
-            let (len, b) = varint(&rest[a..])?;
-            let start = a + b;
-            let end = start.checked_add(len as usize)?;
-            let text = std::str::from_utf8(rest.get(start..end)?).unwrap_or_default();
-            self.0 = &rest[end..];
+            let mut r = Reader(self.0);
+            let index = r.varint()?;
+            let text = std::str::from_utf8(r.var_bytes()?).unwrap_or_default();
+            self.0 = r.0;
             Some((index as usize, text))
         }
     }

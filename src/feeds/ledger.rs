@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::FeedError;
 use super::model::{Batch, Outcome, RowResult, Upload};
+use crate::store::binary::{Reader, put_var_bytes, put_varint};
 use crate::store::{KvTree, Store};
 
 #[derive(Clone, Debug)]
@@ -290,19 +291,6 @@ fn outcome_of(code: u8) -> Option<Outcome> {
     })
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_varint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
-}
-
 /// The 16 bytes of a record key `rk_` + 32 lowercase hex digits (only a key that prints back the same).
 fn key_hex(key: &str) -> Option<[u8; 16]> {
     let hex = key.strip_prefix("rk_")?;
@@ -347,14 +335,14 @@ fn encode_batch(batch: &Batch) -> Vec<u8> {
         out.push(flags);
         match (hex, &r.record_key) {
             (Some(bytes), _) => out.extend_from_slice(&bytes),
-            (None, Some(key)) => put_bytes(&mut out, key.as_bytes()),
+            (None, Some(key)) => put_var_bytes(&mut out, key.as_bytes()),
             (None, None) => {}
         }
         if let Some(id) = &r.salesforce_id {
-            put_bytes(&mut out, id.as_bytes());
+            put_var_bytes(&mut out, id.as_bytes());
         }
         if !r.problems.is_empty() {
-            put_bytes(&mut out, &encode(&r.problems));
+            put_var_bytes(&mut out, &encode(&r.problems));
         }
         if let Some(of) = r.duplicate_of {
             put_varint(&mut out, of);
@@ -363,7 +351,7 @@ fn encode_batch(batch: &Batch) -> Vec<u8> {
     match &batch.rejected {
         Some(sealed) => {
             out.push(1);
-            put_bytes(&mut out, sealed.as_bytes());
+            put_var_bytes(&mut out, sealed.as_bytes());
         }
         None => out.push(0),
     }
@@ -381,22 +369,22 @@ fn decode_batch(bytes: &[u8]) -> Result<Batch, FeedError> {
     let mut rows = Vec::with_capacity(count.min(10_000) as usize);
     for _ in 0..count {
         let row = r.varint().ok_or_else(bad)?;
-        let flags = r.take(1).ok_or_else(bad)?[0];
+        let flags = r.u8().ok_or_else(bad)?;
         let outcome = outcome_of(flags & 0b111).ok_or_else(bad)?;
         let record_key = if flags & KEY_HEX != 0 {
             Some(format!("rk_{}", hex::encode(r.take(16).ok_or_else(bad)?)))
         } else if flags & HAS_KEY != 0 {
-            Some(r.text().ok_or_else(bad)?)
+            Some(r.var_str().ok_or_else(bad)?.to_owned())
         } else {
             None
         };
         let salesforce_id = if flags & HAS_ID != 0 {
-            Some(r.text().ok_or_else(bad)?)
+            Some(r.var_str().ok_or_else(bad)?.to_owned())
         } else {
             None
         };
         let problems = if flags & HAS_PROBLEMS != 0 {
-            decode(r.bytes().ok_or_else(bad)?)?
+            decode(r.var_bytes().ok_or_else(bad)?)?
         } else {
             Vec::new()
         };
@@ -414,49 +402,15 @@ fn decode_batch(bytes: &[u8]) -> Result<Batch, FeedError> {
             duplicate_of,
         });
     }
-    let rejected = match r.take(1).ok_or_else(bad)?[0] {
+    let rejected = match r.u8().ok_or_else(bad)? {
         0 => None,
-        1 => Some(r.text().ok_or_else(bad)?),
+        1 => Some(r.var_str().ok_or_else(bad)?.to_owned()),
         _ => return Err(bad()),
     };
     if !r.0.is_empty() {
         return Err(bad());
     }
     Ok(Batch { rows, rejected })
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn varint(&mut self) -> Option<u64> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let b = self.take(1)?[0];
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b & 0x80 == 0 {
-                return Some(v);
-            }
-        }
-        None
-    }
-
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let len = usize::try_from(self.varint()?).ok()?;
-        self.take(len)
-    }
-
-    fn text(&mut self) -> Option<String> {
-        std::str::from_utf8(self.bytes()?).ok().map(str::to_owned)
-    }
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@
 //! #1351, #1452). creditlink promises survival of process crashes, not of power loss on drives without
 //! power-loss protection.
 
+pub(crate) mod binary;
 mod error;
 mod files;
 mod kv;

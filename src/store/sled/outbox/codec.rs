@@ -17,12 +17,11 @@
 //! written before this layout). Such a record stays readable, and the first write that changes it stores it
 //! in this layout, its payload moved to `payloads`: no migration pass at open.
 
-use chrono::{DateTime, TimeZone, Utc};
-
 use crate::outbox::{
     Destination, ErrorClass, Lane, LastError, LeaseToken, Message, MessageId, OutboxError, State,
 };
 use crate::store::StoreError;
+use crate::store::binary::{Reader, Writer};
 
 const VERSION: u8 = 1;
 
@@ -202,97 +201,10 @@ fn decode_header(bytes: &[u8]) -> Option<Message> {
     })
 }
 
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-
-    fn bytes(&mut self, v: &[u8]) {
-        self.0.extend_from_slice(v);
-    }
-
-    fn u32(&mut self, v: u32) {
-        self.bytes(&v.to_le_bytes());
-    }
-
-    fn u64(&mut self, v: u64) {
-        self.bytes(&v.to_le_bytes());
-    }
-
-    fn time(&mut self, t: DateTime<Utc>) {
-        self.bytes(&t.timestamp().to_le_bytes());
-        self.u32(t.timestamp_subsec_nanos());
-    }
-
-    fn str(&mut self, s: &str) {
-        self.u32(u32::try_from(s.len()).unwrap_or(u32::MAX));
-        self.bytes(s.as_bytes());
-    }
-
-    fn opt<T>(&mut self, v: Option<T>, f: impl FnOnce(&mut Writer, T)) {
-        match v {
-            None => self.u8(0),
-            Some(v) => {
-                self.u8(1);
-                f(self, v);
-            }
-        }
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Some(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
-        self.take(N)?.try_into().ok()
-    }
-
-    fn u8(&mut self) -> Option<u8> {
-        self.array::<1>().map(|[b]| b)
-    }
-
-    fn u32(&mut self) -> Option<u32> {
-        self.array().map(u32::from_le_bytes)
-    }
-
-    fn u64(&mut self) -> Option<u64> {
-        self.array().map(u64::from_le_bytes)
-    }
-
-    fn time(&mut self) -> Option<DateTime<Utc>> {
-        let secs = i64::from_le_bytes(self.array()?);
-        let nanos = self.u32()?;
-        Utc.timestamp_opt(secs, nanos).single()
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let len = usize::try_from(self.u32()?).ok()?;
-        String::from_utf8(self.take(len)?.to_vec()).ok()
-    }
-
-    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
-        match self.u8()? {
-            0 => Some(None),
-            1 => f(self).map(Some),
-            _ => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Utc;
 
     fn full() -> Message {
         let now = Utc::now();
