@@ -89,7 +89,7 @@ fn run(trees: &Trees, counts: &Counts, db: &SledDb, rx: &mpsc::Receiver<Job>) {
         batch.extend(rx.try_iter().take(MAX_BATCH - 1));
         let outcomes: Vec<Result<Enqueued, OutboxError>> = match write(trees, &batch) {
             Ok((outcomes, changes)) => {
-                settle(trees, counts, db, &changes);
+                super::settle(trees, counts, db, &changes);
                 outcomes.into_iter().map(Ok).collect()
             }
             Err(e) if batch.len() == 1 => vec![Err(e)],
@@ -97,7 +97,7 @@ fn run(trees: &Trees, counts: &Counts, db: &SledDb, rx: &mpsc::Receiver<Job>) {
                 .iter()
                 .map(|job| {
                     let (mut out, changes) = write(trees, std::slice::from_ref(job))?;
-                    settle(trees, counts, db, &changes);
+                    super::settle(trees, counts, db, &changes);
                     Ok(out.remove(0))
                 })
                 .collect(),
@@ -126,14 +126,6 @@ fn write(trees: &Trees, jobs: &[Job]) -> Result<(Vec<Enqueued>, Vec<Change>), Ou
             .map(|job| tx.enqueue(&job.message, job.key.as_ref()))
             .collect()
     })
-}
-
-/// A committed batch's changes into the counters, the live ids and the high-water mark.
-fn settle(trees: &Trees, counts: &Counts, db: &SledDb, changes: &[Change]) {
-    super::apply(counts, &trees.live, changes);
-    for (id, _, _) in changes.iter().filter(|(_, old, _)| old.is_none()) {
-        db.high_water().inserted(id.to_bytes());
-    }
 }
 
 #[cfg(test)]

@@ -120,10 +120,7 @@ impl SledQueue {
         let shared = self.shared.clone();
         let out = blocking(move || {
             let (out, changes) = f(&shared.trees)?;
-            apply(&shared.counts, &shared.trees.live, &changes);
-            for (id, _, _) in changes.iter().filter(|(_, old, _)| old.is_none()) {
-                shared.db.high_water().inserted(id.to_bytes());
-            }
+            settle(&shared.trees, &shared.counts, &shared.db, &changes);
             Ok::<_, OutboxError>(out)
         })
         .await?;
@@ -146,6 +143,15 @@ impl SledQueue {
     ) -> Result<T, OutboxError> {
         let shared = self.shared.clone();
         blocking(move || f(&shared.trees)).await
+    }
+}
+
+/// A committed transaction's changes into the counters, the live ids and the high-water mark (every
+/// writer calls it right after its commit: the batch thread and [`SledQueue::write`]).
+fn settle(trees: &Trees, counts: &batch::Counts, db: &SledDb, changes: &[Change]) {
+    apply(counts, &trees.live, changes);
+    for (id, _, _) in changes.iter().filter(|(_, old, _)| old.is_none()) {
+        db.high_water().inserted(id.to_bytes());
     }
 }
 
