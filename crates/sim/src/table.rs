@@ -315,10 +315,9 @@ impl Indexes {
         for (slot, field) in ORDERED_FIELDS.iter().enumerate() {
             match record.get(*field) {
                 _ if !live => {}
-                Some(Value::String(stamp)) if canonical_stamp(stamp) => {
-                    if let Some(v) = stamp_value(stamp) {
-                        self.ordered[slot].insert((v, IdKey::new(id)));
-                    }
+                // `stamp_value` checks the canonical form: anything else is counted as not indexed.
+                Some(Value::String(stamp)) if let Some(v) = stamp_value(stamp) => {
+                    self.ordered[slot].insert((v, IdKey::new(id)));
                 }
                 None | Some(Value::Null) => {}
                 Some(_) => self.unordered += 1,
@@ -341,10 +340,8 @@ impl Indexes {
         for (slot, field) in ORDERED_FIELDS.iter().enumerate() {
             match record.get(*field) {
                 _ if !live => {}
-                Some(Value::String(stamp)) if canonical_stamp(stamp) => {
-                    if let Some(v) = stamp_value(stamp) {
-                        self.ordered[slot].remove(&(v, IdKey::new(id)));
-                    }
+                Some(Value::String(stamp)) if let Some(v) = stamp_value(stamp) => {
+                    self.ordered[slot].remove(&(v, IdKey::new(id)));
                 }
                 None | Some(Value::Null) => {}
                 Some(_) => self.unordered -= 1,
