@@ -303,9 +303,23 @@ async fn idempotency_keys_replay_conflict_and_expire(backend: Backend) {
     let day = t0 + secs(24 * 3600 + 1);
     let fresh = outbox.enqueue_idempotent("001A", "k-1", [1; 32], new(), day);
     assert!(matches!(fresh.await.expect("fresh"), Enqueued::Created(n) if n != id));
-    let purged = outbox.purge_expired_keys(day + secs(24 * 3600 + 1)).await;
+    let later = day + secs(24 * 3600 + 1);
+    let purged = outbox.purge_expired_keys(later).await;
     assert!(purged.expect("purge") >= 1);
-    assert_eq!(outbox.counts().await.expect("counts").pending, 3);
+    // A purged key is new again, and its next message is what it then replays.
+    let renewed = outbox.enqueue_idempotent("001A", "k-1", [1; 32], new(), later);
+    let Enqueued::Created(renewed) = renewed.await.expect("renewed") else {
+        panic!("a purged key creates a message");
+    };
+    let replay = outbox.enqueue_idempotent("001A", "k-1", [1; 32], new(), later + secs(1));
+    assert_eq!(
+        replay.await.expect("replay"),
+        Enqueued::Existing {
+            id: renewed,
+            same_body: true
+        }
+    );
+    assert_eq!(outbox.counts().await.expect("counts").pending, 4);
 }
 
 async fn concurrent_posts_with_one_key_make_one_message(backend: Backend) {

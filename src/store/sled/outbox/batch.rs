@@ -119,13 +119,32 @@ fn run(trees: &Trees, counts: &Counts, db: &SledDb, rx: &mpsc::Receiver<Job>) {
     }
 }
 
-/// The jobs' enqueues in one transaction, answers in job order.
+/// The jobs' enqueues in one transaction, answers in job order. A key the filter does not know and no
+/// earlier job of this transaction stored is written without reading the tree; the keys stored are
+/// added to the filter once the transaction committed (this thread is the filter's only adder, so the
+/// next batch sees them).
 fn write(trees: &Trees, jobs: &[Job]) -> Result<(Vec<Enqueued>, Vec<Change>), OutboxError> {
-    trees.transact(|tx| {
-        jobs.iter()
-            .map(|job| tx.enqueue(&job.message, job.key.as_ref()))
-            .collect()
-    })
+    let ((outcomes, stored), changes) = trees.transact(|tx| {
+        // Rebuilt on every run of the closure (sled may run it again on conflict).
+        let mut stored: Vec<[u8; 32]> = Vec::new();
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let key = job.key.as_ref();
+            let known = key
+                .is_some_and(|k| trees.keys.lock().may_hold(&k.hash) || stored.contains(&k.hash));
+            let (outcome, new_key) = tx.enqueue(&job.message, key, known)?;
+            if let (true, Some(k)) = (new_key, key) {
+                stored.push(k.hash);
+            }
+            outcomes.push(outcome);
+        }
+        Ok((outcomes, stored))
+    })?;
+    let mut filter = trees.keys.lock();
+    for hash in &stored {
+        filter.added(hash);
+    }
+    Ok((outcomes, changes))
 }
 
 #[cfg(test)]

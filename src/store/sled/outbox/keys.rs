@@ -119,20 +119,6 @@ pub(crate) fn tenant(tenant: &str, id: MessageId) -> Vec<u8> {
     k
 }
 
-/// `idem_expiry`: `expires_at ms | key hash` — purging is a range scan up to "now".
-pub(crate) fn idem_expiry(expires_at: DateTime<Utc>, key_hash: &[u8; 32]) -> [u8; 40] {
-    let mut k = [0u8; 40];
-    k[..8].copy_from_slice(&millis(expires_at).to_be_bytes());
-    k[8..].copy_from_slice(key_hash);
-    k
-}
-
-pub(crate) fn idem_expiry_until(now: DateTime<Utc>) -> [u8; 40] {
-    let mut k = [0xffu8; 40];
-    k[..8].copy_from_slice(&millis(now).to_be_bytes());
-    k
-}
-
 /// `meta` keys, each under a one-byte prefix:
 /// - `c | state` → the number of messages in a terminal state (i64, big-endian);
 /// - `s | state | id` → empty, for dead letters (Failed, Dead, Discarded): listing them reads only them;

@@ -10,8 +10,7 @@
 //! | `outbox.leases` | lease_until ms (8) · id | empty; only InFlight |
 //! | `outbox.attempts` | id · attempt number (4) | the [`crate::outbox::Attempt`] as JSON |
 //! | `outbox.by_tenant` | len (2) · tenant · id | empty; a bank's messages in order |
-//! | `outbox.idempotency` | SHA-256(tenant · NUL · key) | id · body hash · expires_at |
-//! | `outbox.idem_expiry` | expires_at ms (8) · key hash | empty; purge is a range scan |
+//! | `outbox.idempotency` | SHA-256(tenant · NUL · key) | id · body hash · expires_at; purge scans these records |
 //! | `outbox.meta` | `c`·state / `s`·state·id / `r`·erased·completed ms·id / `v` | terminal counters (i64); dead letters; retention; index version |
 //!
 //! Every write is one sled transaction over the trees (`tx.rs`; `Tx::put` is the only writer of the
@@ -19,7 +18,10 @@
 //! writes every enqueue waiting in one transaction and flushes once for them (`batch.rs`); the other
 //! writes run on a blocking thread each and then wait for the group-commit thread (`db.rs`). A state change rewrites the header (about 150 bytes) and moves the index
 //! entries; it never re-encodes or rewrites the payload. An enqueue writes `messages`, `payloads`,
-//! `by_tenant` and `due`, plus `idempotency` and `idem_expiry` with an Idempotency-Key. The ids of the
+//! `by_tenant` and `due`, plus `idempotency` with an Idempotency-Key; the stored keys are also counted in
+//! memory by hash prefix (`idem.rs`), so a new key (nearly every one) is written without reading the
+//! tree first. (Stores before index version 4 also had an expiry index, `outbox.idem_expiry`; it is
+//! emptied at open.) The ids of the
 //! Pending and InFlight messages (the oldest-pending age, the unfiltered live listing) are kept in
 //! memory (`tx::Live`), not in a tree: rebuilt at open from `due` and `leases`, moved by every commit's
 //! changes. (Stores before index version 3 had an `outbox.live` tree; it is emptied at open.)
@@ -38,6 +40,7 @@
 
 mod batch;
 mod codec;
+mod idem;
 mod keys;
 mod read;
 mod tx;
@@ -87,7 +90,12 @@ impl SledQueue {
         trees.ensure_meta().map_err(into_store)?;
         trees.release_all(Utc::now()).map_err(into_store)?;
         let (counts, open_reads) = trees.count_states().map_err(into_store)?;
-        tracing::debug!(entries_read = open_reads, "outbox states counted at open");
+        let keys = trees.fill_key_filter().map_err(into_store)?;
+        tracing::debug!(
+            entries_read = open_reads,
+            idempotency_keys = keys,
+            "outbox states counted at open"
+        );
         let counts = Arc::new(Mutex::new(counts));
         let batcher = batch::Batcher::start(trees.clone(), counts.clone(), db.clone())?;
         Ok(SledQueue {
@@ -417,6 +425,82 @@ mod tests {
             queue.shared.trees.legacy_live.is_empty(),
             "the old live tree is emptied (version 3 keeps the live ids in memory)"
         );
+    }
+
+    /// A version-3 store also had an expiry index of its idempotency keys: version 4 empties it. The keys
+    /// stored before are counted at open (a replay finds its message without the tree read being skipped),
+    /// and purge finds the expired ones by their records; a purged key is new again, then replays.
+    #[tokio::test]
+    async fn idempotency_keys_after_the_version_4_migration() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Utc::now();
+        let key = |n: u8, hours: i64| IdemKey {
+            hash: [n; 32],
+            body_hash: [1; 32],
+            expires_at: now + chrono::Duration::hours(hours),
+            now,
+        };
+        let kept = {
+            let db = SledDb::open(dir.path(), Durability::None).expect("open");
+            let queue = SledQueue::open(&db).expect("queue");
+            let kept = queue
+                .insert_idempotent(message(1), key(1, 24))
+                .await
+                .expect("enqueue");
+            queue
+                .insert_idempotent(message(2), key(2, 1))
+                .await
+                .expect("enqueue");
+            let trees = &queue.shared.trees;
+            // What version 3 wrote beside each key: `expires_at ms | key hash`.
+            for n in [1u8, 2] {
+                trees
+                    .legacy_idem_expiry
+                    .insert([n; 40], &[][..])
+                    .expect("insert");
+            }
+            trees
+                .meta
+                .insert(keys::META_VERSION, &[3u8][..])
+                .expect("v3");
+            kept
+        };
+        let db = SledDb::open(dir.path(), Durability::None).expect("reopen");
+        let queue = SledQueue::open(&db).expect("queue");
+        assert!(queue.shared.trees.legacy_idem_expiry.is_empty());
+        assert_eq!(queue.shared.trees.keys.lock().len(), 2, "both keys counted");
+        let replay = queue
+            .insert_idempotent(message(3), key(1, 24))
+            .await
+            .expect("replay");
+        assert_eq!(
+            replay,
+            Enqueued::Existing {
+                id: kept.id(),
+                same_body: true
+            }
+        );
+        let later = now + chrono::Duration::hours(2);
+        assert_eq!(queue.purge_expired_keys(later).await.expect("purge"), 1);
+        assert_eq!(queue.shared.trees.keys.lock().len(), 1, "key 2 forgotten");
+        let again = |now| IdemKey { now, ..key(2, 48) };
+        let fresh = queue
+            .insert_idempotent(message(4), again(later))
+            .await
+            .expect("fresh");
+        assert!(matches!(fresh, Enqueued::Created(_)));
+        let replay = queue
+            .insert_idempotent(message(5), again(later))
+            .await
+            .expect("replay");
+        assert_eq!(
+            replay,
+            Enqueued::Existing {
+                id: fresh.id(),
+                same_body: true
+            }
+        );
+        assert_eq!(queue.shared.counts.lock().get(&State::Pending), Some(&3));
     }
 
     /// The live ids follow every state change and are rebuilt at open: the oldest-pending age names the

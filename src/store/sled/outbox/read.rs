@@ -151,7 +151,8 @@ impl Trees {
     /// Brings the indexes of a store written by an older version up to date, once, at open: version 1
     /// added the `meta` indexes (one pass over history), version 2 put the tenant into `due` keys for
     /// fair claims (one pass over live messages), version 3 moved the live ids from the `outbox.live`
-    /// tree into memory (the tree is emptied). A crash midway repeats the step at the next open: the
+    /// tree into memory (the tree is emptied), version 4 dropped the idempotency keys' expiry index
+    /// (emptied: purge scans the keys' records). A crash midway repeats the step at the next open: the
     /// version is written last.
     pub(crate) fn ensure_meta(&self) -> Result<(), OutboxError> {
         let version = self
@@ -176,6 +177,9 @@ impl Trees {
         }
         if version < 3 {
             self.legacy_live.clear().map_err(StoreError::from)?;
+        }
+        if version < 4 {
+            self.legacy_idem_expiry.clear().map_err(StoreError::from)?;
         }
         self.meta
             .insert(keys::META_VERSION, &[INDEX_VERSION][..])
@@ -238,7 +242,7 @@ impl Trees {
 }
 
 /// The layout of the derived indexes this code writes (see [`Trees::ensure_meta`]).
-const INDEX_VERSION: u8 = 3;
+const INDEX_VERSION: u8 = 4;
 
 /// The smallest key greater than `key` (for "after" cursors).
 fn successor(mut key: Vec<u8>) -> Vec<u8> {

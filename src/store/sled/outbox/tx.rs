@@ -18,6 +18,7 @@ use crate::outbox::{Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 use crate::store::sled::db::SledDb;
 
+use super::idem::SharedKeyFilter;
 use super::{codec, keys};
 
 /// The trees of the key layout (see the module documentation).
@@ -30,12 +31,16 @@ pub(crate) struct Trees {
     pub(crate) attempts: Tree,
     pub(crate) by_tenant: Tree,
     pub(crate) idempotency: Tree,
-    pub(crate) idem_expiry: Tree,
     /// Durable counters, the dead-letter index and the retention index (`keys::META_*`).
     pub(crate) meta: Tree,
     /// `outbox.live` of index versions before 3 (ids of every Pending or InFlight message): read only by
     /// the version-2 migration, then emptied (`read.rs`, `ensure_meta`).
     pub(crate) legacy_live: Tree,
+    /// `outbox.idem_expiry` of index versions before 4 (an expiry index of the idempotency keys, now found
+    /// by a scan of the keys' records): emptied at open.
+    pub(crate) legacy_idem_expiry: Tree,
+    /// The stored idempotency keys, counted in memory (`idem.rs`).
+    pub(crate) keys: SharedKeyFilter,
     /// The ids of every Pending or InFlight message, in memory (see [`Live`]).
     pub(crate) live: Live,
 }
@@ -55,7 +60,9 @@ pub(crate) type Change = (MessageId, Option<State>, Option<State>);
 pub(crate) type TxResult<A> = ConflictableTransactionResult<A, OutboxError>;
 
 /// The views of one transaction run. sled may run the closure more than once on conflict, so it
-/// must not do I/O outside these views; `changes` is rebuilt on every run.
+/// must not do I/O outside these views; `changes` is rebuilt on every run. Writes are blind (`set` and
+/// `unset` of the vendored sled, `crates/sled/PATCHED.md`): nothing here uses a key's old value, and
+/// sled's `insert` would read the tree for it on every write.
 pub(crate) struct Tx<'a> {
     pub(crate) messages: &'a TransactionalTree,
     pub(crate) payloads: &'a TransactionalTree,
@@ -64,7 +71,6 @@ pub(crate) struct Tx<'a> {
     pub(crate) attempts: &'a TransactionalTree,
     pub(crate) by_tenant: &'a TransactionalTree,
     pub(crate) idempotency: &'a TransactionalTree,
-    pub(crate) idem_expiry: &'a TransactionalTree,
     pub(crate) meta: &'a TransactionalTree,
     changes: RefCell<Vec<Change>>,
 }
@@ -80,9 +86,10 @@ impl Trees {
             attempts: tree("outbox.attempts")?,
             by_tenant: tree("outbox.by_tenant")?,
             idempotency: tree("outbox.idempotency")?,
-            idem_expiry: tree("outbox.idem_expiry")?,
             meta: tree("outbox.meta")?,
             legacy_live: tree("outbox.live")?,
+            legacy_idem_expiry: tree("outbox.idem_expiry")?,
+            keys: SharedKeyFilter::default(),
             live: Live::default(),
         })
     }
@@ -100,21 +107,10 @@ impl Trees {
             &self.attempts,
             &self.by_tenant,
             &self.idempotency,
-            &self.idem_expiry,
             &self.meta,
         );
         let result = trees.transaction(
-            |(
-                messages,
-                payloads,
-                due,
-                leases,
-                attempts,
-                by_tenant,
-                idempotency,
-                idem_expiry,
-                meta,
-            )| {
+            |(messages, payloads, due, leases, attempts, by_tenant, idempotency, meta)| {
                 let tx = Tx {
                     messages,
                     payloads,
@@ -123,7 +119,6 @@ impl Trees {
                     attempts,
                     by_tenant,
                     idempotency,
-                    idem_expiry,
                     meta,
                     changes: RefCell::new(Vec::new()),
                 };
@@ -234,17 +229,17 @@ impl Tx<'_> {
             self.unindex(old)?;
         } else {
             self.by_tenant
-                .insert(keys::tenant(&new.tenant, new.id).to_vec(), &[][..])?;
+                .set(keys::tenant(&new.tenant, new.id).to_vec(), &[][..]);
         }
         if old.is_none() || erasing || legacy {
             if new.payload.is_null() {
-                self.payloads.remove(&key)?;
+                self.payloads.unset(&key);
             } else {
                 let payload = codec::encode_payload(&new.payload).map_err(abort)?;
-                self.payloads.insert(&key, payload)?;
+                self.payloads.set(&key, payload);
             }
         }
-        self.messages.insert(&key, codec::encode_header(new))?;
+        self.messages.set(&key, codec::encode_header(new));
         self.index(new)?;
         self.changes
             .borrow_mut()
@@ -255,12 +250,12 @@ impl Tx<'_> {
     /// Deletes `old` (retention), with its indexes and attempt log.
     pub(crate) fn remove(&self, old: &Message) -> TxResult<()> {
         self.unindex(old)?;
-        self.messages.remove(&keys::message(old.id))?;
-        self.payloads.remove(&keys::message(old.id))?;
+        self.messages.unset(&keys::message(old.id));
+        self.payloads.unset(&keys::message(old.id));
         self.by_tenant
-            .remove(keys::tenant(&old.tenant, old.id).as_slice())?;
+            .unset(keys::tenant(&old.tenant, old.id).as_slice());
         for n in 1..=old.attempts {
-            self.attempts.remove(&keys::attempt(old.id, n))?;
+            self.attempts.unset(&keys::attempt(old.id, n));
         }
         let id = old.id.to_bytes();
         if self
@@ -268,7 +263,7 @@ impl Tx<'_> {
             .get(keys::META_PURGED)?
             .is_none_or(|newest| newest.as_ref() < &id[..])
         {
-            self.meta.insert(keys::META_PURGED, &id[..])?;
+            self.meta.set(keys::META_PURGED, &id[..]);
         }
         self.changes
             .borrow_mut()
@@ -286,11 +281,11 @@ impl Tx<'_> {
                     new.next_attempt_at,
                     new.id,
                 );
-                self.due.insert(key.as_slice(), &[][..])?;
+                self.due.set(key.as_slice(), &[][..]);
             }
             State::InFlight => {
                 if let Some(until) = new.lease_until {
-                    self.leases.insert(&keys::lease(until, new.id), &[][..])?;
+                    self.leases.set(&keys::lease(until, new.id), &[][..]);
                 }
             }
             _ => {}
@@ -311,11 +306,11 @@ impl Tx<'_> {
                     old.next_attempt_at,
                     old.id,
                 );
-                self.due.remove(key.as_slice())?;
+                self.due.unset(key.as_slice());
             }
             State::InFlight => {
                 if let Some(until) = old.lease_until {
-                    self.leases.remove(&keys::lease(until, old.id))?;
+                    self.leases.unset(&keys::lease(until, old.id));
                 }
             }
             _ => {}
@@ -338,15 +333,15 @@ impl Tx<'_> {
         }
         for key in keys_of {
             if add {
-                self.meta.insert(key, &[][..])?;
+                self.meta.set(key, &[][..]);
             } else {
-                self.meta.remove(key)?;
+                self.meta.unset(key);
             }
         }
         let counter = keys::count(m.state);
         let n = self.meta.get(counter)?.map_or(0, |v| decode_count(&v));
         let n = if add { n + 1 } else { n - 1 };
-        self.meta.insert(&counter[..], &n.to_be_bytes()[..])?;
+        self.meta.set(&counter[..], &n.to_be_bytes()[..]);
         Ok(())
     }
 }

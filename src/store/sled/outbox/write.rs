@@ -9,6 +9,7 @@ use crate::outbox::backend::{
 use crate::outbox::{Enqueued, LeaseToken, Message, MessageId, OutboxError, State};
 use crate::store::StoreError;
 
+use super::idem::IdemRecord;
 use super::keys;
 use super::tx::{Change, Trees, Tx, TxResult, abort};
 
@@ -16,29 +17,7 @@ impl Trees {
     /// One enqueue in its own transaction (the queue batches them, `batch.rs`; tests call this).
     #[cfg(test)]
     pub(crate) fn insert(&self, message: &Message) -> Result<Vec<Change>, OutboxError> {
-        Ok(self.transact(|tx| tx.enqueue(message, None))?.1)
-    }
-
-    pub(crate) fn purge_expired_keys(&self, now: DateTime<Utc>) -> Result<usize, OutboxError> {
-        let mut purged = 0;
-        for entry in self.idem_expiry.range(..=keys::idem_expiry_until(now)) {
-            let (expiry_key, _) = entry.map_err(StoreError::from)?;
-            let Ok(key_hash) = <[u8; 32]>::try_from(&expiry_key[8..]) else {
-                continue;
-            };
-            self.transact(|tx| {
-                tx.idem_expiry.remove(&expiry_key)?;
-                if let Some(bytes) = tx.idempotency.get(key_hash)? {
-                    let record = IdemRecord::decode(&bytes).map_err(abort)?;
-                    if record.expires_at <= now {
-                        tx.idempotency.remove(&key_hash)?;
-                    }
-                }
-                Ok(())
-            })?;
-            purged += 1;
-        }
-        Ok(purged)
+        Ok(self.transact(|tx| tx.enqueue(message, None, false))?.1)
     }
 
     /// One retention batch: erases up to `r.max` payloads, then deletes up to `r.max` messages, each
@@ -250,7 +229,7 @@ impl Trees {
                     let old = match tx.get(*id)? {
                         Some(m) if m.state == State::InFlight => m,
                         _ => {
-                            tx.leases.remove(&key[..])?;
+                            tx.leases.unset(&key[..]);
                             continue;
                         }
                     };
@@ -290,21 +269,30 @@ impl Trees {
 
 impl Tx<'_> {
     /// Queues `message` unless `key` names a live idempotency record (then the message it created).
-    pub(crate) fn enqueue(&self, message: &Message, key: Option<&IdemKey>) -> TxResult<Enqueued> {
+    /// `known`: whether a record under the key may be stored (the key filter, `idem.rs`); when it
+    /// certainly is not, the tree is not read. Also returns whether a key was newly stored (not an
+    /// expired record overwritten), for the filter.
+    pub(crate) fn enqueue(
+        &self,
+        message: &Message,
+        key: Option<&IdemKey>,
+        known: bool,
+    ) -> TxResult<(Enqueued, bool)> {
         let Some(key) = key else {
             self.put(None, message)?;
-            return Ok(Enqueued::Created(message.id));
+            return Ok((Enqueued::Created(message.id), false));
         };
-        if let Some(bytes) = self.idempotency.get(key.hash)? {
+        let mut stored = false;
+        if known && let Some(bytes) = self.idempotency.get(key.hash)? {
             let record = IdemRecord::decode(&bytes).map_err(abort)?;
             if record.expires_at > key.now {
-                return Ok(Enqueued::Existing {
+                let existing = Enqueued::Existing {
                     id: record.id,
                     same_body: record.body_hash == key.body_hash,
-                });
+                };
+                return Ok((existing, false));
             }
-            self.idem_expiry
-                .remove(&keys::idem_expiry(record.expires_at, &key.hash)[..])?;
+            stored = true;
         }
         self.put(None, message)?;
         let record = IdemRecord {
@@ -312,42 +300,8 @@ impl Tx<'_> {
             body_hash: key.body_hash,
             expires_at: key.expires_at,
         };
-        self.idempotency.insert(&key.hash, record.encode())?;
-        self.idem_expiry
-            .insert(&keys::idem_expiry(key.expires_at, &key.hash)[..], &[][..])?;
-        Ok(Enqueued::Created(message.id))
-    }
-}
-
-/// The value under an idempotency key: `id (16) | body hash (32) | expires_at ms (8)`.
-struct IdemRecord {
-    id: MessageId,
-    body_hash: [u8; 32],
-    expires_at: DateTime<Utc>,
-}
-
-impl IdemRecord {
-    fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(56);
-        v.extend_from_slice(&self.id.to_bytes());
-        v.extend_from_slice(&self.body_hash);
-        v.extend_from_slice(&keys::millis(self.expires_at).to_be_bytes());
-        v
-    }
-
-    fn decode(bytes: &[u8]) -> Result<Self, OutboxError> {
-        let (Ok(id), Ok(body_hash), Ok(ms)) = (
-            <[u8; 16]>::try_from(bytes.get(..16).unwrap_or_default()),
-            <[u8; 32]>::try_from(bytes.get(16..48).unwrap_or_default()),
-            <[u8; 8]>::try_from(bytes.get(48..56).unwrap_or_default()),
-        ) else {
-            return Err(OutboxError::Corrupt("idempotency record"));
-        };
-        Ok(IdemRecord {
-            id: MessageId::from_bytes(id),
-            body_hash,
-            expires_at: keys::from_millis(u64::from_be_bytes(ms)),
-        })
+        self.idempotency.set(&key.hash, &record.encode()[..]);
+        Ok((Enqueued::Created(message.id), !stored))
     }
 }
 
@@ -378,8 +332,7 @@ fn resolve_in(
     }
     let new = resolution.apply(&old);
     if let Some(bytes) = attempt {
-        tx.attempts
-            .insert(&keys::attempt(id, new.attempts), bytes)?;
+        tx.attempts.set(&keys::attempt(id, new.attempts), bytes);
     }
     tx.put(Some(&old), &new)?;
     Ok(Ok(new))
