@@ -428,7 +428,7 @@ mod tests {
     }
 
     /// A version-3 store also had an expiry index of its idempotency keys: version 4 empties it. The keys
-    /// stored before are counted at open (a replay finds its message without the tree read being skipped),
+    /// stored before are counted at open (so a replay reads the tree and finds its message),
     /// and purge finds the expired ones by their records; a purged key is new again, then replays.
     #[tokio::test]
     async fn idempotency_keys_after_the_version_4_migration() {

@@ -282,7 +282,7 @@ impl Tx<'_> {
             self.put(None, message)?;
             return Ok((Enqueued::Created(message.id), false));
         };
-        let mut stored = false;
+        let mut existed = false;
         if known && let Some(bytes) = self.idempotency.get(key.hash)? {
             let record = IdemRecord::decode(&bytes).map_err(abort)?;
             if record.expires_at > key.now {
@@ -292,7 +292,7 @@ impl Tx<'_> {
                 };
                 return Ok((existing, false));
             }
-            stored = true;
+            existed = true;
         }
         self.put(None, message)?;
         let record = IdemRecord {
@@ -301,7 +301,7 @@ impl Tx<'_> {
             expires_at: key.expires_at,
         };
         self.idempotency.set(&key.hash, &record.encode()[..]);
-        Ok((Enqueued::Created(message.id), !stored))
+        Ok((Enqueued::Created(message.id), !existed))
     }
 }
 
