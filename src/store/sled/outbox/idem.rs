@@ -11,6 +11,10 @@
 //!
 //! Adds and removals of different threads commute (counts, not a set), so their order does not matter.
 //! Counting more than stored (a prefix shared by two keys, one since removed) only costs a read.
+//!
+//! Memory: one map entry per stored key, 20-40 bytes with the map's spare capacity. A key is stored for
+//! `[intake] idempotency_ttl_hours` (24 h by default) and purged within 10 minutes after, so the count
+//! follows the requests of the last day: 100,000 keys take 2-4 MB.
 
 use std::collections::HashMap;
 use std::sync::Arc;
