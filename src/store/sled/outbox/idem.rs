@@ -25,6 +25,7 @@ use parking_lot::Mutex;
 
 use crate::outbox::{MessageId, OutboxError};
 use crate::store::StoreError;
+use crate::store::binary::Reader;
 
 use super::keys;
 use super::tx::Trees;
@@ -46,11 +47,8 @@ impl IdemRecord {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Result<Self, OutboxError> {
-        let (Ok(id), Ok(body_hash), Ok(ms)) = (
-            <[u8; 16]>::try_from(bytes.get(..16).unwrap_or_default()),
-            <[u8; 32]>::try_from(bytes.get(16..48).unwrap_or_default()),
-            <[u8; 8]>::try_from(bytes.get(48..56).unwrap_or_default()),
-        ) else {
+        let mut r = Reader(bytes);
+        let (Some(id), Some(body_hash), Some(ms)) = (r.array(), r.array(), r.array()) else {
             return Err(OutboxError::Corrupt("idempotency record"));
         };
         Ok(IdemRecord {
