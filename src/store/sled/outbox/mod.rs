@@ -16,15 +16,15 @@
 //! Every write is one sled transaction over the trees (`tx.rs`; `Tx::put` is the only writer of the
 //! derived indexes `due` and `leases`), durable before it returns. Enqueues go to one thread that
 //! writes every enqueue waiting in one transaction and flushes once for them (`batch.rs`); the other
-//! writes run on a blocking thread each and then wait for the group-commit thread (`db.rs`). A state change rewrites the header (about 150 bytes) and moves the index
-//! entries; it never re-encodes or rewrites the payload. An enqueue writes `messages`, `payloads`,
-//! `by_tenant` and `due`, plus `idempotency` with an Idempotency-Key; the stored keys are also counted in
-//! memory by hash prefix (`idem.rs`), so a new key (nearly every one) is written without reading the
-//! tree first. (Stores before index version 4 also had an expiry index, `outbox.idem_expiry`; it is
-//! emptied at open.) The ids of the
-//! Pending and InFlight messages (the oldest-pending age, the unfiltered live listing) are kept in
-//! memory (`tx::Live`), not in a tree: rebuilt at open from `due` and `leases`, moved by every commit's
-//! changes. (Stores before index version 3 had an `outbox.live` tree; it is emptied at open.)
+//! writes run on a blocking thread each and then wait for the group-commit thread (`db.rs`). A state
+//! change rewrites the header (about 150 bytes) and moves the index entries; it never re-encodes or
+//! rewrites the payload. An enqueue writes `messages`, `payloads`, `by_tenant` and `due`, plus
+//! `idempotency` with an Idempotency-Key; the stored keys are also counted in memory by hash prefix
+//! (`idem.rs`), so a new key (nearly every one) is written without reading the tree first. (Stores
+//! before index version 4 also had an expiry index, `outbox.idem_expiry`; it is emptied at open.) The
+//! ids of the Pending and InFlight messages (the oldest-pending age, the unfiltered live listing) are
+//! kept in memory (`tx::Live`), not in a tree: rebuilt at open from `due` and `leases`, moved by every
+//! commit's changes. (Stores before index version 3 had an `outbox.live` tree; it is emptied at open.)
 //! Claiming seeks from tenant to tenant within one `(kind, lane)` prefix of `due` and takes each
 //! tenant's messages due by "now" with a range scan, round robin across tenants (fair between banks),
 //! so its cost depends on the number of banks with work due and the batch size, not on the queue

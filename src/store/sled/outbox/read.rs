@@ -16,9 +16,10 @@ impl Trees {
     /// A page of messages in id (creation) order, after `filter.after`.
     ///
     /// The scan follows the narrowest index: a tenant's `by_tenant` entries; without a tenant, a
-    /// Pending or InFlight filter reads the live ids in memory, a dead-letter state (Failed, Dead, Discarded) reads its
-    /// `meta` entries, so listing dead letters never reads delivered history. Other filters are applied
-    /// while scanning (bounded by the store size, never by memory: at most `limit` messages are held).
+    /// Pending or InFlight filter reads the live ids in memory, a dead-letter state (Failed, Dead,
+    /// Discarded) reads its `meta` entries, so listing dead letters never reads delivered history. Other
+    /// filters are applied while scanning (bounded by the store size, never by memory: at most `limit`
+    /// messages are held).
     pub(crate) fn list(&self, filter: &ListFilter) -> Result<Vec<Message>, OutboxError> {
         let (tree, prefix) = match (&filter.tenant, filter.state) {
             (Some(tenant), _) => (&self.by_tenant, keys::tenant_prefix(tenant)),
